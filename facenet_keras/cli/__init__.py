@@ -1,0 +1,57 @@
+"""The ``facenet-keras`` command line: thin sub-commands that parse, call the API and print.
+
+Each module in this package registers its sub-commands with ``register(subparsers)``; a handler
+returns the process exit code. Exit codes scripts can rely on:
+0 match / recognised / success, 1 no match / not recognised, 2 bad input or usage.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+EXIT_OK, EXIT_NO_MATCH, EXIT_BAD_INPUT = 0, 1, 2
+
+# modules of this package that add sub-commands, in the order --help lists them
+_COMMAND_MODULES = ("faces", "evaluate", "train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facenet-keras",
+        description="Face verification (1:1) and recognition (1:K) with pretrained FaceNet-style embeddings.",
+    )
+    parser.add_argument("--gallery", metavar="PATH", default=None,
+                        help="gallery file (SQLite); default: $FACENET_KERAS_GALLERY or the user data folder")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:  # a command module not written yet
+            if exc.name != f"{__name__}.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, KeyError, LookupError) as exc:
+        # Bad input (unreadable image, no face, unknown identity, wrong file): a clear message, exit 2.
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"facenet-keras: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())
