@@ -1,0 +1,116 @@
+"""Nearest-neighbour search over enrolled embeddings: exact (one matrix product) or FAISS.
+
+Both backends take a matrix of enrolled embeddings (M, D) and answer ``search(queries, k)`` with the
+Euclidean distances (Q, k) and row indices (Q, k) of the k nearest rows, nearest first. Rows past M
+are padded with distance inf and index -1, so callers never special-case a small gallery.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _as_matrix(x, name: str, dim: int | None = None) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"{name} must have shape (N, D), got {x.shape}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"{name} have dimension {x.shape[1]}, but the gallery holds {dim}-D embeddings")
+    return x
+
+
+class ExactIndex:
+    """Exact Euclidean search: d^2 = |q|^2 + |e|^2 - 2 q.e, one matrix product per batch of queries."""
+
+    name = "exact"
+
+    def __init__(self, embeddings):
+        self.embeddings = _as_matrix(embeddings, "embeddings")
+        self._sq_norms = np.einsum("ij,ij->i", self.embeddings, self.embeddings)
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    def distances(self, queries) -> np.ndarray:
+        """All distances (Q, M) from each query to each enrolled row."""
+        q = _as_matrix(queries, "queries", self.embeddings.shape[1])
+        d2 = np.einsum("ij,ij->i", q, q)[:, None] + self._sq_norms[None, :] - 2.0 * (q @ self.embeddings.T)
+        return np.sqrt(np.maximum(d2, 0.0, out=d2))
+
+    def search(self, queries, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        d = self.distances(queries)
+        kk = min(k, d.shape[1])
+        if kk == 0:
+            return _pad(np.empty((len(d), 0), np.float32), np.empty((len(d), 0), np.int64), k)
+        idx = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < d.shape[1] else np.tile(np.arange(kk), (len(d), 1))
+        part = np.take_along_axis(d, idx, axis=1)
+        order = np.argsort(part, axis=1, kind="stable")
+        return _pad(np.take_along_axis(part, order, 1), np.take_along_axis(idx, order, 1), k)
+
+
+class FaissIndex:
+    """FAISS search for very large galleries (``pip install faiss-cpu``).
+
+    ``kind="flat"`` is exact (IndexFlatL2, multi-threaded); ``kind="hnsw"`` is approximate and
+    sub-linear (IndexHNSWFlat), for millions of rows.
+    """
+
+    name = "faiss"
+
+    def __init__(self, embeddings, kind: str = "flat", hnsw_m: int = 32):
+        try:
+            import faiss
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("FAISS search needs the faiss-cpu package: pip install faiss-cpu") from exc
+        x = np.ascontiguousarray(_as_matrix(embeddings, "embeddings"))
+        dim = x.shape[1]
+        if kind == "flat":
+            self._index = faiss.IndexFlatL2(dim)
+        elif kind == "hnsw":
+            self._index = faiss.IndexHNSWFlat(dim, hnsw_m)
+        else:
+            raise ValueError(f"unknown FAISS index kind {kind!r}: use 'flat' or 'hnsw'")
+        self._index.add(x)
+        self._dim = dim
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def search(self, queries, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        q = np.ascontiguousarray(_as_matrix(queries, "queries", self._dim))
+        kk = min(k, len(self))
+        if kk == 0:
+            return _pad(np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64), k)
+        d2, idx = self._index.search(q, kk)
+        return _pad(np.sqrt(np.maximum(d2, 0.0)), idx.astype(np.int64), k)
+
+
+def _pad(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    missing = k - dist.shape[1]
+    if missing > 0:
+        dist = np.concatenate([dist, np.full((len(dist), missing), np.inf, np.float32)], axis=1)
+        idx = np.concatenate([idx, np.full((len(idx), missing), -1, np.int64)], axis=1)
+    return dist.astype(np.float32), idx
+
+
+BACKENDS = ("exact", "faiss", "faiss-hnsw")
+
+
+def check_backend(backend: str) -> None:
+    """Raise now, not at the first search, for an unknown backend or a missing faiss package."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown search backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend.startswith("faiss"):
+        try:
+            import faiss  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("FAISS search needs the faiss-cpu package: pip install faiss-cpu") from exc
+
+
+def make_index(embeddings, backend: str = "exact"):
+    """An index over ``embeddings`` (M, D): backend 'exact', 'faiss' (flat, exact) or 'faiss-hnsw'."""
+    check_backend(backend)
+    if backend == "exact":
+        return ExactIndex(embeddings)
+    return FaissIndex(embeddings, kind="hnsw" if backend == "faiss-hnsw" else "flat")
