@@ -43,8 +43,13 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 def __getattr__(name: str):
     module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'facenet_keras' has no attribute {name!r}")
+    if module is None:  # a sub-module, e.g. facenet_keras.evaluation
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'facenet_keras' has no attribute {name!r}") from None
+        globals()[name] = value
+        return value
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value

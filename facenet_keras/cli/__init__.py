@@ -22,9 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="facenet-keras",
         description="Face verification (1:1) and recognition (1:K) with pretrained FaceNet-style embeddings.",
     )
-    parser.add_argument("--gallery", metavar="PATH", default=None,
-                        help="gallery file (SQLite); default: $FACENET_KERAS_GALLERY or the user data folder")
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
+    _add_global_options(parser, default=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
         try:
@@ -34,7 +32,23 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    for command in sub.choices.values():  # the global options work after the command name too
+        _add_global_options(command, default=False)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, default: bool) -> None:
+    # Only the main parser sets defaults; a sub-parser's copy is suppressed unless given, so it
+    # never overwrites a value given before the command name.
+    # A command that defines one of these itself (evaluate's "--json [OUT.json]") keeps its own.
+    keep = (lambda v: v) if default else (lambda v: argparse.SUPPRESS)
+    have = parser._option_string_actions
+    if "--gallery" not in have:
+        parser.add_argument("--gallery", metavar="PATH", default=keep(None),
+                            help="gallery file (SQLite); default: $FACENET_KERAS_GALLERY or the user data folder")
+    if "--json" not in have:
+        parser.add_argument("--json", action="store_true", default=keep(False),
+                            help="print machine-readable JSON instead of text")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,196 @@
+"""Photo -> faces -> aligned chips -> embeddings, batched over faces and photos.
+
+Each face found is aligned to the encoder's canonical chip and encoded; by default the chip's mirror
+image is encoded too and the two embeddings averaged (test-time augmentation: a face and its mirror
+are the same person, and averaging cancels part of the pose and lighting asymmetry).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .alignment import align_faces
+from .detection import Detection, FaceDetector
+from .images import load_image
+
+# Photos per progress bar below which no bar is drawn.
+_PROGRESS_MIN = 8
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face in a photo: where it is, how sure the detector is, and its embedding.
+
+    box: (x, y, w, h) in pixels; landmarks: (5, 2) pixels (left eye, right eye, nose, mouth left,
+    mouth right, 'left' as seen in the photo); embedding: (D,) float32.
+    """
+
+    box: np.ndarray
+    landmarks: np.ndarray
+    confidence: float
+    embedding: np.ndarray = field(repr=False)
+
+    @property
+    def area(self) -> float:
+        return float(self.box[2] * self.box[3])
+
+    def to_dict(self, embedding: bool = True) -> dict:
+        out = {"box": [round(float(v), 2) for v in self.box],
+               "landmarks": [[round(float(v), 2) for v in p] for p in self.landmarks],
+               "confidence": round(float(self.confidence), 5)}
+        if embedding:
+            out["embedding"] = [float(v) for v in self.embedding]
+        return out
+
+
+# ---------------------------------------------------------------------------- model resolution
+_MODELS: dict = {}
+
+
+def resolve_model(model=None):
+    """The encoder to use: None -> the pretrained dlib ResNet; a path -> a saved ``.keras`` model
+    (e.g. from ``facenet-keras train``); a Keras model -> itself. Loaded models are cached."""
+    if model is None or isinstance(model, (str, os.PathLike)):
+        key = None if model is None else str(Path(model).expanduser().resolve())
+        if key not in _MODELS:
+            if key is None:
+                from .encoder import load_encoder
+
+                _MODELS[key] = load_encoder()
+            else:
+                if not Path(key).is_file():
+                    raise FileNotFoundError(f"model file not found: {model}")
+                import keras
+
+                import facenet_keras.layers  # noqa: F401  (registers the custom layers)
+                try:
+                    import facenet_keras.losses  # noqa: F401
+                except ImportError:
+                    pass
+                _MODELS[key] = keras.saving.load_model(key, compile=False)
+        return _MODELS[key]
+    return model
+
+
+def pipeline_id(model=None, flip: bool = True) -> str:
+    """A short id of the encoder and pipeline settings, for caches and for the gallery's bookkeeping."""
+    if model is None:
+        name = "dlib_resnet_v1"
+    elif isinstance(model, (str, os.PathLike)):
+        path = Path(model).expanduser()
+        name = f"{path.name}:{_file_digest(path)[:16]}"
+    else:
+        name = f"{model.name}:{model.count_params()}"
+    return f"{name}|align-v1|flip={int(bool(flip))}"
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- detection + encoding
+_DETECTOR: FaceDetector | None = None
+
+
+def _default_detector() -> FaceDetector:
+    global _DETECTOR
+    if _DETECTOR is None:
+        _DETECTOR = FaceDetector()
+    return _DETECTOR
+
+
+def embed_chips(chips: np.ndarray, model=None, flip: bool = True, batch_size: int = 32) -> np.ndarray:
+    """Embeddings (N, D) float32 of aligned chips (N, S, S, 3) uint8; with ``flip`` the mirrored
+    chip's embedding is averaged in."""
+    from .encoder import encode_chips
+
+    model = resolve_model(model)
+    chips = np.asarray(chips)
+    if len(chips) == 0:
+        return np.zeros((0, int(model.output_shape[-1])), np.float32)
+    if not flip:
+        return encode_chips(chips, model=model, batch_size=batch_size)
+    both = encode_chips(np.concatenate([chips, chips[:, :, ::-1]]), model=model, batch_size=batch_size)
+    return (both[: len(chips)] + both[len(chips):]) / 2.0
+
+
+def chip_size(model=None) -> int:
+    """The side of the square chip the encoder takes (150 for the dlib ResNet, 96 for NN4.small2)."""
+    shape = resolve_model(model).input_shape
+    return int(shape[1])
+
+
+def encode_batch(images, *, model=None, detector: FaceDetector | None = None, flip: bool = True,
+                 batch_size: int = 32, progress: bool | None = None, return_images: bool = False):
+    """Every face of every photo: a list (one per photo) of lists of :class:`Face`.
+
+    ``images``: paths, bytes, PIL images or arrays (see :func:`facenet_keras.load_image`). Chips of
+    all faces are encoded together in batches of ``batch_size``. With ``return_images`` the loaded
+    RGB arrays come back too (a second list).
+    """
+    from tqdm.auto import tqdm
+
+    images = list(images)
+    model = resolve_model(model)
+    detector = detector or _default_detector()
+    size = chip_size(model)
+    show = progress if progress is not None else len(images) >= _PROGRESS_MIN
+    loaded, detections, chips = [], [], []
+    for src in tqdm(images, desc="detecting faces", unit="photo", disable=not show):
+        image = load_image(src)
+        dets = detector.detect(image)
+        loaded.append(image)
+        detections.append(dets)
+        if dets:
+            chips.append(align_faces(image, np.stack([d.landmarks for d in dets]), size=size))
+    all_chips = np.concatenate(chips) if chips else np.zeros((0, size, size, 3), np.uint8)
+    embeddings = embed_chips(all_chips, model=model, flip=flip, batch_size=batch_size)
+    out, i = [], 0
+    for dets in detections:
+        out.append([_face(d, embeddings[i + j]) for j, d in enumerate(dets)])
+        i += len(dets)
+    return (out, loaded) if return_images else out
+
+
+def encode(image, *, model=None, detector: FaceDetector | None = None, flip: bool = True) -> list[Face]:
+    """Every face in one photo, each with box, landmarks, confidence and embedding (an empty list
+    when there is none)."""
+    return encode_batch([image], model=model, detector=detector, flip=flip, progress=False)[0]
+
+
+def _face(det: Detection, embedding: np.ndarray) -> Face:
+    return Face(box=np.asarray(det.box, np.float32), landmarks=np.asarray(det.landmarks, np.float32),
+                confidence=float(det.confidence), embedding=np.asarray(embedding, np.float32))
+
+
+def describe_source(src) -> str:
+    """How to name an image source in a message: its path, else its type."""
+    if isinstance(src, (str, os.PathLike)):
+        return str(src)
+    return f"the given {type(src).__name__}"
+
+
+def primary_face(faces, image_shape) -> Face | None:
+    """The face a photo is about: among faces at least a third the area of the largest, the one
+    nearest the photo's centre (LFW and ID photos centre their subject; small background faces
+    never win). None when there is no face."""
+    faces = list(faces)
+    if not faces:
+        return None
+    height, width = image_shape[:2]
+    largest = max(f.area for f in faces)
+    candidates = [f for f in faces if f.area >= largest / 3.0]
+
+    def off_centre(f: Face) -> float:
+        cx, cy = f.box[0] + f.box[2] / 2.0, f.box[1] + f.box[3] / 2.0
+        return float(np.hypot((cx - width / 2.0) / width, (cy - height / 2.0) / height))
+
+    return min(candidates, key=off_centre)

@@ -1,0 +1,115 @@
+"""Decisions: verification (1:1, "is this the person they claim to be?") and recognition (1:K, "who
+is this?", with "not recognised" for strangers).
+
+Both compare Euclidean distances between embeddings with a threshold tau: a match when d <= tau.
+The threshold used is, in order: the ``threshold`` argument, the one stored in the gallery by
+``facenet-keras calibrate``, then :data:`DEFAULT_THRESHOLD`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .detection import NoFaceError
+from .gallery import FaceGallery
+from .pipeline import Face, describe_source, encode_batch, primary_face
+
+# Default tau for the pretrained dlib ResNet with the default pipeline (MTCNN, 5-point alignment,
+# mirrored chip averaged in), on its raw (not L2-normalised) 128-D embeddings. Chosen from data:
+# see README "How the default threshold was chosen".
+DEFAULT_THRESHOLD = 0.6
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The answer to a 1:1 claim. ``faces_found`` > 1 means the main face was used (see ``face``)."""
+
+    match: bool
+    distance: float
+    threshold: float
+    identity: str
+    face: Face
+    faces_found: int
+
+    def to_dict(self) -> dict:
+        return {"match": self.match, "identity": self.identity, "distance": round(self.distance, 5),
+                "threshold": self.threshold, "faces_found": self.faces_found,
+                "face": self.face.to_dict(embedding=False)}
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """One face's answer to 1:K: ``identity`` is None when the nearest enrolled person is farther
+    than the threshold ("not recognised"); ``nearest`` is who that was anyway."""
+
+    face: Face
+    identity: str | None
+    distance: float
+    nearest: str | None
+    runner_up: str | None
+    runner_up_distance: float
+    threshold: float
+
+    @property
+    def box(self) -> np.ndarray:
+        return self.face.box
+
+    def to_dict(self) -> dict:
+        fin = lambda v: None if not np.isfinite(v) else round(float(v), 5)  # noqa: E731
+        return {"identity": self.identity, "distance": fin(self.distance), "nearest": self.nearest,
+                "runner_up": self.runner_up, "runner_up_distance": fin(self.runner_up_distance),
+                "threshold": self.threshold, **self.face.to_dict(embedding=False)}
+
+
+def resolve_threshold(threshold: float | None, gallery: FaceGallery | None = None) -> float:
+    """The threshold argument, else the gallery's calibrated one, else DEFAULT_THRESHOLD."""
+    if threshold is None and gallery is not None:
+        threshold = gallery.threshold
+    if threshold is None:
+        threshold = DEFAULT_THRESHOLD
+    threshold = float(threshold)
+    if not np.isfinite(threshold) or threshold <= 0:
+        raise ValueError(f"threshold must be a positive distance, got {threshold}")
+    return threshold
+
+
+def verify(image, identity: str, gallery: FaceGallery, threshold: float | None = None, *,
+           model=None, detector=None) -> Verification:
+    """Is the person in ``image`` the enrolled ``identity``? Match when d <= threshold.
+
+    d is the distance from the photo's face to the nearest of the identity's enrolled photos.
+    When the photo shows several faces the main one (large, nearest the centre) is used and
+    ``faces_found`` says how many there were. Raises KeyError for an identity not enrolled and
+    :class:`NoFaceError` when the photo has no face.
+    """
+    enrolled, _ = gallery.embeddings(identity)  # KeyError naming who is enrolled
+    tau = resolve_threshold(threshold, gallery)
+    faces, loaded = encode_batch([image], model=model, detector=detector, progress=False, return_images=True)
+    face = primary_face(faces[0], loaded[0].shape)
+    if face is None:
+        raise NoFaceError(f"no face found in {describe_source(image)}")
+    distance = float(np.linalg.norm(enrolled - face.embedding[None], axis=1).min())
+    return Verification(distance <= tau, distance, tau, identity, face, len(faces[0]))
+
+
+def recognize(image, gallery: FaceGallery, threshold: float | None = None, *,
+              model=None, detector=None) -> list[Recognition]:
+    """Who is each face in ``image``? One :class:`Recognition` per face found (an empty list when
+    there is none), largest face first."""
+    return recognize_batch([image], gallery, threshold, model=model, detector=detector)[0]
+
+
+def recognize_batch(images, gallery: FaceGallery, threshold: float | None = None, *,
+                    model=None, detector=None, progress: bool | None = None) -> list[list[Recognition]]:
+    """:func:`recognize` for many photos, encoding all their faces in shared batches."""
+    tau = resolve_threshold(threshold, gallery)
+    per_image = encode_batch(images, model=model, detector=detector, progress=progress)
+    out = []
+    for faces in per_image:
+        faces = sorted(faces, key=lambda f: -f.area)
+        matches = gallery.search(np.stack([f.embedding for f in faces])) if faces else []
+        out.append([Recognition(f, m.identity if m.distance <= tau else None, m.distance, m.identity,
+                                m.runner_up, m.runner_up_distance, tau) for f, m in zip(faces, matches)])
+    return out
+
