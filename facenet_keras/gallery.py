@@ -179,7 +179,7 @@ class FaceGallery:
         centre) is taken. All photos are encoded before anything is written, so a bad photo or an
         interruption leaves the gallery untouched.
         """
-        from .pipeline import encode_batch, pipeline_id, primary_face
+        from .pipeline import describe_source, encode_batch, pipeline_id, primary_face
 
         if isinstance(images, (str, os.PathLike, bytes)) or hasattr(images, "shape") or hasattr(images, "mode"):
             images = [images]
@@ -193,9 +193,9 @@ class FaceGallery:
             if face is None:
                 from .detection import NoFaceError
 
-                raise NoFaceError(f"no face found in {_describe(src)}; nothing was enrolled")
+                raise NoFaceError(f"no face found in {describe_source(src)}; nothing was enrolled")
             embeddings.append(face.embedding)
-            sources.append(_describe(src))
+            sources.append(describe_source(src))
             boxes.append(face.box)
         return self.add(name, np.stack(embeddings), sources=sources, boxes=boxes, model_id=pipeline_id(model))
 
@@ -349,8 +349,3 @@ def _check_name(name) -> str:
         raise ValueError(f"a person's name must be a non-empty string, got {name!r}")
     return name.strip()
 
-
-def _describe(src) -> str:
-    if isinstance(src, (str, os.PathLike)):
-        return str(src)
-    return f"<{type(src).__name__}>"
