@@ -19,11 +19,14 @@ from PIL import Image, ImageEnhance, ImageOps
 
 def sample_portraits() -> dict[str, np.ndarray]:
     """The two bundled public-domain portraits as RGB uint8 arrays."""
-    import matplotlib.cbook
+    import importlib.util
+
     from skimage import data
 
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-        grace = np.asarray(Image.open(f).convert("RGB"))
+    # matplotlib ships the photo as package data; find it without importing matplotlib
+    mpl = importlib.util.find_spec("matplotlib")
+    path = Path(mpl.submodule_search_locations[0]) / "mpl-data" / "sample_data" / "grace_hopper.jpg"
+    grace = np.asarray(Image.open(path).convert("RGB"))
     return {"Grace Hopper": grace, "Eileen Collins": data.astronaut()}
 
 

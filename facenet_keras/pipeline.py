@@ -85,7 +85,15 @@ def pipeline_id(model=None, flip: bool = True) -> str:
         name = f"{path.name}:{_file_digest(path)[:16]}"
     else:
         name = f"{model.name}:{model.count_params()}"
-    return f"{name}|align-v1|flip={int(bool(flip))}"
+    return f"{name}|{_alignment_id()}|flip={int(bool(flip))}"
+
+
+def _alignment_id() -> str:
+    """Changes whenever the alignment method or its template does (so caches never serve stale chips)."""
+    from . import alignment
+
+    digest = hashlib.sha256(np.asarray(alignment.CHIP_TEMPLATE, np.float64).tobytes()).hexdigest()[:10]
+    return f"align-{alignment.DEFAULT_METHOD}-{digest}"
 
 
 def _file_digest(path: Path) -> str:
@@ -180,8 +188,9 @@ def describe_source(src) -> str:
 
 def primary_face(faces, image_shape) -> Face | None:
     """The face a photo is about: among faces at least a third the area of the largest, the one
-    nearest the photo's centre (LFW and ID photos centre their subject; small background faces
-    never win). None when there is no face."""
+    whose landmarks' centre is nearest the photo's centre (LFW and ID photos centre their subject;
+    small background faces never win). The landmarks, not the box, locate the face: a box can
+    stretch over a neighbour's hair while the eyes, nose and mouth cannot. None when there is no face."""
     faces = list(faces)
     if not faces:
         return None
@@ -190,7 +199,7 @@ def primary_face(faces, image_shape) -> Face | None:
     candidates = [f for f in faces if f.area >= largest / 3.0]
 
     def off_centre(f: Face) -> float:
-        cx, cy = f.box[0] + f.box[2] / 2.0, f.box[1] + f.box[3] / 2.0
+        cx, cy = np.asarray(f.landmarks, np.float64).mean(axis=0)
         return float(np.hypot((cx - width / 2.0) / width, (cy - height / 2.0) / height))
 
     return min(candidates, key=off_centre)
