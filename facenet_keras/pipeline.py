@@ -1,8 +1,12 @@
 """Photo -> faces -> aligned chips -> embeddings, batched over faces and photos.
 
-Each face found is aligned to the encoder's canonical chip and encoded; by default the chip's mirror
-image is encoded too and the two embeddings averaged (test-time augmentation: a face and its mirror
-are the same person, and averaging cancels part of the pose and lighting asymmetry).
+Faces are found by MTCNN (:mod:`.detection`). Each is then cut into the chip the encoder was trained
+on: by default dlib's own face chip, from dlib's 5-point landmarks (eye corners and the point under
+the nose, :mod:`.landmarks`, a numpy port of dlib's predictor started from the MTCNN face) mapped
+onto dlib's chip template. ``alignment="mtcnn"`` aligns MTCNN's five points onto their fitted
+template instead (no second landmark stage; chips slightly further from dlib's). By default the
+chip's mirror image is encoded too and the two embeddings averaged (test-time augmentation: a face
+and its mirror are the same person, and averaging cancels part of the pose and lighting asymmetry).
 """
 from __future__ import annotations
 
@@ -13,12 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .alignment import align_faces
+from . import alignment as _alignment
 from .detection import Detection, FaceDetector
 from .images import load_image
 
 # Photos per progress bar below which no bar is drawn.
 _PROGRESS_MIN = 8
+ALIGNMENTS = ("dlib", "mtcnn")
+DEFAULT_ALIGNMENT = "dlib"
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ def resolve_model(model=None):
     return model
 
 
-def pipeline_id(model=None, flip: bool = True) -> str:
+def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
     """A short id of the encoder and pipeline settings, for caches and for the gallery's bookkeeping."""
     if model is None:
         name = "dlib_resnet_v1"
@@ -85,15 +91,19 @@ def pipeline_id(model=None, flip: bool = True) -> str:
         name = f"{path.name}:{_file_digest(path)[:16]}"
     else:
         name = f"{model.name}:{model.count_params()}"
-    return f"{name}|{_alignment_id()}|flip={int(bool(flip))}"
+    return f"{name}|{_alignment_id(alignment)}|flip={int(bool(flip))}"
 
 
-def _alignment_id() -> str:
-    """Changes whenever the alignment method or its template does (so caches never serve stale chips)."""
-    from . import alignment
+def _alignment_id(alignment: str) -> str:
+    """Changes whenever the alignment route or its constants do (so caches never serve stale chips)."""
+    if alignment == "dlib":
+        from .landmarks import RECT_COEFFS
 
-    digest = hashlib.sha256(np.asarray(alignment.CHIP_TEMPLATE, np.float64).tobytes()).hexdigest()[:10]
-    return f"align-{alignment.DEFAULT_METHOD}-{digest}"
+        parts = [_alignment.DLIB_TEMPLATE.tobytes(), RECT_COEFFS.tobytes()]
+    else:
+        parts = [_alignment.MTCNN_TEMPLATE.tobytes(), _alignment.DEFAULT_METHOD.encode()]
+    digest = hashlib.sha256(b"".join(parts)).hexdigest()[:10]
+    return f"align-{alignment}-{digest}"
 
 
 def _file_digest(path: Path) -> str:
@@ -130,6 +140,27 @@ def embed_chips(chips: np.ndarray, model=None, flip: bool = True, batch_size: in
     return (both[: len(chips)] + both[len(chips):]) / 2.0
 
 
+def face_chips(image: np.ndarray, detections, size: int = 150, alignment: str = DEFAULT_ALIGNMENT) -> np.ndarray:
+    """Aligned chips (N, size, size, 3) uint8 of the detected faces of one RGB photo.
+
+    "dlib": dlib's 5 points predicted from each MTCNN face, mapped onto dlib's chip template
+    (padding 0.25), exactly as ``dlib.get_face_chip`` would cut it. "mtcnn": MTCNN's 5 points onto
+    their fitted template.
+    """
+    detections = list(detections)
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+    if not detections:
+        return np.zeros((0, size, size, 3), np.uint8)
+    if alignment == "mtcnn":
+        return _alignment.align_faces(image, np.stack([d.landmarks for d in detections]), size=size)
+    from .landmarks import load_shape_predictor, rect_from_detection
+
+    points = load_shape_predictor().predict(image, rect_from_detection(detections))
+    target = _alignment.template_pixels(_alignment.DLIB_TEMPLATE, size, 0.25)
+    return _alignment.warp_affine(image, _alignment.similarity_transform(points, target), size)
+
+
 def chip_size(model=None) -> int:
     """The side of the square chip the encoder takes (150 for the dlib ResNet, 96 for NN4.small2)."""
     shape = resolve_model(model).input_shape
@@ -137,7 +168,8 @@ def chip_size(model=None) -> int:
 
 
 def encode_batch(images, *, model=None, detector: FaceDetector | None = None, flip: bool = True,
-                 batch_size: int = 32, progress: bool | None = None, return_images: bool = False):
+                 alignment: str = DEFAULT_ALIGNMENT, batch_size: int = 32, progress: bool | None = None,
+                 return_images: bool = False):
     """Every face of every photo: a list (one per photo) of lists of :class:`Face`.
 
     ``images``: paths, bytes, PIL images or arrays (see :func:`facenet_keras.load_image`). Chips of
@@ -158,7 +190,7 @@ def encode_batch(images, *, model=None, detector: FaceDetector | None = None, fl
         loaded.append(image)
         detections.append(dets)
         if dets:
-            chips.append(align_faces(image, np.stack([d.landmarks for d in dets]), size=size))
+            chips.append(face_chips(image, dets, size, alignment))
     all_chips = np.concatenate(chips) if chips else np.zeros((0, size, size, 3), np.uint8)
     embeddings = embed_chips(all_chips, model=model, flip=flip, batch_size=batch_size)
     out, i = [], 0
@@ -168,10 +200,12 @@ def encode_batch(images, *, model=None, detector: FaceDetector | None = None, fl
     return (out, loaded) if return_images else out
 
 
-def encode(image, *, model=None, detector: FaceDetector | None = None, flip: bool = True) -> list[Face]:
+def encode(image, *, model=None, detector: FaceDetector | None = None, flip: bool = True,
+           alignment: str = DEFAULT_ALIGNMENT) -> list[Face]:
     """Every face in one photo, each with box, landmarks, confidence and embedding (an empty list
     when there is none)."""
-    return encode_batch([image], model=model, detector=detector, flip=flip, progress=False)[0]
+    return encode_batch([image], model=model, detector=detector, flip=flip, alignment=alignment,
+                        progress=False)[0]
 
 
 def _face(det: Detection, embedding: np.ndarray) -> Face:
