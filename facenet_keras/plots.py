@@ -17,7 +17,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["save_figure", "plot_verification", "plot_false_accept_vs_gallery_size"]
+__all__ = ["save_figure", "plot_verification", "plot_false_accept_vs_gallery_size",
+           "plot_embedding_projection"]
 
 GENUINE_COLOR = "tab:green"
 IMPOSTOR_COLOR = "tab:red"
@@ -141,4 +142,47 @@ def plot_false_accept_vs_gallery_size(curves: Mapping[str, dict] | Iterable[dict
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title(title or "1:K false accepts grow with the gallery")
+    return fig
+
+
+def _pca_2d(embeddings) -> np.ndarray:
+    """(N, D) -> (N, 2): the embeddings centred and projected on their first two principal axes."""
+    x = np.asarray(embeddings, np.float64)
+    x = x - x.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    return x @ vt[:2].T
+
+
+def plot_embedding_projection(embeddings: Mapping[str, np.ndarray] | np.ndarray, labels, *,
+                              names=None, title: str | None = None) -> Figure:
+    """2-D PCA of embeddings coloured by identity, one panel per model (e.g. before / after training).
+
+    Args:
+        embeddings: an (N, D) array, or ``{"before": (N, D), "after": (N, D)}`` (one panel each,
+            each projected on its own first two principal axes).
+        labels: (N,) identity of each row (ints or names).
+        names: optional display names for the labels (``names[label]``), used in the legend when
+            there are at most 12 identities.
+        title: the figure's title.
+    """
+    panels = embeddings if isinstance(embeddings, Mapping) else {"embeddings": embeddings}
+    labels = np.asarray(labels)
+    ids = list(dict.fromkeys(labels.tolist()))
+    cmap = __import__("matplotlib").colormaps["tab20"]
+    fig = _new_figure(4.2 * len(panels), 4.2)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (panel, emb) in zip(axes, panels.items()):
+        xy = _pca_2d(emb)
+        for k, ident in enumerate(ids):
+            m = labels == ident
+            label = str(names[ident]) if names is not None else str(ident)
+            ax.scatter(xy[m, 0], xy[m, 1], s=14, color=cmap(k % 20), label=label, alpha=0.85)
+        ax.set_title(panel)
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
+        ax.grid(True, alpha=0.3)
+    if len(ids) <= 12:
+        axes[-1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title)
     return fig

@@ -1,0 +1,12 @@
+"""One builder function per architecture, Keras-applications style.
+
+Each builder returns a ``keras.Model`` and resolves its own weights (``weights="pretrained"``,
+``None`` or a path) in one place. Add a new architecture as ``models/<name>.py`` exporting one
+builder, and one import line below.
+"""
+from __future__ import annotations
+
+from .dlib_resnet import dlib_resnet
+from .nn4_small2 import nn4_small2
+
+__all__ = ["dlib_resnet", "nn4_small2"]
