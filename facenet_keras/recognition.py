@@ -3,7 +3,8 @@ is this?", with "not recognised" for strangers).
 
 Both compare Euclidean distances between embeddings with a threshold tau: a match when d <= tau.
 The threshold used is, in order: the ``threshold`` argument, the one stored in the gallery by
-``facenet-keras calibrate``, then :data:`DEFAULT_THRESHOLD`.
+``facenet-keras calibrate``, then :data:`DEFAULT_THRESHOLD`. Verification can instead use a trained
+Siamese classifier (:class:`facenet_keras.siamese.SiameseClassifier`) as its decision rule.
 """
 from __future__ import annotations
 
@@ -31,11 +32,15 @@ class Verification:
     identity: str
     face: Face
     faces_found: int
+    probability: float | None = None  # P(same) when a Siamese classifier made the decision
 
     def to_dict(self) -> dict:
-        return {"match": self.match, "identity": self.identity, "distance": round(self.distance, 5),
-                "threshold": self.threshold, "faces_found": self.faces_found,
-                "face": self.face.to_dict(embedding=False)}
+        out = {"match": self.match, "identity": self.identity, "distance": round(self.distance, 5),
+               "threshold": self.threshold, "faces_found": self.faces_found,
+               "face": self.face.to_dict(embedding=False)}
+        if self.probability is not None:
+            out["probability"] = round(self.probability, 5)
+        return out
 
 
 @dataclass(frozen=True)
@@ -75,13 +80,15 @@ def resolve_threshold(threshold: float | None, gallery: FaceGallery | None = Non
 
 
 def verify(image, identity: str, gallery: FaceGallery, threshold: float | None = None, *,
-           model=None, detector=None) -> Verification:
+           model=None, detector=None, classifier=None) -> Verification:
     """Is the person in ``image`` the enrolled ``identity``? Match when d <= threshold.
 
     d is the distance from the photo's face to the nearest of the identity's enrolled photos.
-    When the photo shows several faces the main one (large, nearest the centre) is used and
-    ``faces_found`` says how many there were. Raises KeyError for an identity not enrolled and
-    :class:`NoFaceError` when the photo has no face.
+    With a ``classifier`` (a trained :class:`~facenet_keras.siamese.SiameseClassifier`), the match
+    is its decision instead: P(same) >= its threshold for the best of the enrolled photos, and the
+    probability is reported. When the photo shows several faces the main one (large, nearest the
+    centre) is used and ``faces_found`` says how many there were. Raises KeyError for an identity
+    not enrolled and :class:`NoFaceError` when the photo has no face.
     """
     enrolled, _ = gallery.embeddings(identity)  # KeyError naming who is enrolled
     tau = resolve_threshold(threshold, gallery)
@@ -90,7 +97,11 @@ def verify(image, identity: str, gallery: FaceGallery, threshold: float | None =
     if face is None:
         raise NoFaceError(f"no face found in {describe_source(image)}")
     distance = float(np.linalg.norm(enrolled - face.embedding[None], axis=1).min())
-    return Verification(distance <= tau, distance, tau, identity, face, len(faces[0]))
+    if classifier is None:
+        return Verification(distance <= tau, distance, tau, identity, face, len(faces[0]))
+    probe = np.repeat(face.embedding[None], len(enrolled), axis=0)
+    p = float(np.max(classifier.predict_proba(probe, enrolled)))
+    return Verification(p >= classifier.threshold, distance, tau, identity, face, len(faces[0]), p)
 
 
 def recognize(image, gallery: FaceGallery, threshold: float | None = None, *,

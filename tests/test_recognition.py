@@ -91,3 +91,26 @@ def test_several_faces_in_a_verification_photo_use_the_main_one(portraits, tmp_p
         picture = side_by_side(small, grace, small, height=400)
         v = fk.verify(picture, "grace", g, detector=detector)
         assert v.faces_found == 3 and v.match
+
+
+def test_verify_with_a_siamese_classifier(shared_data, portraits, tmp_path, detector):
+    """The Siamese head, trained on embeddings of faces/ pairs, as verify's decision rule."""
+    import csv
+
+    from facenet_keras.embedding_cache import primary_embeddings
+    from facenet_keras.siamese import SiameseClassifier
+
+    rows = list(csv.DictReader(open(shared_data / "faces" / "pairs.csv")))[::8]
+    paths = sorted({r["path1"] for r in rows} | {r["path2"] for r in rows})
+    emb, _ = primary_embeddings([shared_data / "faces" / p for p in paths], detector=detector, progress=False)
+    index = {p: e for p, e in zip(paths, emb) if e is not None and np.all(np.isfinite(e))}
+    rows = [r for r in rows if r["path1"] in index and r["path2"] in index]
+    clf = SiameseClassifier().fit(np.stack([index[r["path1"]] for r in rows]),
+                                  np.stack([index[r["path2"]] for r in rows]), [int(r["same"]) for r in rows])
+    grace, eileen = portraits["Grace Hopper"], portraits["Eileen Collins"]
+    with fk.FaceGallery(tmp_path / "g.sqlite") as g:
+        g.enroll("grace", grace, detector=detector)
+        yes = fk.verify(changed_copy(grace), "grace", g, detector=detector, classifier=clf)
+        no = fk.verify(eileen, "grace", g, detector=detector, classifier=clf)
+    assert yes.match and yes.probability > 0.5
+    assert not no.match and no.probability < 0.5

@@ -20,6 +20,8 @@ def register(sub) -> None:
     p.add_argument("name", metavar="NAME")
     _threshold_option(p)
     _model_option(p)
+    p.add_argument("--classifier", metavar="HEAD.keras", default=None,
+                   help="decide with a trained Siamese classifier (SiameseClassifier.save) instead of the threshold")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("recognize", help="1:K: who is each face in the photos? (exit 0 if anyone is recognised)")
@@ -90,13 +92,19 @@ def cmd_enroll(args) -> int:
 def cmd_verify(args) -> int:
     from facenet_keras.recognition import verify
 
+    classifier = None
+    if args.classifier:
+        from facenet_keras.siamese import SiameseClassifier
+
+        classifier = SiameseClassifier.load(args.classifier)
     with _gallery(args) as g:
-        v = verify(args.photo, args.name, g, args.threshold, model=args.model)
+        v = verify(args.photo, args.name, g, args.threshold, model=args.model, classifier=classifier)
     note = f" (the photo has {v.faces_found} faces: the main one was used)" if v.faces_found > 1 else ""
     verdict = "MATCH" if v.match else "NO MATCH"
+    rule = (f"P(same) {v.probability:.3f}" if v.probability is not None else
+            f"{'<=' if v.match else '>'} threshold {v.threshold:.3f}")
     _emit(args, {"photo": args.photo, **v.to_dict()},
-          [f"{verdict}: {args.photo} vs {args.name!r}: distance {v.distance:.3f} "
-           f"{'<=' if v.match else '>'} threshold {v.threshold:.3f}{note}"])
+          [f"{verdict}: {args.photo} vs {args.name!r}: distance {v.distance:.3f} {rule}{note}"])
     return EXIT_OK if v.match else EXIT_NO_MATCH
 
 
