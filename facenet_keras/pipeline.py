@@ -95,13 +95,19 @@ def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMEN
 
 
 def _alignment_id(alignment: str) -> str:
-    """Changes whenever the alignment route or its constants do (so caches never serve stale chips)."""
+    """Changes whenever detection, the alignment route or its constants do (so caches never serve
+    stale chips): the detector's landmark version and settings, and the route's templates."""
+    from . import detection
+
+    settings = (detection.DEFAULT_MIN_FACE_SIZE, detection.DEFAULT_MIN_CONFIDENCE, detection.DEFAULT_MAX_SIDE)
+    parts = [str(_alignment.ALIGNMENT_VERSION).encode(), repr(settings).encode()]
     if alignment == "dlib":
         from .landmarks import RECT_COEFFS
 
-        parts = [_alignment.DLIB_TEMPLATE.tobytes(), RECT_COEFFS.tobytes()]
+        parts += [_alignment.DLIB_TEMPLATE.tobytes(), RECT_COEFFS.tobytes()]
     else:
-        parts = [_alignment.MTCNN_TEMPLATE.tobytes(), _alignment.DEFAULT_METHOD.encode()]
+        parts += [_alignment.MTCNN_TEMPLATE.tobytes(), _alignment.MTCNN_WEIGHTS.tobytes(),
+                  _alignment.DEFAULT_METHOD.encode()]
     digest = hashlib.sha256(b"".join(parts)).hexdigest()[:10]
     return f"align-{alignment}-{digest}"
 
