@@ -46,6 +46,11 @@ _PNET_CELL = 12  # P-Net sees 12x12 windows with stride 2
 DEFAULT_MIN_FACE_SIZE = 20
 DEFAULT_MIN_CONFIDENCE = 0.8
 DEFAULT_MAX_SIDE = 1024
+# Bump when what the detector returns for the same photo changes (caches of embeddings key on it).
+DETECTOR_VERSION = 2
+# Photos up to this size in which nothing is found are retried with margins added (tight crops).
+_TIGHT_CROP_MAX_SIDE = 400
+_TIGHT_CROP_MARGINS = (0.15, 0.4)
 
 
 class NoFaceError(ValueError):
@@ -148,6 +153,8 @@ class FaceDetector:
         most confident first; ``[]`` when there is none."""
         rgb = load_image(image)
         rows = self._detect_rows(rgb)
+        if rows.shape[0] == 0 and max(rgb.shape[:2]) <= _TIGHT_CROP_MAX_SIDE:
+            rows = self._detect_in_margins(rgb)
         return [
             Detection(box=r[0:4], landmarks=r[5:15].reshape(5, 2), confidence=r[4]) for r in rows
         ]
@@ -161,6 +168,23 @@ class FaceDetector:
                 "detect_batch() takes a sequence of images (or an (N, H, W, 3) array); use detect() for one"
             )
         return [self.detect(im) for im in images]
+
+    def _detect_in_margins(self, rgb: np.ndarray) -> np.ndarray:
+        """Tight face crops: a face that fills the frame has no context around it, and MTCNN's
+        candidate boxes run off the image. Retry with the border replicated outwards (by each of
+        _TIGHT_CROP_MARGINS of the crop's size); coordinates come back in the crop's pixels."""
+        for margin in _TIGHT_CROP_MARGINS:
+            m = int(round(margin * max(rgb.shape[:2])))
+            rows = self._detect_rows(np.pad(rgb, ((m, m), (m, m), (0, 0)), mode="edge"))
+            if rows.shape[0]:
+                rows = rows.copy()
+                rows[:, 5:15] -= m  # landmarks may lie outside the crop, as for faces cut by a border
+                x1, y1 = np.clip(rows[:, 0] - m, 0, None), np.clip(rows[:, 1] - m, 0, None)
+                x2 = np.clip(rows[:, 0] + rows[:, 2] - m, None, rgb.shape[1] - 1)
+                y2 = np.clip(rows[:, 1] + rows[:, 3] - m, None, rgb.shape[0] - 1)
+                rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = x1, y1, x2 - x1, y2 - y1
+                return rows
+        return rows
 
     # ------------------------------------------------------------------------------------------
 

@@ -99,7 +99,8 @@ def _alignment_id(alignment: str) -> str:
     stale chips): the detector's landmark version and settings, and the route's templates."""
     from . import detection
 
-    settings = (detection.DEFAULT_MIN_FACE_SIZE, detection.DEFAULT_MIN_CONFIDENCE, detection.DEFAULT_MAX_SIDE)
+    settings = (detection.DETECTOR_VERSION, detection.DEFAULT_MIN_FACE_SIZE, detection.DEFAULT_MIN_CONFIDENCE,
+                detection.DEFAULT_MAX_SIDE)
     parts = [str(_alignment.ALIGNMENT_VERSION).encode(), repr(settings).encode()]
     if alignment == "dlib":
         from .landmarks import RECT_COEFFS

@@ -164,3 +164,15 @@ def test_bad_arguments_and_inputs(detector):
         FaceDetector(max_side=10)
     with pytest.raises(ImageError, match="<bytes>"):
         detector.detect(b"not an image at all")
+
+
+def test_tight_face_crops_are_found(detector, shared_data):
+    """150x150 crops whose face fills the frame: found by retrying with margins, in crop pixels."""
+    for name in ("bbt_leonard/5.png", "bbt_penny/1.png"):
+        img = load_image(shared_data / "faces" / name)
+        (face,) = detector.detect(img)
+        x, y, w, h = face.box
+        assert 0 <= x and 0 <= y and x + w <= img.shape[1] and y + h <= img.shape[0]
+        assert w > 0.4 * img.shape[1]  # the face fills much of the crop
+        eyes = face.landmarks[:2]
+        assert np.all((eyes >= 0) & (eyes < 150)) and eyes[0, 0] < eyes[1, 0]
