@@ -115,7 +115,7 @@ def main() -> None:
           f"({t_dlib / len(images) * 1e3:.0f} ms/photo, {n_dlib} faces)")
     print(f"  ratio (ours / dlib): {t_dlib / t_ours:.2f}x")
     if not args.no_search:
-        print("gallery search, time per query (nearest identity + runner-up):")
+        print("gallery search, time per query (the 2 nearest enrolled rows of one query):")
         time_search()
 
 
