@@ -1,0 +1,989 @@
+"""Write the follow-along notebooks in ``notebooks/`` from the Python source below (no outputs).
+
+The notebooks are generated, so edit them here and run ``python scripts/make_notebooks.py``;
+``--check`` exits 1 when a stored notebook differs from what this script would write (CI-friendly).
+
+Conventions shared by every notebook:
+
+* the first code cell reads ``FAST = os.environ.get("FACENET_KERAS_FAST") == "1"``; the test suite
+  sets it, and every long step (training epochs, optimisation steps, image sizes, photo counts)
+  shrinks so the notebook runs in about a minute on a small CPU;
+* images are public-domain ones that ship in installed packages (matplotlib's ``grace_hopper.jpg``,
+  scikit-image's sample images), or the project's development data in ``../shared/data`` when it
+  sits beside the repository (``FACENET_KERAS_SHARED_DATA`` points elsewhere,
+  ``FACENET_KERAS_NO_SHARED_DATA=1`` ignores it);
+* a code cell tagged ``readme-figure`` makes the picture that ``scripts/render_notebook_figures.py``
+  saves for the README.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+# The first code cell of every notebook: the CI switch and where the shared data is.
+SETUP = '''\
+%matplotlib inline
+import os
+import warnings
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm without ipywidgets
+from pathlib import Path
+
+import numpy as np
+import matplotlib.pyplot as plt
+
+# The test suite sets FACENET_KERAS_FAST=1: every long step shrinks so CI runs the notebook fast.
+FAST = os.environ.get("FACENET_KERAS_FAST") == "1"
+
+
+def find_shared_data():
+    """The project's development data (../shared/data beside the repository), or None."""
+    if os.environ.get("FACENET_KERAS_NO_SHARED_DATA") == "1":
+        return None
+    for candidate in (os.environ.get("FACENET_KERAS_SHARED_DATA"), "../../shared/data", "../shared/data"):
+        if candidate and (Path(candidate) / "faces").is_dir():
+            return Path(candidate).resolve()
+    return None
+
+
+SHARED = find_shared_data()
+print(f"FAST={FAST}; shared data: {SHARED or 'not found (bundled public-domain images only)'}")'''
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str, *tags: str):
+    cell = new_code_cell(text.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+# =============================================================================================
+# 01 face verification and recognition
+# =============================================================================================
+def notebook_01():
+    return [
+        md(r"""
+# 1. Face verification and recognition
+
+Two questions, one tool:
+
+* **verification (1:1)**: *is this the person they claim to be?* (unlocking a phone);
+* **recognition (1:K)**: *who is this, if anyone we know?* (letting employees through a door).
+
+Both rest on an **encoder** $f$ that maps a face photo to a short vector, its *encoding* or
+*embedding*, such that photos of the same person land close together and photos of different people
+far apart. Then a decision is just a distance compared with a threshold. This notebook uses the
+package's pretrained encoder (dlib's ResNet, 128 numbers per face) on two public-domain portraits
+that ship with matplotlib and scikit-image: Rear Admiral Grace Hopper and astronaut Eileen Collins.
+"""),
+        code(SETUP),
+        code(r'''
+import facenet_keras as fk
+from facenet_keras.demo import changed_copy, sample_portraits, side_by_side
+
+people = sample_portraits()                      # name -> RGB uint8 array
+grace, eileen = people["Grace Hopper"], people["Eileen Collins"]
+
+fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+for ax, (name, photo) in zip(axes, people.items()):
+    ax.imshow(photo); ax.set_title(f"{name}  {photo.shape[1]}x{photo.shape[0]}"); ax.axis("off")
+plt.show()
+'''),
+        md(r"""
+## What an encoding is
+
+The encoder is a deep ConvNet trained (on millions of photos of thousands of people) so that
+$\lVert f(x_1) - f(x_2) \rVert_2$ is small for two photos of one person and large otherwise. It is
+never trained on the people we will recognise: the embedding is *general*, which is what makes
+one-shot enrolment possible later. It takes an aligned 150x150 face chip and returns 128 numbers.
+"""),
+        code(r'''
+encoder = fk.load_encoder()                      # pretrained weights, converted once and cached
+print(f"{encoder.name}: input {encoder.input_shape} -> output {encoder.output_shape}, "
+      f"{encoder.count_params():,} parameters")
+'''),
+        md(r"""
+## From a photo to a chip
+
+The encoder wants every face the same way: a face detector (MTCNN) finds each face and five
+landmarks (eyes, nose, mouth corners); a similarity transform (rotation, scale, shift) then maps the
+landmarks onto a fixed template, so the eyes always land on the same pixels of the chip.
+"""),
+        code(r'''
+detections = {name: fk.detect_faces(photo) for name, photo in people.items()}
+chips = {name: fk.align_faces(people[name], np.stack([d.landmarks for d in dets]))
+         for name, dets in detections.items()}
+
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.3, 1, 1.3, 1]})
+for i, name in enumerate(people):
+    (det,) = detections[name]
+    x, y, w, h = det.box
+    ax = axes[2 * i]
+    ax.imshow(people[name])
+    ax.add_patch(plt.Rectangle((x, y), w, h, fill=False, color="lime", lw=2))
+    ax.plot(*det.landmarks.T, "o", color="yellow", ms=4)
+    ax.set_title(f"{name}: confidence {det.confidence:.3f}", fontsize=9); ax.axis("off")
+    axes[2 * i + 1].imshow(chips[name][0]); axes[2 * i + 1].set_title("aligned 150x150 chip", fontsize=9)
+    axes[2 * i + 1].axis("off")
+plt.show()
+'''),
+        md(r"""
+## Encode two photos
+
+`encode_chips` runs the network on a batch of chips. The numbers themselves mean nothing one by
+one; only distances between encodings do. Below: Grace's encoding, the encoding of a *changed
+copy* of her photo (cropped, rescaled, brighter, mirrored), and Eileen's.
+"""),
+        code(r'''
+probe = changed_copy(grace)                      # same person, different picture
+(probe_chip,) = fk.align_faces(probe, fk.detect_faces(probe)[0].landmarks[None])
+emb = fk.encode_chips(np.stack([chips["Grace Hopper"][0], probe_chip, chips["Eileen Collins"][0]]))
+labels = ["Grace Hopper", "Grace Hopper (changed copy)", "Eileen Collins"]
+print("encodings:", emb.shape, emb.dtype)
+
+fig, axes = plt.subplots(1, 3, figsize=(12, 2.6))
+lim = np.abs(emb).max()
+for ax, e, label in zip(axes, emb, labels):
+    ax.imshow(e.reshape(8, 16), cmap="coolwarm", vmin=-lim, vmax=lim)
+    ax.set_title(label, fontsize=9); ax.set_xticks([]); ax.set_yticks([])
+fig.suptitle("128 numbers per face, drawn as 8x16 tiles")
+plt.show()
+'''),
+        md(r"""
+## The distance $d$ and the threshold $\tau$
+
+$$d(x_1, x_2) = \lVert f(x_1) - f(x_2) \rVert_2, \qquad \text{same person} \iff d \le \tau .$$
+
+For this encoder the classic threshold is $\tau = 0.6$: same-person pairs are mostly well below
+it, different people mostly above. (`facenet-keras calibrate` picks $\tau$ from your own data.)
+"""),
+        code(r'''
+tau = fk.DEFAULT_THRESHOLD
+d = np.linalg.norm(emb[:, None] - emb[None], axis=-1)
+print(f"d(Grace, changed copy of Grace) = {d[0, 1]:.3f}  -> same person: {d[0, 1] <= tau}")
+print(f"d(Grace, Eileen)                = {d[0, 2]:.3f}  -> same person: {d[0, 2] <= tau}")
+
+fig, ax = plt.subplots(figsize=(6, 2.4))
+pairs = {"Grace vs her changed copy": d[0, 1], "Grace vs Eileen": d[0, 2], "changed copy vs Eileen": d[1, 2]}
+ax.barh(list(pairs), list(pairs.values()), color=["tab:green" if v <= tau else "tab:red" for v in pairs.values()])
+ax.axvline(tau, color="black", ls="--", label=f"threshold tau = {tau}")
+ax.set_xlabel("Euclidean distance between encodings"); ax.legend(loc="lower right")
+plt.show()
+'''),
+        md(r"""
+## `verify`: a 1:1 claim against a gallery
+
+A **gallery** stores the encodings of enrolled people (in an SQLite file). Enrolment is *one-shot*:
+one photo is enough, and nothing is retrained; the photo's encoding is simply stored. `verify`
+detects the face in the probe, encodes it and compares it with the claimed identity's encodings.
+"""),
+        code(r'''
+import tempfile
+
+workdir = Path(tempfile.mkdtemp(prefix="facenet-notebook-"))
+gallery = fk.FaceGallery(workdir / "gallery.sqlite")
+gallery.enroll("Grace Hopper", grace)            # one photo, one row in the gallery
+print(gallery, gallery.people())
+
+for photo, text in [(changed_copy(grace, mirror=False, scale=0.5), "a half-size copy of Grace"),
+                    (eileen, "the astronaut")]:
+    v = fk.verify(photo, "Grace Hopper", gallery)
+    print(f"claim '{text} is Grace Hopper': match={v.match}  (d = {v.distance:.3f}, tau = {v.threshold})")
+'''),
+        md(r"""
+## `recognize`: who is it, or *not recognised*
+
+Recognition searches the whole gallery for the nearest enrolled encoding; when even the nearest is
+farther than $\tau$ the answer is *not recognised* (`identity is None`) rather than the wrong name.
+"""),
+        code(r'''
+(r,) = fk.recognize(eileen, gallery)
+print(f"identity={r.identity!r}: nearest is {r.nearest!r} at d = {r.distance:.3f} > tau = {r.threshold}")
+assert r.identity is None                        # a stranger is not forced onto an enrolled name
+'''),
+        md(r"""
+Enrolment can also take **precomputed encodings**: here we add Eileen from the encoding computed
+earlier, without running the network again (useful when encodings come from a batch job).
+"""),
+        code(r'''
+gallery.add("Eileen Collins", emb[2])           # (128,) or (N, 128) float32
+print(gallery.people())
+(r,) = fk.recognize(changed_copy(eileen, mirror=False, brightness=0.8), gallery)
+print(f"now: identity={r.identity!r} at d = {r.distance:.3f}; runner-up {r.runner_up!r} at {r.runner_up_distance:.3f}")
+'''),
+        md(r"""
+## An annotated group photo
+
+A made-up group photo: changed copies of the two enrolled women and scikit-image's *cameraman*,
+who is not enrolled. Every face is found, encoded and looked up in one call.
+"""),
+        code(r'''
+from skimage import data as skdata
+
+from facenet_keras.annotate import annotate
+
+cameraman = np.repeat(skdata.camera()[..., None], 3, axis=-1)       # grayscale -> RGB
+group = side_by_side(changed_copy(eileen, mirror=False, brightness=0.8), cameraman, changed_copy(grace),
+                     height=300 if FAST else 400)
+results = fk.recognize(group, gallery)
+for r in results:
+    print(f"box {np.round(r.box).astype(int)}: {r.identity or 'not recognised'} (d = {r.distance:.3f})")
+picture = annotate(group, [r.box for r in results],
+                   [f"{r.identity or 'not recognised'} ({r.distance:.2f})" for r in results],
+                   known=[r.identity is not None for r in results])
+assert sorted(r.identity or "?" for r in results) == ["?", "Eileen Collins", "Grace Hopper"]
+''', ),
+        code(r'''
+fig, ax = plt.subplots(figsize=(11, 4))
+ax.imshow(picture); ax.axis("off")
+ax.set_title("recognize(): green = enrolled person found, red = not recognised")
+plt.show()
+''', "readme-figure"),
+        md(r"""
+## Why 1:K needs a stricter threshold than 1:1
+
+At threshold $\tau$ a single comparison with someone else is a false accept with a small
+probability $p$ (the 1:1 *false accept rate*, FAR). A stranger at the door is compared with all $K$
+enrolled people and is let in if **any** of them is within $\tau$:
+
+$$\text{FAR}_{1:K} \approx 1 - (1 - p)^K \approx K\,p \quad (\text{while small}).$$
+
+A threshold that is fine for one claim lets in strangers once the gallery holds hundreds of people.
+Below, real distances measure this on photos of many people (LFW, from `../shared/data` when
+present): each person enrolled from one photo, probed with another. Without the data a *simulated*
+distance matrix illustrates the same arithmetic.
+"""),
+        code(r'''
+from facenet_keras import evaluation as ev
+from facenet_keras import plots
+
+if SHARED is not None:
+    from facenet_keras.embedding_cache import primary_embeddings
+
+    root = SHARED / "lfw-dev" / "images"
+    folders = {p.name: sorted(p.glob("*.jpg")) for p in sorted(root.iterdir()) if p.is_dir()}
+    names = [n for n, photos in folders.items() if len(photos) >= 2][: 20 if FAST else 150]
+    # the main face of each photo, through an on-disk cache (a second run skips the network)
+    embs, failed = primary_embeddings([folders[n][0] for n in names] + [folders[n][1] for n in names])
+    first, second = embs[: len(names)], embs[len(names):]
+    keep = [i for i in range(len(names)) if first[i] is not None and second[i] is not None]
+    names = np.array([names[i] for i in keep])
+    enrolled, probes = np.stack([first[i] for i in keep]), np.stack([second[i] for i in keep])
+    D, identities = ev.identity_distances(enrolled, names, probes)    # (probes, people)
+    own = identities[None, :] == names[:, None]                        # the probe's own identity
+    source = f"LFW, {len(names)} people"
+else:  # illustration only: genuine ~ N(0.40, 0.08), impostor ~ N(0.80, 0.08), like this encoder
+    rng = np.random.default_rng(0)
+    D = rng.normal(0.80, 0.08, (40, 40))
+    np.fill_diagonal(D, rng.normal(0.40, 0.08, 40))
+    own = np.eye(40, dtype=bool)
+    source = "SIMULATED distances, ../shared/data not found"
+genuine, impostor = D[own], D[~own]
+print(f"{source}: {genuine.size} genuine pairs, {impostor.size} impostor pairs")
+fig = plots.plot_verification(np.concatenate([genuine, impostor]),
+                              np.r_[np.ones(genuine.size, bool), np.zeros(impostor.size, bool)], tau,
+                              title=f"1:1 verification ({source})")
+fig
+'''),
+        code(r'''
+target = 0.01                                    # at most 1 stranger in 100 let in
+K = int((~own).sum(axis=1).min())                # the largest gallery we can measure
+tau_1 = ev.threshold_for_gallery_size(D, 1, target, exclude=own)
+tau_K = ev.threshold_for_gallery_size(D, K, target, exclude=own)
+curves = {f"tau = {tau:.2f} (default)": ev.false_accept_vs_gallery_size(D, tau, exclude=own),
+          f"tau = {tau_K:.3f} (FAR {target:g} at K = {K})": ev.false_accept_vs_gallery_size(D, tau_K, exclude=own)}
+if abs(tau_1 - tau) > 0.01:
+    curves[f"tau = {tau_1:.3f} (FAR {target:g} at K = 1)"] = ev.false_accept_vs_gallery_size(D, tau_1, exclude=own)
+print(f"to let in at most {target:.0%} of strangers: tau = {tau_1:.3f} for one claim (1:1), "
+      f"but tau = {tau_K:.3f} for a gallery of {K} people")
+plots.plot_false_accept_vs_gallery_size(curves, target=target, log_y=True,
+                                        title=f"1:K false accepts grow with K ({source})")
+'''),
+        md(r"""
+The solid lines are measured, the dashed ones are $1-(1-p)^K$. The threshold that keeps one claim
+at 1% false accepts lets in many more strangers against a large gallery; to keep the same rate for
+1:K the threshold has to come down, which in turn rejects more genuine visitors (the ROC above
+shows what it costs). That trade-off is why recognition systems calibrate $\tau$ for their gallery
+size (`facenet-keras evaluate-identification`).
+"""),
+        code(r'''
+gallery.close()
+'''),
+    ]
+
+
+# =============================================================================================
+# 02 triplet loss and one-shot learning
+# =============================================================================================
+def notebook_02():
+    return [
+        md(r"""
+# 2. The triplet loss and one-shot learning
+
+How is an encoder like notebook 1's trained? Not to *name* people (the people we will meet are not
+in the training set) but to *place* them: photos of one person close together, of different people
+far apart. The **triplet loss** says exactly that, for an anchor $A$, a positive $P$ (same
+identity) and a negative $N$ (another identity):
+
+$$\mathcal{L}(A, P, N) = \max\big(\lVert f(A) - f(P)\rVert^2 - \lVert f(A) - f(N)\rVert^2 + \alpha,\; 0\big).$$
+
+The **margin** $\alpha$ matters: without it, $f \equiv 0$ (every input at one point) would have zero
+loss. With it, the negative must be farther than the positive *by at least* $\alpha$.
+
+To keep this notebook fast on a laptop CPU we train on scikit-learn's handwritten digits (each
+digit class plays an "identity"), then do **one-shot classification** of digits the encoder never
+saw in training: enrol *one* example each of 7, 8 and 9, recognise all the others.
+"""),
+        code(SETUP),
+        md(r"""
+## Easy, semi-hard and hard triplets
+
+For an anchor and a positive at distance $d(A,P)$, a negative falls in one of three bands:
+
+* **easy**: $d(A,N) > d(A,P) + \alpha$: loss 0, nothing to learn;
+* **semi-hard**: $d(A,P) < d(A,N) < d(A,P) + \alpha$: correct order, but inside the margin;
+* **hard**: $d(A,N) < d(A,P)$: the negative is closer than the positive.
+
+Once training gets going, random triplets are mostly easy and training on them stalls. FaceNet
+trains on *semi-hard* triplets mined inside each batch; the hardest ones alone tend to collapse the
+model early on. (The package
+uses squared distances, as the formula does.)
+"""),
+        code(r"""
+from facenet_keras import losses
+
+alpha = 0.2
+anchor, positive = np.array([0.0, 0.0]), np.array([0.5, 0.0])      # d(A,P)^2 = 0.25
+rng = np.random.default_rng(1)
+negatives = rng.uniform(-1.1, 1.1, size=(60, 2))
+d_ap = np.sum((anchor - positive) ** 2)
+d_an = np.sum((negatives - anchor) ** 2, axis=1)
+per_triplet = np.array([float(losses.triplet_loss(None, [anchor[None], positive[None], n[None]], alpha=alpha))
+                        for n in negatives])
+kind = np.where(d_an < d_ap, "hard", np.where(d_an < d_ap + alpha, "semi-hard", "easy"))
+
+fig, ax = plt.subplots(figsize=(5.5, 5.5))
+for r2, style in [(d_ap, "-"), (d_ap + alpha, "--")]:
+    ax.add_patch(plt.Circle(anchor, np.sqrt(r2), fill=False, ls=style, color="0.4"))
+colors = {"hard": "tab:red", "semi-hard": "tab:orange", "easy": "tab:green"}
+for k, c in colors.items():
+    m = kind == k
+    ax.scatter(*negatives[m].T, c=c, s=20 + 300 * per_triplet[m], label=f"{k} negatives ({m.sum()})", alpha=0.8)
+ax.plot(*anchor, "k*", ms=14, label="anchor A"); ax.plot(*positive, "bP", ms=11, label="positive P")
+ax.set_aspect("equal"); ax.set_xlim(-1.15, 1.15); ax.set_ylim(-1.15, 1.15)
+ax.set_title(f"circles: d(A,N)^2 = d(A,P)^2 and = d(A,P)^2 + alpha (alpha={alpha})\nmarker size ~ triplet loss", fontsize=9)
+ax.legend(fontsize=8, loc="lower left")
+plt.show()
+print("loss per kind:", {k: round(float(per_triplet[kind == k].mean()), 3) for k in colors if (kind == k).any()})
+"""),
+        md(r"""
+## The data: digits as identities
+
+1,797 8x8 digits, upsampled to 32x32 RGB. Digits 0-6 are the training "identities"; **7, 8 and 9
+are never shown to the encoder during training**.
+"""),
+        code(r"""
+import keras
+
+from facenet_keras.data import load_digits_images, pk_dataset
+from facenet_keras.models.nn4_small2 import nn4_small2
+from facenet_keras.training import embed, one_shot_accuracy, train_encoder, verification_accuracy
+
+SIZE = 32
+EPOCHS, STEPS = (2, 10) if FAST else (8, 25)    # training length: FAST for CI, the rest for you
+images, labels = load_digits_images(SIZE)
+train = labels < 7
+unseen = ~train
+print(f"{train.sum()} training images (digits 0-6), {unseen.sum()} images of unseen digits 7-9")
+
+fig, axes = plt.subplots(1, 10, figsize=(10, 1.3))
+for digit, ax in enumerate(axes):
+    ax.imshow(images[labels == digit][0].astype("uint8")); ax.set_title(str(digit)); ax.axis("off")
+plt.show()
+"""),
+        md(r"""
+## A small encoder, before training
+
+NN4.small2 (the OpenFace FaceNet variant, here at a quarter of its width for 32x32 inputs) maps an
+image to a 128-D vector on the unit sphere. Untrained, its embeddings already carry *some*
+information (random convolutions are not nothing), which is why we compare before and after.
+"""),
+        code(r"""
+keras.utils.set_random_seed(0)
+encoder = nn4_small2((SIZE, SIZE, 3), width=0.25, bn_momentum=0.9)
+print(f"{encoder.name}: {encoder.count_params():,} parameters, output {encoder.output_shape}")
+before = embed(encoder, images)                 # (1797, 128), kept for the comparison
+
+
+def triplet_bands(emb, lab, n_anchors=200, seed=0):
+    # Fractions of easy / semi-hard / hard among all (a, p, n) of some anchors, squared distances.
+    r = np.random.default_rng(seed)
+    idx = r.choice(len(lab), size=min(n_anchors, len(lab)), replace=False)
+    e, l = emb[idx], lab[idx]
+    d = np.sum((e[:, None] - e[None]) ** 2, axis=-1)
+    pos = (l[:, None] == l[None]) & ~np.eye(len(l), dtype=bool)
+    neg = l[:, None] != l[None]
+    ap, an = d[:, :, None], d[:, None, :]
+    valid = pos[:, :, None] & neg[:, None, :]
+    hard = (an < ap) & valid
+    semi = (an >= ap) & (an < ap + alpha) & valid
+    n = valid.sum()
+    return {"hard": hard.sum() / n, "semi-hard": semi.sum() / n, "easy": 1 - (hard.sum() + semi.sum()) / n}
+
+
+bands_before = triplet_bands(before[unseen], labels[unseen])
+print("triplets of unseen digits, untrained encoder:", {k: f"{v:.1%}" for k, v in bands_before.items()})
+"""),
+        md(r"""
+## Train with semi-hard triplet mining
+
+Each batch holds $P$ identities x $K$ examples (here 7 x 8); the loss looks at every valid
+(anchor, positive) pair in the batch and picks its semi-hard negative. `active_triplets` counts the
+pairs still violating the margin: it falls as the encoder learns.
+"""),
+        code(r"""
+dataset = pk_dataset(images[train], labels[train], P=7, K=8, augment=False, seed=0)
+history = train_encoder(encoder, dataset, epochs=EPOCHS, steps_per_epoch=STEPS, mining="semi-hard",
+                        margin=alpha, learning_rate=3e-3, verbose=0)
+after = embed(encoder, images)
+
+fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+axes[0].plot(history.history["loss"], "o-"); axes[0].set_title("semi-hard triplet loss"); axes[0].set_xlabel("epoch")
+axes[1].plot(history.history["active_triplets"], "o-", color="tab:orange")
+axes[1].set_title("active (anchor, positive) pairs per batch"); axes[1].set_xlabel("epoch")
+plt.show()
+
+bands_after = triplet_bands(after[unseen], labels[unseen])
+print("triplets of unseen digits, trained encoder:  ", {k: f"{v:.1%}" for k, v in bands_after.items()})
+for name, e in [("before", before), ("after", after)]:
+    print(f"verification accuracy on unseen digits 7-9 {name} training: "
+          f"{verification_accuracy(e[unseen], labels[unseen]):.3f}")
+"""),
+        md(r"""
+## Embeddings before and after, in 2-D
+
+The 128-D embeddings projected on their first two principal components (PCA), one colour per digit.
+Digits 7, 8 and 9 (crosses) were never trained on, yet after training they form their own clusters
+too: the encoder learned a *general* notion of "same digit", which is what one-shot learning needs.
+"""),
+        code(r"""
+from sklearn.decomposition import PCA
+
+show = np.random.default_rng(0).choice(len(labels), size=600 if FAST else 1797, replace=False)
+fig, axes = plt.subplots(1, 2, figsize=(12, 5.4))
+for ax, (title, emb) in zip(axes, [("untrained encoder", before), ("after triplet training", after)]):
+    xy = PCA(n_components=2).fit_transform(emb[show])
+    for digit in range(10):
+        m = labels[show] == digit
+        ax.scatter(*xy[m].T, s=14 if digit < 7 else 30, marker="o" if digit < 7 else "x",
+                   color=plt.cm.tab10(digit), label=f"{digit}" + (" (unseen)" if digit >= 7 else ""))
+    ax.set_title(f"PCA of the embeddings: {title}"); ax.set_xticks([]); ax.set_yticks([])
+axes[1].legend(fontsize=8, ncol=2, loc="best")
+plt.show()
+""", "readme-figure"),
+        md(r"""
+## One-shot classification of unseen classes
+
+Enrol **one** example of each unseen digit (7, 8, 9) and label every other image of those digits by
+its nearest enrolled example, exactly as `recognize` does with faces. Chance is 1/3. The result
+depends on which examples were enrolled, so we average over many random draws.
+"""),
+        code(r"""
+classes = np.array([7, 8, 9])
+trials = 20 if FAST else 200
+rng = np.random.default_rng(0)
+draws = [np.array([rng.choice(np.flatnonzero(labels == c)) for c in classes]) for _ in range(trials)]
+
+
+def one_shot(emb, support):
+    query = np.setdiff1d(np.flatnonzero(unseen), support)
+    return one_shot_accuracy(emb[support], labels[support], emb[query], labels[query])
+
+
+acc = {name: np.array([one_shot(e, s) for s in draws]) for name, e in [("untrained", before), ("trained", after)]}
+for name, a in acc.items():
+    print(f"one-shot accuracy on digits 7-9, {name} encoder: {a.mean():.3f} (+/- {a.std():.3f} over {trials} draws)")
+
+support = draws[0]
+query = np.setdiff1d(np.flatnonzero(unseen), support)[::37][:12]
+d = np.linalg.norm(after[query][:, None] - after[support][None], axis=-1)
+pred = classes[np.argmin(d, axis=1)]
+fig, axes = plt.subplots(2, 12, figsize=(12, 2.6))
+for ax, i, c in zip(axes[0], support, classes):
+    ax.imshow(images[i].astype("uint8")); ax.set_title(f"enrolled {c}", fontsize=8)
+for ax, i, p in zip(axes[1], query, pred):
+    ax.imshow(images[i].astype("uint8")); ax.set_title(f"-> {p}", fontsize=8, color="green" if p == labels[i] else "red")
+for ax in axes.ravel():
+    ax.axis("off")
+plt.show()
+"""),
+        md(r"""
+The same recipe with faces: train on many people (FaceNet used 200 million photos of 8 million
+people), then enrol anyone from one photo. `facenet-keras train` fine-tunes an encoder on a folder of
+identities with the same loss and mining (see `benchmarks/one_shot_digits.py` for this experiment at
+full length).
+"""),
+    ]
+
+
+# =============================================================================================
+# 03 siamese binary classification
+# =============================================================================================
+def notebook_03():
+    return [
+        md(r"""
+# 3. Verification as binary classification (Siamese network)
+
+Notebook 1 decided "same person?" with a distance and a threshold. DeepFace (Taigman et al., 2014)
+instead *learns* the decision: feed the two encodings of a pair, through the same (frozen) encoder,
+into a logistic regression unit
+
+$$\hat y = \sigma\Big(\sum_{k=1}^{128} w_k \,\big|f(x_1)_k - f(x_2)_k\big| + b\Big)
+\quad\text{or, with chi-square features,}\quad
+\hat y = \sigma\Big(\sum_k w_k \,\frac{(f(x_1)_k - f(x_2)_k)^2}{f(x_1)_k + f(x_2)_k} + b\Big),$$
+
+trained on pairs labelled 1 (same person) or 0 (different people). Both features are symmetric in
+$(x_1, x_2)$, each dimension gets its own weight (the plain distance weighs them all alike), and the
+output is a **probability**, which we can check for calibration.
+"""),
+        code(SETUP),
+        md(r"""
+## Pairs of encodings
+
+Photos of people from LFW (in `../shared/data`), encoded once by the pretrained encoder of notebook 1
+(the encodings are cached on disk, so a second run is instant). People are split in two halves:
+the classifier is **trained on pairs of the first half and tested on people it never saw**.
+Without the shared data the notebook falls back to digits (an illustration only: a 30-D PCA of the
+pixels plays the encoder).
+"""),
+        code(r"""
+from itertools import combinations
+
+rng = np.random.default_rng(0)
+
+
+def make_pairs(emb, who):
+    # All same-identity pairs, and as many different-identity pairs drawn at random.
+    same = [(i, j) for i, j in combinations(range(len(who)), 2) if who[i] == who[j]]
+    diff = set()
+    while len(diff) < len(same):
+        i, j = sorted(rng.choice(len(who), 2, replace=False))
+        if who[i] != who[j]:
+            diff.add((i, j))
+    idx = np.array(same + sorted(diff))
+    return emb[idx[:, 0]], emb[idx[:, 1]], np.r_[np.ones(len(same)), np.zeros(len(diff))].astype(bool)
+
+
+if SHARED is not None:
+    from facenet_keras.embedding_cache import primary_embeddings
+
+    root = SHARED / "lfw-dev" / "images"
+    folders = {p.name: sorted(p.glob("*.jpg"))[:4] for p in sorted(root.iterdir()) if p.is_dir()}
+    people = [n for n, photos in folders.items() if len(photos) >= 2][: 30 if FAST else None]
+    paths = [p for n in people for p in folders[n]]
+    embs, failed = primary_embeddings(paths)
+    ok = [i for i, e in enumerate(embs) if e is not None]
+    emb = np.stack([embs[i] for i in ok])
+    who = np.array([p.parent.name for p in paths])[ok]
+    source = f"LFW faces, {len(people)} people, {len(emb)} photos"
+else:
+    from sklearn.datasets import load_digits
+    from sklearn.decomposition import PCA
+
+    digits = load_digits()
+    emb = PCA(30, random_state=0).fit_transform(digits.data).astype("float32")
+    keep = rng.choice(len(emb), 300 if FAST else 900, replace=False)
+    emb, who = emb[keep], digits.target[keep]
+    source = "digits (ILLUSTRATION: ../shared/data not found; train/test split by image)"
+
+identities = np.unique(who)
+if SHARED is not None:   # train on half of the people, test on the others
+    first_half = np.isin(who, identities[: len(identities) // 2])
+else:                    # only 10 digit classes: split the images instead
+    first_half = rng.random(len(who)) < 0.5
+train = make_pairs(emb[first_half], who[first_half])
+test = make_pairs(emb[~first_half], who[~first_half])
+print(f"{source}: {len(train[2])} training pairs, {len(test[2])} test pairs"
+      + (" of other people" if SHARED is not None else "") + " (half same, half different)")
+"""),
+        md(r"""
+## The two features
+
+Per dimension $k$, the median feature over same-person pairs and over different-people pairs. Some
+dimensions separate the two classes better than others; a learned weight per dimension can use
+that, a plain Euclidean distance cannot. (Chi-square was designed for DeepFace's non-negative ReLU
+features; dlib's encodings are signed, so the package divides by $|f(x_1)_k + f(x_2)_k| + \epsilon$,
+which can be tiny: the feature has heavy tails, hence medians.)
+"""),
+        code(r"""
+from facenet_keras import siamese
+
+fig, axes = plt.subplots(2, 1, figsize=(11, 5), sharex=True)
+for ax, kind in zip(axes, siamese.FEATURE_KINDS):
+    f = np.asarray(siamese.pair_features(train[0], train[1], kind))
+    ax.bar(np.arange(f.shape[1]), np.median(f[~train[2]], 0), color="tab:red", alpha=0.6, label="different people")
+    ax.bar(np.arange(f.shape[1]), np.median(f[train[2]], 0), color="tab:green", alpha=0.8, label="same person")
+    ax.set_ylabel(f"median {kind} feature"); ax.legend(fontsize=8, loc="upper right")
+axes[-1].set_xlabel("embedding dimension k")
+plt.show()
+"""),
+        md(r"""
+## Logistic regression on pairs
+
+`SiameseClassifier` standardises the features and fits one sigmoid unit with the log loss
+(full-batch Adam, an L2 penalty on the weights). The baseline is notebook 1's rule: distance below
+a threshold, the threshold chosen on the same training pairs.
+"""),
+        code(r"""
+from facenet_keras import evaluation as ev
+
+EPOCHS = 150 if FAST else 400
+dim = train[0].shape[1]
+classifiers = {kind: siamese.SiameseClassifier(dim=dim, kind=kind).fit(*train, epochs=EPOCHS) for kind in ("abs", "chi2")}
+
+d_train = np.linalg.norm(train[0] - train[1], axis=1)
+d_test = np.linalg.norm(test[0] - test[1], axis=1)
+tau = ev.best_threshold(d_train, train[2])
+prob = {kind: clf.predict_proba(test[0], test[1]) for kind, clf in classifiers.items()}
+print(f"distance threshold tau = {tau:.3f} (chosen on the training pairs)")
+print(f"test accuracy, distance <= tau : {ev.accuracy_at(d_test, test[2], tau):.3f}   AUC {ev.auc(d_test, test[2]):.4f}")
+for kind, p in prob.items():
+    acc = np.mean((p >= 0.5) == test[2])
+    print(f"test accuracy, {kind:4s} P >= 0.5   : {acc:.3f}   AUC {ev.auc(1 - p, test[2]):.4f}")
+
+fig, ax = plt.subplots(figsize=(5.5, 5))
+for name, score in [("distance", d_test)] + [(f"logistic, {k}", 1 - p) for k, p in prob.items()]:
+    far, tar, _ = ev.roc_curve(score, test[2])
+    ax.step(far, tar, where="post", label=f"{name} (AUC {ev.auc(score, test[2]):.3f})")
+ax.set_xlabel("false accept rate"); ax.set_ylabel("true accept rate"); ax.set_title(f"ROC on unseen people")
+ax.set_xscale("symlog", linthresh=0.01); ax.set_xlim(0, 1); ax.grid(alpha=0.3); ax.legend(loc="lower right")
+plt.show()
+"""),
+        md(r"""
+## Calibrated probabilities
+
+A probability is *calibrated* when, among all pairs given $P(\text{same}) \approx 0.8$, about 80%
+really are the same person. The reliability diagram bins the test pairs by predicted probability
+and plots the observed fraction of same-person pairs; the diagonal is perfect calibration. For
+comparison, *Platt scaling* of the distance (a one-feature logistic regression on $d$) turns the
+threshold rule into probabilities too. Brier score and expected calibration error (ECE): lower is
+better.
+"""),
+        code(r"""
+from sklearn.linear_model import LogisticRegression
+
+platt = LogisticRegression(C=1e6).fit(d_train[:, None], train[2])      # (almost) unregularised
+prob["distance (Platt)"] = platt.predict_proba(d_test[:, None])[:, 1]
+
+bins = np.linspace(0, 1, 11)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+axes[0].plot([0, 1], [0, 1], "k:", label="perfect calibration")
+for name, p in prob.items():
+    idx = np.clip(np.digitize(p, bins) - 1, 0, 9)
+    filled = [b for b in range(10) if (idx == b).any()]
+    x, y = [p[idx == b].mean() for b in filled], [test[2][idx == b].mean() for b in filled]
+    line, = axes[0].plot(x, y, "-", alpha=0.7,
+                         label=f"{name}: Brier {siamese.brier_score(p, test[2]):.3f}, "
+                               f"ECE {siamese.expected_calibration_error(p, test[2]):.3f}")
+    axes[0].scatter(x, y, s=[8 + 200 * np.mean(idx == b) for b in filled], color=line.get_color())
+    axes[1].hist(p, bins=bins, histtype="step", lw=2, label=name)
+axes[0].set_xlabel("predicted P(same person)"); axes[0].set_ylabel("observed fraction of same-person pairs")
+axes[0].set_title("reliability diagram (test pairs; marker area ~ pairs in the bin)", fontsize=10)
+axes[0].legend(fontsize=8)
+axes[1].set_yscale("log")
+axes[1].set_xlabel("predicted P(same person)"); axes[1].set_ylabel("pairs (log)"); axes[1].set_title("how confident")
+axes[1].legend(fontsize=8)
+plt.show()
+""", "readme-figure"),
+        md(r"""
+## Use it on a new pair
+
+With face encodings, the classifier answers a verification question with a probability. The two
+bundled public-domain portraits: Grace Hopper against a changed copy of her photo, and against
+astronaut Eileen Collins.
+"""),
+        code(r"""
+if SHARED is not None:
+    import facenet_keras as fk
+    from facenet_keras.demo import changed_copy, sample_portraits
+
+    portraits = sample_portraits()
+    grace, eileen = portraits["Grace Hopper"], portraits["Eileen Collins"]
+    (g,), (g2,), (e,) = fk.encode(grace), fk.encode(changed_copy(grace)), fk.encode(eileen)
+    clf = classifiers["abs"]
+    for text, (a, b) in [("Grace vs her changed copy", (g, g2)), ("Grace vs Eileen", (g, e))]:
+        same, p = clf(a.embedding, b.embedding)
+        print(f"{text:26s}: P(same) = {p:.3f} -> {'same person' if same else 'different people'}"
+              f"   (distance {np.linalg.norm(a.embedding - b.embedding):.3f})")
+else:
+    print("(needs face encodings: skipped in the digits illustration)")
+"""),
+        md(r"""
+What to take away: on a strong encoder the learned weights buy little accuracy over a well-chosen
+distance threshold (the encoder was trained so that the plain distance works), but the classifier
+gives *probabilities*, and with Platt scaling even the distance rule can. A threshold on a calibrated
+probability is a threshold on the odds, which is what a risk policy is written in.
+"""),
+    ]
+
+
+# =============================================================================================
+# 04 neural style transfer
+# =============================================================================================
+def notebook_04():
+    return [
+        md(r"""
+# 4. Neural style transfer
+
+Gatys et al. (2015): paint a **content** image $C$ in the style of a **style** image $S$ by
+optimising the *pixels* of a generated image $G$ so that
+
+* its deep VGG activations match those of $C$ (content), and
+* the correlations between its VGG channels (Gram matrices) match those of $S$ (style).
+
+The network itself is never trained: VGG19, pretrained on ImageNet, is a fixed feature extractor.
+This notebook walks through what VGG layers see, the three costs, the optimisation, and the
+variants (colour preservation, multi-scale, the one-pass TF-Hub model).
+"""),
+        code(SETUP),
+        code(r'''
+import style_transfer as st
+from skimage import data as skdata
+
+SIZE = 96 if FAST else 192                       # longest side of the generated image, pixels
+STEPS = 12 if FAST else 150                      # optimisation steps per run (a few minutes on a CPU)
+
+if SHARED is not None:
+    content = st.load_image(SHARED / "style" / "content" / "tubingen.jpg")
+    style = st.load_image(SHARED / "style" / "style" / "starry_night.jpg")
+    content_name, style_name = "Tuebingen", "Van Gogh, The Starry Night"
+else:  # public-domain images inside scikit-image
+    content = st.load_image(skdata.chelsea())
+    style = st.load_image(skdata.hubble_deep_field())
+    content_name, style_name = "Chelsea the cat", "Hubble deep field"
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+for ax, img, title in zip(axes, (content, style), (f"content: {content_name}", f"style: {style_name}")):
+    ax.imshow(img); ax.set_title(title); ax.axis("off")
+plt.show()
+'''),
+        md(r"""
+## What VGG layers see
+
+VGG19 is 16 convolutional layers in five blocks. Following Zeiler & Fergus, for a few *units*
+(channels) of a layer we find the image patches that activate each unit most: shallow units
+respond to colours and edges, deeper ones to textures and object parts. Each patch is the unit's
+receptive field (bigger in deeper layers).
+"""),
+        code(r'''
+from style_transfer import visualize
+
+extractor_vis = st.build_feature_extractor(["block1_conv2", "block3_conv1", "block5_conv1"])
+patch_sources = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket(), content, style]
+if not FAST:
+    patch_sources += [skdata.hubble_deep_field(), skdata.retina(), skdata.immunohistochemistry(),
+                      np.repeat(skdata.camera()[..., None], 3, -1)]
+for layer, units in [("block1_conv2", [3, 10, 25]), ("block3_conv1", [5, 40, 90]), ("block5_conv1", [7, 60, 200])]:
+    found = visualize.top_activating_patches(patch_sources, layer, units, k=4 if FAST else 9,
+                                             size=160 if FAST else 224, extractor=extractor_vis)
+    visualize.plot_top_patches(found, layer, cols=2 if FAST else 3)
+    plt.show()
+'''),
+        code(r'''
+maps = visualize.feature_maps(content, "block3_conv1", size=160 if FAST else 224, extractor=extractor_vis)
+visualize.plot_feature_maps(maps, n=16, title=f"block3_conv1 activations of the content image {maps.shape}")
+plt.show()
+'''),
+        md(r"""
+## Content cost
+
+Pick one layer $l$ (here `block4_conv2`) with activations $a^{[l]} \in \mathbb{R}^{n_H \times n_W
+\times n_C}$. The content cost is the (normalised) squared difference of activations:
+
+$$J_{content}(C, G) = \frac{1}{4\, n_H n_W n_C} \sum (a^{(C)} - a^{(G)})^2 .$$
+
+A deep layer keeps *what* is where (objects, layout) but not exact pixels.
+"""),
+        code(r'''
+from style_transfer import costs
+
+layers = [costs.CONTENT_LAYER] + [name for name, _ in costs.STYLE_LAYERS]
+extractor = st.build_feature_extractor(layers)   # one VGG19 that stops at the deepest layer needed
+print("weights:", extractor.weights_source.describe())
+
+small = lambda img: st.images.resize_longest(img, SIZE)
+C, S = small(content), small(style)
+noisy = np.clip(C + np.random.default_rng(0).uniform(-0.25, 0.25, C.shape), 0, 1).astype("float32")
+S_as_C = st.images.resize(style, *C.shape[:2])    # the content cost compares same-size maps
+feats = {name: extractor(x[None], training=False)
+         for name, x in [("C", C), ("S", S), ("noisy C", noisy), ("S at C's size", S_as_C)]}
+for other in ("noisy C", "S at C's size"):
+    J = costs.compute_content_cost(feats["C"][costs.CONTENT_LAYER], feats[other][costs.CONTENT_LAYER])
+    print(f"J_content(C, {other:14s}) = {float(J):10.2f}")
+'''),
+        md(r"""
+## Gram matrix and style cost
+
+Unroll a layer's activation to $A \in \mathbb{R}^{n_C \times n_H n_W}$; the **Gram matrix**
+$G = A A^T$ holds, for every pair of channels, how much they fire *together*, wherever in the image.
+Position is averaged away: what remains is texture, colour, brush strokes. The layer style cost and
+the style cost over several layers with weights $\lambda_l$:
+
+$$J^{[l]}_{style}(S, G) = \frac{1}{4 n_C^2 (n_H n_W)^2} \sum_{i,j} (G^{(S)}_{ij} - G^{(G)}_{ij})^2,
+\qquad J_{style} = \sum_l \lambda_l J^{[l]}_{style}.$$
+"""),
+        code(r'''
+layer = "block2_conv1"
+unrolled = lambda a: np.asarray(a[0]).reshape(-1, a.shape[-1]).T          # (n_C, n_H*n_W)
+grams = {k: np.asarray(costs.gram_matrix(unrolled(feats[k][layer]))) for k in ("C", "S")}
+
+fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+for ax, (k, g) in zip(axes, grams.items()):
+    n_hw = feats[k][layer].shape[1] * feats[k][layer].shape[2]       # normalise by n_H n_W
+    ax.imshow(np.sqrt(g[:48, :48] / n_hw), cmap="magma")                 # first 48 channels
+    ax.set_title(f"{k}: Gram matrix at {layer}\n(first 48 of {g.shape[0]} channels, sqrt)", fontsize=10)
+    ax.axis("off")
+plt.show()
+
+J_style = costs.compute_style_cost(feats["S"], feats["C"])
+print(f"J_style(S, C) = {float(J_style):.4g}   J_style(S, S) = {float(costs.compute_style_cost(feats['S'], feats['S'])):.4g}")
+'''),
+        md(r"""
+## Total cost and optimising the pixels
+
+$$J(G) = \alpha J_{content}(C, G) + \beta J_{style}(S, G) \;(+\; \gamma J_{TV}(G)),$$
+
+where the optional total-variation term keeps neighbouring pixels alike (less noise). Start from
+the content image plus noise and follow the gradient of $J$ with respect to the *pixels* of $G$
+(Adam). `st.stylize` does exactly this; its `callback` lets us keep intermediate images.
+"""),
+        code(r'''
+snapshots = {}
+every = max(1, STEPS // 4)
+def keep(step, image, cost):
+    if step == 1 or step % every == 0:
+        snapshots[step] = image.copy()
+
+result = st.stylize(C, S, size=SIZE, steps=STEPS, schedule="single", extractor=extractor,
+                    callback=keep, progress=False)
+print(f"{STEPS} steps at {SIZE}px in {result.seconds:.1f} s; final costs: "
+      + ", ".join(f"{k} {v:.4g}" for k, v in result.costs.items()))
+
+fig, axes = plt.subplots(1, len(snapshots), figsize=(3 * len(snapshots), 3.2))
+for ax, (step, img) in zip(np.atleast_1d(axes), sorted(snapshots.items())):
+    ax.imshow(img); ax.set_title(f"step {step}"); ax.axis("off")
+fig.suptitle("intermediate images")
+plt.show()
+
+hist = result.history
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.semilogy([h["step"] for h in hist], [h["total"] for h in hist], label="total J (weighted)")
+ax.set_xlabel("step"); ax.set_ylabel("cost"); ax.legend()
+plt.show()
+'''),
+        md(r"""
+## Colour preservation
+
+A plain transfer repaints the content with the style's palette. Gatys et al. (2016) transfer only
+the *luminance*: optimise on grey images, then put the content's own colours back (YIQ colour
+space). The town keeps its colours, the strokes come from the painting.
+"""),
+        code(r'''
+kept = st.stylize(C, S, size=SIZE, steps=STEPS, schedule="single", extractor=extractor,
+                  preserve_colors=True, progress=False)
+'''),
+        md(r"""
+## Multi-scale (coarse to fine)
+
+Optimising at full size is slow and the strokes end up small. The default schedule spends most
+steps at a quarter and a half of the size (each step 16x and 4x cheaper) and finishes with a few
+steps at full size: large-scale structure first, detail last.
+"""),
+        code(r'''
+print("schedule (longest side, steps):", st.multiscale_schedule(SIZE * 2, STEPS * 2, min_size=32))
+multi = st.stylize(C, S, size=SIZE * 2, steps=STEPS * 2, schedule=st.multiscale_schedule(SIZE * 2, STEPS * 2, min_size=32),
+                   extractor=extractor, progress=False)
+print(f"multi-scale to {SIZE * 2}px in {multi.seconds:.1f} s")
+'''),
+        code(r'''
+panels = [(C, f"content: {content_name}"), (S, f"style: {style_name}"), (result.image, "style transfer"),
+          (kept.image, "colours preserved"), (multi.image, "multi-scale, 2x size")]
+fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.4))
+for ax, (img, title) in zip(axes, panels):
+    ax.imshow(np.clip(img, 0, 1)); ax.set_title(title, fontsize=10); ax.axis("off")
+plt.tight_layout()
+plt.show()
+''', "readme-figure"),
+        md(r"""
+## The fast path: one forward pass (TF-Hub)
+
+Optimising pixels takes minutes per image. Magenta's *arbitrary image stylization* network was
+trained to predict the result in **one** forward pass for any style. The package never downloads
+at run time: download and unpack the model once
+(`https://tfhub.dev/google/magenta/arbitrary-image-stylization-v1-256/2`) and point
+`STYLE_TRANSFER_HUB_MODEL` at its folder; without it the cell below just says so.
+"""),
+        code(r'''
+hub_model = os.environ.get("STYLE_TRANSFER_HUB_MODEL")
+if hub_model and Path(hub_model).is_dir():
+    fast = st.fast_stylize(content, style, hub_model, size=SIZE * 2)
+    plt.imshow(fast); plt.axis("off"); plt.title("TF-Hub arbitrary stylisation, one pass"); plt.show()
+else:
+    print("STYLE_TRANSFER_HUB_MODEL is not set to a SavedModel folder: skipping the TF-Hub model.")
+'''),
+    ]
+
+
+NOTEBOOK_SOURCES = {
+    "01_face_verification_and_recognition.ipynb": notebook_01,
+    "02_triplet_loss_and_one_shot_learning.ipynb": notebook_02,
+    "03_siamese_binary_classification.ipynb": notebook_03,
+    "04_neural_style_transfer.ipynb": notebook_04,
+}
+
+
+def build(cells) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):  # stable ids: regenerating gives identical files
+        cell.id = f"cell-{i:02d}"
+    return nb
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a stored notebook is out of date")
+    args = parser.parse_args(argv)
+    NOTEBOOKS.mkdir(exist_ok=True)
+    stale = []
+    for name, make in NOTEBOOK_SOURCES.items():
+        nb = build(make())
+        nbformat.validate(nb)
+        text = nbformat.writes(nb) + "\n"
+        path = NOTEBOOKS / name
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)} ({len(nb.cells)} cells)")
+    if stale:
+        print("out of date (run python scripts/make_notebooks.py):", ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
