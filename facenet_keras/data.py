@@ -115,17 +115,19 @@ def split_identities(names, val_fraction: float = 0.25, seed: int = 0,
 
 
 def default_cache_dir() -> Path:
-    """Where chip caches live: ``$FACENET_KERAS_CACHE/chips`` or ``~/.cache/facenet_keras/chips``."""
-    base = os.environ.get("FACENET_KERAS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "facenet_keras")
-    return Path(base) / "chips"
+    """Where chip caches live: ``chips/`` in the package's cache folder (``$FACENET_KERAS_HOME``,
+    else ``~/.cache/facenet-keras``)."""
+    from .weights.cache import cache_dir
+
+    return cache_dir() / "chips"
 
 
 def face_chip(image: np.ndarray, detector, size: int = 150, padding: float = 0.25) -> tuple[np.ndarray, bool]:
     """One aligned chip of the largest face in ``image``.
 
-    ``image`` is (H, W, 3) uint8 RGB. The detection with the largest box area is aligned
-    (``alignment.align_faces``). If no face is found the whole image is resized to ``size`` x ``size``:
+    ``image`` is (H, W, 3) uint8 RGB. The detection with the largest box area is cut exactly as the
+    recognition pipeline cuts faces (:func:`facenet_keras.pipeline.face_chips`), so an encoder
+    trained on these chips sees the same chips at inference. If no face is found the whole image is resized to ``size`` x ``size``:
     this is meant for photos that are already tight face crops (e.g. 150x150 chips, where MTCNN
     often misses the face because it fills the frame); on full photos it gives a poor chip, which is
     why the ``detected`` flag is returned.
@@ -133,12 +135,12 @@ def face_chip(image: np.ndarray, detector, size: int = 150, padding: float = 0.2
     Returns:
         ``(chip, detected)``: (size, size, 3) uint8 and whether a face was detected.
     """
-    from .alignment import align_faces
+    from .pipeline import face_chips
 
     dets = detector.detect(image)
     if dets:
         best = max(dets, key=lambda d: float(d.area))
-        return align_faces(image, np.asarray(best.landmarks)[None], size=size, padding=padding)[0], True
+        return face_chips(image, [best], size, padding=padding)[0], True
     import tensorflow as tf
 
     chip = tf.image.resize(image[None].astype(np.float32), (size, size), antialias=True)[0]
@@ -146,7 +148,9 @@ def face_chip(image: np.ndarray, detector, size: int = 150, padding: float = 0.2
 
 
 def _cache_key(root: Path, files: list[Path], size: int, padding: float) -> str:
-    h = hashlib.sha256(f"v{_CACHE_VERSION}|{root.resolve()}|{size}|{padding}".encode())
+    from .pipeline import alignment_id
+
+    h = hashlib.sha256(f"v{_CACHE_VERSION}|{alignment_id()}|{root.resolve()}|{size}|{padding}".encode())
     for f in files:
         st = f.stat()
         h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())

@@ -29,9 +29,10 @@ _MISSING = object()
 
 
 def cache_root() -> Path:
-    """``$FACENET_KERAS_HOME`` if set, else ``~/.cache/facenet-keras``."""
-    home = os.environ.get("FACENET_KERAS_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".cache" / "facenet-keras"
+    """The package's cache folder: ``$FACENET_KERAS_HOME`` if set, else ``~/.cache/facenet-keras``."""
+    from .weights.cache import cache_dir
+
+    return cache_dir()
 
 
 def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

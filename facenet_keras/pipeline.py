@@ -91,10 +91,10 @@ def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMEN
         name = f"{path.name}:{_file_digest(path)[:16]}"
     else:
         name = f"{model.name}:{model.count_params()}"
-    return f"{name}|{_alignment_id(alignment)}|flip={int(bool(flip))}"
+    return f"{name}|{alignment_id(alignment)}|flip={int(bool(flip))}"
 
 
-def _alignment_id(alignment: str) -> str:
+def alignment_id(alignment: str = DEFAULT_ALIGNMENT) -> str:
     """Changes whenever detection, the alignment route or its constants do (so caches never serve
     stale chips): the detector's landmark version and settings, and the route's templates."""
     from . import detection
@@ -147,12 +147,14 @@ def embed_chips(chips: np.ndarray, model=None, flip: bool = True, batch_size: in
     return (both[: len(chips)] + both[len(chips):]) / 2.0
 
 
-def face_chips(image: np.ndarray, detections, size: int = 150, alignment: str = DEFAULT_ALIGNMENT) -> np.ndarray:
+def face_chips(image: np.ndarray, detections, size: int = 150, alignment: str = DEFAULT_ALIGNMENT,
+               padding: float = 0.25) -> np.ndarray:
     """Aligned chips (N, size, size, 3) uint8 of the detected faces of one RGB photo.
 
-    "dlib": dlib's 5 points predicted from each MTCNN face, mapped onto dlib's chip template
-    (padding 0.25), exactly as ``dlib.get_face_chip`` would cut it. "mtcnn": MTCNN's 5 points onto
-    their fitted template.
+    "dlib": dlib's 5 points predicted from each MTCNN face, mapped onto dlib's chip template, exactly
+    as ``dlib.get_face_chip(..., padding=0.25)`` would cut it. "mtcnn": MTCNN's 5 points onto their
+    fitted template. ``padding``: the margin around the face, as a fraction of its template width
+    (0.25 for the pretrained encoder).
     """
     detections = list(detections)
     if alignment not in ALIGNMENTS:
@@ -160,11 +162,12 @@ def face_chips(image: np.ndarray, detections, size: int = 150, alignment: str = 
     if not detections:
         return np.zeros((0, size, size, 3), np.uint8)
     if alignment == "mtcnn":
-        return _alignment.align_faces(image, np.stack([d.landmarks for d in detections]), size=size)
+        return _alignment.align_faces(image, np.stack([d.landmarks for d in detections]), size=size,
+                                      padding=padding)
     from .landmarks import load_shape_predictor, rect_from_detection
 
     points = load_shape_predictor().predict(image, rect_from_detection(detections))
-    target = _alignment.template_pixels(_alignment.DLIB_TEMPLATE, size, 0.25)
+    target = _alignment.template_pixels(_alignment.DLIB_TEMPLATE, size, padding)
     return _alignment.warp_affine(image, _alignment.similarity_transform(points, target), size)
 
 
