@@ -44,17 +44,9 @@ def small_convnet(size: int = 16, dim: int = 16):
 
 def one_shot_trials(model, images, labels, classes=NEW_CLASSES, trials: int = 50, seed: int = 0) -> float:
     """Mean one-shot accuracy over ``trials`` random draws of one enrolled example per class."""
-    from facenet_keras.training import embed, one_shot_accuracy
+    from facenet_keras.training import one_shot_trials as trials_of
 
-    mask = np.isin(labels, classes)
-    emb, lab = embed(model, images[mask]), labels[mask]
-    rng = np.random.default_rng(seed)
-    accs = []
-    for _ in range(trials):
-        support = np.array([rng.choice(np.flatnonzero(lab == c)) for c in classes])
-        query = np.setdiff1d(np.arange(len(lab)), support)
-        accs.append(one_shot_accuracy(emb[support], lab[support], emb[query], lab[query]))
-    return float(np.mean(accs))
+    return trials_of(model, images, labels, classes, trials=trials, seed=seed)
 
 
 def run(model_name: str = "small_convnet", seed: int = 0, return_models: bool = False) -> dict:

@@ -115,6 +115,20 @@ def one_shot_accuracy(support, support_labels, queries, query_labels) -> float:
     return float(np.mean(pred == np.asarray(query_labels)))
 
 
+def one_shot_trials(encoder, images, labels, classes, trials: int = 50, seed: int = 0) -> float:
+    """Mean one-shot accuracy on ``classes`` over ``trials`` random draws of one enrolled example
+    per class (the rest of those classes' images are the queries)."""
+    mask = np.isin(labels, classes)
+    emb, lab = embed(encoder, images[mask]), np.asarray(labels)[mask]
+    rng = np.random.default_rng(seed)
+    accs = []
+    for _ in range(trials):
+        support = np.array([rng.choice(np.flatnonzero(lab == c)) for c in classes])
+        query = np.setdiff1d(np.arange(len(lab)), support)
+        accs.append(one_shot_accuracy(emb[support], lab[support], emb[query], lab[query]))
+    return float(np.mean(accs))
+
+
 class VerificationCallback(keras.callbacks.Callback):
     """After each epoch: verification accuracy of ``encoder`` on held-out identities, into the logs.
 

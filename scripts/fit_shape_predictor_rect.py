@@ -42,19 +42,9 @@ sys.path.insert(0, str(REPO))
 from facenet_keras import alignment  # noqa: E402
 from facenet_keras.images import load_image  # noqa: E402
 from facenet_keras.landmarks import load_shape_predictor, rect_from_landmarks  # noqa: E402
-from fit_chip_template import photo_paths  # noqa: E402  (the same photos: faces/ full photos + group/)
+from fit_chip_template import downscale, photo_paths  # noqa: E402  (the same photos: faces/ full photos + group/)
 
 SIZE, PADDING = 150, 0.25
-
-
-def downscale(img: np.ndarray, max_side: int) -> np.ndarray:
-    from PIL import Image
-
-    h, w = img.shape[:2]
-    if max(h, w) <= max_side:
-        return img
-    f = max_side / max(h, w)
-    return np.asarray(Image.fromarray(img).resize((round(w * f), round(h * f)), Image.LANCZOS))
 
 
 def collect(paths, max_side: int):
