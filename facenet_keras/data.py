@@ -73,15 +73,22 @@ class ChipSet:
 
 
 def list_identities(root) -> dict[str, list[Path]]:
-    """``{person: [photo paths]}`` for ``ROOT/<person>/<photo>``, sorted; people without photos skipped."""
+    """``{person: [photo paths]}`` for ``ROOT/<person>/<photo>``: people sorted by name, each one's
+    photos in natural order (``2.jpg`` before ``10.jpg``, so "the first photo" means what a person
+    reads); people without photos skipped, files directly in ROOT ignored."""
+    import re
+
     from .images import iter_image_files
+
+    def natural(path: Path):
+        return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder (expected ROOT/<person>/<photo>)")
     out: dict[str, list[Path]] = {}
     for person in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        photos = list(iter_image_files(person, recursive=False))
+        photos = sorted(iter_image_files(person, recursive=False), key=natural)
         if photos:
             out[person.name] = photos
     if not out:

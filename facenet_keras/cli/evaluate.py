@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -166,28 +165,6 @@ def pair_distances(paths1, paths2, *, model=None, cache: bool = True, progress: 
     return d, problems
 
 
-def _natural_key(path: Path):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
-
-
-def read_identities(root: str | Path) -> dict[str, list[str]]:
-    """``ROOT/<person>/<photo>`` -> {person: [photo paths in natural order]} (people without photos
-    are left out; files directly in ROOT are ignored)."""
-    from facenet_keras.images import iter_image_files
-
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"not a folder: {root}")
-    people = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        photos = sorted(iter_image_files(folder, recursive=False), key=_natural_key)
-        if photos:
-            people[folder.name] = [str(p) for p in photos]
-    if not people:
-        raise ValueError(f"{root}: no identity folders with photos (expected ROOT/<person>/<photo>)")
-    return people
-
-
 def _photo_kind(path: str) -> str:
     """'crop' for a tight face crop (no side above 160 px), else 'photo'; reads the header only."""
     from PIL import Image
@@ -339,7 +316,9 @@ def cmd_evaluate_identification(args) -> int:
     from facenet_keras.recognition import DEFAULT_THRESHOLD
 
     tau = float(args.threshold) if args.threshold is not None else float(DEFAULT_THRESHOLD)
-    people = read_identities(args.root)
+    from facenet_keras.data import list_identities
+
+    people = {name: [str(p) for p in photos] for name, photos in list_identities(args.root).items()}
     unknown = sorted(set(args.exclude) - set(people))
     if unknown:
         raise ValueError(f"--exclude: no such person folder in {args.root}: {', '.join(unknown)}")
