@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
+from pathlib import Path
 
 EXIT_OK, EXIT_NO_MATCH, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -49,6 +51,24 @@ def _add_global_options(parser: argparse.ArgumentParser, default: bool) -> None:
     if "--json" not in have:
         parser.add_argument("--json", action="store_true", default=keep(False),
                             help="print machine-readable JSON instead of text")
+
+
+def emit(args, payload, lines: list[str]) -> None:
+    """A command's answer: text lines on stdout, or the JSON ``payload`` with ``--json``; with
+    ``--json OUT.json`` (commands that accept a path) the JSON goes to that file and the text to stdout."""
+    target = getattr(args, "json", False)
+    if isinstance(target, str):
+        out = Path(target)
+        if out.parent != Path(""):
+            out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(payload, indent=2) + "\n")
+        lines = lines + [f"figures written to {out}"]
+    if target is True:
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for line in lines:
+            print(line)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from . import EXIT_OK
+from . import EXIT_OK, emit
 
 _TRUE = {"1", "true", "yes", "same", "y", "t"}
 _FALSE = {"0", "false", "no", "different", "n", "f"}
@@ -177,23 +176,6 @@ def _photo_kind(path: str) -> str:
 
 
 # -------------------------------------------------------------------------------- output
-def _emit(args, payload: dict, lines: list[str]) -> None:
-    """Text (or JSON with a bare --json) on stdout; with --json OUT.json also the JSON file."""
-    target = getattr(args, "json", False)
-    if isinstance(target, str):
-        out = Path(target)
-        if out.parent != Path(""):
-            out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(payload, indent=2) + "\n")
-        lines = lines + [f"figures written to {out}"]
-    if target is True:
-        json.dump(payload, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        for line in lines:
-            print(line)
-
-
 def _warn_failed(problems: dict[str, str], limit: int = 10) -> None:
     for i, (path, why) in enumerate(sorted(problems.items())):
         if i == limit:
@@ -244,7 +226,7 @@ def cmd_evaluate(args) -> int:
                                       f"+- {report['accuracy_std']:.4f}")
         save_figure(fig, args.plot)
         lines.append(f"plot written to {args.plot}")
-    _emit(args, report, lines)
+    emit(args, report, lines)
     return EXIT_OK
 
 
@@ -305,7 +287,7 @@ def cmd_calibrate(args) -> int:
                   f"calibrated with {pipeline_id(args.model)!r}", file=sys.stderr)
     else:
         lines.append("(add --save to store it in the gallery for verify/recognize)")
-    _emit(args, payload, lines)
+    emit(args, payload, lines)
     return EXIT_OK
 
 
@@ -458,5 +440,5 @@ def cmd_evaluate_identification(args) -> int:
             title=f"{Path(args.root).name}: false accepts of strangers vs gallery size")
         save_figure(fig, args.plot)
         lines.append(f"plot written to {args.plot}")
-    _emit(args, payload, lines)
+    emit(args, payload, lines)
     return EXIT_OK

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK
+from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, emit
 
 
 def register(sub) -> None:
@@ -71,19 +70,10 @@ def _gallery(args):
     return FaceGallery(args.gallery)
 
 
-def _emit(args, payload, text_lines) -> None:
-    if args.json:
-        json.dump(payload, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        for line in text_lines:
-            print(line)
-
-
 def cmd_enroll(args) -> int:
     with _gallery(args) as g:
         ids = g.enroll(args.name, args.photos, model=args.model)
-        _emit(args, {"name": args.name, "photo_ids": ids, "photos": len(ids), "gallery": str(g.path)},
+        emit(args, {"name": args.name, "photo_ids": ids, "photos": len(ids), "gallery": str(g.path)},
               [f"enrolled {args.name!r} from {len(ids)} photo(s) in {g.path} "
                f"({g.people()[args.name]} photo(s) in all)"])
     return EXIT_OK
@@ -103,7 +93,7 @@ def cmd_verify(args) -> int:
     verdict = "MATCH" if v.match else "NO MATCH"
     rule = (f"P(same) {v.probability:.3f}" if v.probability is not None else
             f"{'<=' if v.match else '>'} threshold {v.threshold:.3f}")
-    _emit(args, {"photo": args.photo, **v.to_dict()},
+    emit(args, {"photo": args.photo, **v.to_dict()},
           [f"{verdict}: {args.photo} vs {args.name!r}: distance {v.distance:.3f} {rule}{note}"])
     return EXIT_OK if v.match else EXIT_NO_MATCH
 
@@ -134,7 +124,7 @@ def cmd_recognize(args) -> int:
             annotate(load_image(photo), [r.box for r in faces], labels).save(out)
             lines.append(f"  annotated photo written to {out}")
             payload[-1]["annotated"] = out
-    _emit(args, payload, lines)
+    emit(args, payload, lines)
     return EXIT_OK if anyone else EXIT_NO_MATCH
 
 
@@ -154,7 +144,7 @@ def cmd_detect(args) -> int:
         for d in faces:
             x, y, w, h = (int(round(v)) for v in d.box)
             lines.append(f"  [{x},{y},{w},{h}] confidence {d.confidence:.3f}")
-    _emit(args, payload, lines)
+    emit(args, payload, lines)
     return EXIT_OK if found else EXIT_NO_MATCH
 
 
@@ -169,14 +159,14 @@ def cmd_list(args) -> int:
                  f"{g.threshold if g.threshold is not None else '(package default)'}"]
         for n in people:
             lines.append(f"  {n}: " + ", ".join(f"#{p.id} {p.source}" for p in photos if p.name == n))
-    _emit(args, payload, lines)
+    emit(args, payload, lines)
     return EXIT_OK
 
 
 def cmd_rename(args) -> int:
     with _gallery(args) as g:
         g.rename(args.old, args.new)
-    _emit(args, {"renamed": args.old, "to": args.new}, [f"renamed {args.old!r} to {args.new!r}"])
+    emit(args, {"renamed": args.old, "to": args.new}, [f"renamed {args.old!r} to {args.new!r}"])
     return EXIT_OK
 
 
@@ -187,10 +177,10 @@ def cmd_remove(args) -> int:
     with _gallery(args) as g:
         if args.photo is not None:
             g.remove_photo(args.photo)
-            _emit(args, {"removed_photo": args.photo}, [f"removed photo #{args.photo}"])
+            emit(args, {"removed_photo": args.photo}, [f"removed photo #{args.photo}"])
         else:
             n = g.remove(args.name)
-            _emit(args, {"removed": args.name, "photos": n}, [f"removed {args.name!r} ({n} photo(s))"])
+            emit(args, {"removed": args.name, "photos": n}, [f"removed {args.name!r} ({n} photo(s))"])
     return EXIT_OK
 
 
