@@ -72,11 +72,8 @@ def resolve_model(model=None):
                     raise FileNotFoundError(f"model file not found: {model}")
                 import keras
 
-                import facenet_keras.layers  # noqa: F401  (registers the custom layers)
-                try:
-                    import facenet_keras.losses  # noqa: F401
-                except ImportError:
-                    pass
+                import facenet_keras.layers  # noqa: F401  (registers the custom layers
+                import facenet_keras.losses  # noqa: F401   and the loss layers a saved model may hold)
                 _MODELS[key] = keras.saving.load_model(key, compile=False)
         return _MODELS[key]
     return model

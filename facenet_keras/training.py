@@ -108,10 +108,9 @@ def one_shot_accuracy(support, support_labels, queries, query_labels) -> float:
     Returns:
         The fraction of queries whose nearest enrolled example (Euclidean) has their class.
     """
-    support = np.asarray(support, np.float64)
-    queries = np.asarray(queries, np.float64)
-    d = (np.sum(queries ** 2, 1)[:, None] - 2 * queries @ support.T + np.sum(support ** 2, 1)[None])
-    pred = np.asarray(support_labels)[np.argmin(d, axis=1)]
+    from .evaluation import pairwise_distances
+
+    pred = np.asarray(support_labels)[np.argmin(pairwise_distances(queries, support), axis=1)]
     return float(np.mean(pred == np.asarray(query_labels)))
 
 
