@@ -66,7 +66,7 @@ def dlib_detectors():
 def speed(paths, side: int, hog_upsample: int) -> None:
     from mtcnn import MTCNN
 
-    from facenet_keras.detection import FaceDetector
+    from facenet_keras.faces.detection import FaceDetector
 
     ours = FaceDetector()
     plain = MTCNN(device="CPU:0")
@@ -99,7 +99,7 @@ def speed(paths, side: int, hog_upsample: int) -> None:
 def recall(data: Path) -> None:
     from mtcnn import MTCNN
 
-    from facenet_keras.detection import FaceDetector
+    from facenet_keras.faces.detection import FaceDetector
 
     ours = FaceDetector()
     ours_full = FaceDetector(max_side=None)

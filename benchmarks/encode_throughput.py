@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
-    from facenet_keras.encoder import encode_chips, load_encoder
+    from facenet_keras.models.encoder import encode_chips, load_encoder
 
     chips, source = load_chips(max(args.chips, args.single, args.dlib_chips))
     print(f"input: {source}; cpu cores visible: {os.cpu_count()}; "

@@ -44,7 +44,7 @@ def small_convnet(size: int = 16, dim: int = 16):
 
 def one_shot_trials(model, images, labels, classes=NEW_CLASSES, trials: int = 50, seed: int = 0) -> float:
     """Mean one-shot accuracy over ``trials`` random draws of one enrolled example per class."""
-    from facenet_keras.training import one_shot_trials as trials_of
+    from facenet_keras.training.fit import one_shot_trials as trials_of
 
     return trials_of(model, images, labels, classes, trials=trials, seed=seed)
 
@@ -53,9 +53,9 @@ def run(model_name: str = "small_convnet", seed: int = 0, return_models: bool = 
     """Train on digits 0-6, one-shot on 7-9; returns the figures as a dict."""
     import keras
 
-    from facenet_keras.data import load_digits_images, pk_dataset
+    from facenet_keras.training.data import load_digits_images, pk_dataset
     from facenet_keras.models.nn4_small2 import nn4_small2
-    from facenet_keras.training import embed, train_encoder
+    from facenet_keras.training.fit import embed, train_encoder
 
     c = CONFIGS[model_name]
     keras.utils.set_random_seed(seed)
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
             r = run(name, seed, return_models=bool(args.plot) and not results)
             proj = r.pop("_projection", None)
             if proj is not None:
-                from facenet_keras.plots import plot_embedding_projection, save_figure
+                from facenet_keras.evaluation.plots import plot_embedding_projection, save_figure
 
                 fig = plot_embedding_projection({"untrained": proj[0], "trained on digits 0-6": proj[1]}, proj[2],
                                                 title=f"{name}: digits 7-9, never seen in training")

@@ -43,7 +43,7 @@ def benchmark_photos(n: int, side: int) -> list[np.ndarray]:
 
 
 def time_ours(images) -> tuple[float, int]:
-    from facenet_keras.pipeline import encode_batch
+    from facenet_keras.faces.pipeline import encode_batch
 
     encode_batch(images[:2], progress=False)  # build and trace once
     t0 = time.perf_counter()
@@ -72,7 +72,7 @@ def time_dlib(images) -> tuple[float, int]:
 
 
 def time_search(sizes=(10_000, 100_000, 1_000_000), queries: int = 20) -> None:
-    from facenet_keras.search import make_index
+    from facenet_keras.identity.search import make_index
 
     rng = np.random.default_rng(0)
     q = rng.normal(size=(queries, 128)).astype(np.float32)

@@ -49,10 +49,10 @@ def photo_kinds(root: Path, paths: list[str]) -> np.ndarray:
 
 
 def run(root: Path, folds: int = 5, seed: int = 0, kinds=("abs", "chi2")) -> dict:
-    from facenet_keras.data import load_chips
-    from facenet_keras.evaluation import accuracy_at, best_threshold
-    from facenet_keras.pipeline import embed_chips
-    from facenet_keras.siamese import SiameseClassifier, brier_score, expected_calibration_error
+    from facenet_keras.training.data import load_chips
+    from facenet_keras.evaluation.metrics import accuracy_at, best_threshold
+    from facenet_keras.faces.pipeline import embed_chips
+    from facenet_keras.training.siamese import SiameseClassifier, brier_score, expected_calibration_error
 
     chips = load_chips(root)
     emb = embed_chips(chips.chips)  # pretrained dlib ResNet, flip averaged

@@ -10,32 +10,41 @@ The public API is small, in the spirit of face_recognition::
     fk.recognize("group.jpg", gallery)             # 1:K  -> every face: identity or None
 
 Names are imported lazily, so ``import facenet_keras.evaluation`` does not pay for TensorFlow.
+The layout and its import rule are described in README.md, "Architecture".
 """
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
+from facenet_keras import _moved
+
+try:
+    __version__ = version("facenet-keras")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+_moved.install()  # the 0.1 module paths (facenet_keras.gallery, ...) keep working for one release
 
 # public name -> module that defines it
 _EXPORTS = {
     "load_image": "images",
     "ImageError": "images",
-    "detect_faces": "detection",
-    "FaceDetector": "detection",
-    "Detection": "detection",
-    "NoFaceError": "detection",
-    "align_faces": "alignment",
-    "load_encoder": "encoder",
-    "encode_chips": "encoder",
-    "encode": "pipeline",
-    "Face": "pipeline",
-    "FaceGallery": "gallery",
-    "verify": "recognition",
-    "recognize": "recognition",
-    "Verification": "recognition",
-    "Recognition": "recognition",
-    "DEFAULT_THRESHOLD": "recognition",
+    "detect_faces": "faces.detection",
+    "FaceDetector": "faces.detection",
+    "Detection": "faces.detection",
+    "NoFaceError": "faces.detection",
+    "align_faces": "faces.alignment",
+    "load_encoder": "models.encoder",
+    "encode_chips": "models.encoder",
+    "encode": "faces.pipeline",
+    "Face": "faces.face",
+    "FaceGallery": "identity.gallery",
+    "verify": "identity.recognition",
+    "recognize": "identity.recognition",
+    "Verification": "identity.recognition",
+    "Recognition": "identity.recognition",
+    "DEFAULT_THRESHOLD": "identity.recognition",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     import facenet_keras as fk
-    from facenet_keras.annotate import annotate
+    from facenet_keras.faces.annotate import annotate
 
     t0 = time.perf_counter()
     people = sample_portraits()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 __all__ = [
+    "list_identities",
     "ImageError",
     "load_image",
     "iter_image_files",
@@ -267,3 +269,23 @@ def _array_to_rgb(a: np.ndarray, label: str, pil_mode: str | None = None) -> np.
     elif channels == 4:
         return _composite_on_white(values)
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def list_identities(root) -> dict[str, list[Path]]:
+    """``{person: [photo paths]}`` for ``ROOT/<person>/<photo>``: people sorted by name, each one's
+    photos in natural order (``2.jpg`` before ``10.jpg``, so "the first photo" means what a person
+    reads); people without photos skipped, files directly in ROOT ignored."""
+    def natural(path: Path):
+        return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder (expected ROOT/<person>/<photo>)")
+    out: dict[str, list[Path]] = {}
+    for person in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        photos = sorted(iter_image_files(person, recursive=False), key=natural)
+        if photos:
+            out[person.name] = photos
+    if not out:
+        raise ValueError(f"{root}: no identity folders with photos (expected ROOT/<person>/<photo>)")
+    return out

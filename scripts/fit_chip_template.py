@@ -87,7 +87,7 @@ def downscale(img: np.ndarray, max_side: int) -> np.ndarray:
 def collect(paths, max_side: int, with_descriptors: bool):
     """Faces found by both dlib and MTCNN: (photo index, dlib 5 points, MTCNN 5 points, dlib
     descriptor or None) over all photos, and the (downscaled) photos."""
-    from facenet_keras.detection import FaceDetector
+    from facenet_keras.faces.detection import FaceDetector
 
     hog, sp, rec = dlib_models()
     det = FaceDetector(max_side=None)
@@ -242,7 +242,7 @@ def main(argv=None) -> int:
 
     if not args.evaluate:
         return 0
-    from facenet_keras.encoder import encode_chips
+    from facenet_keras.models.encoder import encode_chips
 
     desc = np.stack([r[3] for r in rows])
     n = len(rows)

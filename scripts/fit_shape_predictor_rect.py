@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from facenet_keras import alignment  # noqa: E402
 from facenet_keras.images import load_image  # noqa: E402
-from facenet_keras.landmarks import load_shape_predictor, rect_from_landmarks  # noqa: E402
+from facenet_keras.faces.landmarks import load_shape_predictor, rect_from_landmarks  # noqa: E402
 from fit_chip_template import downscale, photo_paths  # noqa: E402  (the same photos: faces/ full photos + group/)
 
 SIZE, PADDING = 150, 0.25
@@ -53,7 +53,7 @@ def collect(paths, max_side: int):
     import dlib
     import face_recognition_models as frm
 
-    from facenet_keras.detection import FaceDetector
+    from facenet_keras.faces.detection import FaceDetector
 
     models = Path(frm.__file__).parent / "models"
     hog = dlib.get_frontal_face_detector()
@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     print(f"predict: {t1 * 1e3:.1f} ms for one face, {t32 * 1e3:.2f} ms per face in a batch of 32")
 
     if args.embed:
-        from facenet_keras.encoder import encode_chips
+        from facenet_keras.models.encoder import encode_chips
 
         dst = alignment.template_pixels(alignment.DLIB_TEMPLATE, SIZE, PADDING)
 

@@ -231,7 +231,7 @@ who is not enrolled. Every face is found, encoded and looked up in one call.
         code(r'''
 from skimage import data as skdata
 
-from facenet_keras.annotate import annotate
+from facenet_keras.faces.annotate import annotate
 
 cameraman = np.repeat(skdata.camera()[..., None], 3, axis=-1)       # grayscale -> RGB
 group = side_by_side(changed_copy(eileen, mirror=False, brightness=0.8), cameraman, changed_copy(grace),
@@ -266,10 +266,10 @@ distance matrix illustrates the same arithmetic.
 """),
         code(r'''
 from facenet_keras import evaluation as ev
-from facenet_keras import plots
+from facenet_keras.evaluation import plots
 
 if SHARED is not None:
-    from facenet_keras.embedding_cache import primary_embeddings
+    from facenet_keras.evaluation.protocols import primary_embeddings
 
     root = SHARED / "lfw-dev" / "images"
     folders = {p.name: sorted(p.glob("*.jpg")) for p in sorted(root.iterdir()) if p.is_dir()}
@@ -361,7 +361,7 @@ model early on. (The package
 uses squared distances, as the formula does.)
 """),
         code(r"""
-from facenet_keras import losses
+from facenet_keras.training import losses
 
 alpha = 0.2
 anchor, positive = np.array([0.0, 0.0]), np.array([0.5, 0.0])      # d(A,P)^2 = 0.25
@@ -396,9 +396,9 @@ are never shown to the encoder during training**.
         code(r"""
 import keras
 
-from facenet_keras.data import load_digits_images, pk_dataset
+from facenet_keras.training.data import load_digits_images, pk_dataset
 from facenet_keras.models.nn4_small2 import nn4_small2
-from facenet_keras.training import embed, one_shot_accuracy, train_encoder, verification_accuracy
+from facenet_keras.training.fit import embed, one_shot_accuracy, train_encoder, verification_accuracy
 
 SIZE = 32
 EPOCHS, STEPS = (2, 10) if FAST else (8, 25)    # training length: FAST for CI, the rest for you
@@ -586,7 +586,7 @@ def make_pairs(emb, who):
 
 
 if SHARED is not None:
-    from facenet_keras.embedding_cache import primary_embeddings
+    from facenet_keras.evaluation.protocols import primary_embeddings
 
     root = SHARED / "lfw-dev" / "images"
     folders = {p.name: sorted(p.glob("*.jpg"))[:4] for p in sorted(root.iterdir()) if p.is_dir()}
@@ -627,7 +627,7 @@ features; dlib's encodings are signed, so the package divides by $|f(x_1)_k + f(
 which can be tiny: the feature has heavy tails, hence medians.)
 """),
         code(r"""
-from facenet_keras import siamese
+from facenet_keras.training import siamese
 
 fig, axes = plt.subplots(2, 1, figsize=(11, 5), sharex=True)
 for ax, kind in zip(axes, siamese.FEATURE_KINDS):

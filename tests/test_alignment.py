@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facenet_keras import alignment
-from facenet_keras.alignment import (
+from facenet_keras.faces import alignment
+from facenet_keras.faces.alignment import (
     CHIP_TEMPLATE,
     EYES_TEMPLATE,
     MTCNN_TEMPLATE,
@@ -230,7 +230,7 @@ def test_our_chips_embed_like_dlibs_own(encoder, detector):
 
     import matplotlib.cbook
 
-    from facenet_keras.encoder import encode_chips
+    from facenet_keras.models.encoder import encode_chips
     from facenet_keras.images import load_image
 
     models = Path(frm.__file__).parent / "models"

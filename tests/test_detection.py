@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from facenet_keras.detection import Detection, FaceDetector, NoFaceError, detect_faces
+from facenet_keras.faces.detection import Detection, FaceDetector, NoFaceError, detect_faces
 from facenet_keras.images import ImageError, load_image
 
 # Faces visible in each group photo of ../shared/data/group (counted by eye, and what dlib's CNN

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facenet_keras.encoder import encode_chips, load_encoder
+from facenet_keras.models.encoder import encode_chips, load_encoder
 
 
 @pytest.fixture(scope="module")

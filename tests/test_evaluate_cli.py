@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from facenet_keras.cli import main
-from facenet_keras.cli.evaluate import read_pairs
-from facenet_keras.embedding_cache import EmbeddingCache, file_digest
+from facenet_keras.evaluation.protocols import read_pairs
+from facenet_keras.evaluation.embedding_cache import EmbeddingCache, file_digest
 
 # ------------------------------------------------------------------------------ cache (no TF)
 
@@ -169,7 +169,7 @@ def test_evaluate_reports_and_counts_the_failed_pair(evaluated, small_pairs):
 
 
 def test_second_run_uses_the_cache(evaluated, small_pairs, monkeypatch, capsys):
-    import facenet_keras.pipeline as pipeline
+    import facenet_keras.faces.pipeline as pipeline
 
     def no_encoding(*args, **kwargs):
         raise AssertionError("embeddings should come from the cache")
@@ -184,7 +184,7 @@ def test_second_run_uses_the_cache(evaluated, small_pairs, monkeypatch, capsys):
 
 
 def test_calibrate_saves_threshold_in_gallery(evaluated, small_pairs, tmp_path, capsys):
-    from facenet_keras.gallery import FaceGallery
+    from facenet_keras.identity.gallery import FaceGallery
 
     pairs, root, _ = small_pairs
     gallery = tmp_path / "g.sqlite"

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from facenet_keras import evaluation as ev
+from facenet_keras.evaluation import metrics as ev
 
 
 def pairs(genuine, impostor):
@@ -350,7 +350,7 @@ def test_threshold_for_gallery_size_is_stricter_for_larger_k():
 def test_plots_return_figures_and_save(tmp_path):
     from matplotlib.figure import Figure
 
-    from facenet_keras import plots
+    from facenet_keras.evaluation import plots
 
     d, s = OVERLAP
     fig = plots.plot_verification(d, s, 0.45, title="overlap")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facenet_keras.gallery import FaceGallery
-from facenet_keras.search import ExactIndex, FaissIndex
+from facenet_keras.identity.gallery import FaceGallery
+from facenet_keras.identity.search import ExactIndex, FaissIndex
 
 
 def _unit(rng, n, d=128):
@@ -104,7 +104,7 @@ def test_interrupted_write_leaves_gallery_as_it_was(gallery, monkeypatch):
             raise Boom()
         return real_dumps(obj, *a, **k)
 
-    monkeypatch.setattr("facenet_keras.gallery.json.dumps", exploding_dumps)
+    monkeypatch.setattr("facenet_keras.identity.sqlite_store.json.dumps", exploding_dumps)
     with pytest.raises(Boom):
         gallery.add("bob", _unit(rng, 3), boxes=[(0, 0, 1, 1)] * 3)
     monkeypatch.undo()

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from facenet_keras.landmarks import (
+from facenet_keras.faces.landmarks import (
     ShapePredictor,
     load_shape_predictor,
     rect_from_detection,

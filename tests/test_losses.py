@@ -6,7 +6,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from facenet_keras.losses import TripletLoss, triplet_loss  # noqa: E402
+from facenet_keras.training.losses import TripletLoss, triplet_loss  # noqa: E402
 
 
 def reference_triplet_loss(a, p, n, alpha):

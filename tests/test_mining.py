@@ -8,7 +8,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from facenet_keras.losses import (  # noqa: E402
+from facenet_keras.training.losses import (  # noqa: E402
     ActiveTriplets,
     TripletMiningLoss,
     hardest_positive_negative,

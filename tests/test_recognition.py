@@ -97,8 +97,8 @@ def test_verify_with_a_siamese_classifier(shared_data, portraits, tmp_path, dete
     """The Siamese head, trained on embeddings of faces/ pairs, as verify's decision rule."""
     import csv
 
-    from facenet_keras.embedding_cache import primary_embeddings
-    from facenet_keras.siamese import SiameseClassifier
+    from facenet_keras.evaluation.protocols import primary_embeddings
+    from facenet_keras.training.siamese import SiameseClassifier
 
     rows = list(csv.DictReader(open(shared_data / "faces" / "pairs.csv")))[::8]
     paths = sorted({r["path1"] for r in rows} | {r["path2"] for r in rows})

@@ -6,7 +6,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from facenet_keras.siamese import (  # noqa: E402
+from facenet_keras.training.siamese import (  # noqa: E402
     SiameseClassifier,
     brier_score,
     expected_calibration_error,
@@ -57,7 +57,7 @@ def _crops_by_identity(root):
 
 @pytest.fixture(scope="module")
 def crop_embeddings(shared_data, encoder):
-    from facenet_keras.encoder import encode_chips
+    from facenet_keras.models.encoder import encode_chips
 
     chips, names = _crops_by_identity(shared_data / "faces")
     assert len(np.unique(names)) >= 10
@@ -86,7 +86,7 @@ def test_siamese_on_unseen_identities_matches_threshold_and_is_calibrated(crop_e
     siamese_acc = float(np.mean((p >= 0.5) == qs))
 
     # the plain rule: a distance threshold chosen on the same training pairs
-    from facenet_keras.evaluation import best_threshold
+    from facenet_keras.evaluation.metrics import best_threshold
 
     d_train = np.linalg.norm(emb[ti] - emb[tj], axis=1)
     d_test = np.linalg.norm(emb[qi] - emb[qj], axis=1)

@@ -9,14 +9,14 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from facenet_keras.data import (  # noqa: E402
+from facenet_keras.training.data import (  # noqa: E402
     load_digits_images,
     pk_dataset,
     pk_indices,
     split_identities,
 )
 from facenet_keras.models.nn4_small2 import nn4_small2  # noqa: E402
-from facenet_keras.training import (  # noqa: E402
+from facenet_keras.training.fit import (  # noqa: E402
     one_shot_accuracy,
     one_shot_trials,
     train_encoder,
@@ -149,7 +149,7 @@ def tiny_faces_root(shared_data, tmp_path):
 
 def test_train_command_end_to_end(tiny_faces_root, tmp_path, capsys):
     from facenet_keras.cli import main
-    from facenet_keras.pipeline import resolve_model
+    from facenet_keras.faces.pipeline import resolve_model
 
     out = tmp_path / "model.keras"
     argv = ["train", str(tiny_faces_root), "--model", "nn4_small2", "--width", "0.25", "--epochs", "1",
@@ -168,7 +168,7 @@ def test_train_command_end_to_end(tiny_faces_root, tmp_path, capsys):
 
 
 def test_embedding_projection_plot(tmp_path):
-    from facenet_keras.plots import plot_embedding_projection, save_figure
+    from facenet_keras.evaluation.plots import plot_embedding_projection, save_figure
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 10)

@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_global_options(parser, default=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:  # a command module not written yet
-            if exc.name != f"{__name__}.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     for command in sub.choices.values():  # the global options work after the command name too
         _add_global_options(command, default=False)
     return parser

@@ -1,14 +1,12 @@
 """Sub-commands that measure the system on the user's data and choose its threshold:
 ``evaluate`` (1:1 pairs protocol), ``evaluate-identification`` (open-set 1:K) and ``calibrate``.
 
-Photos are embedded once through :mod:`facenet_keras.embedding_cache` (the main face of each
-photo, keyed by file content and model), so a second run skips detection and encoding. A photo in
-which no face is found makes its pairs *failed*: they count as errors and are reported.
+The protocols live in :mod:`facenet_keras.evaluation.protocols`; these commands parse, call them
+and format the figures.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -16,9 +14,6 @@ import numpy as np
 
 from . import EXIT_OK, emit
 
-_TRUE = {"1", "true", "yes", "same", "y", "t"}
-_FALSE = {"0", "false", "no", "different", "n", "f"}
-_CROP_MAX_SIDE = 160  # photos no larger than this are tight face crops (e.g. 150x150 chips)
 
 
 # -------------------------------------------------------------------------------- registration
@@ -101,80 +96,6 @@ def _common_options(p) -> None:
 
 
 # -------------------------------------------------------------------------------- input
-def read_pairs(csv_path: str | Path, root: str | Path | None = None):
-    """A pairs file -> ``(paths1, paths2, same (n,) bool, folds (n,) str or None)``.
-
-    Columns ``path1,path2,same`` (same: 1/0, true/false, yes/no), optional ``fold``; paths are
-    relative to ``root`` (default: the CSV's folder) unless absolute. Every problem raises a
-    ValueError / FileNotFoundError naming the line.
-    """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"pairs file not found: {csv_path}")
-    base = Path(root) if root is not None else csv_path.parent
-    if not base.is_dir():
-        raise FileNotFoundError(f"--root is not a folder: {base}")
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        missing = {"path1", "path2", "same"} - set(columns)
-        if missing:
-            raise ValueError(f"{csv_path}: missing column(s) {', '.join(sorted(missing))} "
-                             f"(need path1,path2,same and optionally fold; found {columns})")
-        reader.fieldnames = columns
-        has_fold = "fold" in columns
-        p1, p2, same, folds = [], [], [], []
-        for line, row in enumerate(reader, start=2):
-            a, b = (row.get("path1") or "").strip(), (row.get("path2") or "").strip()
-            s = (row.get("same") or "").strip().lower()
-            if not a or not b:
-                raise ValueError(f"{csv_path}:{line}: empty path")
-            if s not in _TRUE | _FALSE:
-                raise ValueError(f"{csv_path}:{line}: 'same' must be 1/0 (or true/false), got {row.get('same')!r}")
-            p1.append(str(base / a))
-            p2.append(str(base / b))
-            same.append(s in _TRUE)
-            if has_fold:
-                fold = (row.get("fold") or "").strip()
-                if not fold:
-                    raise ValueError(f"{csv_path}:{line}: empty fold")
-                folds.append(fold)
-    if not p1:
-        raise ValueError(f"{csv_path}: no pairs")
-    absent = sorted({p for p in p1 + p2 if not Path(p).is_file()})
-    if absent:
-        shown = ", ".join(absent[:3]) + (f" and {len(absent) - 3} more" if len(absent) > 3 else "")
-        raise FileNotFoundError(f"{len(absent)} photo(s) listed in {csv_path} not found under {base}: {shown}")
-    return p1, p2, np.array(same, dtype=bool), (np.array(folds) if has_fold else None)
-
-
-def pair_distances(paths1, paths2, *, model=None, cache: bool = True, progress: bool | None = None):
-    """Distances (n,) between the main faces of each pair (NaN where a photo had no usable face),
-    and the dict photo -> reason for every photo that failed."""
-    from facenet_keras.embedding_cache import primary_embeddings
-
-    unique = sorted(set(paths1) | set(paths2))
-    embeddings, problems = primary_embeddings(unique, model=model, cache=cache, progress=progress)
-    by_path = dict(zip(unique, embeddings))
-    d = np.full(len(paths1), np.nan)
-    for i, (a, b) in enumerate(zip(paths1, paths2)):
-        ea, eb = by_path[a], by_path[b]
-        if ea is not None and eb is not None:
-            d[i] = float(np.linalg.norm(ea.astype(np.float64) - eb.astype(np.float64)))
-    return d, problems
-
-
-def _photo_kind(path: str) -> str:
-    """'crop' for a tight face crop (no side above 160 px), else 'photo'; reads the header only."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return "crop" if max(im.size) <= _CROP_MAX_SIDE else "photo"
-    except Exception:  # unreadable: it fails (and is reported) elsewhere
-        return "photo"
-
-
 # -------------------------------------------------------------------------------- output
 def _warn_failed(problems: dict[str, str], limit: int = 10) -> None:
     for i, (path, why) in enumerate(sorted(problems.items())):
@@ -191,7 +112,8 @@ def _far_resolution_note(n_impostor: int, far: float) -> str:
 
 # -------------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
-    from facenet_keras import evaluation as ev
+    from facenet_keras.evaluation import metrics as ev
+    from facenet_keras.evaluation.protocols import figures_by_kind, pair_distances, read_pairs
 
     p1, p2, same, folds = read_pairs(args.pairs, args.root)
     d, problems = pair_distances(p1, p2, model=args.model, cache=not args.no_cache)
@@ -199,7 +121,7 @@ def cmd_evaluate(args) -> int:
     report = ev.verification_report(d, same, folds=args.folds, fold_ids=folds)
     report["failed_photos"] = problems
     report["fold_source"] = "fold column" if folds is not None else "stratified round-robin"
-    report["by_kind"] = _by_kind(ev, p1, p2, d, same, report["threshold"])
+    report["by_kind"] = figures_by_kind(p1, p2, d, same, report["threshold"])
     lines = [
         f"pairs: {report['pairs']} ({report['genuine_pairs']} same person, "
         f"{report['impostor_pairs']} different); failed: {report['failed']} "
@@ -219,7 +141,7 @@ def cmd_evaluate(args) -> int:
             lines.append(f"  {kind}: {r['pairs']} pairs ({r['failed']} failed), accuracy at the threshold "
                          f"{r['accuracy']:.4f}{auc_text}")
     if args.plot:
-        from facenet_keras.plots import plot_verification, save_figure
+        from facenet_keras.evaluation.plots import plot_verification, save_figure
 
         fig = plot_verification(d, same, report["threshold"],
                                 title=f"{Path(args.pairs).name}: accuracy {report['accuracy']:.4f} "
@@ -230,26 +152,10 @@ def cmd_evaluate(args) -> int:
     return EXIT_OK
 
 
-def _by_kind(ev, p1, p2, d, same, threshold) -> dict:
-    """Figures per kind of pair: both photos tight face crops, both full photos, or one of each."""
-    kind_of = {p: _photo_kind(p) for p in set(p1) | set(p2)}
-    kinds = np.array([kind_of[a] if kind_of[a] == kind_of[b] else "mixed" for a, b in zip(p1, p2)])
-    out = {}
-    for kind in ("crop", "photo", "mixed"):
-        sel = kinds == kind
-        if not sel.any():
-            continue
-        both = same[sel].any() and not same[sel].all()
-        out[kind] = {"pairs": int(sel.sum()), "failed": int(np.isnan(d[sel]).sum()),
-                     "genuine_pairs": int(same[sel].sum()),
-                     "accuracy": ev.accuracy_at(d[sel], same[sel], threshold),
-                     "auc": ev.auc(d[sel], same[sel]) if both else None}
-    return out
-
-
 # -------------------------------------------------------------------------------- calibrate
 def cmd_calibrate(args) -> int:
-    from facenet_keras import evaluation as ev
+    from facenet_keras.evaluation import metrics as ev
+    from facenet_keras.evaluation.protocols import pair_distances, read_pairs
 
     target = float(args.target_far)
     if not 0.0 <= target <= 1.0:
@@ -274,8 +180,8 @@ def cmd_calibrate(args) -> int:
                  f"{n_gen} same-person and {n_imp} different-person pairs, {payload['failed']} failed"
                  + _far_resolution_note(n_imp, pair_target))
     if args.save:
-        from facenet_keras.gallery import FaceGallery
-        from facenet_keras.pipeline import pipeline_id
+        from facenet_keras.identity.gallery import FaceGallery
+        from facenet_keras.faces.pipeline import pipeline_id
 
         with FaceGallery(args.gallery) as g:
             stored_model = g.model_id
@@ -293,118 +199,23 @@ def cmd_calibrate(args) -> int:
 
 # -------------------------------------------------------------------------------- identification
 def cmd_evaluate_identification(args) -> int:
-    from facenet_keras import evaluation as ev
-    from facenet_keras.embedding_cache import primary_embeddings
-    from facenet_keras.recognition import DEFAULT_THRESHOLD
+    from facenet_keras.evaluation.protocols import open_set_report
 
-    tau = float(args.threshold) if args.threshold is not None else float(DEFAULT_THRESHOLD)
-    from facenet_keras.data import list_identities
-
-    people = {name: [str(p) for p in photos] for name, photos in list_identities(args.root).items()}
-    unknown = sorted(set(args.exclude) - set(people))
-    if unknown:
-        raise ValueError(f"--exclude: no such person folder in {args.root}: {', '.join(unknown)}")
-    people = {n: p for n, p in people.items() if n not in set(args.exclude)}
-    multi = [n for n, photos in people.items() if len(photos) >= 2]
-    if args.unenrolled < 0 or args.unenrolled >= len(multi):
-        raise ValueError(f"--unenrolled must be in [0, {len(multi) - 1}] (people with several photos)")
-    held_out = set()
-    if args.unenrolled:
-        held_out = {multi[int(i)] for i in np.round(np.linspace(0, len(multi) - 1, args.unenrolled))}
-    all_photos = [p for photos in people.values() for p in photos]
-    embeddings, problems = primary_embeddings(all_photos, model=args.model, cache=not args.no_cache)
-    emb = dict(zip(all_photos, embeddings))
-    _warn_failed(problems)
-
-    # enrol the first photo with a face of each person with several photos (not held out)
-    gallery, gallery_labels, probes = [], [], []  # probes: (path, person)
-    skipped_enrolment = 0
-    for name, photos in people.items():
-        if len(photos) >= 2 and name not in held_out:
-            first = next((p for p in photos if emb[p] is not None), None)
-            if first is None:
-                held_out.add(name)  # no usable photo: this person can only be a stranger
-                probes += [(p, name) for p in photos]
-                continue
-            skipped_enrolment += photos.index(first)
-            gallery.append(emb[first])
-            gallery_labels.append(name)
-            probes += [(p, name) for p in photos if p != first]
-        else:
-            probes += [(p, name) for p in photos]
-    if len(gallery) < 2:
-        raise ValueError(f"{args.root}: fewer than two people could be enrolled")
-    enrolled = sorted(gallery_labels)
-    gallery = np.stack(gallery)
-    gallery_labels = np.array(gallery_labels)
-    probe_labels = np.array([name for _, name in probes])
-    ok = np.array([emb[p] is not None for p, _ in probes])
-    dim = gallery.shape[1]
-    probe_emb = np.stack([emb[p] if emb[p] is not None else np.zeros(dim, np.float32) for p, _ in probes])
-
-    per_id, identities = ev.identity_distances(gallery, gallery_labels, probe_emb)
-    per_id[~ok] = np.inf
-    j = np.argmin(per_id, axis=1)
-    nearest = np.where(ok, identities[j], "")
-    nearest_d = np.where(ok, per_id[np.arange(len(j)), j], np.nan)  # NaN: no face, never accepted
-
-    at_tau = ev.open_set_identification(nearest, nearest_d, probe_labels, enrolled, tau)
-    mated = np.isin(probe_labels, enrolled)
-    dir_at = {}
-    for rate in args.fpir or [0.1]:
-        dir_rate, t = ev.dir_at_fpir(nearest, nearest_d, probe_labels, enrolled, rate)
-        dir_at[f"{rate:g}"] = {"dir": dir_rate, "threshold": t}
-
-    # impostor comparisons: strangers against everyone, enrolled people against everyone else
-    impostor = per_id[ok]
-    exclude = (identities[None, :] == probe_labels[ok][:, None])
-    K = len(enrolled)
-    curve = ev.false_accept_vs_gallery_size(impostor, tau, exclude=exclude)
+    report = open_set_report(args.root, threshold=args.threshold, unenrolled=args.unenrolled,
+                             exclude=args.exclude, fpir=args.fpir or [0.1], target_far=args.target_far,
+                             model=args.model, cache=not args.no_cache)
+    _warn_failed(report["failed_photos"])
+    payload, people, K, tau = report, report["people"], report["enrolled"], report["threshold"]
+    at_tau, by_kind, dir_at, curve = report, report["by_kind"], report["dir_at_fpir"], report["false_accept_vs_k"]
+    cal = report["calibrated"]
+    target, k_max, tau_1, tau_k = cal["target_far"], cal["gallery_size"], cal["threshold_1to1"], cal["threshold_1toK"]
+    curve_1, curve_k, at_tau_k = cal["curve_1to1"], cal["curve_1toK"], cal["at_1toK"]
     p1 = curve["per_comparison_far"]
-    k_max = curve["sizes"][-1]
-    target = float(args.target_far)
-    # the same stranger false-accept target met by a 1:1 and by a 1:K threshold
-    tau_1 = ev.threshold_for_gallery_size(impostor, 1, target, exclude=exclude)
-    tau_k = ev.threshold_for_gallery_size(impostor, k_max, target, exclude=exclude)
-    curve_1 = ev.false_accept_vs_gallery_size(impostor, tau_1, exclude=exclude)
-    curve_k = ev.false_accept_vs_gallery_size(impostor, tau_k, exclude=exclude)
-    at_tau_1 = ev.open_set_identification(nearest, nearest_d, probe_labels, enrolled, tau_1)
-    at_tau_k = ev.open_set_identification(nearest, nearest_d, probe_labels, enrolled, tau_k)
-
-    kinds = np.array([_photo_kind(p) for p, _ in probes])
-    by_kind = {}
-    for kind in ("crop", "photo"):
-        sel = kinds == kind
-        if sel.any():
-            by_kind[kind] = ev.open_set_identification(nearest[sel], nearest_d[sel], probe_labels[sel], enrolled, tau)
-            by_kind[kind]["failed_probes"] = int(np.count_nonzero(sel & ~ok))
-
-    payload = {
-        "root": str(args.root), "threshold": tau, "enrolled": K, "people": len(people),
-        "unenrolled_people": len(people) - K, "probes": len(probes),
-        "failed_probes": int(np.count_nonzero(~ok)),
-        "failed_mated_probes": int(np.count_nonzero(~ok & mated)),
-        "enrolment_photos_skipped": skipped_enrolment,
-        **{k: at_tau[k] for k in ("mated_probes", "non_mated_probes", "dir", "rank1", "false_reject_rate",
-                                  "misidentification_rate", "fpir", "true_reject_rate")},
-        "dir_at_fpir": dir_at,
-        "by_kind": by_kind,
-        "false_accept_vs_k": curve,
-        "calibrated": {
-            "target_far": target, "gallery_size": k_max, "impostor_probes": curve["probes"],
-            "threshold_1to1": tau_1, "threshold_1toK": tau_k,
-            "curve_1to1": curve_1, "curve_1toK": curve_k,
-            "at_1to1": {k: at_tau_1[k] for k in ("dir", "fpir", "true_reject_rate")},
-            "at_1toK": {k: at_tau_k[k] for k in ("dir", "fpir", "true_reject_rate")},
-        },
-        "excluded": sorted(args.exclude),
-        "failed_photos": problems,
-    }
     rate_k = curve["rate"][-1]
     lines = [
-        f"{args.root}: {len(people)} people; enrolled {K} (one photo each); "
+        f"{args.root}: {people} people; enrolled {K} (one photo each); "
         f"{at_tau['mated_probes']} probes of enrolled people, {at_tau['non_mated_probes']} of "
-        f"{len(people) - K} people not enrolled; {payload['failed_probes']} probes without a usable face "
+        f"{people - K} people not enrolled; {payload['failed_probes']} probes without a usable face "
         "(never recognised)",
         f"at threshold {tau:.3f}:",
         f"  detection-and-identification rate (DIR): {at_tau['dir']:.4f}   "
@@ -432,7 +243,7 @@ def cmd_evaluate_identification(args) -> int:
         f"{at_tau_k['true_reject_rate']:.4f}",
     ]
     if args.plot:
-        from facenet_keras.plots import plot_false_accept_vs_gallery_size, save_figure
+        from facenet_keras.evaluation.plots import plot_false_accept_vs_gallery_size, save_figure
 
         fig = plot_false_accept_vs_gallery_size(
             {f"tau {tau:.3f} (default)": curve, f"tau {tau_1:.3f} (1:1 calibrated)": curve_1,

@@ -65,7 +65,7 @@ def _model_option(p: argparse.ArgumentParser) -> None:
 
 
 def _gallery(args):
-    from facenet_keras.gallery import FaceGallery
+    from facenet_keras.identity.gallery import FaceGallery
 
     return FaceGallery(args.gallery)
 
@@ -80,11 +80,11 @@ def cmd_enroll(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from facenet_keras.recognition import verify
+    from facenet_keras.identity.recognition import verify
 
     classifier = None
     if args.classifier:
-        from facenet_keras.siamese import SiameseClassifier
+        from facenet_keras.training.siamese import SiameseClassifier
 
         classifier = SiameseClassifier.load(args.classifier)
     with _gallery(args) as g:
@@ -99,9 +99,9 @@ def cmd_verify(args) -> int:
 
 
 def cmd_recognize(args) -> int:
-    from facenet_keras.annotate import annotate
+    from facenet_keras.faces.annotate import annotate
     from facenet_keras.images import load_image
-    from facenet_keras.recognition import recognize_batch
+    from facenet_keras.identity.recognition import recognize_batch
 
     with _gallery(args) as g:
         if len(g) == 0:
@@ -129,7 +129,7 @@ def cmd_recognize(args) -> int:
 
 
 def cmd_detect(args) -> int:
-    from facenet_keras.detection import FaceDetector
+    from facenet_keras.faces.detection import FaceDetector
     from facenet_keras.images import load_image
 
     kwargs = {k: v for k, v in (("min_face_size", args.min_face_size),

@@ -70,19 +70,19 @@ def _build_encoder(args):
     import keras
 
     if args.init:
-        import facenet_keras.layers  # noqa: F401  (custom layers of saved dlib models)
+        import facenet_keras.models.layers  # noqa: F401  (custom layers of saved dlib models)
 
         if not Path(args.init).is_file():
             raise FileNotFoundError(f"{args.init}: no such model file")
         return keras.saving.load_model(args.init, compile=False)
     if args.model == "dlib_resnet":
-        from ..models import dlib_resnet
+        from facenet_keras.models import dlib_resnet
 
         return dlib_resnet("pretrained" if args.from_pretrained else None)
     if args.from_pretrained:
         raise ValueError("nn4_small2 has no pretrained weights here: train it from scratch, or use "
                          "--model dlib_resnet --from-pretrained")
-    from ..models.nn4_small2 import nn4_small2
+    from facenet_keras.models.nn4_small2 import nn4_small2
 
     return nn4_small2(width=args.width, bn_momentum=0.9)
 
@@ -90,8 +90,8 @@ def _build_encoder(args):
 def cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..data import load_chips, pk_dataset, split_identities
-    from ..training import embed, train_encoder, verification_accuracy
+    from facenet_keras.training.data import load_chips, pk_dataset, split_identities
+    from facenet_keras.training.fit import embed, train_encoder, verification_accuracy
 
     out = Path(args.out)
     if out.suffix != ".keras":

@@ -6,7 +6,7 @@ builder, and one import line below.
 """
 from __future__ import annotations
 
-from .dlib_resnet import dlib_resnet
-from .nn4_small2 import nn4_small2
+from facenet_keras.models.dlib_resnet import dlib_resnet
+from facenet_keras.models.nn4_small2 import nn4_small2
 
 __all__ = ["dlib_resnet", "nn4_small2"]

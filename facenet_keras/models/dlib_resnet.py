@@ -29,17 +29,15 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..layers import ChannelAffine, InputNormalization, L2Normalize, ZeroPadAdd
-from ..weights import DlibFormatError, cached_file, dlib_resnet_dat_path, read_dlib_net
+from facenet_keras.models.layers import ChannelAffine, InputNormalization, L2Normalize, ZeroPadAdd
+from facenet_keras.weights import DlibFormatError, cached_file, dlib_resnet_dat_path, read_dlib_net
 
-__all__ = ["dlib_resnet", "load_dlib_dat_weights", "INPUT_SHAPE", "EMBEDDING_SIZE", "DLIB_MEAN_RGB",
-           "SAME_PERSON_THRESHOLD"]
+__all__ = ["dlib_resnet", "load_dlib_dat_weights", "INPUT_SHAPE", "EMBEDDING_SIZE", "DLIB_MEAN_RGB"]
 
 INPUT_SHAPE = (150, 150, 3)
 EMBEDDING_SIZE = 128
 DLIB_MEAN_RGB = (122.782, 117.001, 104.298)
 DLIB_SCALE = 1.0 / 256.0
-SAME_PERSON_THRESHOLD = 0.6  # dlib's rule on raw (not normalised) descriptors
 
 # (filters, number of residual blocks, whether the group's first block downsamples)
 _GROUPS = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))

@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from .cache import cache_dir, cached_file, sha256_file
-from .dlib_dat import DlibFormatError, read_dlib_net
+from facenet_keras.weights.cache import cache_dir, cached_file, sha256_file
+from facenet_keras.weights.dlib_dat import DlibFormatError, read_dlib_net
 
 __all__ = [
     "MissingWeightsError",

@@ -10,36 +10,25 @@ folder, then ``os.replace``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from facenet_keras.files import atomic_write, private_dir, sha256_file
+
 __all__ = ["cache_dir", "sha256_file", "cached_file", "CacheRecord"]
-
-_CHUNK = 1 << 20
-
 
 def cache_dir() -> Path:
     """The cache folder (created if needed).
 
-    ``$FACENET_KERAS_HOME`` if set, else ``~/.cache/facenet-keras``.
+    ``$FACENET_KERAS_HOME`` if set, else ``~/.cache/facenet-keras``; created 0700 (it holds cached
+    embeddings of people's photos as well as weights).
     """
     root = os.environ.get("FACENET_KERAS_HOME")
     path = Path(root).expanduser() if root else Path.home() / ".cache" / "facenet-keras"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return private_dir(path)
 
 
 class CacheRecord(dict):
@@ -52,18 +41,6 @@ def _read_record(path: Path) -> CacheRecord | None:
     except (OSError, ValueError):
         return None
     return CacheRecord(data) if isinstance(data, dict) else None
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def is_valid(path: Path, source_sha256: str, tag: str) -> bool:
@@ -93,7 +70,7 @@ def cached_file(
     """
     source = Path(source)
     folder = Path(directory) if directory is not None else cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     target = folder / name
     source_sha = sha256_file(source)
     if is_valid(target, source_sha, tag):
@@ -110,5 +87,6 @@ def cached_file(
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    _atomic_write_text(target.with_name(target.name + ".json"), json.dumps(record, indent=1))
+    with atomic_write(target.with_name(target.name + ".json"), "w") as f:
+        f.write(json.dumps(record, indent=1))
     return target

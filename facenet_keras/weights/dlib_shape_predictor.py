@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from . import DLIB_RESNET_PIP, MissingWeightsError, packaged_model_path
-from .cache import cached_file
-from .dlib_dat import DlibFormatError, DlibReader
+from facenet_keras.weights.cache import cached_file
+from facenet_keras.weights.dlib_dat import DlibFormatError, DlibReader
 
 __all__ = [
     "SHAPE_PREDICTOR_5_FILE",

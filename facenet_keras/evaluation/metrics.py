@@ -37,6 +37,8 @@ from typing import Sequence
 
 import numpy as np
 
+from facenet_keras.identity.search import pairwise_distances
+
 __all__ = [
     "RocCurve",
     "roc_curve",
@@ -334,16 +336,6 @@ def _far_key(far: float) -> str:
 # --------------------------------------------------------------------------------------------
 # open-set identification (1:K)
 # --------------------------------------------------------------------------------------------
-def pairwise_distances(a, b) -> np.ndarray:
-    """Euclidean distances between the rows of ``a`` (n, D) and ``b`` (m, D): (n, m) float64."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"need two 2-D arrays with the same width, got {a.shape} and {b.shape}")
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.maximum(sq, 0.0))
-
-
 def identity_distances(gallery, gallery_labels, probes) -> tuple[np.ndarray, np.ndarray]:
     """Distance from each probe to each enrolled identity (its closest template).
 

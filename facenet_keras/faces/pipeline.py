@@ -10,16 +10,18 @@ and its mirror are the same person, and averaging cancels part of the pose and l
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import alignment as _alignment
-from .detection import Detection, FaceDetector
-from .images import load_image
+from facenet_keras.faces import alignment as _alignment
+from facenet_keras.faces.detection import FaceDetector, shared_detector
+from facenet_keras.faces.face import Face
+from facenet_keras.files import sha256_file
+from facenet_keras.images import load_image
 
 # Photos per progress bar below which no bar is drawn.
 _PROGRESS_MIN = 8
@@ -27,56 +29,28 @@ ALIGNMENTS = ("dlib", "mtcnn")
 DEFAULT_ALIGNMENT = "dlib"
 
 
-@dataclass(frozen=True)
-class Face:
-    """One face in a photo: where it is, how sure the detector is, and its embedding.
-
-    box: (x, y, w, h) in pixels; landmarks: (5, 2) pixels (left eye, right eye, nose, mouth left,
-    mouth right, 'left' as seen in the photo); embedding: (D,) float32.
-    """
-
-    box: np.ndarray
-    landmarks: np.ndarray
-    confidence: float
-    embedding: np.ndarray = field(repr=False)
-
-    @property
-    def area(self) -> float:
-        return float(self.box[2] * self.box[3])
-
-    def to_dict(self, embedding: bool = True) -> dict:
-        out = {"box": [round(float(v), 2) for v in self.box],
-               "landmarks": [[round(float(v), 2) for v in p] for p in self.landmarks],
-               "confidence": round(float(self.confidence), 5)}
-        if embedding:
-            out["embedding"] = [float(v) for v in self.embedding]
-        return out
-
-
 # ---------------------------------------------------------------------------- model resolution
-_MODELS: dict = {}
-
-
 def resolve_model(model=None):
     """The encoder to use: None -> the pretrained dlib ResNet; a path -> a saved ``.keras`` model
-    (e.g. from ``facenet-keras train``); a Keras model -> itself. Loaded models are cached."""
-    if model is None or isinstance(model, (str, os.PathLike)):
-        key = None if model is None else str(Path(model).expanduser().resolve())
-        if key not in _MODELS:
-            if key is None:
-                from .encoder import load_encoder
+    (e.g. from ``facenet-keras train``); a Keras model -> itself. Loaded models are shared."""
+    if model is None:
+        from facenet_keras.models.encoder import load_encoder
 
-                _MODELS[key] = load_encoder()
-            else:
-                if not Path(key).is_file():
-                    raise FileNotFoundError(f"model file not found: {model}")
-                import keras
-
-                import facenet_keras.layers  # noqa: F401  (registers the custom layers
-                import facenet_keras.losses  # noqa: F401   and the loss layers a saved model may hold)
-                _MODELS[key] = keras.saving.load_model(key, compile=False)
-        return _MODELS[key]
+        return load_encoder()
+    if isinstance(model, (str, os.PathLike)):
+        return _load_saved_model(str(Path(model).expanduser().resolve()))
     return model
+
+
+@functools.cache
+def _load_saved_model(path: str):
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    import keras
+
+    import facenet_keras.models.layers  # noqa: F401  (registers the custom layers a saved encoder may hold)
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
 def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
@@ -85,7 +59,7 @@ def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMEN
         name = "dlib_resnet_v1"
     elif isinstance(model, (str, os.PathLike)):
         path = Path(model).expanduser()
-        name = f"{path.name}:{_file_digest(path)[:16]}"
+        name = f"{path.name}:{sha256_file(path)[:16]}"
     else:
         name = f"{model.name}:{model.count_params()}"
     return f"{name}|{alignment_id(alignment)}|flip={int(bool(flip))}"
@@ -94,13 +68,13 @@ def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMEN
 def alignment_id(alignment: str = DEFAULT_ALIGNMENT) -> str:
     """Changes whenever detection, the alignment route or its constants do (so caches never serve
     stale chips): the detector's landmark version and settings, and the route's templates."""
-    from . import detection
+    from facenet_keras.faces import detection
 
     settings = (detection.DETECTOR_VERSION, detection.DEFAULT_MIN_FACE_SIZE, detection.DEFAULT_MIN_CONFIDENCE,
                 detection.DEFAULT_MAX_SIDE)
     parts = [str(_alignment.ALIGNMENT_VERSION).encode(), repr(settings).encode()]
     if alignment == "dlib":
-        from .landmarks import RECT_COEFFS
+        from facenet_keras.faces.landmarks import RECT_COEFFS
 
         parts += [_alignment.DLIB_TEMPLATE.tobytes(), RECT_COEFFS.tobytes()]
     else:
@@ -110,29 +84,11 @@ def alignment_id(alignment: str = DEFAULT_ALIGNMENT) -> str:
     return f"align-{alignment}-{digest}"
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # ---------------------------------------------------------------------------- detection + encoding
-_DETECTOR: FaceDetector | None = None
-
-
-def _default_detector() -> FaceDetector:
-    global _DETECTOR
-    if _DETECTOR is None:
-        _DETECTOR = FaceDetector()
-    return _DETECTOR
-
-
 def embed_chips(chips: np.ndarray, model=None, flip: bool = True, batch_size: int = 32) -> np.ndarray:
     """Embeddings (N, D) float32 of aligned chips (N, S, S, 3) uint8; with ``flip`` the mirrored
     chip's embedding is averaged in."""
-    from .encoder import encode_chips
+    from facenet_keras.models.encoder import encode_chips
 
     model = resolve_model(model)
     chips = np.asarray(chips)
@@ -161,7 +117,7 @@ def face_chips(image: np.ndarray, detections, size: int = 150, alignment: str = 
     if alignment == "mtcnn":
         return _alignment.align_faces(image, np.stack([d.landmarks for d in detections]), size=size,
                                       padding=padding)
-    from .landmarks import load_shape_predictor, rect_from_detection
+    from facenet_keras.faces.landmarks import load_shape_predictor, rect_from_detection
 
     points = load_shape_predictor().predict(image, rect_from_detection(detections))
     target = _alignment.template_pixels(_alignment.DLIB_TEMPLATE, size, padding)
@@ -187,7 +143,7 @@ def encode_batch(images, *, model=None, detector: FaceDetector | None = None, fl
 
     images = list(images)
     model = resolve_model(model)
-    detector = detector or _default_detector()
+    detector = detector or shared_detector()
     size = chip_size(model)
     show = progress if progress is not None else len(images) >= _PROGRESS_MIN
     loaded, detections, chips = [], [], []
@@ -202,7 +158,7 @@ def encode_batch(images, *, model=None, detector: FaceDetector | None = None, fl
     embeddings = embed_chips(all_chips, model=model, flip=flip, batch_size=batch_size)
     out, i = [], 0
     for dets in detections:
-        out.append([_face(d, embeddings[i + j]) for j, d in enumerate(dets)])
+        out.append([d.with_embedding(embeddings[i + j]) for j, d in enumerate(dets)])
         i += len(dets)
     return (out, loaded) if return_images else out
 
@@ -213,11 +169,6 @@ def encode(image, *, model=None, detector: FaceDetector | None = None, flip: boo
     when there is none)."""
     return encode_batch([image], model=model, detector=detector, flip=flip, alignment=alignment,
                         progress=False)[0]
-
-
-def _face(det: Detection, embedding: np.ndarray) -> Face:
-    return Face(box=np.asarray(det.box, np.float32), landmarks=np.asarray(det.landmarks, np.float32),
-                confidence=float(det.confidence), embedding=np.asarray(embedding, np.float32))
 
 
 def describe_source(src) -> str:

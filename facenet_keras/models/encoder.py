@@ -11,6 +11,7 @@ unit vectors (distance in [0, 2]) and thresholds must be set on that scale.
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
@@ -20,17 +21,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .models.dlib_resnet import EMBEDDING_SIZE, INPUT_SHAPE, dlib_resnet
+from facenet_keras.models.dlib_resnet import EMBEDDING_SIZE, INPUT_SHAPE, dlib_resnet
 
 __all__ = ["load_encoder", "encode_chips", "CHIP_SIZE", "EMBEDDING_SIZE"]
 
 CHIP_SIZE = INPUT_SHAPE[0]
 
-_lock = threading.Lock()
-_encoders: dict[tuple, keras.Model] = {}
+# One compiled inference function per model, keyed weakly so that the cache never keeps a model
+# alive (the one shared cache here that cannot be a functools.cache: its keys are models).
 _functions: "weakref.WeakKeyDictionary[keras.Model, tf.types.experimental.GenericFunction]" = (
     weakref.WeakKeyDictionary()
 )
+_functions_lock = threading.Lock()
 
 
 def _weights_key(weights) -> tuple:
@@ -58,19 +60,21 @@ def load_encoder(
     Never returns random weights; raises ``MissingWeightsError`` (with the pip command) if the
     pretrained weights are not installed.
     """
-    key = (_weights_key(weights), bool(normalize))
-    with _lock:
-        model = _encoders.get(key)
-        if model is None:
-            model = dlib_resnet("pretrained" if weights is None else weights, normalize=normalize)
-            _encoders[key] = model
-    return model
+    return _load_encoder(_weights_key(weights), bool(normalize))
 
 
-def _chip_shape(model: keras.Model) -> tuple[int, int, int]:
-    """The (H, W, C) a model takes: its static input shape, or dlib's 150x150x3 if unknown."""
+@functools.cache
+def _load_encoder(key: tuple, normalize: bool) -> keras.Model:
+    weights = "pretrained" if key == ("pretrained",) else key[1]
+    return dlib_resnet(weights, normalize=normalize)
+
+
+def _chip_shape(model: keras.Model) -> tuple:
+    """The (H, W, C) a model takes; None where its input size is open (fully convolutional)."""
     shape = tuple(model.input_shape[1:])
-    return shape if len(shape) == 3 and all(shape) else INPUT_SHAPE  # type: ignore[return-value]
+    if len(shape) != 3:
+        raise ValueError(f"an encoder takes (N, H, W, C) images, but this model's input is {model.input_shape}")
+    return shape
 
 
 def _infer_fn(model: keras.Model):
@@ -78,8 +82,10 @@ def _infer_fn(model: keras.Model):
 
     The batch dimension is left open in the signature, so no batch size ever retraces it.
     """
-    fn = _functions.get(model)
-    if fn is None:
+    with _functions_lock:
+        fn = _functions.get(model)
+        if fn is not None:
+            return fn
         spec = tf.TensorSpec(shape=(None, *_chip_shape(model)), dtype=tf.float32, name="chips")
         model_ref = weakref.ref(model)  # the cache must not keep the model alive
 
@@ -88,7 +94,7 @@ def _infer_fn(model: keras.Model):
             return tf.cast(model_ref()(x, training=False), tf.float32)
 
         fn = _functions[model] = infer
-    return fn
+        return fn
 
 
 def _validate_chips(chips, shape: tuple[int, int, int] = INPUT_SHAPE) -> np.ndarray:
@@ -96,8 +102,8 @@ def _validate_chips(chips, shape: tuple[int, int, int] = INPUT_SHAPE) -> np.ndar
     arr = np.asarray(chips)
     if arr.ndim == 3:
         arr = arr[np.newaxis]
-    if arr.ndim != 4 or tuple(arr.shape[1:]) != tuple(shape):
-        h, w, c = shape
+    if arr.ndim != 4 or any(want is not None and got != want for got, want in zip(arr.shape[1:], shape)):
+        h, w, c = (s or "any" for s in shape)
         raise ValueError(
             f"chips must have shape (N, {h}, {w}, {c}) or ({h}, {w}, {c}) (RGB face chips "
             f"aligned like dlib's get_face_chip), got {np.shape(chips)}"
@@ -146,6 +152,6 @@ def encode_chips(chips, model: keras.Model | None = None, batch_size: int = 32) 
         batch = arr[start : start + batch_size].astype(np.float32)
         m = batch.shape[0]
         if m < batch_size and n > batch_size:  # keep the steady-state batch shape
-            batch = np.concatenate([batch, np.zeros((batch_size - m, *shape), np.float32)])
+            batch = np.concatenate([batch, np.zeros((batch_size - m, *arr.shape[1:]), np.float32)])
         out[start : start + m] = infer(tf.constant(batch)).numpy()[:m]
     return out

@@ -22,16 +22,14 @@ Coordinates are pixels of the input photo, x to the right, y down. Landmarks are
 """
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
+import functools
 
 import numpy as np
 
-from .images import load_image
+from facenet_keras.faces.face import LANDMARK_NAMES, Face
+from facenet_keras.images import load_image
 
 __all__ = ["Detection", "FaceDetector", "NoFaceError", "detect_faces", "LANDMARK_NAMES"]
-
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 # MTCNN's own thresholds for its three stages (the package's defaults); the final filter is
 # ``min_confidence`` on O-Net's score.
@@ -57,54 +55,8 @@ class NoFaceError(ValueError):
     """Raised by callers that need a face when a photo has none (detection itself returns [])."""
 
 
-@dataclass(frozen=True, eq=False)
-class Detection:
-    """One face.
-
-    Attributes:
-        box: float32 (4,) ``x, y, w, h`` in pixels (top-left corner, width, height), clipped to the photo.
-        landmarks: float32 (5, 2) ``(x, y)`` of left_eye, right_eye, nose, mouth_left, mouth_right
-            ('left' = image left); may lie slightly outside the photo for faces cut by its border.
-        confidence: O-Net's face probability in [0, 1].
-    """
-
-    box: np.ndarray
-    landmarks: np.ndarray
-    confidence: float
-
-    def __post_init__(self):
-        box = np.asarray(self.box, dtype=np.float32).reshape(4)
-        lm = np.asarray(self.landmarks, dtype=np.float32).reshape(5, 2)
-        box.setflags(write=False)
-        lm.setflags(write=False)
-        object.__setattr__(self, "box", box)
-        object.__setattr__(self, "landmarks", lm)
-        object.__setattr__(self, "confidence", float(self.confidence))
-
-    @property
-    def area(self) -> float:
-        """Box area in square pixels."""
-        return float(self.box[2]) * float(self.box[3])
-
-    @property
-    def center(self) -> tuple[float, float]:
-        """Box centre (x, y) in pixels."""
-        return (float(self.box[0] + self.box[2] / 2.0), float(self.box[1] + self.box[3] / 2.0))
-
-    def to_dict(self) -> dict:
-        """JSON-safe plain Python: ``{"box": [x, y, w, h], "confidence": c, "landmarks": {name: [x, y]}}``."""
-        return {
-            "box": [float(v) for v in self.box],
-            "confidence": float(self.confidence),
-            "landmarks": {
-                name: [float(self.landmarks[i, 0]), float(self.landmarks[i, 1])]
-                for i, name in enumerate(LANDMARK_NAMES)
-            },
-        }
-
-    def __repr__(self) -> str:
-        x, y, w, h = (round(float(v), 1) for v in self.box)
-        return f"Detection(box=[{x}, {y}, {w}, {h}], confidence={self.confidence:.4f})"
+# Detection is the face record without an embedding (one record for the whole package).
+Detection = Face
 
 
 class FaceDetector:
@@ -148,7 +100,7 @@ class FaceDetector:
             f"max_side={self.max_side}, scale_factor={self.scale_factor:g})"
         )
 
-    def detect(self, image) -> list[Detection]:
+    def detect(self, image) -> list[Face]:
         """Every face in ``image`` (anything :func:`facenet_keras.images.load_image` takes),
         most confident first; ``[]`` when there is none."""
         rgb = load_image(image)
@@ -156,10 +108,10 @@ class FaceDetector:
         if rows.shape[0] == 0 and max(rgb.shape[:2]) <= _TIGHT_CROP_MAX_SIDE:
             rows = self._detect_in_margins(rgb)
         return [
-            Detection(box=r[0:4], landmarks=r[5:15].reshape(5, 2), confidence=r[4]) for r in rows
+            Face(box=r[0:4], landmarks=r[5:15].reshape(5, 2), confidence=r[4]) for r in rows
         ]
 
-    def detect_batch(self, images) -> list[list[Detection]]:
+    def detect_batch(self, images) -> list[list[Face]]:
         """:meth:`detect` on each of ``images`` (a list/iterable); one list of faces per photo."""
         if isinstance(images, (np.ndarray, str, bytes)) and not (
             isinstance(images, np.ndarray) and images.ndim == 4
@@ -220,19 +172,16 @@ class FaceDetector:
         return out[np.argsort(-out[:, 4], kind="stable")]
 
 
-_DEFAULT_LOCK = threading.Lock()
-_DEFAULT_DETECTORS: dict[tuple, FaceDetector] = {}
+@functools.cache
+def shared_detector(**kw) -> FaceDetector:
+    """One :class:`FaceDetector` per distinct set of keyword arguments, shared by the process."""
+    return FaceDetector(**kw)
 
 
-def detect_faces(image, **kw) -> list[Detection]:
-    """Faces in ``image`` with a cached :class:`FaceDetector` (one per distinct set of keyword
+def detect_faces(image, **kw) -> list[Face]:
+    """Faces in ``image`` with a shared :class:`FaceDetector` (one per distinct set of keyword
     arguments, e.g. ``min_face_size=40``); see :meth:`FaceDetector.detect`."""
-    key = tuple(sorted(kw.items()))
-    with _DEFAULT_LOCK:
-        detector = _DEFAULT_DETECTORS.get(key)
-        if detector is None:
-            detector = _DEFAULT_DETECTORS[key] = FaceDetector(**kw)
-    return detector.detect(image)
+    return shared_detector(**kw).detect(image)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -243,15 +192,11 @@ class _MTCNNNets:
     """P-Net, R-Net, O-Net from the ``mtcnn`` package (built once per process, weights from its
     wheel), each wrapped in one traced ``tf.function``."""
 
-    _shared: "_MTCNNNets | None" = None
-    _lock = threading.Lock()
-
-    @classmethod
-    def shared(cls) -> "_MTCNNNets":
-        with cls._lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
+    @staticmethod
+    @functools.cache
+    def shared() -> "_MTCNNNets":
+        """The process's one set of compiled networks."""
+        return _MTCNNNets()
 
     def __init__(self):
         import tensorflow as tf

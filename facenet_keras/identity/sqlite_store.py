@@ -1,9 +1,9 @@
-"""Enrolled identities and their embeddings, persisted in one SQLite file.
+"""The SQLite gallery store: enrolled people and their embeddings in one file (the default backend).
 
-A gallery row is one embedding of one person, remembering the photo it came from. Enrolment is
-one-shot: a new person is one more row, no retraining. Every write is one SQLite transaction, so a
-crash or Ctrl-C mid-enrolment leaves the gallery exactly as it was (embeddings are computed first,
-written after). Search is exact (one matrix product) by default, FAISS on request.
+A row is one embedding of one person, remembering the photo it came from. Every write is one SQLite
+transaction, so a crash or Ctrl-C mid-write leaves the store exactly as it was. Search is exact (one
+matrix product) by default, FAISS on request. The store never runs inference: it stores and
+searches embeddings (enrolment, photo -> embedding -> store, is :func:`facenet_keras.identity.recognition.enroll`).
 
 The distance from a query to an identity is the distance to that identity's nearest photo.
 """
@@ -13,12 +13,13 @@ import json
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .search import check_backend, make_index
+from facenet_keras.identity.store import Photo, check_name
+from facenet_keras.identity.search import (Match, check_backend, make_index, matches_from_neighbours,
+                                           rows_for_runner_up)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,44 +41,15 @@ CREATE INDEX IF NOT EXISTS photos_person ON photos(person_id);
 _SCHEMA_VERSION = "1"
 
 
-def default_gallery_path() -> Path:
-    """``$FACENET_KERAS_GALLERY``, else ``$XDG_DATA_HOME/facenet-keras/gallery.sqlite`` (~/.local/share)."""
-    env = os.environ.get("FACENET_KERAS_GALLERY")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "facenet-keras" / "gallery.sqlite"
-
-
-@dataclass(frozen=True)
-class Photo:
-    """One enrolled embedding: its row id, owner, source (file name or description) and face box."""
-
-    id: int
-    name: str
-    source: str | None
-    box: tuple[float, float, float, float] | None
-
-
-@dataclass(frozen=True)
-class Match:
-    """The nearest identity to one query, and the runner-up (nearest other identity)."""
-
-    identity: str | None
-    distance: float
-    runner_up: str | None
-    runner_up_distance: float
-
-
-class FaceGallery:
+class SQLiteStore:
     """Enrolled people and their face embeddings, stored in SQLite.
 
-    ``path`` defaults to :func:`default_gallery_path`; ``":memory:"`` keeps it in memory.
+    ``path``: the SQLite file; ``":memory:"`` keeps it in memory.
     ``backend`` is the search backend: 'exact' (default), 'faiss' or 'faiss-hnsw'.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, backend: str = "exact"):
-        self.path = ":memory:" if path == ":memory:" else Path(path or default_gallery_path()).expanduser()
+    def __init__(self, path: str | os.PathLike, *, backend: str = "exact"):
+        self.path = ":memory:" if path == ":memory:" else Path(path).expanduser()
         if self.path != ":memory:":
             if self.path.is_dir():
                 raise ValueError(f"gallery path {self.path} is a folder; give a file path")
@@ -136,7 +108,7 @@ class FaceGallery:
 
         A new name creates the person; an existing one gets more photos.
         """
-        name = _check_name(name)
+        name = check_name(name)
         emb = np.asarray(embeddings, dtype=np.float32)
         if emb.ndim == 1:
             emb = emb[None, :]
@@ -172,36 +144,9 @@ class FaceGallery:
                 ids.append(cur.lastrowid)
         return ids
 
-    def enroll(self, name: str, images, *, model=None, detector=None) -> list[int]:
-        """Enrol ``name`` from one or several photos (paths, bytes, PIL images or arrays).
-
-        Each photo must show a face; when it shows several, the main one (largest, nearest the
-        centre) is taken. All photos are encoded before anything is written, so a bad photo or an
-        interruption leaves the gallery untouched.
-        """
-        from .pipeline import describe_source, encode_batch, pipeline_id, primary_face
-
-        if isinstance(images, (str, os.PathLike, bytes)) or hasattr(images, "shape") or hasattr(images, "mode"):
-            images = [images]
-        images = list(images)
-        if not images:
-            raise ValueError("enroll needs at least one photo")
-        faces_per_image, loaded = encode_batch(images, model=model, detector=detector, return_images=True)
-        embeddings, sources, boxes = [], [], []
-        for src, faces, image in zip(images, faces_per_image, loaded):
-            face = primary_face(faces, image.shape)
-            if face is None:
-                from .detection import NoFaceError
-
-                raise NoFaceError(f"no face found in {describe_source(src)}; nothing was enrolled")
-            embeddings.append(face.embedding)
-            sources.append(describe_source(src))
-            boxes.append(face.box)
-        return self.add(name, np.stack(embeddings), sources=sources, boxes=boxes, model_id=pipeline_id(model))
-
     def rename(self, old: str, new: str) -> None:
         """Rename a person (all their photos follow)."""
-        new = _check_name(new)
+        new = check_name(new)
         with self._transaction():
             if new in self.names() and new != old:
                 raise ValueError(f"{new!r} is already enrolled")
@@ -293,23 +238,9 @@ class FaceGallery:
             return [Match(None, float("inf"), None, float("inf")) for _ in queries]
         if self._index is None:
             self._index = make_index(emb, self.backend)
-            counts = np.unique(np.asarray(labels), return_counts=True)[1]
-            self._k = int(min(len(emb), counts.max() + 1))  # enough rows to always meet a second identity
+            self._k = rows_for_runner_up(labels)  # enough rows to always meet a second identity
         dist, idx = self._index.search(queries, self._k)
-        out = []
-        for d_row, i_row in zip(dist, idx):
-            best = second = None
-            for d, i in zip(d_row, i_row):
-                if i < 0:
-                    break
-                if best is None:
-                    best = (labels[i], float(d))
-                elif labels[i] != best[0]:
-                    second = (labels[i], float(d))
-                    break
-            second = second or (None, float("inf"))
-            out.append(Match(best[0], best[1], second[0], second[1]))
-        return out
+        return matches_from_neighbours(dist, idx, labels)
 
     def _unknown(self, name: str) -> str:
         names = self.names()
@@ -326,7 +257,7 @@ class FaceGallery:
         self.close()
 
     def __repr__(self) -> str:
-        return f"FaceGallery({str(self.path)!r}, people={len(self)}, backend={self.backend!r})"
+        return f"SQLiteStore({str(self.path)!r}, people={len(self)}, backend={self.backend!r})"
 
 
 class _Transaction:
@@ -342,10 +273,3 @@ class _Transaction:
     def __exit__(self, exc_type, exc, tb):
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         return False
-
-
-def _check_name(name) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"a person's name must be a non-empty string, got {name!r}")
-    return name.strip()
-

@@ -1,20 +1,23 @@
-"""Decisions: verification (1:1, "is this the person they claim to be?") and recognition (1:K, "who
-is this?", with "not recognised" for strangers).
+"""Decisions: enrolment (photos -> embeddings -> the gallery), verification (1:1, "is this the person
+they claim to be?") and recognition (1:K, "who is this?", with "not recognised" for strangers).
 
 Both compare Euclidean distances between embeddings with a threshold tau: a match when d <= tau.
 The threshold used is, in order: the ``threshold`` argument, the one stored in the gallery by
 ``facenet-keras calibrate``, then :data:`DEFAULT_THRESHOLD`. Verification can instead use a trained
-Siamese classifier (:class:`facenet_keras.siamese.SiameseClassifier`) as its decision rule.
+Siamese classifier (:class:`facenet_keras.training.siamese.SiameseClassifier`, passed in) as its decision rule.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from .detection import NoFaceError
-from .gallery import FaceGallery
-from .pipeline import Face, describe_source, encode_batch, primary_face
+from facenet_keras.faces.detection import NoFaceError
+from facenet_keras.identity.gallery import FaceGallery
+from facenet_keras.identity.search import pairwise_distances
+from facenet_keras.faces.face import Face
+from facenet_keras.faces.pipeline import describe_source, encode_batch, pipeline_id, primary_face
 
 # Default tau for the pretrained dlib ResNet with the default pipeline (MTCNN, 5-point alignment,
 # mirrored chip averaged in), on its raw (not L2-normalised) 128-D embeddings. Chosen from data:
@@ -79,6 +82,30 @@ def resolve_threshold(threshold: float | None, gallery: FaceGallery | None = Non
     return threshold
 
 
+def enroll(gallery: FaceGallery, name: str, images, *, model=None, detector=None) -> list[int]:
+    """Enrol ``name`` in ``gallery`` from one or several photos (paths, bytes, PIL images or arrays).
+
+    Each photo must show a face; when it shows several, the main one (large, nearest the centre) is
+    taken. All photos are encoded before anything is written, and the write is one transaction, so a
+    bad photo or an interruption leaves the gallery untouched. Returns the new rows' ids.
+    """
+    if isinstance(images, (str, os.PathLike, bytes)) or hasattr(images, "shape") or hasattr(images, "mode"):
+        images = [images]
+    images = list(images)
+    if not images:
+        raise ValueError("enroll needs at least one photo")
+    faces_per_image, loaded = encode_batch(images, model=model, detector=detector, return_images=True)
+    embeddings, sources, boxes = [], [], []
+    for src, faces, image in zip(images, faces_per_image, loaded):
+        face = primary_face(faces, image.shape)
+        if face is None:
+            raise NoFaceError(f"no face found in {describe_source(src)}; nothing was enrolled")
+        embeddings.append(face.embedding)
+        sources.append(describe_source(src))
+        boxes.append(face.box)
+    return gallery.add(name, np.stack(embeddings), sources=sources, boxes=boxes, model_id=pipeline_id(model))
+
+
 def verify(image, identity: str, gallery: FaceGallery, threshold: float | None = None, *,
            model=None, detector=None, classifier=None) -> Verification:
     """Is the person in ``image`` the enrolled ``identity``? Match when d <= threshold.
@@ -96,7 +123,7 @@ def verify(image, identity: str, gallery: FaceGallery, threshold: float | None =
     face = primary_face(faces[0], loaded[0].shape)
     if face is None:
         raise NoFaceError(f"no face found in {describe_source(image)}")
-    distance = float(np.linalg.norm(enrolled - face.embedding[None], axis=1).min())
+    distance = float(pairwise_distances(face.embedding[None], enrolled).min())
     if classifier is None:
         return Verification(distance <= tau, distance, tau, identity, face, len(faces[0]))
     probe = np.repeat(face.embedding[None], len(enrolled), axis=0)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facenet_keras.images import list_identities  # noqa: F401  (re-exported: moved to images)
+
 __all__ = [
     "ChipSet",
     "list_identities",
@@ -72,30 +74,6 @@ class ChipSet:
         return ChipSet(self.chips[mask], labels, keep_names, paths, detected)
 
 
-def list_identities(root) -> dict[str, list[Path]]:
-    """``{person: [photo paths]}`` for ``ROOT/<person>/<photo>``: people sorted by name, each one's
-    photos in natural order (``2.jpg`` before ``10.jpg``, so "the first photo" means what a person
-    reads); people without photos skipped, files directly in ROOT ignored."""
-    import re
-
-    from .images import iter_image_files
-
-    def natural(path: Path):
-        return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
-
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder (expected ROOT/<person>/<photo>)")
-    out: dict[str, list[Path]] = {}
-    for person in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        photos = sorted(iter_image_files(person, recursive=False), key=natural)
-        if photos:
-            out[person.name] = photos
-    if not out:
-        raise ValueError(f"{root}: no identity folders with photos (expected ROOT/<person>/<photo>)")
-    return out
-
-
 def split_identities(names, val_fraction: float = 0.25, seed: int = 0,
                      min_val_photos: dict | None = None) -> tuple[list[str], list[str]]:
     """Split identity names into (train, validation), never splitting one person's photos.
@@ -124,7 +102,7 @@ def split_identities(names, val_fraction: float = 0.25, seed: int = 0,
 def default_cache_dir() -> Path:
     """Where chip caches live: ``chips/`` in the package's cache folder (``$FACENET_KERAS_HOME``,
     else ``~/.cache/facenet-keras``)."""
-    from .weights.cache import cache_dir
+    from facenet_keras.weights.cache import cache_dir
 
     return cache_dir() / "chips"
 
@@ -142,7 +120,7 @@ def face_chip(image: np.ndarray, detector, size: int = 150, padding: float = 0.2
     Returns:
         ``(chip, detected)``: (size, size, 3) uint8 and whether a face was detected.
     """
-    from .pipeline import face_chips
+    from facenet_keras.faces.pipeline import face_chips
 
     dets = detector.detect(image)
     if dets:
@@ -155,7 +133,7 @@ def face_chip(image: np.ndarray, detector, size: int = 150, padding: float = 0.2
 
 
 def _cache_key(root: Path, files: list[Path], size: int, padding: float) -> str:
-    from .pipeline import alignment_id
+    from facenet_keras.faces.pipeline import alignment_id
 
     h = hashlib.sha256(f"v{_CACHE_VERSION}|{alignment_id()}|{root.resolve()}|{size}|{padding}".encode())
     for f in files:
@@ -193,10 +171,10 @@ def load_chips(root, size: int = 150, padding: float = 0.25, cache_dir=None, det
             with np.load(cache_file, allow_pickle=False) as z:
                 return ChipSet(z["chips"], z["labels"].astype(np.int64), [str(n) for n in z["names"]],
                                [str(p) for p in z["paths"]], z["detected"].astype(bool))
-    from .images import ImageError, load_image
+    from facenet_keras.images import ImageError, load_image
 
     if detector is None:
-        from .detection import FaceDetector
+        from facenet_keras.faces.detection import FaceDetector
 
         detector = FaceDetector()
     names = sorted(ids)
@@ -217,11 +195,12 @@ def load_chips(root, size: int = 150, padding: float = 0.25, cache_dir=None, det
     out = ChipSet(np.stack(chips) if chips else np.zeros((0, size, size, 3), np.uint8),
                   np.asarray(labels, np.int64), names, paths, np.asarray(detected, bool))
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp.npz")
-        np.savez(tmp, chips=out.chips, labels=out.labels, names=np.asarray(names, dtype=str),
-                 paths=np.asarray(paths, dtype=str), detected=out.detected)
-        os.replace(tmp, cache_file)
+        from facenet_keras.files import atomic_write, private_dir
+
+        private_dir(cache_file.parent)
+        with atomic_write(cache_file) as f:
+            np.savez(f, chips=out.chips, labels=out.labels, names=np.asarray(names, dtype=str),
+                     paths=np.asarray(paths, dtype=str), detected=out.detected)
     return out
 
 

@@ -52,7 +52,7 @@ def plot_verification(distances, same, threshold: float, *, title: str | None = 
     (accept when distance <= threshold). The ROC marks the operating point at ``threshold`` and the
     TAR at each FAR in ``far_marks``.
     """
-    from . import evaluation as ev
+    from facenet_keras.evaluation import metrics as ev
 
     d = np.asarray(distances, dtype=float)
     s = np.asarray(same).astype(bool)

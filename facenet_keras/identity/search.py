@@ -6,6 +6,8 @@ are padded with distance inf and index -1, so callers never special-case a small
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -18,6 +20,68 @@ def _as_matrix(x, name: str, dim: int | None = None) -> np.ndarray:
     if dim is not None and x.shape[1] != dim:
         raise ValueError(f"{name} have dimension {x.shape[1]}, but the gallery holds {dim}-D embeddings")
     return x
+
+
+def pairwise_distances(a, b, *, dtype=np.float64, b_sq_norms: np.ndarray | None = None) -> np.ndarray:
+    """Euclidean distances between the rows of ``a`` (n, D) and ``b`` (m, D): (n, m) in ``dtype``.
+
+    The package's one distance function: d^2 = |a|^2 + |b|^2 - 2 a.b, one matrix product.
+    ``b_sq_norms`` (m,) may be passed when ``b`` is searched many times.
+    """
+    a = np.asarray(a, dtype=dtype)
+    b = np.asarray(b, dtype=dtype)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"need two 2-D arrays with the same width, got {a.shape} and {b.shape}")
+    b_sq = np.einsum("ij,ij->i", b, b) if b_sq_norms is None else b_sq_norms
+    d2 = np.einsum("ij,ij->i", a, a)[:, None] + b_sq[None, :] - 2.0 * (a @ b.T)
+    return np.sqrt(np.maximum(d2, 0.0, out=d2))
+
+
+@dataclass(frozen=True)
+class Match:
+    """The nearest identity to one query, and the runner-up (nearest other identity)."""
+
+    identity: str | None
+    distance: float
+    runner_up: str | None
+    runner_up_distance: float
+
+
+NO_MATCH = Match(None, float("inf"), None, float("inf"))
+
+
+def rows_for_runner_up(labels) -> int:
+    """How many nearest rows a search must return so that a second identity is always among them:
+    the largest number of rows of one identity, plus one."""
+    if len(labels) == 0:
+        return 0
+    counts = np.unique(np.asarray(labels), return_counts=True)[1]
+    return int(min(len(labels), counts.max() + 1))
+
+
+def matches_from_neighbours(dist: np.ndarray, idx: np.ndarray, labels) -> list[Match]:
+    """Per query, the nearest identity and the runner-up from its k nearest rows.
+
+    dist, idx: (Q, k) nearest first, padded with inf / -1 (as every index here returns);
+    labels: the identity of each row. Pure: the same rule for every storage backend.
+    """
+    out = []
+    for d_row, i_row in zip(dist, idx):
+        best = second = None
+        for d, i in zip(d_row, i_row):
+            if i < 0:
+                break
+            if best is None:
+                best = (labels[i], float(d))
+            elif labels[i] != best[0]:
+                second = (labels[i], float(d))
+                break
+        if best is None:
+            out.append(NO_MATCH)
+            continue
+        second = second or (None, float("inf"))
+        out.append(Match(best[0], best[1], second[0], second[1]))
+    return out
 
 
 class ExactIndex:
@@ -35,8 +99,7 @@ class ExactIndex:
     def distances(self, queries) -> np.ndarray:
         """All distances (Q, M) from each query to each enrolled row."""
         q = _as_matrix(queries, "queries", self.embeddings.shape[1])
-        d2 = np.einsum("ij,ij->i", q, q)[:, None] + self._sq_norms[None, :] - 2.0 * (q @ self.embeddings.T)
-        return np.sqrt(np.maximum(d2, 0.0, out=d2))
+        return pairwise_distances(q, self.embeddings, dtype=np.float32, b_sq_norms=self._sq_norms)
 
     def search(self, queries, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         d = self.distances(queries)

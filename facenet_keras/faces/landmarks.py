@@ -36,7 +36,7 @@ from os import PathLike
 
 import numpy as np
 
-from .weights.dlib_shape_predictor import ShapePredictorArrays, load_shape_predictor_arrays
+from facenet_keras.weights.dlib_shape_predictor import ShapePredictorArrays, load_shape_predictor_arrays
 
 __all__ = [
     "ShapePredictor",

@@ -23,7 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .losses import ActiveTriplets, TripletLoss, TripletMiningLoss
+from facenet_keras.identity.search import pairwise_distances
+from facenet_keras.models.encoder import encode_chips
+from facenet_keras.training.losses import ActiveTriplets, TripletLoss, TripletMiningLoss
 
 __all__ = [
     "embed",
@@ -40,38 +42,16 @@ __all__ = [
 def embed(model: keras.Model, images, batch_size: int = 128) -> np.ndarray:
     """Embeddings of images already at the model's input size: (N, H, W, 3) 0..255 -> (N, D) float32.
 
-    Runs ``model(x, training=False)`` in fixed-size batches through one ``tf.function``.
+    The same compiled inference as every other encoder call (:func:`facenet_keras.models.encoder.encode_chips`).
     """
-    images = np.asarray(images, dtype=np.float32)
-    dim = int(model.output_shape[-1])
-    if len(images) == 0:
-        return np.zeros((0, dim), np.float32)
-    fn = _infer_fn(model)
-    out = []
-    for start in range(0, len(images), batch_size):
-        out.append(np.asarray(fn(tf.constant(images[start:start + batch_size]))))
-    return np.concatenate(out).astype(np.float32)
-
-
-_INFER: dict[int, object] = {}
-
-
-def _infer_fn(model):
-    key = id(model)
-    if key not in _INFER or _INFER[key][0] is not model:
-        @tf.function(reduce_retracing=True)
-        def infer(x):
-            return tf.cast(model(x, training=False), tf.float32)
-        _INFER[key] = (model, infer)
-    return _INFER[key][1]
+    return encode_chips(images, model=model, batch_size=batch_size)
 
 
 def _pair_distances(embeddings, labels):
-    e = np.asarray(embeddings, np.float64)
+    """Distances and same-label flags of every pair i < j."""
     labels = np.asarray(labels)
-    i, j = np.triu_indices(len(e), k=1)
-    d = np.linalg.norm(e[i] - e[j], axis=1)
-    return d, labels[i] == labels[j]
+    i, j = np.triu_indices(len(labels), k=1)
+    return pairwise_distances(embeddings, embeddings)[i, j], labels[i] == labels[j]
 
 
 def verification_accuracy(embeddings, labels) -> float:
@@ -108,7 +88,6 @@ def one_shot_accuracy(support, support_labels, queries, query_labels) -> float:
     Returns:
         The fraction of queries whose nearest enrolled example (Euclidean) has their class.
     """
-    from .evaluation import pairwise_distances
 
     pred = np.asarray(support_labels)[np.argmin(pairwise_distances(queries, support), axis=1)]
     return float(np.mean(pred == np.asarray(query_labels)))
