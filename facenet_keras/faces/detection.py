@@ -37,6 +37,21 @@ _PNET_THRESHOLD = 0.6
 _RNET_THRESHOLD = 0.7
 _PYRAMID_FACTOR = 0.709  # each pyramid level is 0.709x the previous (area halves every 2 levels)
 _PNET_CELL = 12  # P-Net sees 12x12 windows with stride 2
+# Non-maximum suppression (the package's values): IoU over the union within one pyramid level, then
+# across levels and after R-Net; IoU over the smaller box after O-Net, which also drops a small box
+# nested inside a bigger one (a face part taken for a face).
+_NMS_WITHIN_LEVEL = (0.5, "union")
+_NMS_ACROSS_LEVELS = (0.7, "union")
+_NMS_AFTER_RNET = (0.7, "union")
+_NMS_AFTER_ONET = (0.7, "min")
+# R-Net and O-Net see each candidate resampled to these squares (their input sizes).
+_RNET_PATCH = 24
+_ONET_PATCH = 48
+# The networks were trained on pixels mapped to about [-1, 1]: (x - 127.5) / 128.
+_PIXEL_MEAN = 127.5
+_PIXEL_SCALE = 1.0 / 128.0
+# Rows of the pairwise-overlap matrix computed at once in _nms (memory O(_NMS_BLOCK * N)).
+_NMS_BLOCK = 1024
 
 # FaceDetector's defaults. 0.8 is MTCNN's own final-stage threshold: at 0.9 two LFW subjects
 # (scores 0.897, 0.898) were dropped, while 0.8 added one face-like false positive (a magazine
@@ -203,6 +218,10 @@ class _MTCNNNets:
         from mtcnn import MTCNN
 
         self._tf = tf
+        # Pinned to the CPU: the stage loop moves many small, variable-sized tensors (pyramid levels,
+        # a few dozen candidate patches) between numpy and the networks; on a GPU the copies and
+        # launches cost more than the tiny convolutions save, and pinning keeps results identical
+        # across machines. The encoder, where batching pays, runs wherever Keras puts it.
         self._device = "CPU:0"
         with tf.device(self._device):
             stages = MTCNN(device=self._device).stages
@@ -251,7 +270,7 @@ class _MTCNNNets:
         )
         def run_rnet(image, boxes):
             ids = tf.zeros(tf.shape(boxes)[:1], tf.int32)
-            patches = tf.image.crop_and_resize(image[None], boxes, ids, (24, 24))
+            patches = tf.image.crop_and_resize(image[None], boxes, ids, (_RNET_PATCH, _RNET_PATCH))
             reg, prob = rnet(patches, training=False)
             return reg, prob[:, 1]
 
@@ -262,7 +281,7 @@ class _MTCNNNets:
         )
         def run_onet(image, boxes):
             ids = tf.zeros(tf.shape(boxes)[:1], tf.int32)
-            patches = tf.image.crop_and_resize(image[None], boxes, ids, (48, 48))
+            patches = tf.image.crop_and_resize(image[None], boxes, ids, (_ONET_PATCH, _ONET_PATCH))
             reg, landmarks, prob = onet(patches, training=False)
             return reg, landmarks, prob[:, 1]
 
@@ -278,7 +297,7 @@ class _MTCNNNets:
                 h, w = rgb.shape[:2]
                 size = (max(1, int(round(h * factor))), max(1, int(round(w * factor))))
                 image = tf.image.resize(image[None], size, method="area", antialias=False)[0]
-            image = (tf.cast(image, tf.float32) - 127.5) / 128.0
+            image = (tf.cast(image, tf.float32) - _PIXEL_MEAN) * _PIXEL_SCALE
             h, w = int(image.shape[0]), int(image.shape[1])
             boxes = self._stage_pnet(image, h, w, min_face, scale_factor)
             if boxes.shape[0] == 0:
@@ -313,12 +332,12 @@ class _MTCNNNets:
             x2 = 2.0 * xs + _PNET_CELL + r[:, 2] * cw
             y2 = 2.0 * ys + _PNET_CELL + r[:, 3] * cw
             b = np.stack([x1, y1, x2, y2], axis=1) / scale
-            keep = _nms(b, s, 0.5, "union")
+            keep = _nms(b, s, *_NMS_WITHIN_LEVEL)
             found.append(np.concatenate([b[keep], s[keep, None]], axis=1))
         if not found:
             return np.zeros((0, 5))
         boxes = np.concatenate(found, axis=0)
-        boxes = boxes[_nms(boxes[:, :4], boxes[:, 4], 0.7, "union")]
+        boxes = boxes[_nms(boxes[:, :4], boxes[:, 4], *_NMS_ACROSS_LEVELS)]
         return _square(boxes)
 
     def _stage_rnet(self, image, h, w, boxes) -> np.ndarray:
@@ -329,7 +348,7 @@ class _MTCNNNets:
         boxes = boxes[boxes[:, 4] > _RNET_THRESHOLD]
         if boxes.shape[0] == 0:
             return boxes
-        boxes = boxes[_nms(boxes[:, :4], boxes[:, 4], 0.7, "union")]
+        boxes = boxes[_nms(boxes[:, :4], boxes[:, 4], *_NMS_AFTER_RNET)]
         return _square(boxes)
 
     def _onet_pass(self, image, h, w, boxes) -> np.ndarray:
@@ -347,7 +366,7 @@ class _MTCNNNets:
         out = out[out[:, 4] >= min_confidence]
         if out.shape[0] == 0:
             return np.zeros((0, 15))
-        out = out[_nms(out[:, :4], out[:, 4], 0.7, "min")]
+        out = out[_nms(out[:, :4], out[:, 4], *_NMS_AFTER_ONET)]
         # Landmark refinement: O-Net once more on each final (regressed, squared) box, which frames
         # the face better than the R-Net box it first saw; the landmarks are the mean of both passes
         # (boxes and scores stay the first pass's, so which faces are found is unchanged). Against
@@ -390,7 +409,7 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str) -
     ``threshold`` (IoU over the union, or over the smaller box for ``method="min"``). This is a little
     more aggressive than greedy NMS; it is the rule the package's thresholds were tuned with (with
     greedy NMS we saw extra false positives and lower O-Net scores on faces at the photo's edge).
-    Done in blocks of rows, so memory stays O(1024 * N).
+    Done in blocks of ``_NMS_BLOCK`` rows, so memory stays O(_NMS_BLOCK * N).
     """
     order = np.argsort(-scores, kind="stable")
     b = boxes[order]
@@ -399,8 +418,8 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str) -
     area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
     suppressed = np.zeros(n, dtype=bool)
     cols = np.arange(n)
-    for start in range(0, n, 1024):
-        rows = slice(start, min(n, start + 1024))
+    for start in range(0, n, _NMS_BLOCK):
+        rows = slice(start, min(n, start + _NMS_BLOCK))
         iw = np.maximum(0.0, np.minimum(x2[rows, None], x2[None]) - np.maximum(x1[rows, None], x1[None]))
         ih = np.maximum(0.0, np.minimum(y2[rows, None], y2[None]) - np.maximum(y1[rows, None], y1[None]))
         inter = iw * ih
