@@ -438,7 +438,7 @@ def load_vgg19_weights(path: str | os.PathLike | None = None, *,
     if source.kind not in _READERS:
         raise WeightsIntegrityError(f"{source.path}: a {source.kind} file is not VGG19 weights")
     stat = source.path.stat()
-    key = (str(source.path.resolve()), stat.st_mtime_ns, stat.st_size, expected_sha256)
+    key = (str(source.path.resolve()), stat.st_mtime_ns, stat.st_size, expected_sha256, source.how)
     if key in _CACHE:
         return _CACHE[key]
     digest = verify_file(source.path, source.kind, expected_sha256)
