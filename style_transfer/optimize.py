@@ -218,7 +218,8 @@ class _Objective:
                 grams[name] = grams[name] + float(w) * normalized_gram(sf[name])[0]
         self.grams = [tf.identity(grams[name]) for name, _ in self.style_layers]
         if self.normalize:
-            self.content_scale = float(4.0 * np.prod(self.a_C.shape[1:]) / max(float(tf.reduce_sum(self.a_C ** 2)), 1e-12))
+            energy = max(float(tf.reduce_sum(self.a_C ** 2)), 1e-12)
+            self.content_scale = float(4.0 * np.prod(self.a_C.shape[1:]) / energy)
             self.layer_scales = [float(4.0 * int(G.shape[0]) ** 2 / max(float(tf.reduce_sum(G ** 2)), 1e-12))
                                  for G in self.grams]
         else:
