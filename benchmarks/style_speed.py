@@ -33,9 +33,8 @@ import tensorflow as tf  # noqa: E402
 
 from style_transfer import images as im  # noqa: E402
 from style_transfer.costs import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
-from style_transfer.optimize import (DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT,  # noqa: E402
-                                     DEFAULT_TV_WEIGHT, _adam_runner, _Objective, evaluate_costs,
-                                     stylize)
+from style_transfer.optimize import (COURSE_SCALE_WEIGHTS, DEFAULT_WEIGHTS,  # noqa: E402
+                                     _adam_runner, _Objective, evaluate_costs, stylize)
 from style_transfer.vgg import build_feature_extractor  # noqa: E402
 from style_transfer.weights import load_vgg19_weights  # noqa: E402
 
@@ -81,7 +80,8 @@ def keras_example_step(weights, content, style, init, lr=0.02):
             dy = x[:, 1:] - x[:, :-1]
             dx = x[:, :, 1:] - x[:, :, :-1]
             J_tv = tf.reduce_mean(tf.square(dy)) + tf.reduce_mean(tf.square(dx))
-            J = DEFAULT_CONTENT_WEIGHT * J_c + DEFAULT_STYLE_WEIGHT * J_s + DEFAULT_TV_WEIGHT * J_tv
+            alpha, beta, tv = COURSE_SCALE_WEIGHTS  # the step's cost is what is timed, not its weights
+            J = alpha * J_c + beta * J_s + tv * J_tv
         grad = tape.gradient(J, x)
         t.assign_add(1.0)
         m.assign(0.9 * m + 0.1 * grad)
@@ -94,8 +94,7 @@ def keras_example_step(weights, content, style, init, lr=0.02):
 
 
 def our_step(extractor, content, style, init, lr=0.02):
-    obj = _Objective(extractor, CONTENT_LAYER, STYLE_LAYERS,
-                     (DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT), content.shape[:2])
+    obj = _Objective(extractor, CONTENT_LAYER, STYLE_LAYERS, DEFAULT_WEIGHTS, content.shape[:2], normalize=True)
     obj.targets(content, [style], np.ones(1))
     _, step = _adam_runner(obj, init, lr, jit=False)
     return step

@@ -4,6 +4,9 @@
     result = stylize("photo.jpg", "painting.jpg", size=512)   # coarse-to-fine Adam, ~minutes on a CPU
     result.image                                               # float32 RGB (H, W, 3) in [0, 1]
 
+    from style_transfer import stylize_fast, stylize_preset  # one forward pass, ~1 s (Magenta, offline)
+    image = stylize_fast("photo.jpg", "painting.jpg")
+
 The course's costs live in :mod:`style_transfer.costs` (``compute_content_cost``, ``gram_matrix``,
 ``compute_layer_style_cost``, ``compute_style_cost``, ``total_cost``). Names are imported lazily so
 ``import style_transfer.costs`` does not build a network. Never imports ``facenet_keras``.
@@ -21,6 +24,10 @@ _EXPORTS = {
     "evaluate_costs": "optimize",
     "fast_stylize": "fast",
     "load_hub_model": "fast",
+    "stylize_fast": "fast",
+    "stylize_preset": "fast",
+    "style_vector": "fast",
+    "hub_model_path": "fast",
     "build_feature_extractor": "vgg",
     "load_vgg19_weights": "weights",
     "load_vgg16_weights": "weights",
@@ -39,7 +46,8 @@ _EXPORTS = {
     "top_activating_patches": "visualize",
 }
 
-_SUBMODULES = {"costs", "images", "vgg", "weights", "optimize", "fast", "visualize", "cli"}
+_SUBMODULES = {"costs", "images", "vgg", "weights", "optimize", "fast", "magenta", "onnx_graph", "visualize",
+               "cli"}
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

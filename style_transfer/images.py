@@ -6,14 +6,49 @@ passes (path, PIL image, uint8 or float array, grayscale or RGBA) goes through :
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 100_000_000  # a larger picture is refused (a decompression bomb, or a mistake)
+MIN_SIDE = 16             # each side of an input must be at least this many pixels
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class ImageReadError(ValueError):
     """An image could not be read or understood; the message names it."""
+
+
+def _check_size(width: int, height: int, label: str, max_pixels: int, min_side: int) -> None:
+    if width * height > max_pixels:
+        raise ImageReadError(f"{label}: {width}x{height} = {width * height:,} pixels is more than the limit of "
+                             f"{max_pixels:,} (possible decompression bomb)")
+    if min(width, height) < min_side:
+        raise ImageReadError(f"{label}: {width}x{height} is too small (each side must be >= {min_side} px)")
+
+
+def _read_file(path: Path, max_pixels: int, min_side: int) -> np.ndarray:
+    """Open (header only), check the size, then decode: FIFOs and devices are refused unopened."""
+    if not path.exists():
+        raise ImageReadError(f"image not found: {path}")
+    if not path.is_file():  # a FIFO would block forever, a device would stream garbage
+        raise ImageReadError(f"{path}: not a regular file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                _check_size(img.width, img.height, str(path), max_pixels, min_side)
+                img.load()
+                return to_float_rgb(ImageOps.exif_transpose(img))
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{path}: more pixels than the limit of {max_pixels:,} (possible decompression bomb: "
+                             f"{e})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageReadError(f"cannot read image {path}: {e}") from e
 
 
 def to_float_rgb(image) -> np.ndarray:
@@ -38,23 +73,19 @@ def to_float_rgb(image) -> np.ndarray:
     return a.clip(0.0, 1.0)
 
 
-def load_image(source, max_size: int | None = None) -> np.ndarray:
+def load_image(source, max_size: int | None = None, *, max_pixels: int = MAX_PIXELS,
+               min_side: int = 1) -> np.ndarray:
     """Read ``source`` (path, PIL image or array) as float32 RGB [0, 1], longest side <= max_size.
 
-    Raises :class:`ImageReadError` for a missing or unreadable file.
+    A path must be a regular file (FIFOs and devices are refused before opening) whose header says at
+    most ``max_pixels`` pixels and at least ``min_side`` per side (the CLI uses :data:`MIN_SIDE`);
+    EXIF orientation is applied. Raises :class:`ImageReadError` with a one-line message otherwise.
     """
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        try:
-            with Image.open(path) as im:
-                im.load()
-                image = to_float_rgb(im)
-        except FileNotFoundError as e:
-            raise ImageReadError(f"image not found: {path}") from e
-        except (UnidentifiedImageError, OSError, SyntaxError) as e:
-            raise ImageReadError(f"cannot read image {path}: {e}") from e
+        image = _read_file(Path(source), max_pixels, min_side)
     else:
         image = to_float_rgb(source)
+        _check_size(image.shape[1], image.shape[0], "<image>", max_pixels, min_side)
     if max_size is not None:
         image = resize_longest(image, max_size)
     return image
@@ -81,10 +112,27 @@ def resize_longest(image: np.ndarray, longest: int) -> np.ndarray:
 
 
 def save_image(image: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a float [0, 1] (or uint8) RGB image; the format follows the file's extension."""
+    """Write a float [0, 1] (or uint8) RGB image atomically; the format follows the file's extension.
+
+    The picture goes to a temporary file in the same folder, then is renamed over ``path``: a
+    crash never leaves half a file.
+    """
+    import tempfile
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_uint8(image)).save(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ImageReadError(f"{path}: unknown image extension {path.suffix!r}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(to_uint8(image)).save(f, format=fmt)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a picture is not private
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 

