@@ -112,7 +112,7 @@ class PostgresStore:
     def _check_and_migrate(self, conn) -> None:
         """Refuse a foreign database or a newer schema (touching nothing); else migrate to SCHEMA_VERSION."""
         tables = {r[0] for r in conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
         foreign = sorted(tables - OUR_TABLES)
         version = 0
         if "meta" in tables:

@@ -105,8 +105,8 @@ SCHEMES = {"sqlite": _open_sqlite, "postgresql": _open_postgres, "postgres": _op
 def open_store(url: str | os.PathLike | None = None, *, backend: str = "exact") -> GalleryStore:
     """The store a gallery URL names: a path or ``sqlite:///path`` (default: :func:`default_gallery_path`),
     ``postgresql://user:pass@host:port/db``, ``milvus://host:port[/name]`` or a local ``*.milvus.db``."""
-    if url is None:
-        url = default_gallery_path()
+    if url is None:  # the variable may hold a URL, which a Path would mangle ("postgresql:/...")
+        url = os.environ.get("FACENET_KERAS_GALLERY") or default_gallery_path()
     text = os.fspath(url)
     scheme, sep, rest = text.partition("://")
     if not sep or len(scheme) < 2:  # a plain path (also C:\\... on Windows)
