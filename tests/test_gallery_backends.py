@@ -224,7 +224,7 @@ def test_export_import_across_backends_without_reencoding(url_for, tmp_path):
         with FaceGallery(dst) as g:
             assert g.people() == {"ada": 3, "bob": 1, "cy": 2, "dee": 4}
             assert g.threshold == pytest.approx(0.52) and g.model_id == "enc-A"
-            emb, labels = g.embeddings()
+            emb, _ = g.embeddings()
             np.testing.assert_array_equal(emb, np.concatenate(list(people.values())))  # bit for bit
             assert [p.source for p in g.photos("dee")] == [f"dee{i}.jpg" for i in range(4)]
 
@@ -315,7 +315,7 @@ def test_milvus_failures_are_clear(url_for, capsys):
     with FaceGallery(url_for("milvus")) as g:  # the file is busy while another process has it open
         path = g.path
         code = "import sys; from facenet_keras.identity.gallery import FaceGallery; FaceGallery(sys.argv[1])"
-        r = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True,
+        r = subprocess.run([sys.executable, "-c", code, path], check=False, capture_output=True, text=True,
                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
         assert r.returncode != 0 and "another process" in r.stderr
 
@@ -348,7 +348,7 @@ def _writer(url, *args) -> subprocess.Popen:
 def test_kill_9_mid_enrolment_leaves_no_half_person(backend, url_for):
     """5 rounds: a writer enrols people of SIZE photos (one add each) and is killed -9 in the middle
     of an add; every person in the gallery afterwards has all SIZE photos or is absent."""
-    size = {"sqlite": 3000, "postgres": 1500, "milvus": 1500}[backend]
+    size = {"sqlite": 3000, "postgres": 1000, "milvus": 400}[backend]
     url = url_for(backend)
     rng = random.Random(13)
     mid_add = 0
@@ -365,8 +365,7 @@ def test_kill_9_mid_enrolment_leaves_no_half_person(backend, url_for):
                 break
         proc.wait(timeout=60)
         proc.stdout.close()
-        rest = proc.stdout
-        del rest
+        assert lines and lines[0] == ["open"], f"the writer did not start: {lines}"
         mid_add += lines[-1][0] == "begin"
         with FaceGallery(url) as g:
             counts = g.people()

@@ -48,9 +48,9 @@ def cmd_db_start(args) -> int:
     was_running = server.running()
     url = server.start()
     emit(args, {"url": url, "data": str(server.dir), "already_running": was_running},
-         [url, f"{'already running' if was_running else 'started'}: PostgreSQL + pgvector with its data in "
-               f"{server.dir}; use the URL above as --gallery or FACENET_KERAS_GALLERY "
-               f"(it holds the password: keep it private)"])
+         [url, (f"{'already running' if was_running else 'started'}: PostgreSQL + pgvector with its data in "
+                f"{server.dir}; use the URL above as --gallery or FACENET_KERAS_GALLERY "
+                "(it holds the password: keep it private)")])
     return EXIT_OK
 
 
@@ -82,6 +82,6 @@ def cmd_import(args) -> int:
     with FaceGallery(args.gallery) as g:
         summary = import_gallery(g, args.file)
         emit(args, {"gallery": str(g.path), **summary},
-             [f"imported {summary['people']} people into {g.path}: {summary['added']} photos added, "
-              f"{summary['skipped']} already there"])
+             [(f"imported {summary['people']} people into {g.path}: {summary['added']} photos added, "
+               f"{summary['skipped']} already there")])
     return EXIT_OK

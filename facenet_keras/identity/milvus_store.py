@@ -25,18 +25,20 @@ batches are dropped and the rest re-ranked exactly in numpy (the same distance e
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from facenet_keras.identity.remote import (GalleryServerError, check_model, checked_rows, redact, rerank,
-                                           split_options)
+from facenet_keras.identity.remote import GalleryServerError, check_model, checked_rows, redact, rerank, split_options
 from facenet_keras.identity.search import NO_MATCH, Match
 from facenet_keras.identity.store import Photo, check_name
 
 SCHEMA_VERSION = 1
+# pymilvus warns on every iterator that milvus-lite has no server timestamp (it falls back to the client's).
+logging.getLogger("pymilvus").addFilter(lambda record: "mvccTs" not in record.getMessage())
 OPTIONS = {"ef_search": 100, "candidates": 64, "hnsw_m": 16, "ef_construction": 200}
 _NAME_LEN = 1024
 _PAGE = 4096
@@ -83,6 +85,7 @@ class MilvusStore:
                 raise ValueError(f"a local Milvus gallery is a path ending in .milvus.db, got {url!r}")
             local.parent.mkdir(parents=True, exist_ok=True)
             uri, token, prefix, self.path = str(local), "", "facenet", str(local)
+        self._local = not url.startswith("milvus://")
         if not prefix.replace("_", "").isalnum():
             raise ValueError(f"a Milvus gallery name is letters, digits and _, got {prefix!r}")
         self._photos, self._metac = f"{prefix}_photos", f"{prefix}_meta"
@@ -368,6 +371,10 @@ class MilvusStore:
 
     def close(self) -> None:
         self._client.close()
+        if self._local:  # milvus-lite keeps the file (and its lock) open until exit unless released
+            from milvus_lite import server_manager_instance
+
+            server_manager_instance.release_server(self.path)
 
     def __enter__(self):
         return self

@@ -7,8 +7,8 @@ are safe (the person row is created with ON CONFLICT, the first embedding's dime
 advisory lock). The schema is versioned in ``meta`` and migrated by the package (:data:`MIGRATIONS`);
 a newer schema than this version knows is refused, and so is a database holding other tables.
 
-Search: below ``exact_below`` rows it is exact (a sequential scan, the index switched off); above,
-the HNSW index (``vector_l2_ops``) proposes ``candidates`` rows at ``hnsw.ef_search`` = ``ef_search``,
+Search: below ``exact_below`` rows it is exact (a sequential scan); the HNSW index (``vector_l2_ops``)
+is built (concurrently, once) when the gallery reaches that size, and from then on it proposes ``candidates`` rows at ``hnsw.ef_search`` = ``ef_search``,
 which are re-ranked exactly in numpy (the same distance function as every other backend). When the
 candidates hold one identity only, the runner-up comes from one more filtered index scan.
 URL options (taken out before connecting): ``?exact_below=20000&ef_search=100&candidates=64``.
@@ -228,8 +228,6 @@ class PostgresStore:
                     stored_dim = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
                     if stored_dim is None:
                         conn.execute(f"ALTER TABLE photos ALTER COLUMN embedding TYPE vector({dim})")
-                        conn.execute("CREATE INDEX IF NOT EXISTS photos_hnsw ON photos USING hnsw "
-                                     "(embedding vector_l2_ops)")
                         conn.execute("INSERT INTO meta VALUES ('dim', %s)", (str(dim),))
                         stored_dim = (str(dim),)
                 if int(stored_dim[0]) != dim:
@@ -243,17 +241,51 @@ class PostgresStore:
                 conn.execute("INSERT INTO people(name, created) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
                              (name, now))
                 (person_id,) = conn.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()
-                ids = []
                 with conn.cursor() as cur:
-                    for vec, source, box, sha in zip(emb, sources, boxes, hashes):
-                        cur.execute("INSERT INTO photos(person_id, source, box, embedding, created, sha256) "
-                                    "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                                    (person_id, source, None if box is None else json.dumps([float(v) for v in box]),
-                                     Vector(vec), now, sha))
+                    cur.executemany(
+                        "INSERT INTO photos(person_id, source, box, embedding, created, sha256) "
+                        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                        [(person_id, source, None if box is None else json.dumps([float(v) for v in box]),
+                          Vector(vec), now, sha) for vec, source, box, sha in zip(emb, sources, boxes, hashes)],
+                        returning=True)
+                    ids = []
+                    while True:
                         ids.append(cur.fetchone()[0])
+                        if not cur.nextset():
+                            break
                 return ids
 
-        return self._run(write, retry=False)
+        ids = self._run(write, retry=False)
+        self._maybe_build_index()
+        return ids
+
+    def has_index(self, conn=None) -> bool:
+        """Whether the HNSW index exists (it is built once the gallery reaches ``exact_below`` rows)."""
+        def read(c):
+            return c.execute("SELECT to_regclass('photos_hnsw') IS NOT NULL").fetchone()[0]
+        return read(conn) if conn is not None else self._run(read)
+
+    def _maybe_build_index(self) -> None:
+        if not self.has_index() and self.row_count() >= self.options["exact_below"]:
+            self.build_index()
+
+    def build_index(self, *, m: int = 16, ef_construction: int = 64) -> bool:
+        """Build the HNSW index (``vector_l2_ops``) now, CONCURRENTLY so writers are not blocked; one
+        process builds it (advisory lock), others go on. Below ``exact_below`` rows it does not pay:
+        inserts into an HNSW index cost milliseconds each, a sequential scan of 20k rows a few ms."""
+        def build(conn):
+            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY + 1,)).fetchone()[0]:
+                return False
+            try:
+                if self.has_index(conn):
+                    return False
+                conn.execute("DROP INDEX IF EXISTS photos_hnsw")  # an invalid one left by a crashed build
+                conn.execute(f"CREATE INDEX CONCURRENTLY photos_hnsw ON photos USING hnsw (embedding vector_l2_ops) "
+                             f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)})")
+                return True
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY + 1,))
+        return self._run(build, retry=False)
 
     def rename(self, old: str, new: str) -> None:
         new = check_name(new)
@@ -354,7 +386,8 @@ class PostgresStore:
                 return [NO_MATCH for _ in q]
             if q.shape[1] != int(dim[0]):
                 raise ValueError(f"queries have dimension {q.shape[1]}, but the gallery holds {dim[0]}-D embeddings")
-            use_exact = exact if exact is not None else self.row_count(conn) < self.options["exact_below"]
+            use_exact = exact if exact is not None else (
+                not self.has_index(conn) or self.row_count(conn) < self.options["exact_below"])
             out = []
             with conn.transaction():
                 if use_exact:
