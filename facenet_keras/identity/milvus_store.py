@@ -97,6 +97,7 @@ class MilvusStore:
                                          "has it open? milvus-lite allows one process per file)") from None
             raise GalleryServerError(f"cannot reach Milvus at {self.path}: {_message(exc)}") from None
         self._committed: set[str] = set()
+        self._dim, self._photos_exist = None, False
         self._open_schema()
 
     # ------------------------------------------------------------------ schema
@@ -184,7 +185,9 @@ class MilvusStore:
         return self._meta("model_id")
 
     def _has_photos(self) -> bool:
-        return self._photos in set(self._call(self._client.list_collections))
+        if not self._photos_exist:  # once created, the collection stays: no round trip per search
+            self._photos_exist = self._photos in set(self._call(self._client.list_collections))
+        return self._photos_exist
 
     # ------------------------------------------------------------------ writes
     def add(self, name: str, embeddings, *, sources=None, boxes=None, model_id: str | None = None,
@@ -335,9 +338,10 @@ class MilvusStore:
         q = np.asarray(queries, dtype=np.float32)
         if q.ndim == 1:
             q = q[None]
-        dim = self._meta("dim")
+        dim = self._dim or self._meta("dim")
         if dim is None or not self._has_photos():
             return [NO_MATCH for _ in q]
+        self._dim = dim  # fixed once set
         if q.shape[1] != int(dim):
             raise ValueError(f"queries have dimension {q.shape[1]}, but the gallery holds {dim}-D embeddings")
         k = self.options["candidates"]

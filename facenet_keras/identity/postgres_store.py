@@ -106,7 +106,8 @@ class PostgresStore:
                                     kwargs={"connect_timeout": int(max(1, connect_timeout))},
                                     configure=self._configure, check=ConnectionPool.check_connection,
                                     timeout=connect_timeout)
-        self._meta_cache: dict | None = None
+        self._dim = None  # the stored dimension, once known
+        self._pays = None  # (search through the index?, when checked)
 
     # ------------------------------------------------------------------ schema
     def _check_and_migrate(self, conn) -> None:
@@ -265,6 +266,13 @@ class PostgresStore:
             return c.execute("SELECT to_regclass('photos_hnsw') IS NOT NULL").fetchone()[0]
         return read(conn) if conn is not None else self._run(read)
 
+    def _index_pays(self, conn) -> bool:
+        """Search through the index: it exists and the gallery has ``exact_below`` rows (checked every 10 s)."""
+        now = time.monotonic()
+        if self._pays is None or now - self._pays[1] > 10.0:
+            self._pays = (self.has_index(conn) and self.row_count(conn) >= self.options["exact_below"], now)
+        return self._pays[0]
+
     def _maybe_build_index(self) -> None:
         if not self.has_index() and self.row_count() >= self.options["exact_below"]:
             self.build_index()
@@ -381,13 +389,13 @@ class PostgresStore:
         Vector = __import__("pgvector").Vector
 
         def read(conn):
-            dim = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+            dim = self._dim or conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
             if dim is None:
                 return [NO_MATCH for _ in q]
+            self._dim = dim  # fixed once set: no round trip per search
             if q.shape[1] != int(dim[0]):
                 raise ValueError(f"queries have dimension {q.shape[1]}, but the gallery holds {dim[0]}-D embeddings")
-            use_exact = exact if exact is not None else (
-                not self.has_index(conn) or self.row_count(conn) < self.options["exact_below"])
+            use_exact = exact if exact is not None else not self._index_pays(conn)
             out = []
             with conn.transaction():
                 if use_exact:

@@ -110,7 +110,7 @@ def open_store(url: str | os.PathLike | None = None, *, backend: str = "exact") 
     text = os.fspath(url)
     scheme, sep, rest = text.partition("://")
     if not sep or len(scheme) < 2:  # a plain path (also C:\\... on Windows)
-        if text.endswith(".milvus.db"):  # a local Milvus (milvus-lite) gallery
+        if text.split("?")[0].endswith(".milvus.db"):  # a local Milvus (milvus-lite) gallery
             return _open_milvus_file(text, backend)
         return _open_sqlite(text, backend)
     if scheme not in SCHEMES:
