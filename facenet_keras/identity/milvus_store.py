@@ -38,7 +38,8 @@ from facenet_keras.identity.store import Photo, check_name
 
 SCHEMA_VERSION = 1
 # pymilvus warns on every iterator that milvus-lite has no server timestamp (it falls back to the client's).
-logging.getLogger("pymilvus").addFilter(lambda record: "mvccTs" not in record.getMessage())
+for _handler in logging.getLogger("pymilvus").handlers or [logging.getLogger("pymilvus")]:
+    _handler.addFilter(lambda record: "mvccTs" not in record.getMessage())
 OPTIONS = {"ef_search": 100, "candidates": 64, "hnsw_m": 16, "ef_construction": 200}
 _NAME_LEN = 1024
 _PAGE = 4096
