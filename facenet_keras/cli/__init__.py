@@ -16,7 +16,7 @@ from pathlib import Path
 EXIT_OK, EXIT_NO_MATCH, EXIT_BAD_INPUT = 0, 1, 2
 
 # modules of this package that add sub-commands, in the order --help lists them
-_COMMAND_MODULES = ("faces", "evaluate", "train")
+_COMMAND_MODULES = ("faces", "evaluate", "train", "db")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +41,8 @@ def _add_global_options(parser: argparse.ArgumentParser, default: bool) -> None:
     have = parser._option_string_actions
     if "--gallery" not in have:
         parser.add_argument("--gallery", metavar="PATH", default=keep(None),
-                            help="gallery file (SQLite); default: $FACENET_KERAS_GALLERY or the user data folder")
+                            help="gallery: a SQLite file, postgresql://..., milvus://host:port or a *.milvus.db; "
+                                 "default: $FACENET_KERAS_GALLERY or the user data folder")
     if "--json" not in have:
         parser.add_argument("--json", action="store_true", default=keep(False),
                             help="print machine-readable JSON instead of text")

@@ -102,12 +102,20 @@ class ExactIndex:
         return pairwise_distances(q, self.embeddings, dtype=np.float32, b_sq_norms=self._sq_norms)
 
     def search(self, queries, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        d = self.distances(queries)
-        kk = min(k, d.shape[1])
+        q = _as_matrix(queries, "queries", self.embeddings.shape[1])
+        kk = min(k, len(self.embeddings))
         if kk == 0:
-            return _pad(np.empty((len(d), 0), np.float32), np.empty((len(d), 0), np.int64), k)
-        idx = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < d.shape[1] else np.tile(np.arange(kk), (len(d), 1))
-        part = np.take_along_axis(d, idx, axis=1)
+            return _pad(np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64), k)
+        # Rank on |e|^2 - 2 q.e (|q|^2 is the same for every row): one product and one pass over the
+        # M scores, and the square root only for the k kept, not for all M (the search reads the whole
+        # matrix once; everything else here should be small beside that).
+        score = q @ self.embeddings.T
+        score *= -2.0
+        score += self._sq_norms
+        idx = (np.argpartition(score, kk - 1, axis=1)[:, :kk] if kk < score.shape[1]
+               else np.tile(np.arange(kk), (len(q), 1)))
+        part = np.take_along_axis(score, idx, axis=1) + np.einsum("ij,ij->i", q, q)[:, None]
+        part = np.sqrt(np.maximum(part, 0.0))
         order = np.argsort(part, axis=1, kind="stable")
         return _pad(np.take_along_axis(part, order, 1), np.take_along_axis(idx, order, 1), k)
 

