@@ -17,7 +17,9 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 
-from facenet_keras import _moved
+from facenet_keras import _moved, tf_env
+
+tf_env.configure()  # before anything imports TensorFlow: no oneDNN/absl/cuInit lines (see tf_env)
 
 try:
     __version__ = version("facenet-keras")
