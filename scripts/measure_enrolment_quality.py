@@ -68,7 +68,9 @@ def main() -> int:
             print(f"{label:44s} {0:4d}")
             continue
         eye, sharp, n, comp = (np.array(c, float) for c in zip(*ms))
-        q = lambda a: " ".join(f"{v:5.1f}" for v in (a.min(), *np.percentile(a, [1, 5, 50])))  # noqa: E731
+
+        def q(a):
+            return " ".join(f"{v:5.1f}" for v in (a.min(), *np.percentile(a, [1, 5, 50])))
         print(f"{label:44s} {len(ms):4d}  {q(eye)} | {q(sharp)} | {int((n > 1).sum()):7d}  {int((comp > 1).sum()):7d}")
     return 0
 

@@ -40,10 +40,12 @@ __all__ = ["cache_dir", "cache_path", "sha256_file", "cached_file", "CacheRecord
 # (until then it is converted afresh once per process).
 PINNED: dict[str, dict[str, str]] = {
     "dlib_resnet/1": {
-        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30": "df027a4428300f474265903e7ed4b40d48e6a1f37192c0cb123db3fb9f8e49b6",
+        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30":
+            "df027a4428300f474265903e7ed4b40d48e6a1f37192c0cb123db3fb9f8e49b6",
     },
     "shape-predictor-npz-1": {
-        "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888": "e9e675e8b89ff51898c40910949367a935ef6cb4a7c9fc746f961f4a35a65463",
+        "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888":
+            "e9e675e8b89ff51898c40910949367a935ef6cb4a7c9fc746f961f4a35a65463",
     },
 }
 
