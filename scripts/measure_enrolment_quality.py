@@ -70,7 +70,7 @@ def main() -> int:
         eye, sharp, n, comp = (np.array(c, float) for c in zip(*ms))
 
         def q(a):
-            return " ".join(f"{v:5.1f}" for v in (a.min(), *np.percentile(a, [1, 5, 50])))
+            return " ".join(f"{v:6.3f}" for v in (a.min(), *np.percentile(a, [1, 5, 50])))
         print(f"{label:44s} {len(ms):4d}  {q(eye)} | {q(sharp)} | {int((n > 1).sum()):7d}  {int((comp > 1).sum()):7d}")
     return 0
 
