@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import facenet_keras
 from facenet_keras.cli import main
 from facenet_keras.demo import changed_copy, sample_portraits
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(facenet_keras.__file__)))  # the code under test
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,8 @@ def tree(folder) -> dict:
         for name in files:
             p = os.path.join(root, name)
             with open(p, "rb") as f:
-                out[os.path.relpath(p, folder)] = (stat.S_IMODE(os.stat(p).st_mode), hashlib.sha256(f.read()).hexdigest())
+                out[os.path.relpath(p, folder)] = (stat.S_IMODE(os.stat(p).st_mode),
+                                                        hashlib.sha256(f.read()).hexdigest())
     return out
 
 
@@ -160,7 +162,7 @@ def test_item9_internal_errors_exit_3_with_one_line(photos, enrolled, tmp_path, 
 # ------------------------------------------------------------------------------------ item 10
 def test_item10_tensorflow_prints_nothing(photos):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "FACENET_KERAS_DEBUG"))}
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
     code = ("import facenet_keras as fk, sys\n"
             f"faces = fk.encode({str(photos['grace'])!r})\n"
             "from facenet_keras.cli import main\n"
@@ -305,7 +307,10 @@ def test_hostile_sqlite_failures(kind, words, photos, enrolled, tmp_path, capsys
         holder.execute("BEGIN EXCLUSIVE")
     before = tree(tmp_path) if holder is None else None
     try:
-        for argv in (["enroll", "eileen", photos["eileen"]], ["gallery", "rename", "grace", "Grace"]):
+        commands = [["enroll", "eileen", photos["eileen"]]]
+        if kind != "full":  # a rename fits in the pages the file already has
+            commands.append(["gallery", "rename", "grace", "Grace"])
+        for argv in commands:
             code, _, err = run(capsys, "--gallery", g, *argv)
             assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
             assert "rollback" not in err

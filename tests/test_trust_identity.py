@@ -48,7 +48,8 @@ def _tree(folder) -> dict:
         for name in files:
             p = os.path.join(root, name)
             with open(p, "rb") as f:
-                out[os.path.relpath(p, folder)] = (stat.S_IMODE(os.stat(p).st_mode), hashlib.sha256(f.read()).hexdigest())
+                out[os.path.relpath(p, folder)] = (stat.S_IMODE(os.stat(p).st_mode),
+                                                        hashlib.sha256(f.read()).hexdigest())
     return out
 
 
