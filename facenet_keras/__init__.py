@@ -42,6 +42,8 @@ _EXPORTS = {
     "encode": "faces.pipeline",
     "Face": "faces.face",
     "FaceGallery": "identity.gallery",
+    "GalleryError": "identity.store",
+    "EmbeddingSpaceError": "identity.store",
     "verify": "identity.recognition",
     "recognize": "identity.recognition",
     "Verification": "identity.recognition",
