@@ -17,7 +17,9 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 
-from facenet_keras import _moved
+from facenet_keras import _moved, tf_env
+
+tf_env.configure()  # before anything imports TensorFlow: no oneDNN/absl/cuInit lines (see tf_env)
 
 try:
     __version__ = version("facenet-keras")
@@ -40,6 +42,8 @@ _EXPORTS = {
     "encode": "faces.pipeline",
     "Face": "faces.face",
     "FaceGallery": "identity.gallery",
+    "GalleryError": "identity.store",
+    "EmbeddingSpaceError": "identity.store",
     "verify": "identity.recognition",
     "recognize": "identity.recognition",
     "Verification": "identity.recognition",

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import EXIT_OK, emit
-
-
+from . import EXIT_OK, emit, gallery_option, open_gallery
 
 # -------------------------------------------------------------------------------- registration
 def register(sub) -> None:
@@ -23,7 +21,7 @@ def register(sub) -> None:
         description="Verification on PAIRS.csv (columns path1,path2,same and optionally fold; paths "
                     "relative to --root): k-fold cross-validated accuracy with the threshold chosen "
                     "on the other folds, AUC, EER, TAR at FAR 1e-2 and 1e-3.")
-    p.add_argument("pairs", metavar="PAIRS.csv")
+    p.add_argument("pairs", metavar="PAIRS.csv", help="the pairs file: columns path1,path2,same (and optionally fold)")
     _root_option(p)
     p.add_argument("--folds", type=int, default=10,
                    help="number of cross-validation folds (default 10; a 'fold' column overrides it)")
@@ -39,9 +37,9 @@ def register(sub) -> None:
                     "single photo, plus --unenrolled more), and reports the detection-and-"
                     "identification rate, false alarms, correct 'not recognised' answers and how the "
                     "false accept rate grows with the gallery size K.")
-    p.add_argument("root", metavar="ROOT")
+    p.add_argument("root", metavar="ROOT", help="folder of identities: ROOT/<person>/<photo>")
     p.add_argument("--threshold", type=float, default=None,
-                   help="distance threshold tau (default: the package default)")
+                   help="distance threshold tau (default: the encoder's own)")
     p.add_argument("--unenrolled", type=int, default=0, metavar="N",
                    help="also leave N people with several photos out of the gallery (evenly spaced by name)")
     p.add_argument("--exclude", action="append", default=[], metavar="PERSON",
@@ -61,8 +59,9 @@ def register(sub) -> None:
         "calibrate", help="choose the threshold for a target false accept rate (and store it with --save)",
         description="Prints the largest threshold whose false accept rate on the different-person "
                     "pairs of PAIRS.csv is at most --target-far; --save stores it in the gallery so "
-                    "that verify and recognize use it.")
-    p.add_argument("pairs", metavar="PAIRS.csv")
+                    "that verify and recognize use it; --save-model stores it in the --model file, "
+                    "which then carries its own threshold everywhere.")
+    p.add_argument("pairs", metavar="PAIRS.csv", help="the pairs file: columns path1,path2,same (and optionally fold)")
     _root_option(p)
     p.add_argument("--target-far", type=float, required=True, metavar="FAR",
                    help="largest acceptable false accept rate, e.g. 1e-3")
@@ -71,8 +70,11 @@ def register(sub) -> None:
                         "K people with probability at most --target-far (each comparison then gets "
                         "1-(1-FAR)^(1/K), about FAR/K)")
     p.add_argument("--save", action="store_true", help="store the threshold in the gallery (see --gallery)")
+    p.add_argument("--save-model", action="store_true",
+                   help="store the threshold inside the --model .keras file (the encoder's own threshold)")
     _json_option(p)
     _common_options(p)
+    gallery_option(p)
     p.set_defaults(func=cmd_calibrate)
 
 
@@ -83,9 +85,11 @@ def _root_option(p) -> None:
 
 def _json_option(p) -> None:
     # "--json OUT.json" writes the figures to a file; a bare "--json" (here or before the command)
-    # prints them as JSON instead of text.
+    # prints them as JSON instead of text. The value is taken only when it ends in .json (see
+    # cli.json_file_arguments), so "--json PAIRS.csv" never swallows the positional argument.
     p.add_argument("--json", nargs="?", const=True, default=argparse.SUPPRESS, metavar="OUT.json",
-                   help="write the figures as JSON to OUT.json (bare --json: print JSON instead of text)")
+                   help="write the figures as JSON to OUT.json (a name ending in .json, or --json=FILE); "
+                        "bare --json: print JSON instead of text")
 
 
 def _common_options(p) -> None:
@@ -179,20 +183,26 @@ def cmd_calibrate(args) -> int:
     lines.append(f"  on {args.pairs}: FAR {far:.4g} (target {pair_target:.3g}), TAR {tar:.4f}; "
                  f"{n_gen} same-person and {n_imp} different-person pairs, {payload['failed']} failed"
                  + _far_resolution_note(n_imp, pair_target))
-    if args.save:
-        from facenet_keras.identity.gallery import FaceGallery
-        from facenet_keras.faces.pipeline import pipeline_id
+    if args.save_model:
+        if not args.model:
+            raise ValueError("--save-model stores the threshold in the --model file: give --model MODEL.keras")
+        from facenet_keras.models.metadata import write_metadata
 
-        with FaceGallery(args.gallery) as g:
-            stored_model = g.model_id
+        write_metadata(args.model, threshold=tau, threshold_source=f"calibrate {Path(args.pairs).name}",
+                       target_far=pair_target)
+        payload["saved_to_model"] = str(args.model)
+        lines.append(f"stored in the model {args.model}: it now carries this threshold")
+    if args.save:
+        from facenet_keras.identity.recognition import check_gallery_space
+
+        with open_gallery(args, readonly=False) as g:
+            check_gallery_space(g, args.model)  # a threshold is only right for its own encoder
             g.threshold = tau
             payload["saved_to"] = str(g.path)
         lines.append(f"stored in the gallery {g.path}: verify and recognize now use it")
-        if stored_model is not None and stored_model != pipeline_id(args.model):
-            print(f"warning: the gallery's embeddings come from {stored_model!r} but the threshold was "
-                  f"calibrated with {pipeline_id(args.model)!r}", file=sys.stderr)
-    else:
-        lines.append("(add --save to store it in the gallery for verify/recognize)")
+    if not (args.save or args.save_model):
+        lines.append("(add --save to store it in the gallery for verify/recognize, or --save-model to store it "
+                     "in the --model file)")
     emit(args, payload, lines)
     return EXIT_OK
 
@@ -201,7 +211,10 @@ def cmd_calibrate(args) -> int:
 def cmd_evaluate_identification(args) -> int:
     from facenet_keras.evaluation.protocols import open_set_report
 
-    report = open_set_report(args.root, threshold=args.threshold, unenrolled=args.unenrolled,
+    from facenet_keras.identity.recognition import resolve_threshold
+
+    threshold = resolve_threshold(args.threshold, None, args.model)  # an uncalibrated encoder cannot decide
+    report = open_set_report(args.root, threshold=threshold, unenrolled=args.unenrolled,
                              exclude=args.exclude, fpir=args.fpir or [0.1], target_far=args.target_far,
                              model=args.model, cache=not args.no_cache)
     _warn_failed(report["failed_photos"])

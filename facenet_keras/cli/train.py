@@ -4,7 +4,8 @@ Faces are detected and aligned once (cached), people are split into training and
 identities (never one person's photos on both sides), and the encoder is fitted with online triplet
 mining on P x K batches. After every epoch the verification accuracy on the validation identities
 is printed and logged. The result is a ``.keras`` encoder that ``encode``/``verify``/``recognize``/
-``evaluate`` take through ``--model``.
+``evaluate`` take through ``--model``; it carries its own distance threshold, chosen on the validation
+identities' pairs for ``--target-far`` (a threshold belongs to an encoder: dlib's 0.6 is wrong for it).
 """
 from __future__ import annotations
 
@@ -61,6 +62,9 @@ def register(sub) -> None:
     p.add_argument("--cache-dir", default=None, help="where aligned chips are cached (default ~/.cache/facenet_keras)")
     p.add_argument("--checkpoint-dir", default=None,
                    help="per-epoch encoders, log.csv and resume state (default: OUT with .ckpt instead of .keras)")
+    p.add_argument("--target-far", type=float, default=1e-3, metavar="RATE",
+                   help="false accept rate on the validation identities' pairs for which the model's own "
+                        "threshold is chosen (default 1e-3; saved inside MODEL.keras)")
     p.add_argument("--out", required=True, metavar="MODEL.keras", help="where the trained encoder is saved")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
@@ -85,6 +89,20 @@ def _build_encoder(args):
     from facenet_keras.models.nn4_small2 import nn4_small2
 
     return nn4_small2(width=args.width, bn_momentum=0.9)
+
+
+def validation_threshold(embeddings, labels, target_far: float) -> tuple[float, int]:
+    """The threshold for ``target_far`` on every pair (i < j) of the validation embeddings, and the
+    number of pairs: the trained model's own threshold."""
+    import numpy as np
+
+    from facenet_keras.evaluation.metrics import calibrate
+    from facenet_keras.identity.search import pairwise_distances
+
+    labels = np.asarray(labels)
+    i, j = np.triu_indices(len(labels), k=1)
+    d = pairwise_distances(embeddings, embeddings)[i, j]
+    return calibrate(d, labels[i] == labels[j], target_far), int(d.size)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -147,16 +165,31 @@ def cmd_train(args: argparse.Namespace) -> int:
                          validation=validation, checkpoint_dir=ckpt, verbose=0 if args.quiet else 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     encoder.save(out)
+    threshold = None
+    if validation is not None:
+        from facenet_keras.models.metadata import write_metadata
+
+        threshold, n_pairs = validation_threshold(embed(encoder, validation[0]), validation[1], args.target_far)
+        write_metadata(out, threshold=threshold, target_far=args.target_far,
+                       threshold_source=f"train: {n_pairs} pairs of {len(val_names)} validation identities "
+                                        f"(seed {args.seed}, val-fraction {args.val_fraction})")
     after = hist.history.get("val_verification_accuracy", [None])[-1]
     summary = {"model": args.model, "out": str(out), "epochs": args.epochs, "mining": args.mining,
                "margin": margin, "optimizer": optimizer, "learning_rate": lr,
                "train_identities": len(train_names), "val_identities": len(val_names),
                "val_verification_accuracy_before": before, "val_verification_accuracy_after": after,
-               "loss": [float(v) for v in hist.history.get("loss", [])]}
+               "loss": [float(v) for v in hist.history.get("loss", [])], "threshold": threshold,
+               "target_far": args.target_far}
     if getattr(args, "json", False):
         print(json.dumps(summary, indent=2))
     else:
         print(f"saved {out}")
+        if threshold is not None:
+            print(f"its threshold: {threshold:.4f} (false accept rate <= {args.target_far:g} on the validation "
+                  "identities' pairs), saved inside the model")
+        else:
+            print("no validation identities, so no threshold: run 'facenet-keras calibrate PAIRS.csv --model "
+                  f"{out} --target-far 1e-3 --save-model' before using it to decide")
         if before is not None and after is not None:
             print(f"validation verification accuracy ({len(val_names)} unseen people): "
                   f"{before:.4f} before, {after:.4f} after")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +51,16 @@ def _load_saved_model(path: str):
 
     import facenet_keras.models.layers  # noqa: F401  (registers the custom layers a saved encoder may hold)
 
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    from facenet_keras.models.metadata import read_metadata
+
+    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    model.facenet_keras_threshold = read_metadata(path).get("threshold")  # see encoder_threshold
+    return model
 
 
 def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
-    """A short id of the encoder and pipeline settings, for caches and for the gallery's bookkeeping."""
+    """A short id of the encoder and every pipeline setting, for caches of embeddings (a gallery
+    keys on :func:`embedding_space_id` instead, which ignores detector settings)."""
     if model is None:
         name = "dlib_resnet_v1"
     elif isinstance(model, (str, os.PathLike)):
@@ -63,6 +69,94 @@ def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMEN
     else:
         name = f"{model.name}:{model.count_params()}"
     return f"{name}|{alignment_id(alignment)}|flip={int(bool(flip))}"
+
+
+# ---------------------------------------------------------------------------- embedding space
+# Digests of encoders this module loaded itself (None, or a path): their weights never change.
+_owned_digests: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def weights_digest(model) -> str:
+    """sha256 of an encoder's weights: its name, layer types, and every weight array's shape, dtype
+    and bytes, in order (the file it came from and its metadata do not count)."""
+    import keras
+
+    digest = hashlib.sha256(model.name.encode())
+    digest.update(",".join(type(layer).__name__ for layer in model.layers).encode())
+    for w in model.weights:
+        arr = np.ascontiguousarray(keras.ops.convert_to_numpy(w))
+        digest.update(f"{arr.dtype.str}{arr.shape}".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def chip_alignment_id(alignment: str = DEFAULT_ALIGNMENT, padding: float = 0.25) -> str:
+    """What decides the chip cut for a given face: the alignment route, its templates and version,
+    the margin. Detector settings are not part of it (they decide which faces are found, not how a
+    found face is cut)."""
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+    parts = [str(_alignment.ALIGNMENT_VERSION).encode(), repr(float(padding)).encode()]
+    if alignment == "dlib":
+        from facenet_keras.faces.landmarks import RECT_COEFFS
+
+        parts += [_alignment.DLIB_TEMPLATE.tobytes(), RECT_COEFFS.tobytes()]
+    else:
+        parts += [_alignment.MTCNN_TEMPLATE.tobytes(), _alignment.MTCNN_WEIGHTS.tobytes(),
+                  _alignment.DEFAULT_METHOD.encode()]
+    return f"chip-{alignment}-{hashlib.sha256(b''.join(parts)).hexdigest()[:10]}"
+
+
+def embedding_space_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
+    """The embedding space a face's embedding lives in: the encoder's weights digest, the chip
+    alignment and the test-time augmentation (mirror averaging). Embeddings from two spaces must
+    never be compared; a gallery records the space it was enrolled in."""
+    owned = model is None or isinstance(model, (str, os.PathLike))
+    model = resolve_model(model)
+    digest = _owned_digests.get(model) if owned else None
+    if digest is None:
+        digest = weights_digest(model)
+        if owned:
+            _owned_digests[model] = digest
+    return f"{model.name}:{digest[:16]}|{chip_alignment_id(alignment)}|flip={int(bool(flip))}"
+
+
+def encoder_threshold(model=None) -> float | None:
+    """The distance threshold that belongs to an encoder: dlib's 0.6 for the pretrained ResNet, the
+    one stored in a ``.keras`` file (by ``train`` or ``calibrate --save-model``), or None when the
+    encoder carries none (it must be calibrated before it decides anything)."""
+    from facenet_keras.models.metadata import PRETRAINED_THRESHOLD, read_metadata
+
+    if model is None:
+        return PRETRAINED_THRESHOLD
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {path}")
+        value = read_metadata(path).get("threshold")
+    else:
+        value = getattr(model, "facenet_keras_threshold", None)
+        if value is None and _is_pretrained(model):
+            return PRETRAINED_THRESHOLD
+    if value is None:
+        return None
+    value = float(value)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"the encoder's stored threshold {value!r} is not a positive number")
+    return value
+
+
+def _is_pretrained(model) -> bool:
+    """Whether a model object is (a copy of) the pretrained dlib ResNet at its raw scale."""
+    from facenet_keras.models.encoder import load_encoder
+
+    pretrained = load_encoder()
+    if model is pretrained:
+        return True
+    if model.name != pretrained.name or model.count_params() != pretrained.count_params():
+        return False
+    embedding_space_id(None)  # records the shared pretrained model's digest
+    return weights_digest(model) == _owned_digests[pretrained]
 
 
 def alignment_id(alignment: str = DEFAULT_ALIGNMENT) -> str:

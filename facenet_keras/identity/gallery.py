@@ -5,6 +5,10 @@ Enrolment is one-shot: a new person is one more row, no retraining. All photos a
 anything is written, and the write is one transaction, so a bad photo or a crash leaves the gallery
 as it was. The store (SQLite by default, chosen by the gallery URL) keeps and searches embeddings;
 :func:`facenet_keras.identity.recognition.enroll` turns photos into embeddings.
+
+Erasure: :meth:`FaceGallery.remove` deletes a person's embeddings and face crops from the store and
+every cached embedding of their photos (keyed by the photos' sha256, which the gallery keeps), so
+nothing derived from their face stays behind in the package's files.
 """
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import os
 import numpy as np
 
 from facenet_keras.identity.search import Match
-from facenet_keras.identity.store import GalleryStore, Photo, default_gallery_path, open_store
+from facenet_keras.identity.store import GalleryStore, Photo, default_gallery_path, normalize_name, open_store
+from facenet_keras.weights.cache import erase_photo_entries
 
 __all__ = ["FaceGallery", "Match", "Photo", "default_gallery_path"]
 
@@ -23,21 +28,30 @@ class FaceGallery:
 
     ``url``: a path or ``sqlite:///path`` (default: ``$FACENET_KERAS_GALLERY`` or the user data
     folder); ``":memory:"`` keeps it in memory. ``backend``: in-process search for the SQLite store,
-    'exact' (default), 'faiss' or 'faiss-hnsw'.
+    'exact' (default), 'faiss' or 'faiss-hnsw'. ``readonly``: open an existing gallery for reading
+    only (nothing is ever created or changed).
     """
 
     def __init__(self, url: str | os.PathLike | None = None, *, backend: str = "exact",
-                 store: GalleryStore | None = None):
-        self.store = store if store is not None else open_store(url, backend=backend)
+                 store: GalleryStore | None = None, readonly: bool = False):
+        self.store = store if store is not None else open_store(url, backend=backend, readonly=readonly)
         self.backend = backend
 
-    # ------------------------------------------------------------------ the decision
-    def enroll(self, name: str, images, *, model=None, detector=None) -> list[int]:
+    # ------------------------------------------------------------------ the decisions
+    def enroll(self, name: str, images, *, model=None, detector=None, face=None, force: bool = False):
         """Enrol ``name`` from one or several photos (paths, bytes, PIL images or arrays); see
-        :func:`facenet_keras.identity.recognition.enroll`. Returns the new rows' ids."""
+        :func:`facenet_keras.identity.recognition.enroll`. Returns an ``Enrolment`` (iterating it
+        gives the new rows' ids)."""
         from facenet_keras.identity.recognition import enroll
 
-        return enroll(self, name, images, model=model, detector=detector)
+        return enroll(self, name, images, model=model, detector=detector, face=face, force=force)
+
+    def migrate(self, *, model=None, detector=None) -> dict:
+        """Re-encode the gallery for ``model``'s embedding space from its stored face crops (or
+        upgrade an old gallery in place); see :func:`facenet_keras.identity.recognition.migrate`."""
+        from facenet_keras.identity.recognition import migrate
+
+        return migrate(self, model=model, detector=detector)
 
     # ------------------------------------------------------------------ storage, delegated
     @property
@@ -54,29 +68,44 @@ class FaceGallery:
         self.store.threshold = value
 
     @property
-    def model_id(self) -> str | None:
-        """Which encoder (and pipeline settings) produced the stored embeddings."""
-        return self.store.model_id
+    def space_id(self) -> str | None:
+        """The embedding space (encoder weights, chip alignment, augmentation) of the stored embeddings."""
+        return self.store.space_id
 
-    def add(self, name: str, embeddings, *, sources=None, boxes=None, model_id: str | None = None) -> list[int]:
-        """Enrol precomputed ``embeddings`` (N, D) for ``name`` in one transaction; returns the row ids."""
-        return self.store.add(name, embeddings, sources=sources, boxes=boxes, model_id=model_id)
+    model_id = space_id  # the 0.2 name
+
+    def add(self, name: str, embeddings, *, sources=None, boxes=None, space_id: str | None = None,
+            crops=None, digests=None, model_id: str | None = None) -> list[int]:
+        """Enrol precomputed ``embeddings`` (N, D) for ``name`` in one transaction; returns the row ids.
+        ``space_id`` (``model_id`` in 0.2): the embedding space they come from."""
+        return self.store.add(normalize_name(name), embeddings, sources=sources, boxes=boxes,
+                              space_id=space_id if space_id is not None else model_id, crops=crops, digests=digests)
 
     def rename(self, old: str, new: str) -> None:
         """Rename a person (all their photos follow)."""
-        self.store.rename(old, new)
+        self.store.rename(normalize_name(old), normalize_name(new))
 
     def remove(self, name: str) -> int:
-        """Remove a person and all their photos; returns how many photos went."""
-        return self.store.remove(name)
+        """Erase a person: their embeddings, face crops and the cached embeddings of their photos.
+        Returns how many photos went."""
+        name = normalize_name(name)
+        digests = [p.sha256 for p in self.store.photos(name)]  # KeyError naming who is enrolled
+        n = self.store.remove(name)
+        erase_photo_entries(d for d in digests if d)
+        return n
 
     def remove_photo(self, photo_id: int) -> None:
-        """Remove one enrolled photo; a person left with no photo is removed too."""
+        """Remove one enrolled photo (and its cached embeddings); a person left with no photo is removed too."""
+        digests = [p.sha256 for p in self.store.photos() if p.id == int(photo_id)]
         self.store.remove_photo(photo_id)
+        erase_photo_entries(d for d in digests if d)
 
     def names(self) -> list[str]:
         """Enrolled names, sorted."""
         return self.store.names()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.store
 
     def people(self) -> dict[str, int]:
         """Each enrolled name with its number of photos."""
@@ -99,9 +128,6 @@ class FaceGallery:
 
     def __len__(self) -> int:
         return len(self.store)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.store
 
     def close(self) -> None:
         self.store.close()

@@ -1,28 +1,49 @@
 """Decisions: enrolment (photos -> embeddings -> the gallery), verification (1:1, "is this the person
-they claim to be?") and recognition (1:K, "who is this?", with "not recognised" for strangers).
+they claim to be?"), recognition (1:K, "who is this?", with "not recognised" for strangers) and
+migration (re-encoding a gallery for a new embedding space from its stored face crops).
 
-Both compare Euclidean distances between embeddings with a threshold tau: a match when d <= tau.
-The threshold used is, in order: the ``threshold`` argument, the one stored in the gallery by
-``facenet-keras calibrate``, then :data:`DEFAULT_THRESHOLD`. Verification can instead use a trained
-Siamese classifier (:class:`facenet_keras.training.siamese.SiameseClassifier`, passed in) as its decision rule.
+Both decisions compare Euclidean distances between embeddings with a threshold tau: a match when
+d <= tau. The threshold used is, in order: the ``threshold`` argument, the one stored in the gallery
+by ``facenet-keras calibrate --save``, then the encoder's own (0.6 for dlib's pretrained ResNet, the
+one saved in a trained ``.keras`` file); an encoder without one refuses to decide. A gallery is bound
+to one embedding space (:func:`facenet_keras.faces.pipeline.embedding_space_id`): searching it with
+another encoder, alignment or augmentation is refused, never answered. Verification can instead use
+a trained Siamese classifier (:class:`facenet_keras.training.siamese.SiameseClassifier`, passed in).
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from facenet_keras.faces.detection import NoFaceError
+from facenet_keras.faces.face import Face
+from facenet_keras.faces.pipeline import (describe_source, embedding_space_id, encode_batch, encoder_threshold,
+                                          face_chips, pipeline_id, primary_face)
+from facenet_keras.files import sha256_file
 from facenet_keras.identity.gallery import FaceGallery
 from facenet_keras.identity.search import pairwise_distances
-from facenet_keras.faces.face import Face
-from facenet_keras.faces.pipeline import describe_source, encode_batch, pipeline_id, primary_face
+from facenet_keras.identity.store import GalleryError, check_space, check_threshold, display_name, normalize_name
+from facenet_keras.models.metadata import PRETRAINED_THRESHOLD
 
-# Default tau for the pretrained dlib ResNet with the default pipeline (MTCNN, 5-point alignment,
-# mirrored chip averaged in), on its raw (not L2-normalised) 128-D embeddings. Chosen from data:
-# see README "How the default threshold was chosen".
-DEFAULT_THRESHOLD = 0.6
+# tau for the pretrained dlib ResNet with the default pipeline (MTCNN, 5-point alignment, mirrored
+# chip averaged in), on its raw (not L2-normalised) 128-D embeddings: see README "How the default
+# threshold was chosen". Other encoders carry their own (see encoder_threshold).
+DEFAULT_THRESHOLD = PRETRAINED_THRESHOLD
+
+# Reference-photo limits, from scripts/measure_enrolment_quality.py (150 lfw-dev photos, the 185 of faces/):
+# eye distance in the photo's pixels: LFW 250x250 min 27.5 (median 41), 150x150 chips min 49.9, LFW
+# shrunk to 125 px median 21, to 75 px median 13. Chip sharpness: LFW min 0.093 (median 0.21), chips
+# min 0.129; LFW blurred with sigma 1.5 px median 0.079, sigma 3 px median 0.044 (p5 0.028).
+# Every LFW photo and chip passes with a margin of 1.4x (size) and 1.5x (sharpness).
+MIN_EYE_DISTANCE = 20.0
+MIN_SHARPNESS = 0.06
+FACE_CHOICES = ("largest", "centre", "center")
+_CROP_MARGIN = 0.5  # stored crop: the face box plus half its size on every side
+_CROP_MAX_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -39,7 +60,7 @@ class Verification:
 
     def to_dict(self) -> dict:
         out = {"match": self.match, "identity": self.identity, "distance": round(self.distance, 5),
-               "threshold": self.threshold, "faces_found": self.faces_found,
+               "threshold": round(self.threshold, 5), "faces_found": self.faces_found,
                "face": self.face.to_dict(embedding=False)}
         if self.probability is not None:
             out["probability"] = round(self.probability, 5)
@@ -67,45 +88,217 @@ class Recognition:
         fin = lambda v: None if not np.isfinite(v) else round(float(v), 5)  # noqa: E731
         return {"identity": self.identity, "distance": fin(self.distance), "nearest": self.nearest,
                 "runner_up": self.runner_up, "runner_up_distance": fin(self.runner_up_distance),
-                "threshold": self.threshold, **self.face.to_dict(embedding=False)}
+                "threshold": round(self.threshold, 5), **self.face.to_dict(embedding=False)}
 
 
-def resolve_threshold(threshold: float | None, gallery: FaceGallery | None = None) -> float:
-    """The threshold argument, else the gallery's calibrated one, else DEFAULT_THRESHOLD."""
+@dataclass
+class Enrolment:
+    """What :func:`enroll` did: the new rows' ids, the photos skipped as already enrolled (same
+    sha256), which face was taken in each photo (index in largest-first order, and how many there
+    were), and warnings (e.g. the new face is within the threshold of another person)."""
+
+    name: str
+    ids: list[int] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    faces: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def __iter__(self):  # the 0.2 return value was the list of ids
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "photo_ids": self.ids, "duplicates": self.duplicates, "faces": self.faces,
+                "warnings": self.warnings}
+
+
+# ---------------------------------------------------------------------------- thresholds and spaces
+def resolve_threshold(threshold: float | None, gallery: FaceGallery | None = None, model=None) -> float:
+    """The threshold argument, else the gallery's calibrated one, else the encoder's own; an encoder
+    without one (a trained model never calibrated) raises ValueError saying how to calibrate it."""
     if threshold is None and gallery is not None:
         threshold = gallery.threshold
     if threshold is None:
-        threshold = DEFAULT_THRESHOLD
-    threshold = float(threshold)
-    if not np.isfinite(threshold) or threshold <= 0:
-        raise ValueError(f"threshold must be a positive distance, got {threshold}")
-    return threshold
+        threshold = encoder_threshold(model)
+    if threshold is None:
+        where = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name", "this encoder")
+        raise ValueError(f"the encoder {where} carries no distance threshold, so it cannot decide 'same person': "
+                         f"calibrate it first, e.g. 'facenet-keras calibrate PAIRS.csv --model {where} --target-far "
+                         "1e-3 --save-model' (or pass --threshold)")
+    return check_threshold(threshold)
 
 
-def enroll(gallery: FaceGallery, name: str, images, *, model=None, detector=None) -> list[int]:
+def check_gallery_space(gallery: FaceGallery, model=None, *, space: str | None = None) -> str:
+    """The encoder's embedding space, after checking that ``gallery`` holds embeddings of the same
+    space (an empty gallery takes any). Raises :class:`~facenet_keras.identity.store.EmbeddingSpaceError`."""
+    space = space or embedding_space_id(model)
+    stored = gallery.space_id
+    if stored != space:
+        check_space(stored, space, gallery.path, empty=len(gallery) == 0)
+    return space
+
+
+# ---------------------------------------------------------------------------- reference quality
+def eye_distance(face: Face) -> float:
+    """Distance between the two eye landmarks, in the photo's pixels (the face's scale)."""
+    (lx, ly), (rx, ry) = np.asarray(face.landmarks[:2], np.float64)
+    return float(np.hypot(rx - lx, ry - ly))
+
+
+def chip_sharpness(chip: np.ndarray) -> float:
+    """How sharp a 150 px face chip is: the spread of its Laplacian over the face's centre, relative
+    to the spread of its grey levels (so contrast and brightness do not count). Blur lowers it."""
+    gray = np.asarray(chip, np.float64).mean(axis=-1)
+    n = gray.shape[0]
+    g = gray[n // 6: n - n // 6, n // 6: n - n // 6]
+    lap = (g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4 * g[1:-1, 1:-1])
+    return float(lap.std() / max(g.std(), 1.0))
+
+
+def _check_reference(face: Face, chip: np.ndarray, source: str) -> None:
+    eye = eye_distance(face)
+    if eye < MIN_EYE_DISTANCE:
+        raise ValueError(f"{source}: the face is too small to serve as a reference (its eyes are {eye:.0f} px apart; "
+                         f"at least {MIN_EYE_DISTANCE:.0f} px are needed, a face about "
+                         f"{2.2 * MIN_EYE_DISTANCE:.0f} px wide); use a larger photo, or --force")
+    sharp = chip_sharpness(chip)
+    if sharp < MIN_SHARPNESS:
+        raise ValueError(f"{source}: the face is too blurred to serve as a reference (sharpness {sharp:.2f}, "
+                         f"at least {MIN_SHARPNESS:.2f} needed); use a sharper photo, or --force")
+
+
+# ---------------------------------------------------------------------------- enrolment
+def photo_digest(src) -> str | None:
+    """sha256 of a photo's bytes (a path or bytes), the key of the embedding cache; None for
+    in-memory images, which have no file."""
+    if isinstance(src, (str, os.PathLike)):
+        try:
+            return sha256_file(src)
+        except OSError:
+            return None  # loading it reports the problem
+    if isinstance(src, (bytes, bytearray)):
+        return hashlib.sha256(bytes(src)).hexdigest()
+    return None
+
+
+def choose_face(faces, image_shape, face, source: str) -> tuple[Face, int]:
+    """The face to enrol and its index in largest-first order. One face: it. Several: ``face``
+    must say which ('largest', 'centre': large and nearest the centre, or an index)."""
+    ordered = sorted(faces, key=lambda f: -f.area)
+    if not ordered:
+        raise NoFaceError(f"no face found in {source}; nothing was enrolled")
+    if face is None:
+        if len(ordered) > 1:
+            raise ValueError(f"{source} shows {len(ordered)} faces: say which to enrol with --face largest, "
+                             f"--face centre or --face INDEX (0 = the largest; 'facenet-keras detect' lists them)")
+        return ordered[0], 0
+    if isinstance(face, str) and not face.isdigit():
+        if face not in FACE_CHOICES:
+            raise ValueError(f"face must be 'largest', 'centre' or an index, got {face!r}")
+        chosen = ordered[0] if face == "largest" else primary_face(ordered, image_shape)
+        return chosen, ordered.index(chosen)
+    index = int(face)
+    if not 0 <= index < len(ordered):
+        raise ValueError(f"{source} shows {len(ordered)} face(s): face index {index} does not exist")
+    return ordered[index], index
+
+
+def face_crop(image: np.ndarray, face: Face, margin: float = _CROP_MARGIN, max_side: int = _CROP_MAX_SIDE) -> bytes:
+    """A square JPEG crop of ``face`` with ``margin`` (of the box size) on every side, at most
+    ``max_side`` px: enough to detect and align the face again when the gallery is re-encoded."""
+    from PIL import Image
+
+    x, y, w, h = (float(v) for v in face.box)
+    side = max(w, h) * (1 + 2 * margin)
+    x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
+    s = max(1, int(round(side)))
+    H, W = image.shape[:2]
+    ys = np.clip(np.arange(y0, y0 + s), 0, H - 1)  # replicate the border where the square leaves the photo
+    xs = np.clip(np.arange(x0, x0 + s), 0, W - 1)
+    crop = Image.fromarray(np.ascontiguousarray(image[ys][:, xs]))
+    if s > max_side:
+        crop = crop.resize((max_side, max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    crop.save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def enroll(gallery: FaceGallery, name: str, images, *, model=None, detector=None, face=None,
+           force: bool = False) -> Enrolment:
     """Enrol ``name`` in ``gallery`` from one or several photos (paths, bytes, PIL images or arrays).
 
-    Each photo must show a face; when it shows several, the main one (large, nearest the centre) is
-    taken. All photos are encoded before anything is written, and the write is one transaction, so a
-    bad photo or an interruption leaves the gallery untouched. Returns the new rows' ids.
+    Each photo must show a face; a photo with several needs ``face`` ('largest', 'centre' or an
+    index, largest first). A photo already enrolled for this person (same sha256) adds nothing. The
+    face must be large and sharp enough to serve as a reference, unless ``force``. A small face crop
+    of each photo is kept in the gallery (for ``gallery migrate``). All photos are checked and
+    encoded before anything is written, and the write is one transaction, so a bad photo or an
+    interruption leaves the gallery untouched. Returns an :class:`Enrolment`.
     """
+    name = normalize_name(name)
     if isinstance(images, (str, os.PathLike, bytes)) or hasattr(images, "shape") or hasattr(images, "mode"):
         images = [images]
     images = list(images)
     if not images:
         raise ValueError("enroll needs at least one photo")
-    faces_per_image, loaded = encode_batch(images, model=model, detector=detector, return_images=True)
-    embeddings, sources, boxes = [], [], []
-    for src, faces, image in zip(images, faces_per_image, loaded):
-        face = primary_face(faces, image.shape)
-        if face is None:
-            raise NoFaceError(f"no face found in {describe_source(src)}; nothing was enrolled")
-        embeddings.append(face.embedding)
-        sources.append(describe_source(src))
-        boxes.append(face.box)
-    return gallery.add(name, np.stack(embeddings), sources=sources, boxes=boxes, model_id=pipeline_id(model))
+    space = check_gallery_space(gallery, model)
+    result = Enrolment(name)
+    known = {p.sha256 for p in gallery.photos(name)} if name in gallery else set()
+    todo, digests = [], []
+    for src in images:
+        digest = photo_digest(src)
+        if digest is not None and digest in known:
+            result.duplicates.append(describe_source(src))
+            continue
+        if digest is not None:
+            known.add(digest)
+        todo.append(src)
+        digests.append(digest)
+    if not todo:
+        return result
+    faces_per_image, loaded = encode_batch(todo, model=model, detector=detector, return_images=True)
+    embeddings, sources, boxes, crops = [], [], [], []
+    for src, faces, image in zip(todo, faces_per_image, loaded):
+        source = describe_source(src)
+        chosen, index = choose_face(faces, image.shape, face, source)
+        if not force:
+            _check_reference(chosen, face_chips(image, [chosen], 150)[0], source)
+        embeddings.append(chosen.embedding)
+        sources.append(source)
+        boxes.append(chosen.box)
+        crops.append(face_crop(image, chosen))
+        result.faces.append({"photo": source, "face": index, "faces_found": len(faces),
+                             "box": [round(float(v), 1) for v in chosen.box]})
+    embeddings = np.stack(embeddings)
+    result.warnings = _lookalike_warnings(gallery, name, embeddings, sources, model)
+    result.ids = gallery.add(name, embeddings, sources=sources, boxes=boxes, space_id=space, crops=crops,
+                             digests=digests)
+    return result
 
 
+def _lookalike_warnings(gallery: FaceGallery, name: str, embeddings: np.ndarray, sources, model) -> list[str]:
+    """One warning per new photo already within the threshold of another enrolled person."""
+    try:
+        tau = resolve_threshold(None, gallery, model)
+    except ValueError:
+        return []  # an encoder without a threshold cannot say what "close" is
+    emb, labels = gallery.embeddings()
+    others = [i for i, n in enumerate(labels) if n != name]
+    if not others:
+        return []
+    labels = np.array(labels)[others]
+    d = pairwise_distances(embeddings, emb[others])
+    out = []
+    for src, row in zip(sources, d):
+        j = int(np.argmin(row))
+        if row[j] <= tau:
+            out.append(f"{src} looks like {display_name(str(labels[j]))} (distance {row[j]:.2f} <= threshold "
+                       f"{tau:.2f}): check that it shows {display_name(name)}")
+    return out
+
+
+# ---------------------------------------------------------------------------- decisions
 def verify(image, identity: str, gallery: FaceGallery, threshold: float | None = None, *,
            model=None, detector=None, classifier=None) -> Verification:
     """Is the person in ``image`` the enrolled ``identity``? Match when d <= threshold.
@@ -115,10 +308,16 @@ def verify(image, identity: str, gallery: FaceGallery, threshold: float | None =
     is its decision instead: P(same) >= its threshold for the best of the enrolled photos, and the
     probability is reported. When the photo shows several faces the main one (large, nearest the
     centre) is used and ``faces_found`` says how many there were. Raises KeyError for an identity
-    not enrolled and :class:`NoFaceError` when the photo has no face.
+    not enrolled, :class:`NoFaceError` when the photo has no face, and an EmbeddingSpaceError when
+    the gallery was enrolled with another encoder.
     """
+    identity = normalize_name(identity)
     enrolled, _ = gallery.embeddings(identity)  # KeyError naming who is enrolled
-    tau = resolve_threshold(threshold, gallery)
+    check_gallery_space(gallery, model)
+    if classifier is None or threshold is not None:
+        tau = resolve_threshold(threshold, gallery, model)
+    else:  # the classifier decides; the distance threshold is only reported
+        tau = _threshold_or_nan(gallery, model)
     faces, loaded = encode_batch([image], model=model, detector=detector, progress=False, return_images=True)
     face = primary_face(faces[0], loaded[0].shape)
     if face is None:
@@ -131,6 +330,14 @@ def verify(image, identity: str, gallery: FaceGallery, threshold: float | None =
     return Verification(p >= classifier.threshold, distance, tau, identity, face, len(faces[0]), p)
 
 
+def _threshold_or_nan(gallery, model) -> float:
+    """The distance threshold to report beside a classifier's decision (NaN when there is none)."""
+    try:
+        return resolve_threshold(None, gallery, model)
+    except ValueError:
+        return float("nan")
+
+
 def recognize(image, gallery: FaceGallery, threshold: float | None = None, *,
               model=None, detector=None) -> list[Recognition]:
     """Who is each face in ``image``? One :class:`Recognition` per face found (an empty list when
@@ -141,7 +348,8 @@ def recognize(image, gallery: FaceGallery, threshold: float | None = None, *,
 def recognize_batch(images, gallery: FaceGallery, threshold: float | None = None, *,
                     model=None, detector=None, progress: bool | None = None) -> list[list[Recognition]]:
     """:func:`recognize` for many photos, encoding all their faces in shared batches."""
-    tau = resolve_threshold(threshold, gallery)
+    check_gallery_space(gallery, model)
+    tau = resolve_threshold(threshold, gallery, model)
     per_image = encode_batch(images, model=model, detector=detector, progress=progress)
     out = []
     for faces in per_image:
@@ -151,3 +359,57 @@ def recognize_batch(images, gallery: FaceGallery, threshold: float | None = None
                                 m.runner_up, m.runner_up_distance, tau) for f, m in zip(faces, matches)])
     return out
 
+
+# ---------------------------------------------------------------------------- migration
+def migrate(gallery: FaceGallery, *, model=None, detector=None) -> dict:
+    """Bring ``gallery`` to the embedding space of ``model`` (default: the pretrained encoder).
+
+    A schema-1 gallery (facenet-keras 0.2 or earlier, no crops) whose recorded pipeline is exactly
+    the current one keeps its embeddings and is upgraded in place; one from another pipeline is
+    refused untouched (it has no crops to re-encode from). A gallery of another space is re-encoded
+    from its stored face crops, all rows in one transaction (any crop without a face: nothing
+    changes); its calibrated threshold, which belonged to the old space, is dropped.
+    """
+    store = gallery.store
+    target = embedding_space_id(model)
+    report = {"gallery": str(gallery.path), "space": target, "schema_upgraded": False, "re_encoded": 0,
+              "threshold_dropped": None}
+    if getattr(store, "needs_upgrade", False):
+        legacy = getattr(store, "legacy_model_id", None)
+        if legacy is not None and legacy != pipeline_id(model):
+            raise GalleryError(f"the gallery {gallery.path} was enrolled by an older facenet-keras pipeline "
+                               f"({legacy!r}, now {pipeline_id(model)!r}) and keeps no face crops to re-encode "
+                               "from: enrol its people again into a new gallery ('gallery list' names their "
+                               "photos); it was left untouched")
+        store.upgrade_schema()
+        report["schema_upgraded"] = True
+        if legacy is not None:
+            store.set_space_id(target)
+        return report
+    stored = gallery.space_id
+    if stored == target or len(gallery) == 0:
+        if stored is None and len(gallery) == 0:
+            report["space"] = None
+        return report
+    photos = gallery.photos()
+    crops = [store.crop(p.id) for p in photos]
+    missing = sorted({p.name for p, c in zip(photos, crops) if c is None})
+    if missing:
+        raise GalleryError(f"the gallery {gallery.path} has photos without a stored face crop (of "
+                           f"{', '.join(display_name(n) for n in missing[:5])}), so it cannot be re-encoded: "
+                           "enrol them again into a new gallery")
+    faces_per_crop, loaded = encode_batch(crops, model=model, detector=detector, return_images=True)
+    embeddings, failed = [], []
+    for photo, faces, image in zip(photos, faces_per_crop, loaded):
+        face = primary_face(faces, image.shape)
+        if face is None:
+            failed.append(f"#{photo.id} ({display_name(photo.name)})")
+        else:
+            embeddings.append(face.embedding)
+    if failed:
+        raise ValueError(f"no face found again in the stored crop of photo(s) {', '.join(failed[:5])}: nothing "
+                         f"was changed; remove those photos ('gallery remove --photo ID') and run migrate again")
+    report["threshold_dropped"] = gallery.threshold
+    store.replace_embeddings([p.id for p in photos], np.stack(embeddings), target)  # drops the threshold too
+    report["re_encoded"] = len(photos)
+    return report
