@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras
 
 from facenet_keras.training.data import (  # noqa: E402
     load_digits_images,
