@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,7 +148,7 @@ def test_evaluate_reports_and_counts_the_failed_pair(evaluated, small_pairs):
 
 
 def test_second_run_uses_the_cache(evaluated, small_pairs, monkeypatch, capsys):
-    import facenet_keras.evaluation.protocols as protocols
+    from facenet_keras.evaluation import protocols
 
     def no_encoding(*args, **kwargs):
         raise AssertionError("embeddings should come from the cache")

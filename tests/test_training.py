@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import csv
+import itertools
+import json
 import os
 
 import numpy as np
@@ -183,3 +185,49 @@ def test_embedding_projection_plot(tmp_path):
     fig = plot_embedding_projection({"before": before, "after": after}, labels, names=["a", "b", "c"])
     assert len(fig.axes) == 2
     assert save_figure(fig, tmp_path / "p.png") and (tmp_path / "p.png").stat().st_size > 1000
+
+
+def _train(root, tmp_path, *options):
+    """`facenet-keras train` on ROOT with a fixed seed; returns the JSON summary."""
+    import io
+    from contextlib import redirect_stdout
+
+    from facenet_keras.cli import main
+
+    keras.utils.set_random_seed(0)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(["--json", "train", str(root), "--epochs", "1", "--steps-per-epoch", "2", "-P", "3", "-K", "3",
+                     "--quiet", "--no-augment", "--cache-dir", str(tmp_path / "cache"), *options])
+    assert code == 0
+    return json.loads(out.getvalue())
+
+
+def test_train_mining_option_changes_the_loss(tiny_faces_root, tmp_path):
+    """Same seed, same batches: only --mining differs, and the losses do (a rerun is identical)."""
+    common = ["--model", "nn4_small2", "--width", "0.25", "--val-fraction", "0"]
+    losses = {}
+    for mining in ("semi-hard", "hard", "all"):
+        r = _train(tiny_faces_root, tmp_path, *common, "--mining", mining, "--out", str(tmp_path / f"{mining}.keras"))
+        assert r["mining"] == mining
+        losses[mining] = r["loss"][0]
+    again = _train(tiny_faces_root, tmp_path, *common, "--mining", "hard", "--out", str(tmp_path / "again.keras"))
+    assert again["loss"][0] == pytest.approx(losses["hard"], rel=1e-4)
+    values = sorted(losses.values())
+    assert all(b - a > 1e-3 * abs(b) for a, b in itertools.pairwise(values)), losses
+
+
+def test_train_from_pretrained_starts_from_dlibs_weights(tiny_faces_root, tmp_path):
+    """--from-pretrained fine-tunes dlib's ResNet: with a vanishing learning rate the saved encoder
+    still computes dlib's embeddings, and the validation accuracy before training is dlib's."""
+    from facenet_keras.images import load_image
+    from facenet_keras.models.encoder import encode_chips, load_encoder
+
+    out = tmp_path / "tuned.keras"
+    r = _train(tiny_faces_root, tmp_path, "--model", "dlib_resnet", "--from-pretrained", "--lr", "1e-12",
+               "-P", "2", "-K", "2", "--val-fraction", "0.4", "--out", str(out))
+    assert r["optimizer"] == "sgd" and r["val_verification_accuracy_before"] >= 0.9
+    chips = np.stack([load_image(p) for p in sorted(tiny_faces_root.glob("*/*"))[:6]])
+    assert chips.shape[1:] == (150, 150, 3)
+    tuned = keras.saving.load_model(out, compile=False)
+    np.testing.assert_allclose(encode_chips(chips, model=tuned), encode_chips(chips, model=load_encoder()), atol=1e-4)
