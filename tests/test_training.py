@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import os
 
@@ -197,24 +196,22 @@ def _train(root, tmp_path, *options):
     keras.utils.set_random_seed(0)
     out = io.StringIO()
     with redirect_stdout(out):
-        code = main(["--json", "train", str(root), "--epochs", "1", "--steps-per-epoch", "2", "-P", "3", "-K", "3",
+        code = main(["--json", "train", str(root), "--epochs", "1", "--steps-per-epoch", "1", "-P", "3", "-K", "3",
                      "--quiet", "--no-augment", "--cache-dir", str(tmp_path / "cache"), *options])
     assert code == 0
     return json.loads(out.getvalue())
 
 
 def test_train_mining_option_changes_the_loss(tiny_faces_root, tmp_path):
-    """Same seed, same batches: only --mining differs, and the losses do (a rerun is identical)."""
+    """Same seed, same batch, same initial weights: only --mining differs (batch-hard vs batch-all,
+    neither the default), and so does the loss. Were the option ignored, both would be semi-hard."""
     common = ["--model", "nn4_small2", "--width", "0.25", "--val-fraction", "0"]
     losses = {}
-    for mining in ("semi-hard", "hard", "all"):
+    for mining in ("hard", "all"):
         r = _train(tiny_faces_root, tmp_path, *common, "--mining", mining, "--out", str(tmp_path / f"{mining}.keras"))
-        assert r["mining"] == mining
+        assert r["mining"] == mining and np.isfinite(r["loss"][0])
         losses[mining] = r["loss"][0]
-    again = _train(tiny_faces_root, tmp_path, *common, "--mining", "hard", "--out", str(tmp_path / "again.keras"))
-    assert again["loss"][0] == pytest.approx(losses["hard"], rel=1e-4)
-    values = sorted(losses.values())
-    assert all(b - a > 1e-3 * abs(b) for a, b in itertools.pairwise(values)), losses
+    assert abs(losses["hard"] - losses["all"]) > 1e-3 * max(abs(v) for v in losses.values()), losses
 
 
 def test_train_from_pretrained_starts_from_dlibs_weights(tiny_faces_root, tmp_path):
