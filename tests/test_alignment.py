@@ -189,8 +189,8 @@ def test_batched_faces_match_one_at_a_time():
 def test_matches_dlib_get_face_chip_on_a_real_photo(zoom):
     """Our warp with dlib's own transform reproduces dlib.get_face_chip (the encoder's training
     chips): same geometry, same sampling, same anti-aliasing when shrinking."""
-    dlib = pytest.importorskip("dlib")
-    frm = pytest.importorskip("face_recognition_models")
+    import dlib
+    import face_recognition_models as frm
     from pathlib import Path
 
     import matplotlib.cbook
@@ -223,9 +223,9 @@ def test_our_chips_embed_like_dlibs_own(encoder, detector):
     """End to end with dlib as the oracle: MTCNN landmarks + our template give chips whose embedding
     (our encoder) is close to dlib's descriptor of its own chip (HOG + 5 points + dlib's ResNet);
     dlib's same-person threshold is 0.6, and over 133 faces the median is ~0.10."""
-    dlib = pytest.importorskip("dlib")
-    frm = pytest.importorskip("face_recognition_models")
-    skimage_data = pytest.importorskip("skimage.data")
+    import dlib
+    import face_recognition_models as frm
+    from skimage import data as skimage_data
     from pathlib import Path
 
     import matplotlib.cbook

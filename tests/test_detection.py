@@ -58,8 +58,8 @@ def test_grace_hopper_one_face(detector, grace):
 
 def test_landmarks_agree_with_dlib(detector, grace):
     """MTCNN's eye centres sit between dlib's eye corners (to a tenth of the eye distance)."""
-    dlib = pytest.importorskip("dlib")
-    frm = pytest.importorskip("face_recognition_models")
+    import dlib
+    import face_recognition_models as frm
     from pathlib import Path
 
     models = Path(frm.__file__).parent / "models"
@@ -73,7 +73,7 @@ def test_landmarks_agree_with_dlib(detector, grace):
 
 
 def test_astronaut_one_face(detector):
-    skimage_data = pytest.importorskip("skimage.data")
+    from skimage import data as skimage_data
     img = skimage_data.astronaut()
     faces = detector.detect(img)
     assert len(faces) == 1
@@ -101,7 +101,7 @@ def test_every_face_in_group_photos(detector, shared_data, name):
 
 
 def test_no_face_gives_empty_list(detector):
-    skimage_data = pytest.importorskip("skimage.data")
+    from skimage import data as skimage_data
     assert detector.detect(skimage_data.coffee()) == []
     gradient = np.broadcast_to(np.linspace(0, 255, 320, dtype=np.uint8)[None, :, None], (240, 320, 3))
     assert detector.detect(np.ascontiguousarray(gradient)) == []
@@ -129,7 +129,7 @@ def test_min_face_size_is_honoured(shared_data):
 
 
 def test_detect_batch_and_module_function(detector, grace):
-    skimage_data = pytest.importorskip("skimage.data")
+    from skimage import data as skimage_data
     batch = detector.detect_batch([grace, skimage_data.coffee(), grace])
     assert [len(b) for b in batch] == [1, 0, 1]
     np.testing.assert_allclose(batch[0][0].box, detector.detect(grace)[0].box)

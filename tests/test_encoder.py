@@ -23,7 +23,7 @@ def john_chips(shared_data):
 @pytest.fixture(scope="module")
 def dlib_descriptors(john_chips):
     """dlib-bin's own descriptors for the same chips (dlib is imported here, in the test only)."""
-    dlib = pytest.importorskip("dlib")
+    import dlib
     from facenet_keras.weights import dlib_resnet_dat_path
 
     net = dlib.face_recognition_model_v1(str(dlib_resnet_dat_path()))
@@ -41,7 +41,7 @@ def test_parity_with_dlib(ours, dlib_descriptors):
     assert ours.dtype == np.float32
     diff = np.abs(ours - dlib_descriptors).max()
     print(f"max |keras - dlib| over {len(ours)} chips x 128: {diff:.2e}")
-    assert diff <= 1e-4
+    assert diff <= 1e-5  # README quotes 4.2e-7
     norms = np.linalg.norm(ours, axis=1)
     assert 1.2 < norms.min() and norms.max() < 1.7  # dlib's raw scale, not unit vectors
 

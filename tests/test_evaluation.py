@@ -305,18 +305,32 @@ def test_false_accept_vs_gallery_size_exact():
 
 
 def test_false_accept_vs_gallery_size_matches_enumeration():
+    """Against brute-force enumeration of every K-subset, on distances drawn from a grid so that many
+    equal the threshold exactly: the rule is d <= tau (a tie is a false accept)."""
     rng = np.random.default_rng(1)
-    d = rng.uniform(0.3, 1.0, size=(6, 7))
+    tau = 0.55
+    d = rng.choice([0.3, 0.45, tau, tau, 0.7, 0.9], size=(6, 7))
     exclude = np.zeros_like(d, dtype=bool)
     exclude[np.arange(6), np.arange(6)] = True  # each probe's own identity
-    r = ev.false_accept_vs_gallery_size(d, 0.55, exclude=exclude)
+    assert ((d == tau) & ~exclude).sum() >= 5
+    r = ev.false_accept_vs_gallery_size(d, tau, exclude=exclude)
     for k, rate in zip(r["sizes"], r["rate"]):
         per_probe = []
         for i in range(6):
             pool = [j for j in range(7) if not exclude[i, j]]
-            hits = [any(d[i, j] < 0.55 for j in sub) for sub in itertools.combinations(pool, k)]
+            hits = [any(d[i, j] <= tau for j in sub) for sub in itertools.combinations(pool, k)]
             per_probe.append(np.mean(hits))
         assert rate == pytest.approx(np.mean(per_probe))
+
+
+def test_false_accept_at_exactly_the_threshold():
+    """A stranger exactly at tau is accepted: the 1:K protocol counts d == tau as a false accept,
+    as verify and recognize decide."""
+    d = np.array([[0.6, 0.9], [0.8, 0.9]])
+    r = ev.false_accept_vs_gallery_size(d, 0.6)
+    assert r["per_comparison_far"] == pytest.approx(1 / 4)
+    np.testing.assert_allclose(r["rate"], [1 / 4, 1 / 2])
+    assert ev.false_accept_vs_gallery_size(d, np.nextafter(0.6, 0))["rate"] == [0.0, 0.0]
 
 
 def test_false_accept_with_exclusions():

@@ -180,7 +180,7 @@ def photos(shared_data) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def dlib_oracle(photos):
     """dlib's HOG boxes and dlib's own 5 points for every photo (dlib-bin as the oracle)."""
-    dlib = pytest.importorskip("dlib")
+    import dlib
     hog = dlib.get_frontal_face_detector()
     sp = dlib.shape_predictor(str(shape_predictor_dat_path()))
     out = {}

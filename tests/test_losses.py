@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras
 
 from facenet_keras.training.losses import TripletLoss, triplet_loss  # noqa: E402
 

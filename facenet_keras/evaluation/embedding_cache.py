@@ -1,9 +1,11 @@
 """An on-disk cache of photo embeddings, so a second evaluation run skips detection and encoding.
 
 An entry is keyed by the sha256 of the photo file's bytes (not its name: renaming or copying a
-photo still hits, editing it misses) together with a *namespace*: the model and pipeline settings
-(:func:`facenet_keras.pipeline.pipeline_id`) plus what was stored (e.g. "the primary face"). Two
-models never share entries.
+photo still hits, editing it misses) together with a *namespace*: everything that can change an
+embedding (:func:`facenet_keras.faces.pipeline.embedding_key`: package version, encoder and the
+digest of its weights, detector and alignment settings, mirrored-chip averaging, and the source of
+the code that computes embeddings) plus what was stored (e.g. "the primary face"). Two models,
+two package versions or two versions of the pipeline's code never share entries.
 
 Layout: ``<root>/embeddings/<namespace digest>/<sha[:2]>/<sha>.npy``, one small ``.npy`` per photo
 holding a float32 array: the embedding, shape (D,), or shape (0,) for "no face found" (so failures

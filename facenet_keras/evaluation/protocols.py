@@ -17,7 +17,7 @@ from facenet_keras.evaluation.embedding_cache import MISSING, EmbeddingCache, fi
 from facenet_keras.evaluation.metrics import (accuracy_at, auc, dir_at_fpir, false_accept_vs_gallery_size,
                                               identity_distances, open_set_identification,
                                               threshold_for_gallery_size)
-from facenet_keras.faces.pipeline import encode_batch, pipeline_id, primary_face
+from facenet_keras.faces.pipeline import embedding_key, encode_batch, primary_face
 from facenet_keras.identity.recognition import DEFAULT_THRESHOLD
 from facenet_keras.identity.search import pairwise_distances
 from facenet_keras.images import ImageError, list_identities, load_image
@@ -119,13 +119,11 @@ def figures_by_kind(p1, p2, d, same, threshold) -> dict:
     return out
 
 
-def primary_namespace(pipeline: str) -> str:
-    """The cache namespace for "embedding of a photo's main face" under a pipeline id. The package
-    version is part of it so that an upgrade (new detector settings, alignment, face choice) never
-    reuses embeddings of the old one; bump ``primary-face-vN`` if :func:`primary_face` changes."""
-    from facenet_keras import __version__
-
-    return f"{pipeline}|primary-face-v1|facenet-keras-{__version__}"
+def primary_namespace(key: str) -> str:
+    """The cache namespace for "embedding of a photo's main face" under an embedding key
+    (:func:`facenet_keras.faces.pipeline.embedding_key`: package version, encoder weights, alignment,
+    mirroring and the source of the code, :func:`primary_face` included)."""
+    return f"{key}|primary-face-v1"
 
 
 def primary_embeddings(paths, *, model=None, cache: "EmbeddingCache | bool" = True, chunk: int = 16,
@@ -144,7 +142,7 @@ def primary_embeddings(paths, *, model=None, cache: "EmbeddingCache | bool" = Tr
 
     paths = [os.fspath(p) for p in paths]
     if cache is True:
-        cache = EmbeddingCache(primary_namespace(pipeline_id(model)))
+        cache = EmbeddingCache(primary_namespace(embedding_key(model)))
     elif cache is False:
         cache = None
     results: list = [None] * len(paths)

@@ -178,6 +178,74 @@ def alignment_id(alignment: str = DEFAULT_ALIGNMENT) -> str:
     return f"align-{alignment}-{digest}"
 
 
+# Modules whose code computes an embedding from a photo: their source is part of
+# :func:`embedding_key`, so an edit to any of them (a new main-face rule, a changed template, a
+# dropped mirror average) never meets embeddings cached by the old code, even without a version bump.
+_EMBEDDING_CODE = ("images.py", "faces/detection.py", "faces/landmarks.py", "faces/alignment.py", "faces/face.py",
+                   "faces/pipeline.py", "models/layers.py", "models/dlib_resnet.py", "models/encoder.py",
+                   "weights/dlib_dat.py", "weights/dlib_shape_predictor.py")
+
+
+def embedding_key(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
+    """The key of everything that can change an embedding, for caches of embeddings.
+
+    ``facenet-keras-<version>|<encoder>@<weights digest>|<alignment id>|flip=<0/1>|code-<digest>``:
+    the package version, which encoder and the sha256 of its weights (the installed ``.dat`` for
+    the pretrained one, the file for a saved ``.keras``, the weight arrays for
+    a model object), the detector and alignment settings and templates (:func:`alignment_id`),
+    mirrored-chip averaging, and the source of the modules that compute embeddings. Unlike
+    :func:`pipeline_id` (a gallery's bookkeeping) it never stays the same across an upgrade or an
+    edit of that code. Cheap: hashes files, never builds the pretrained model.
+    """
+    from facenet_keras import __version__
+
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+    return (f"facenet-keras-{__version__}|{_encoder_digest(model)}|{alignment_id(alignment)}"
+            f"|flip={int(bool(flip))}|code-{_code_digest()}")
+
+
+def _encoder_digest(model) -> str:
+    if model is None:
+        from facenet_keras.weights import dlib_resnet_dat_path
+
+        # the conversion (and its cache tag) lives in models/dlib_resnet.py, covered by the code digest
+        return f"dlib_resnet_v1@{_file_digest(str(dlib_resnet_dat_path()))[:16]}"
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {path}")
+        return f"{path.name}@{_file_digest(str(path))[:16]}"
+    h = hashlib.sha256(model.name.encode())
+    for w in model.weights:
+        array = np.ascontiguousarray(np.asarray(w))
+        h.update(f"{w.path}{array.shape}{array.dtype}".encode())
+        h.update(array.tobytes())
+    return f"{model.name}@{h.hexdigest()[:16]}"
+
+
+def _file_digest(path: str) -> str:
+    stat = os.stat(path)
+    return _file_digest_cached(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.cache
+def _file_digest_cached(path: str, mtime_ns: int, size: int) -> str:
+    return sha256_file(path)
+
+
+def _code_digest() -> str:
+    package = Path(__file__).resolve().parents[1]  # read as files: finding them must not import keras
+    h = hashlib.sha256()
+    for name in _EMBEDDING_CODE:
+        path = package / name
+        if not path.is_file():
+            raise RuntimeError(f"cannot find {path} (source of the embedding code) to key the embedding cache")
+        h.update(name.encode())
+        h.update(bytes.fromhex(_file_digest(str(path))))
+    return h.hexdigest()[:12]
+
+
 # ---------------------------------------------------------------------------- detection + encoding
 def embed_chips(chips: np.ndarray, model=None, flip: bool = True, batch_size: int = 32) -> np.ndarray:
     """Embeddings (N, D) float32 of aligned chips (N, S, S, 3) uint8; with ``flip`` the mirrored

@@ -1,0 +1,183 @@
+"""Plant known bugs one at a time in a temporary copy of the repository and check the tests catch them.
+
+Each mutation is a textual edit of one source file (or, for "dlib-bin missing", a shadow ``dlib``
+module that fails to import) and the tests that must catch it. The copy is made once from the
+files git tracks (plus untracked, not ignored ones); each mutation is applied, its tests run there
+in a fresh pytest session (a private, empty FACENET_KERAS_HOME: nothing cached answers for the
+mutated code), and the file is restored. First the same tests run unmutated and must pass.
+
+    python scripts/mutation_check.py                 # all mutations (about 10-15 min on 2 cores)
+    python scripts/mutation_check.py --only verify   # those whose name contains "verify"
+    python scripts/mutation_check.py --list
+
+Prints a table (mutation | tests | result | seconds) and exits 1 if any mutation survived or the
+unmutated baseline failed. Run by ``make mutation``, not by ``make test``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str                       # path in the repository ("" for none)
+    old: str                        # exact text, must occur once
+    new: str
+    tests: tuple[str, ...]          # pytest arguments (files, -k expressions)
+    hide_dlib: bool = False         # run as if dlib-bin were not installed
+    why: str = field(default="", compare=False)
+
+
+ENROLL_OLD = """        embeddings.append(face.embedding)
+        sources.append(describe_source(src))
+        boxes.append(face.box)
+    return gallery.add(name, np.stack(embeddings), sources=sources, boxes=boxes, model_id=pipeline_id(model))"""
+ENROLL_NEW = """        embeddings += gallery.add(name, face.embedding[None], sources=[describe_source(src)],
+                                  boxes=[face.box], model_id=pipeline_id(model))
+    return embeddings"""
+TEMPLATE_OLD = "[0.8595674595992, 0.2134981538014]"
+TEMPLATE_NEW = "[0.9095674595992, 0.2134981538014]"
+ORACLES = ("tests/test_alignment.py", "tests/test_encoder.py", "tests/test_landmarks.py", "tests/test_detection.py")
+
+MUTATIONS = [
+    Mutation("verify decides d < tau", "facenet_keras/identity/recognition.py",
+             "Verification(distance <= tau,", "Verification(distance < tau,",
+             ("tests/test_decisions.py", "-k", "threshold")),
+    Mutation("recognize decides d < tau", "facenet_keras/identity/recognition.py",
+             "m.identity if m.distance <= tau else None", "m.identity if m.distance < tau else None",
+             ("tests/test_decisions.py", "-k", "threshold")),
+    Mutation("FAR vs gallery size counts d < tau", "facenet_keras/evaluation/metrics.py",
+             "m_i = ((d <= threshold) & ~ex)", "m_i = ((d < threshold) & ~ex)",
+             ("tests/test_evaluation.py",)),
+    Mutation("mirrored-chip averaging dropped", "facenet_keras/faces/pipeline.py",
+             "    if not flip:\n        return encode_chips(", "    if True:\n        return encode_chips(",
+             ("tests/test_pipeline_defaults.py",)),
+    Mutation("default alignment dlib -> mtcnn", "facenet_keras/faces/pipeline.py",
+             'DEFAULT_ALIGNMENT = "dlib"', 'DEFAULT_ALIGNMENT = "mtcnn"',
+             ("tests/test_pipeline_defaults.py",)),
+    Mutation("main face = the largest, not the central one", "facenet_keras/faces/pipeline.py",
+             "return min(candidates, key=off_centre)", "return max(faces, key=lambda f: f.area)",
+             ("tests/test_decisions.py", "-k", "main_face")),
+    Mutation("enroll writes each photo as it goes", "facenet_keras/identity/recognition.py",
+             ENROLL_OLD, ENROLL_NEW, ("tests/test_decisions.py", "-k", "enrolment")),
+    Mutation("dlib template point +0.05", "facenet_keras/faces/alignment.py", TEMPLATE_OLD, TEMPLATE_NEW,
+             ("tests/test_alignment.py", "tests/test_pipeline_defaults.py", "-k", "dlib or pinned")),
+    Mutation("dlib template point +0.05, dlib-bin missing", "facenet_keras/faces/alignment.py",
+             TEMPLATE_OLD, TEMPLATE_NEW, ("tests/test_alignment.py", "-k", "dlib"), hide_dlib=True),
+    Mutation("dlib-bin missing (oracle tests must fail, not skip)", "", "", "", ORACLES, hide_dlib=True),
+]
+
+
+def copy_repo(dest: Path) -> None:
+    """The files git tracks plus untracked, not ignored ones (the working tree as it is)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, check=True, capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def shared_data() -> str | None:
+    for c in (os.environ.get("FACENET_KERAS_SHARED_DATA"), REPO.parent / "shared" / "data"):
+        if c and (Path(c) / "faces").is_dir():
+            return str(c)
+    return None
+
+
+def run_tests(copy: Path, args: tuple[str, ...], hide_dlib: bool, log: Path) -> tuple[int, float, str]:
+    env = dict(os.environ)
+    path = [str(copy)]
+    if hide_dlib:
+        shadow = copy / ".mutation-shadow"
+        (shadow / "dlib").mkdir(parents=True, exist_ok=True)
+        (shadow / "dlib" / "__init__.py").write_text(
+            'raise ImportError("No module named \'dlib\' (hidden by mutation_check: dlib-bin not installed)")\n')
+        path.insert(0, str(shadow))
+    env["PYTHONPATH"] = os.pathsep.join(path + [p for p in [env.get("PYTHONPATH")] if p])
+    env.pop("FACENET_KERAS_HOME", None)  # the suite's session fixture makes a private one anyway
+    data = shared_data()
+    if data:
+        env["FACENET_KERAS_SHARED_DATA"] = data
+    env["CI"] = "1"  # data must be present: a skip is not a pass
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o",
+                           "addopts=", *args], cwd=copy, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - t0
+    log.write_text(proc.stdout + proc.stderr)
+    summary = next((line for line in reversed(proc.stdout.splitlines()) if line.strip()), "")
+    return proc.returncode, seconds, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="run the mutations whose name contains this text")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copy and the logs")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS if args.only.lower() in m.name.lower()]
+    if args.list or not chosen:
+        for m in MUTATIONS:
+            print(f"{m.name}: {m.file or '(no file)'} | {' '.join(m.tests)}")
+        return 0 if chosen else 2
+
+    work = Path(tempfile.mkdtemp(prefix="mutation-check-"))
+    copy, logs = work / "repo", work / "logs"
+    logs.mkdir(parents=True)
+    copy_repo(copy)
+    for m in chosen:  # every mutation must apply to the pristine code, exactly once
+        if m.file:
+            count = (copy / m.file).read_text().count(m.old)
+            if count != 1:
+                print(f"cannot plant {m.name!r}: its text occurs {count} times in {m.file}", file=sys.stderr)
+                return 2
+
+    rows, ok = [], True
+    baseline = sorted({t for m in chosen for t in m.tests if t.startswith("tests/")})
+    code, seconds, summary = run_tests(copy, tuple(baseline), False, logs / "baseline.log")
+    rows.append(("(none: baseline)", " ".join(baseline), "passed" if code == 0 else f"FAILED ({summary})", seconds))
+    print(f"baseline: exit {code} in {seconds:.0f} s: {summary}", flush=True)
+    if code != 0:
+        ok = False
+    else:
+        for i, m in enumerate(chosen, 1):
+            target = copy / m.file if m.file else None
+            original = target.read_text() if target else ""
+            if target:
+                target.write_text(original.replace(m.old, m.new, 1))
+            try:
+                code, seconds, summary = run_tests(copy, m.tests, m.hide_dlib, logs / f"mutation-{i}.log")
+            finally:
+                if target:
+                    target.write_text(original)
+                shutil.rmtree(copy / ".mutation-shadow", ignore_errors=True)
+            caught = code != 0
+            ok &= caught
+            rows.append((m.name, " ".join(m.tests), f"caught ({summary})" if caught else "SURVIVED", seconds))
+            print(f"{m.name}: {'caught' if caught else 'SURVIVED'} in {seconds:.0f} s: {summary}", flush=True)
+
+    print("\n| mutation | tests run | result | seconds |\n|---|---|---|---|")
+    for name, tests, result, seconds in rows:
+        print(f"| {name} | `{tests}` | {result} | {seconds:.0f} |")
+    if args.keep:
+        print(f"\ncopy and logs kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
