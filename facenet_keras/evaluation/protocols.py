@@ -141,28 +141,29 @@ def primary_embeddings(paths, *, model=None, cache: "EmbeddingCache | bool" = Tr
     from tqdm.auto import tqdm
 
     paths = [os.fspath(p) for p in paths]
+    store: EmbeddingCache | None
     if cache is True:
-        cache = EmbeddingCache(primary_namespace(embedding_key(model)))
-    elif cache is False:
-        cache = None
+        store = EmbeddingCache(primary_namespace(embedding_key(model)))
+    else:
+        store = cache or None
     results: list = [None] * len(paths)
     problems: dict[str, str] = {}
-    todo: list[tuple[int, str | None]] = []  # (index, digest) of the misses
+    todo: list[tuple[int, str]] = []  # (index, digest) of the misses
     for i, p in enumerate(paths):
         try:
             digest = file_digest(p)
         except OSError as exc:
             problems[p] = f"cannot read file ({exc.strerror or exc})"
             continue
-        if cache is not None:
-            value = cache._read(digest)
+        if store is not None:
+            value = store._read(digest)
             if value is not MISSING:
-                cache.hits += 1
+                store.hits += 1
                 results[i] = value
                 if value is None:
                     problems[p] = "no face found"
                 continue
-            cache.misses += 1
+            store.misses += 1
         todo.append((i, digest))
     show = progress if progress is not None else len(todo) >= 8
     bar = tqdm(total=len(todo), desc="embedding photos", unit="photo", disable=not show)
@@ -182,8 +183,8 @@ def primary_embeddings(paths, *, model=None, cache: "EmbeddingCache | bool" = Tr
             results[i] = value
             if value is None:
                 problems[paths[i]] = "no face found"
-            if cache is not None:
-                cache.put(value, digest=digest)
+            if store is not None:
+                store.put(value, digest=digest)
         bar.update(len(batch))
     bar.close()
     return results, problems
@@ -234,14 +235,14 @@ def open_set_report(root, *, threshold: float | None = None, unenrolled: int = 0
     if len(gallery) < 2:
         raise ValueError(f"{root}: fewer than two people could be enrolled")
     enrolled = sorted(gallery_labels)
-    gallery = np.stack(gallery)
-    gallery_labels = np.array(gallery_labels)
+    templates = np.stack(gallery)
+    template_labels = np.array(gallery_labels)
     probe_labels = np.array([name for _, name in probes])
     ok = np.array([emb[p] is not None for p, _ in probes])
-    dim = gallery.shape[1]
+    dim = templates.shape[1]
     probe_emb = np.stack([emb[p] if emb[p] is not None else np.zeros(dim, np.float32) for p, _ in probes])
 
-    per_id, identities = identity_distances(gallery, gallery_labels, probe_emb)
+    per_id, identities = identity_distances(templates, template_labels, probe_emb)
     per_id[~ok] = np.inf
     j = np.argmin(per_id, axis=1)
     nearest = np.where(ok, identities[j], "")
