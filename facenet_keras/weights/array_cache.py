@@ -10,7 +10,6 @@ The digest covers contents, not a file, so it does not depend on how numpy lays 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from collections.abc import Callable, Mapping
@@ -18,27 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from facenet_keras.weights.cache import cached_file
+from facenet_keras.weights.cache import PINNED, arrays_digest, cached_file, sha256_file
 
 __all__ = ["WeightsDigestError", "arrays_digest", "cached_arrays", "load_arrays", "save_arrays"]
 
 
 class WeightsDigestError(ValueError):
     """Weights whose contents do not match the pinned digest: refused rather than used."""
-
-
-def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
-    """Hex sha256 of named arrays' contents: for each name in sorted order, the name, the dtype
-    (little-endian), the shape and the raw C-order bytes. Independent of insertion order and of
-    the file format the arrays were stored in."""
-    h = hashlib.sha256()
-    for name in sorted(arrays):
-        a = np.asarray(arrays[name])
-        a = np.ascontiguousarray(a.astype(a.dtype.newbyteorder("<"), copy=False))
-        h.update(name.encode("utf-8") + b"\0" + a.dtype.str.encode() + b"\0")
-        h.update(repr(tuple(int(d) for d in a.shape)).encode() + b"\0")
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def save_arrays(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> None:
@@ -81,6 +66,8 @@ def cached_arrays(
     consistently with its sidecar record): such weights are never used.
     """
     source = Path(source)
+    # pinned for cached_file too, so a cache edited together with its sidecar is refused and rebuilt
+    PINNED.setdefault(tag, {})[sha256_file(source)] = expected_digest
 
     def build(src: Path, out: Path) -> None:
         arrays = convert(src)

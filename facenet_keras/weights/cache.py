@@ -31,7 +31,7 @@ import numpy as np
 
 from facenet_keras.files import atomic_write, private_dir, sha256_file
 
-__all__ = ["cache_dir", "cache_path", "sha256_file", "cached_file", "CacheRecord", "PINNED", "array_digest",
+__all__ = ["cache_dir", "cache_path", "sha256_file", "cached_file", "CacheRecord", "PINNED", "array_digest", "arrays_digest",
            "WeightsIntegrityError", "erase_photo_entries"]
 
 # tag -> {sha256 of the source file: array_digest of the converted file}. Measured with this code on the
@@ -69,31 +69,30 @@ def cache_dir() -> Path:
     return private_dir(cache_path())
 
 
-def array_digest(path: str | os.PathLike[str]) -> str:
-    """sha256 of the arrays in a ``.weights.h5`` (HDF5) or ``.npz`` file: each array's name, dtype,
-    shape and bytes, in name order. Independent of the container's metadata (timestamps, layout)."""
-    path = Path(path)
+def arrays_digest(arrays) -> str:
+    """sha256 of named arrays: each array's name, dtype, shape and bytes, in name order. The one
+    digest of weights' contents, independent of the container's metadata (timestamps, layout)."""
     digest = hashlib.sha256()
-
-    def add(name: str, arr: np.ndarray) -> None:
-        arr = np.ascontiguousarray(arr)
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(np.asarray(arrays[name]))
         digest.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
         digest.update(arr.tobytes())
+    return digest.hexdigest()
 
+
+def array_digest(path: str | os.PathLike[str]) -> str:
+    """:func:`arrays_digest` of the arrays in a ``.weights.h5`` (HDF5) or ``.npz`` file."""
+    path = Path(path)
     if path.name.endswith(".npz"):
         with np.load(path, allow_pickle=False) as z:
-            for key in sorted(z.files):
-                add(key, z[key])
-    else:
-        import h5py
+            return arrays_digest({key: z[key] for key in z.files})
+    import h5py
 
-        arrays = {}
-        with h5py.File(path, "r") as f:
-            f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset)
-                         else None)
-        for key in sorted(arrays):
-            add(key, np.asarray(arrays[key]))
-    return digest.hexdigest()
+    arrays: dict = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset)
+                     else None)
+    return arrays_digest(arrays)
 
 
 def _arrays_match(path: Path, expected: str) -> bool:
