@@ -193,8 +193,8 @@ def test_stylize_runs_as_a_job(client, keys, shared_data):
     from PIL import Image
 
     assert png.headers["content-type"] == "image/png" and max(Image.open(io.BytesIO(png.content)).size) == 64
-    assert client.post("/v1/stylize", data={"style_name": "no_such_style", "size": "64"}, files={"content": ("c.png", content)},
-                       headers=auth(keys["write"])).status_code == 404
+    assert client.post("/v1/stylize", data={"style_name": "no_such_style", "size": "64"},
+                       files={"content": ("c.png", content)}, headers=auth(keys["write"])).status_code == 404
     assert client.get("/v1/jobs/" + "0" * 32, headers=auth(keys["read"])).status_code == 404
 
 
