@@ -68,7 +68,7 @@ def cmd_serve(args) -> int:
     try:
         import uvicorn
 
-        from facenet_keras.service.app import SETTINGS_ENV, Settings, create_app
+        from facenet_keras.service.app import SETTINGS_ENV, Settings, configure_logging, create_app
     except ImportError as exc:
         return _fail(f"the service needs its extra: pip install 'facenet-keras[service]' ({exc})")
     if args.workers < 1:
@@ -87,7 +87,7 @@ def cmd_serve(args) -> int:
                         styles=args.styles, style_model=args.style_model,
                         max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
                         request_timeout_s=args.timeout, cors_origins=list(args.cors_origin),
-                        batch_wait_ms=args.batch_wait_ms)
+                        batch_wait_ms=args.batch_wait_ms, log_level=args.log_level)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.tls_cert:
         print("note: serving plain http beyond this machine; browsers give the camera only to https pages "
               "(see docs/deploy.md for TLS)", file=sys.stderr)
@@ -96,6 +96,7 @@ def cmd_serve(args) -> int:
     common = dict(host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
                   log_level=args.log_level, access_log=False)  # our own access log names no person
     if args.workers == 1:
+        configure_logging(args.log_level)
         uvicorn.run(create_app(settings), **common)
     else:
         os.environ[SETTINGS_ENV] = settings.to_env()

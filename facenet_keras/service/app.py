@@ -33,7 +33,7 @@ from facenet_keras.service.errors import install as install_errors
 from facenet_keras.service.jobs import JobStore
 from facenet_keras.service.metrics import Metrics
 
-__all__ = ["Settings", "create_app", "create_app_from_env", "SETTINGS_ENV"]
+__all__ = ["Settings", "create_app", "create_app_from_env", "configure_logging", "SETTINGS_ENV"]
 
 log = logging.getLogger("facenet_keras.service")
 access_log = logging.getLogger("facenet_keras.service.access")
@@ -64,6 +64,7 @@ class Settings:
     detect_workers: int | None = None    # detections at once (default: the CPU count)
     max_stylize_size: int = 512
     max_stylize_steps: int = 1000
+    log_level: str = "info"
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -251,9 +252,21 @@ class Guard:
 
 
 # ---------------------------------------------------------------------------------------- the app
+def configure_logging(level: str = "info") -> None:
+    """The service's log (errors, the access log of route templates) on stderr, once per process."""
+    logger = logging.getLogger("facenet_keras.service")
+    logger.setLevel(level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
 def create_app_from_env() -> FastAPI:
     """The app from the settings in ``$FACENET_KERAS_SERVICE_SETTINGS`` (how uvicorn's workers get them)."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the endpoints, one after another)

@@ -65,3 +65,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def write_y4m(frames: list[np.ndarray], fps: int, path: Path) -> Path:
+    """RGB frames -> a YUV4MPEG2 (4:2:0) file, the format Chromium's fake camera plays (in a loop)."""
+    import av
+
+    h, w = frames[0].shape[:2]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
+            f.write(b"FRAME\n" + np.ascontiguousarray(yuv).tobytes())
+    return path

@@ -1,0 +1,43 @@
+"""``facenet-keras serve`` as a real server on a loopback port: concurrent clients share batches and
+get the same answers; the log names routes, not people."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from service_helpers import LIN_SECONDS, auth, clip_frames, png_bytes
+
+LIN = "Lin-Manuel Miranda"
+
+
+def test_served_over_http_to_concurrent_clients(live_server, shared_data):
+    base, keys, log_file = live_server
+    video = shared_data / "video"
+    frames, _ = clip_frames(video / "short_hamilton_clip.mp4", LIN_SECONDS[0] + 2.0, LIN_SECONDS[0] + 2.1)
+    frame = png_bytes(frames[0])
+    with httpx.Client(base_url=base, timeout=120) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        r = c.post("/v1/people", data={"name": LIN},
+                   files=[("photos", ("portrait.png", (video / "lin-manuel-miranda.png").read_bytes()))],
+                   headers=auth(keys["write"]))
+        if r.status_code == 409:  # the browser test enrolled him first
+            r = c.get(f"/v1/people/{LIN}", headers=auth(keys["read"]))
+        assert r.status_code in (200, 201), r.text
+
+        def one(_):
+            return c.post("/v1/recognize", files={"photo": ("f.png", frame)}, headers=auth(keys["read"]))
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(one, range(16)))
+        metrics = c.get("/metrics", headers=auth(keys["read"])).text
+    assert [a.status_code for a in answers] == [200] * 16
+    identities = {tuple(f["identity"] for f in a.json()["faces"]) for a in answers}
+    distances = [a.json()["faces"][0]["distance"] for a in answers]
+    assert identities == {(LIN,)} and max(distances) - min(distances) < 1e-4
+    batches = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+               if line.startswith("facenet_encoder_batch_size_")}
+    # 16 one-face requests (+ the enrolment and the warm-up) in fewer encoder batches than requests
+    assert batches["facenet_encoder_batch_size_count"] < 16 + 2
+    log = log_file.read_text()
+    assert "POST /v1/recognize 200" in log
+    assert "Miranda" not in log and keys["read"] not in log and keys["write"] not in log
