@@ -43,7 +43,7 @@ class ErrorBody(BaseModel):
 
 # What the OpenAPI document lists for every endpoint besides its success answer.
 ERROR_RESPONSES: dict[int | str, dict] = {
-    status: {"model": ErrorBody, "description": text}
+    status: {"model": ErrorBody, "description": text, "content": {"application/json": {}}}
     for status, text in [(400, "bad request"), (401, "missing or unknown API key"),
                          (403, "the key's scope does not allow this"), (404, "not found"),
                          (413, "upload too large"), (422, "invalid input (bad image, no face, bad field)"),
