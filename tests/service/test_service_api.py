@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
 
 import numpy as np
@@ -202,3 +203,45 @@ def test_the_page_is_served(client):
     r = client.get("/")
     assert r.status_code == 200 and "<video" in r.text and "default-src 'self'" in r.headers["content-security-policy"]
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_a_slow_request_times_out_as_a_json_503(settings, keys, photos, tmp_path):
+    """A request over the time limit is answered 503 'timeout' (the models are already built in this process)."""
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+    from service_helpers import wait_ready
+
+    from facenet_keras.service.app import create_app
+
+    quick = replace(settings, gallery=str(tmp_path / "g.sqlite"), request_timeout_s=0.001)
+    with TestClient(create_app(quick), raise_server_exceptions=False) as c:
+        wait_ready(c.get)
+        r = c.post("/v1/recognize", files={"photo": ("a.jpg", photos["alex_2"])}, headers=auth(keys["read"]))
+    assert r.status_code == 503 and r.json()["error"]["code"] == "timeout"
+
+
+def test_liveness_clips_are_decoded_within_limits(shared_data):
+    """What /v1/liveness reads from an uploaded video: frames, times from 0, and the limits."""
+    import av
+
+    from facenet_keras.service.app import decode_clip
+    from facenet_keras.service.errors import ServiceError
+
+    frames, _ = clip_frames(shared_data / "video" / "short_hamilton_clip.mp4", 5.0, 6.0, every=3, width=320)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for f in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        out.mux(stream.encode())
+    video, times = decode_clip(buf.getvalue(), max_frames=50, max_pixels=10**6)
+    assert video.shape == (len(frames), *frames[0].shape) and times[0] == 0 and np.all(np.diff(times) > 0)
+    assert abs(times[-1] - (len(frames) - 1) / 10) < 0.05
+    for data, kw, status in [(buf.getvalue(), {"max_frames": 3, "max_pixels": 10**6}, 413),
+                             (buf.getvalue(), {"max_frames": 50, "max_pixels": 1000}, 413),
+                             (b"not a video at all", {"max_frames": 50, "max_pixels": 10**6}, 422)]:
+        with pytest.raises(ServiceError) as err:
+            decode_clip(data, **kw)
+        assert err.value.status == status

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from service_helpers import LIN_SECONDS, auth, clip_frames, png_bytes
+from service_helpers import LIN_SECONDS, REPO, auth, clip_frames, png_bytes
 
 LIN = "Lin-Manuel Miranda"
 
@@ -41,3 +41,47 @@ def test_served_over_http_to_concurrent_clients(live_server, shared_data):
     log = log_file.read_text()
     assert "POST /v1/recognize 200" in log
     assert "Miranda" not in log and keys["read"] not in log and keys["write"] not in log
+
+
+def test_serve_speaks_tls_and_refuses_bad_options(tmp_path):
+    """--tls-cert/--tls-key serve https (a self-signed pair made here); option mistakes exit 2."""
+    import os
+    import shutil
+    import ssl
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+    from service_helpers import free_port
+
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout",
+                    str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem"), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    env = dict(os.environ, PYTHONPATH=str(REPO), XDG_DATA_HOME=str(tmp_path / "data"))
+    cli = [sys.executable, "-m", "facenet_keras.cli", "serve", "--gallery", str(tmp_path / "g.sqlite")]
+    bad = subprocess.run(cli + ["--workers", "2"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "one worker" in bad.stderr
+    bad = subprocess.run(cli + ["--tls-cert", str(tmp_path / "cert.pem")], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "go together" in bad.stderr
+    trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    port = free_port()
+    proc = subprocess.Popen(cli + ["--port", str(port), "--tls-cert", str(tmp_path / "cert.pem"),
+                                   "--tls-key", str(tmp_path / "key.pem")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0, answer = time.monotonic(), None
+        while answer is None and time.monotonic() - t0 < 120:
+            try:  # the self-signed certificate is the one trusted authority here
+                answer = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=trust)
+            except httpx.ConnectError:
+                time.sleep(0.3)
+        assert answer is not None and answer.json() == {"status": "ok"}
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)  # plain http is not spoken
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
