@@ -24,7 +24,6 @@ from fastapi import Depends, FastAPI, File, Form, Request, Security, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
 
 from facenet_keras.service.auth import ApiKey, KeyStore, TokenError, allows, load_secret, read_token, sign_token
 from facenet_keras.service.engine import Engine
@@ -32,6 +31,22 @@ from facenet_keras.service.errors import ERROR_RESPONSES, ServiceError, error_re
 from facenet_keras.service.errors import install as install_errors
 from facenet_keras.service.jobs import JobStore
 from facenet_keras.service.metrics import Metrics
+from facenet_keras.service.schemas import (
+    ChallengeOut,
+    CompareOut,
+    DetectOut,
+    EnrolledOut,
+    JobOut,
+    LivenessOut,
+    PeopleOut,
+    PersonOut,
+    PersonPhotosOut,
+    RecognizeOut,
+    RemovedOut,
+    RenameIn,
+    StylesOut,
+    VerifyOut,
+)
 
 __all__ = ["Settings", "create_app", "create_app_from_env", "configure_logging", "SETTINGS_ENV"]
 
@@ -72,115 +87,6 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(**json.loads(os.environ.get(SETTINGS_ENV, "{}")))
-
-
-# ---------------------------------------------------------------------------------------- responses
-class FaceOut(BaseModel):
-    box: list[float] = Field(description="x, y, w, h in pixels of the photo")
-    confidence: float
-    landmarks: dict[str, list[float]] = Field(description="five (x, y) points by name")
-
-
-class DetectOut(BaseModel):
-    width: int
-    height: int
-    faces: list[FaceOut]
-
-
-class RecognitionOut(FaceOut):
-    identity: str | None = Field(description="who this is, or null when nobody enrolled is near enough")
-    distance: float | None
-    nearest: str | None
-    runner_up: str | None
-    runner_up_distance: float | None
-    threshold: float
-
-
-class RecognizeOut(BaseModel):
-    width: int
-    height: int
-    faces: list[RecognitionOut]
-
-
-class VerifyOut(BaseModel):
-    match: bool
-    identity: str
-    distance: float
-    threshold: float
-    faces_found: int
-    face: FaceOut
-
-
-class CompareOut(BaseModel):
-    match: bool
-    distance: float
-    threshold: float
-    faces: list[FaceOut] = Field(description="the main face of each photo")
-    faces_found: list[int]
-
-
-class PersonOut(BaseModel):
-    name: str
-    photos: int
-
-
-class PeopleOut(BaseModel):
-    people: list[PersonOut]
-    threshold: float | None
-    model: str | None
-
-
-class PhotoOut(BaseModel):
-    id: int
-    source: str | None
-    box: list[float] | None
-
-
-class PersonPhotosOut(BaseModel):
-    name: str
-    photos: list[PhotoOut]
-
-
-class EnrolledOut(BaseModel):
-    name: str
-    photo_ids: list[int]
-    photos: int
-
-
-class RenameIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200, description="the new name")
-
-
-class RemovedOut(BaseModel):
-    removed: str
-    photos: int
-
-
-class LivenessOut(BaseModel):
-    live: bool
-    score: float
-    reasons: list[str]
-    cues: dict = Field(default_factory=dict)
-
-
-class ChallengeOut(BaseModel):
-    token: str
-    challenge: dict
-    expires_in: float
-
-
-class JobOut(BaseModel):
-    id: str
-    kind: str
-    status: str = Field(description="queued, running, done or failed")
-    progress: float
-    message: str
-    result: str | None = None
-
-
-class StylesOut(BaseModel):
-    styles: list[str]
-    methods: list[str]
 
 
 # ---------------------------------------------------------------------------------------- middleware
