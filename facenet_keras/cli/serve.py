@@ -83,6 +83,9 @@ def cmd_serve(args) -> int:
     for path in filter(None, (args.tls_cert, args.tls_key, args.styles, args.style_model)):
         if not os.path.exists(path):
             return _fail(f"{path}: no such file or folder")
+    from facenet_keras.identity.gallery import FaceGallery
+
+    FaceGallery(gallery).close()  # a bad path or URL fails here, in one line, not in every worker
     settings = Settings(gallery=None if gallery is None else str(gallery), keys=args.keys,
                         styles=args.styles, style_model=args.style_model,
                         max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,

@@ -73,6 +73,8 @@ def test_serve_speaks_tls_and_refuses_bad_options(tmp_path):
     assert bad.returncode == 2 and "one worker" in bad.stderr
     bad = subprocess.run(cli + ["--tls-cert", str(tmp_path / "cert.pem")], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "go together" in bad.stderr
+    bad = subprocess.run(cli[:-2] + ["--gallery", "nosuch://db/x"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown gallery URL scheme" in bad.stderr
     trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
     port = free_port()
     proc = subprocess.Popen(cli + ["--port", str(port), "--tls-cert", str(tmp_path / "cert.pem"),
