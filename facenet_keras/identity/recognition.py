@@ -322,12 +322,19 @@ def verify(image, identity: str, gallery: FaceGallery, threshold: float | None =
     face = primary_face(faces[0], loaded[0].shape)
     if face is None:
         raise NoFaceError(f"no face found in {describe_source(image)}")
+    return verify_face(face, identity, enrolled, tau, faces_found=len(faces[0]), classifier=classifier)
+
+
+def verify_face(face: Face, identity: str, enrolled: np.ndarray, threshold: float, *, faces_found: int = 1,
+                classifier=None) -> Verification:
+    """The 1:1 decision for an encoded ``face`` against the identity's ``enrolled`` embeddings (M, D):
+    match when the nearest is within ``threshold`` (or by the ``classifier``, see :func:`verify`)."""
     distance = float(pairwise_distances(face.embedding[None], enrolled).min())
     if classifier is None:
-        return Verification(distance <= tau, distance, tau, identity, face, len(faces[0]))
+        return Verification(distance <= threshold, distance, threshold, identity, face, faces_found)
     probe = np.repeat(face.embedding[None], len(enrolled), axis=0)
     p = float(np.max(classifier.predict_proba(probe, enrolled)))
-    return Verification(p >= classifier.threshold, distance, tau, identity, face, len(faces[0]), p)
+    return Verification(p >= classifier.threshold, distance, threshold, identity, face, faces_found, p)
 
 
 def _threshold_or_nan(gallery, model) -> float:
@@ -351,13 +358,15 @@ def recognize_batch(images, gallery: FaceGallery, threshold: float | None = None
     check_gallery_space(gallery, model)
     tau = resolve_threshold(threshold, gallery, model)
     per_image = encode_batch(images, model=model, detector=detector, progress=progress)
-    out = []
-    for faces in per_image:
-        faces = sorted(faces, key=lambda f: -f.area)
-        matches = gallery.search(np.stack([f.embedding for f in faces])) if faces else []
-        out.append([Recognition(f, m.identity if m.distance <= tau else None, m.distance, m.identity,
-                                m.runner_up, m.runner_up_distance, tau) for f, m in zip(faces, matches)])
-    return out
+    return [recognize_faces(faces, gallery, tau) for faces in per_image]
+
+
+def recognize_faces(faces, gallery: FaceGallery, threshold: float) -> list[Recognition]:
+    """The 1:K decision for one photo's encoded ``faces``: one :class:`Recognition` each, largest first."""
+    faces = sorted(faces, key=lambda f: -f.area)
+    matches = gallery.search(np.stack([f.embedding for f in faces])) if faces else []
+    return [Recognition(f, m.identity if m.distance <= threshold else None, m.distance, m.identity,
+                        m.runner_up, m.runner_up_distance, threshold) for f, m in zip(faces, matches)]
 
 
 # ---------------------------------------------------------------------------- migration

@@ -1,0 +1,142 @@
+"""The service's inference and storage, shared by every request of one worker process.
+
+- Photos are decoded with :func:`facenet_keras.images.load_image` under the service's pixel limit.
+- Detection and chip alignment run in the request's own thread, at most ``detect_workers`` at a
+  time (the cores), so several photos are detected in parallel.
+- Chips go through one :class:`~facenet_keras.service.batching.BatchQueue` in front of
+  :func:`facenet_keras.faces.pipeline.embed_chips` (mirrored chip averaged in, as everywhere else),
+  so concurrent requests share encoder batches.
+- The gallery is opened and used from one thread (SQLite connections belong to the thread that made
+  them), through :class:`GalleryThread`; its calls are short (a matrix product, a transaction).
+The decisions themselves (thresholds, nearest identity) are :mod:`facenet_keras.identity.recognition`'s.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from facenet_keras.faces.face import Face
+from facenet_keras.images import load_image
+from facenet_keras.service.batching import BatchQueue
+
+log = logging.getLogger("facenet_keras.service")
+
+__all__ = ["Engine", "GalleryThread"]
+
+
+class GalleryThread:
+    """A gallery opened in, and only ever used from, one dedicated thread.
+
+    Attribute reads and method calls are forwarded to that thread and waited for, so the object can
+    be passed wherever a :class:`~facenet_keras.identity.gallery.FaceGallery` is expected.
+    """
+
+    def __init__(self, url, backend: str = "exact"):
+        from facenet_keras.identity.gallery import FaceGallery
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="gallery")
+        self._gallery = self._pool.submit(FaceGallery, url, backend=backend).result()
+
+    def call(self, fn, *args, **kwargs):
+        """``fn(gallery, *args, **kwargs)`` in the gallery's thread."""
+        return self._pool.submit(fn, self._gallery, *args, **kwargs).result()
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = self._pool.submit(getattr, self._gallery, name).result()
+        if callable(value):
+            return lambda *a, **k: self._pool.submit(value, *a, **k).result()
+        return value
+
+    def __len__(self) -> int:
+        return self.call(len)
+
+    def __contains__(self, name: str) -> bool:
+        return self.call(lambda g: name in g)
+
+    def close(self) -> None:
+        try:
+            self.call(lambda g: g.close())
+        finally:
+            self._pool.shutdown(wait=False)
+
+
+class Engine:
+    """Detector, encoder, batch queue and gallery of one worker; :meth:`load` warms them up."""
+
+    def __init__(self, gallery_url=None, *, max_pixels: int = 25_000_000, max_batch: int = 32,
+                 batch_wait_s: float = 0.005, detect_workers: int | None = None, on_batch=None):
+        self.gallery = GalleryThread(gallery_url)
+        self.max_pixels = int(max_pixels)
+        self.max_batch, self.batch_wait_s, self.on_batch = int(max_batch), float(batch_wait_s), on_batch
+        self._detect_slots = threading.BoundedSemaphore(max(1, detect_workers or os.cpu_count() or 1))
+        self.ready = threading.Event()
+        self.failure: str | None = None
+        self.batcher: BatchQueue | None = None
+        self.model = self.detector = None
+        self.chip_size = 150
+
+    # ------------------------------------------------------------------ start-up
+    def load(self) -> None:
+        """Build the encoder and detector and run each once (so the first request is not slow)."""
+        try:
+            from facenet_keras.faces.detection import shared_detector
+            from facenet_keras.faces.pipeline import chip_size, embed_chips, resolve_model
+
+            self.model = resolve_model(None)
+            self.detector = shared_detector()
+            self.chip_size = chip_size(self.model)
+            model = self.model
+
+            def encode(chips: np.ndarray) -> np.ndarray:
+                return embed_chips(chips, model=model, flip=True, batch_size=self.max_batch)
+
+            self.batcher = BatchQueue(encode, max_batch=self.max_batch, max_wait_s=self.batch_wait_s,
+                                      on_batch=self.on_batch)
+            rng = np.random.default_rng(0)
+            self.detector.detect(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
+            encode(np.zeros((1, self.chip_size, self.chip_size, 3), np.uint8))
+            self.ready.set()
+        except Exception as exc:  # reported by /readyz; the process stays up to say so
+            self.failure = f"{type(exc).__name__}: {exc}"
+            log.error("the models failed to load: %s", self.failure)
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+        self.gallery.close()
+
+    # ------------------------------------------------------------------ inference
+    def load_image(self, data: bytes, name: str) -> np.ndarray:
+        """Decoded upload, refused (ImageError) beyond the pixel limit before any pixel is decoded."""
+        return load_image(data, name=name, max_pixels=self.max_pixels)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        with self._detect_slots:
+            return self.detector.detect(image)
+
+    def encode(self, images: list[np.ndarray]) -> list[list[Face]]:
+        """Every face of every photo with its embedding; all their chips in one shared batch."""
+        from facenet_keras.faces.pipeline import face_chips
+
+        with self.batcher.expect() as submit:
+            detections, chips = [], []
+            for image in images:
+                with self._detect_slots:
+                    dets = self.detector.detect(image)
+                    if dets:
+                        chips.append(face_chips(image, dets, self.chip_size))
+                detections.append(dets)
+            if not chips:
+                return [[] for _ in images]
+            embeddings = submit(np.concatenate(chips))
+        out, i = [], 0
+        for dets in detections:
+            out.append([d.with_embedding(embeddings[i + j]) for j, d in enumerate(dets)])
+            i += len(dets)
+        return out

@@ -1,0 +1,122 @@
+"""Every error the service answers is JSON ``{"error": {"code": ..., "message": ...}}``, never a
+stack trace: 4xx when the client's request is at fault, 5xx only for ours.
+
+:class:`ServiceError` is raised by the endpoints; :func:`install` maps it, FastAPI's validation
+errors, and the library's own exceptions (bad image -> 422, no face -> 422, unknown person -> 404)
+to that shape. Anything else is a 500 whose body says only that it was logged, with an id; the log
+line carries the exception type and traceback but no request data (no photos, names or keys).
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("facenet_keras.service")
+
+__all__ = ["ServiceError", "ErrorBody", "error_response", "install", "ERROR_RESPONSES"]
+
+
+class ServiceError(Exception):
+    """An answer other than success: HTTP ``status``, a stable machine ``code`` and a one-line ``message``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+# What the OpenAPI document lists for every endpoint besides its success answer.
+ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"model": ErrorBody, "description": text, "content": {"application/json": {}}}
+    for status, text in [(400, "bad request"), (401, "missing or unknown API key"),
+                         (403, "the key's scope does not allow this"), (404, "not found"),
+                         (413, "upload too large"), (422, "invalid input (bad image, no face, bad field)"),
+                         (500, "internal error"), (501, "not available in this installation"),
+                         (503, "not ready, or timed out")]
+}
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 406: "not_acceptable", 413: "too_large", 415: "unsupported_media_type",
+                 422: "invalid_request", 429: "too_many_requests"}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
+
+
+def classify(exc: BaseException) -> tuple[int, str, str] | None:
+    """The client's faults among the library's exceptions: (status, code, message), or None (ours)."""
+    from facenet_keras.faces.detection import NoFaceError
+    from facenet_keras.images import ImageError
+
+    if isinstance(exc, ServiceError):
+        return exc.status, exc.code, exc.message
+    if isinstance(exc, NoFaceError):
+        return 422, "no_face", _first_line(exc)
+    if isinstance(exc, ImageError):
+        return 422, "bad_image", _first_line(exc)
+    if isinstance(exc, KeyError):  # the gallery's "unknown person", which names who is enrolled
+        return 404, "not_found", _first_line(exc)
+    if isinstance(exc, ValueError):  # names, thresholds, ... validated by the library
+        return 422, "invalid_request", _first_line(exc)
+    return None
+
+
+def internal_error(exc: BaseException) -> JSONResponse:
+    """A 500 for our own fault: logged with an id (type and traceback only), answered with that id."""
+    ref = secrets.token_hex(4)
+    log.error("internal error %s: %s", ref, type(exc).__name__, exc_info=exc)
+    return error_response(500, "internal_error", f"internal error (logged as {ref})")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every exception into the JSON error shape."""
+
+    @app.exception_handler(ServiceError)
+    async def _service(request: Request, exc: ServiceError):
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        parts = []
+        for err in exc.errors()[:3]:
+            where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body",))
+            parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+        return error_response(422, "invalid_request", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = _STATUS_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal_error")
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    async def _library(request: Request, exc: Exception):
+        known = classify(exc)
+        if known is not None:
+            return error_response(*known)
+        return internal_error(exc)
+
+    # ValueError covers ImageError and NoFaceError; handled here, they never reach the server's
+    # last-resort handler. Anything else is ours: a 500 with a log id.
+    for kind in (ValueError, KeyError, Exception):
+        app.add_exception_handler(kind, _library)

@@ -1,0 +1,118 @@
+"""The JSON shapes the API answers with (and documents in its OpenAPI schema); errors are in :mod:`.errors`."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "FaceOut", "DetectOut", "RecognitionOut", "RecognizeOut", "VerifyOut", "CompareOut", "PersonOut",
+    "PeopleOut", "PhotoOut", "PersonPhotosOut", "EnrolledOut", "RenameIn", "RemovedOut", "LivenessOut",
+    "ChallengeOut", "JobOut", "StylesOut",
+]
+
+
+class FaceOut(BaseModel):
+    box: list[float] = Field(description="x, y, w, h in pixels of the photo")
+    confidence: float
+    landmarks: dict[str, list[float]] = Field(description="five (x, y) points by name")
+
+
+class DetectOut(BaseModel):
+    width: int
+    height: int
+    faces: list[FaceOut]
+
+
+class RecognitionOut(FaceOut):
+    identity: str | None = Field(description="who this is, or null when nobody enrolled is near enough")
+    distance: float | None
+    nearest: str | None
+    runner_up: str | None
+    runner_up_distance: float | None
+    threshold: float
+
+
+class RecognizeOut(BaseModel):
+    width: int
+    height: int
+    faces: list[RecognitionOut]
+
+
+class VerifyOut(BaseModel):
+    match: bool
+    identity: str
+    distance: float
+    threshold: float
+    faces_found: int
+    face: FaceOut
+
+
+class CompareOut(BaseModel):
+    match: bool
+    distance: float
+    threshold: float
+    faces: list[FaceOut] = Field(description="the main face of each photo")
+    faces_found: list[int]
+
+
+class PersonOut(BaseModel):
+    name: str
+    photos: int
+
+
+class PeopleOut(BaseModel):
+    people: list[PersonOut]
+    threshold: float | None
+    model: str | None
+
+
+class PhotoOut(BaseModel):
+    id: int
+    source: str | None
+    box: list[float] | None
+
+
+class PersonPhotosOut(BaseModel):
+    name: str
+    photos: list[PhotoOut]
+
+
+class EnrolledOut(BaseModel):
+    name: str
+    photo_ids: list[int]
+    photos: int
+
+
+class RenameIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, description="the new name")
+
+
+class RemovedOut(BaseModel):
+    removed: str
+    photos: int
+
+
+class LivenessOut(BaseModel):
+    live: bool
+    score: float
+    reasons: list[str]
+    cues: dict = Field(default_factory=dict)
+
+
+class ChallengeOut(BaseModel):
+    token: str
+    challenge: dict
+    expires_in: float
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    status: str = Field(description="queued, running, done or failed")
+    progress: float
+    message: str
+    result: str | None = None
+
+
+class StylesOut(BaseModel):
+    styles: list[str]
+    methods: list[str]

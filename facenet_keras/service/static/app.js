@@ -1,0 +1,264 @@
+// The facenet-keras web page: plain JS, no build step. The API key lives in sessionStorage only.
+"use strict";
+const $ = (sel) => document.querySelector(sel);
+const KEY = "facenet-keras-key";
+const state = { stream: null, live: false, busy: false };
+
+function key() { return sessionStorage.getItem(KEY) || ""; }
+
+async function api(method, path, body) {
+  const headers = { Authorization: "Bearer " + key() };
+  if (body && !(body instanceof FormData)) { headers["Content-Type"] = "application/json"; body = JSON.stringify(body); }
+  const res = await fetch(path, { method, headers, body });
+  const type = res.headers.get("content-type") || "";
+  const data = type.includes("json") ? await res.json() : await res.blob();
+  if (!res.ok) {
+    const err = new Error(data && data.error ? data.error.message : res.status + " " + res.statusText);
+    err.status = res.status; err.code = data && data.error ? data.error.code : "";
+    throw err;
+  }
+  return data;
+}
+
+function say(el, text, ok) { el.textContent = text; el.className = "result " + (ok ? "ok" : "error"); }
+
+// ---------------------------------------------------------------- key and tabs
+function showKeyState() { $("#key-state").textContent = key() ? "key set for this tab" : "no key yet"; }
+$("#key-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  sessionStorage.setItem(KEY, $("#api-key").value.trim());
+  $("#api-key").value = "";
+  showKeyState();
+  refreshGallery();
+});
+
+document.querySelectorAll("#tabs button").forEach((b) => b.addEventListener("click", () => {
+  document.querySelectorAll("#tabs button").forEach((x) => x.classList.toggle("active", x === b));
+  document.querySelectorAll(".tab").forEach((t) => { t.hidden = t.id !== "tab-" + b.dataset.tab; });
+  if (b.dataset.tab === "gallery" || b.dataset.tab === "verify") refreshGallery();
+  if (b.dataset.tab === "style") loadStyles();
+}));
+
+// ---------------------------------------------------------------- camera
+async function startCamera() {
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (e) {
+    $("#camera-state").textContent = "no camera: " + e.message + " (the camera needs https or localhost)";
+    return;
+  }
+  $("#video").srcObject = state.stream;
+  await $("#video").play();
+  $("#camera-start").disabled = true; $("#camera-stop").disabled = false;
+  $("#camera-state").textContent = "camera on";
+  state.live = true;
+  liveLoop();
+}
+
+function stopCamera() {
+  state.live = false;
+  if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
+  state.stream = null; $("#video").srcObject = null; $("#overlay").innerHTML = "";
+  $("#camera-start").disabled = false; $("#camera-stop").disabled = true;
+  $("#camera-state").textContent = "camera off";
+}
+$("#camera-start").addEventListener("click", startCamera);
+$("#camera-stop").addEventListener("click", stopCamera);
+
+// One frame of the video as a JPEG blob, its longer side at most `side` px; scale = frame px per blob px.
+function grab(side = 640) {
+  const v = $("#video");
+  if (!v.videoWidth) return Promise.resolve(null);
+  const s = Math.min(1, side / Math.max(v.videoWidth, v.videoHeight));
+  const c = document.createElement("canvas");
+  c.width = Math.round(v.videoWidth * s); c.height = Math.round(v.videoHeight * s);
+  c.getContext("2d").drawImage(v, 0, 0, c.width, c.height);
+  return new Promise((ok) => c.toBlob((b) => ok({ blob: b, scale: 1 / s }), "image/jpeg", 0.85));
+}
+
+function drawFaces(faces, scale) {
+  const v = $("#video"), wrap = $("#video-wrap"), overlay = $("#overlay");
+  const k = Math.min(wrap.clientWidth / v.videoWidth, wrap.clientHeight / v.videoHeight);
+  const dx = (wrap.clientWidth - v.videoWidth * k) / 2, dy = (wrap.clientHeight - v.videoHeight * k) / 2;
+  overlay.innerHTML = "";
+  const names = [];
+  for (const f of faces) {
+    const [x, y, w, h] = f.box.map((n) => n * scale * k);
+    const box = document.createElement("div");
+    box.className = "face-box" + (f.identity ? "" : " unknown");
+    Object.assign(box.style, { left: dx + x + "px", top: dy + y + "px", width: w + "px", height: h + "px" });
+    const label = document.createElement("span");
+    label.className = "face-label";
+    label.textContent = f.identity || "not recognised";
+    box.appendChild(label);
+    overlay.appendChild(box);
+    names.push(label.textContent);
+  }
+  $("#live-names").innerHTML = names.map((n) => "<li></li>").join("");
+  document.querySelectorAll("#live-names li").forEach((li, i) => { li.textContent = names[i]; });
+}
+
+async function liveLoop() {
+  while (state.live) {
+    if ($("#live-recognize").checked && key() && !state.busy) {
+      const shot = await grab();
+      if (shot) {
+        const form = new FormData();
+        form.append("photo", shot.blob, "frame.jpg");
+        try {
+          const out = await api("POST", "/v1/recognize", form);
+          if (state.live) drawFaces(out.faces, shot.scale);
+          $("#camera-state").textContent = "camera on";
+        } catch (e) {
+          $("#camera-state").textContent = e.message;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+// ---------------------------------------------------------------- enrol
+async function enrol(name, files) {
+  const form = new FormData();
+  form.append("name", name);
+  files.forEach(([blob, fname]) => form.append("photos", blob, fname));
+  try {
+    return await api("POST", "/v1/people", form);
+  } catch (e) {
+    if (e.status !== 409) throw e;
+    const more = new FormData();
+    files.forEach(([blob, fname]) => more.append("photos", blob, fname));
+    return api("POST", "/v1/people/" + encodeURIComponent(name) + "/photos", more);
+  }
+}
+
+$("#enrol-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const files = Array.from($("#enrol-files").files).map((f) => [f, f.name]);
+  if (!files.length) return say($("#enrol-result"), "choose one or more photos", false);
+  say($("#enrol-result"), "enrolling...", true);
+  try {
+    const out = await enrol($("#enrol-name").value.trim(), files);
+    say($("#enrol-result"), `enrolled ${out.name} (${out.photos} photo(s))`, true);
+    refreshGallery();
+  } catch (e) { say($("#enrol-result"), e.message, false); }
+});
+
+$("#enrol-snapshot").addEventListener("click", async () => {
+  const shot = await grab(1280);
+  if (!shot) return say($("#enrol-result"), "start the camera first", false);
+  try {
+    const out = await enrol($("#enrol-name").value.trim(), [[shot.blob, "camera.jpg"]]);
+    say($("#enrol-result"), `enrolled ${out.name} from the camera (${out.photos} photo(s))`, true);
+    refreshGallery();
+  } catch (e) { say($("#enrol-result"), e.message, false); }
+});
+
+// ---------------------------------------------------------------- verify with a liveness challenge
+const PROMPTS = { turn_left: "Turn your head left", turn_right: "Turn your head right", blink: "Blink" };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+$("#verify-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const out = $("#verify-result"), name = $("#verify-name").value;
+  if (!state.stream) return say(out, "start the camera first", false);
+  if (!name) return say(out, "nobody is enrolled yet", false);
+  let ch;
+  try { ch = await api("GET", "/v1/liveness/challenge"); } catch (e) { return say(out, e.message, false); }
+  const prompts = ch.challenge.prompts, fps = 10;
+  const end = Math.max(...prompts.map((p) => p.end)) + 0.3;
+  const frames = [], t0 = performance.now(), prompt = $("#prompt");
+  prompt.hidden = false;
+  while ((performance.now() - t0) / 1000 < end) {
+    const t = (performance.now() - t0) / 1000;
+    const now = prompts.find((p) => t >= p.start && t < p.end);
+    prompt.textContent = now ? PROMPTS[now.action] || now.action : "Look at the camera";
+    const shot = await grab(480);
+    if (shot) frames.push(shot.blob);
+    await sleep(Math.max(0, frames.length * 1000 / fps - (performance.now() - t0)));
+  }
+  prompt.hidden = true;
+  say(out, "checking...", true);
+  try {
+    const form = new FormData();
+    form.append("token", ch.token); form.append("fps", String(fps));
+    frames.forEach((b, i) => form.append("frames", b, `frame-${i}.jpg`));
+    const live = await api("POST", "/v1/liveness/challenge", form);
+    if (!live.live) return say(out, "liveness check failed: " + live.reasons.join("; "), false);
+    const vf = new FormData();
+    vf.append("photo", frames[Math.floor(frames.length / 2)], "frame.jpg"); vf.append("identity", name);
+    const v = await api("POST", "/v1/verify", vf);
+    say(out, v.match ? `Welcome, ${name} (distance ${v.distance.toFixed(3)})` :
+      `Not ${name} (distance ${v.distance.toFixed(3)} > ${v.threshold})`, v.match);
+  } catch (e) { say(out, e.message, false); }
+});
+
+// ---------------------------------------------------------------- gallery
+async function refreshGallery() {
+  if (!key()) return;
+  let data;
+  try { data = await api("GET", "/v1/people"); } catch (e) { $("#key-state").textContent = e.message; return; }
+  const body = $("#gallery-table tbody");
+  body.innerHTML = "";
+  const select = $("#verify-name");
+  select.innerHTML = "";
+  for (const p of data.people) {
+    const tr = document.createElement("tr");
+    tr.innerHTML = "<td></td><td></td><td><button data-act='rename'>Rename</button> <button data-act='delete'>Delete</button></td>";
+    tr.children[0].textContent = p.name; tr.children[1].textContent = p.photos;
+    tr.querySelector("[data-act=rename]").addEventListener("click", async () => {
+      const to = prompt("New name for " + p.name, p.name);
+      if (to && to !== p.name) { try { await api("PATCH", "/v1/people/" + encodeURIComponent(p.name), { name: to }); } catch (e) { alert(e.message); } refreshGallery(); }
+    });
+    tr.querySelector("[data-act=delete]").addEventListener("click", async () => {
+      if (confirm("Remove " + p.name + " and all their photos?")) { try { await api("DELETE", "/v1/people/" + encodeURIComponent(p.name)); } catch (e) { alert(e.message); } refreshGallery(); }
+    });
+    body.appendChild(tr);
+    const opt = document.createElement("option"); opt.value = opt.textContent = p.name; select.appendChild(opt);
+  }
+}
+$("#gallery-refresh").addEventListener("click", refreshGallery);
+
+// ---------------------------------------------------------------- style transfer
+async function loadStyles() {
+  if (!key()) return;
+  try {
+    const s = await api("GET", "/v1/styles");
+    const sel = $("#style-name");
+    sel.innerHTML = "<option value=''>(upload one)</option>";
+    s.styles.forEach((n) => { const o = document.createElement("option"); o.value = o.textContent = n; sel.appendChild(o); });
+    if (s.methods.includes("fast") && !$("#style-method option[value=fast]")) {
+      const o = document.createElement("option"); o.value = "fast"; o.textContent = "fast (one pass)"; $("#style-method").appendChild(o);
+    }
+  } catch (e) { say($("#style-result"), e.message, false); }
+}
+
+$("#style-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const out = $("#style-result"), bar = $("#style-progress"), form = new FormData();
+  form.append("content", $("#style-content").files[0]);
+  if ($("#style-name").value) form.append("style_name", $("#style-name").value);
+  else if ($("#style-file").files[0]) form.append("style", $("#style-file").files[0]);
+  else return say(out, "upload a style image or pick a built-in one", false);
+  form.append("method", $("#style-method").value);
+  form.append("size", $("#style-size").value); form.append("steps", $("#style-steps").value);
+  try {
+    let job = await api("POST", "/v1/stylize", form);
+    bar.hidden = false;
+    while (job.status === "queued" || job.status === "running") {
+      bar.value = job.progress; say(out, `${job.status}: ${Math.round(job.progress * 100)}%`, true);
+      await sleep(1000);
+      job = await api("GET", "/v1/jobs/" + job.id);
+    }
+    bar.hidden = true;
+    if (job.status !== "done") return say(out, "failed: " + job.message, false);
+    const png = await api("GET", job.result);
+    $("#style-image").src = URL.createObjectURL(png); $("#style-image").hidden = false;
+    say(out, "done", true);
+  } catch (e) { bar.hidden = true; say(out, e.message, false); }
+});
+
+showKeyState();
+refreshGallery();

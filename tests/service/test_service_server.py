@@ -1,0 +1,95 @@
+"""``facenet-keras serve`` as a real server on a loopback port: concurrent clients share batches and
+get the same answers; the log names routes, not people."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from service_helpers import LIN_SECONDS, REPO, auth, clip_frames, png_bytes
+
+LIN = "Lin-Manuel Miranda"
+
+
+def test_served_over_http_to_concurrent_clients(live_server, shared_data):
+    base, keys, log_file = live_server
+    video = shared_data / "video"
+    frames, _ = clip_frames(video / "short_hamilton_clip.mp4", LIN_SECONDS[0] + 2.0, LIN_SECONDS[0] + 2.1)
+    frame = png_bytes(frames[0])
+    with httpx.Client(base_url=base, timeout=120) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        r = c.post("/v1/people", data={"name": LIN},
+                   files=[("photos", ("portrait.png", (video / "lin-manuel-miranda.png").read_bytes()))],
+                   headers=auth(keys["write"]))
+        if r.status_code == 409:  # the browser test enrolled him first
+            r = c.get(f"/v1/people/{LIN}", headers=auth(keys["read"]))
+        assert r.status_code in (200, 201), r.text
+
+        def one(_):
+            return c.post("/v1/recognize", files={"photo": ("f.png", frame)}, headers=auth(keys["read"]))
+
+        def batches() -> dict[str, float]:
+            text = c.get("/metrics", headers=auth(keys["read"])).text
+            return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                    if line.startswith("facenet_encoder_batch_size_")}
+
+        before = batches()
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(one, range(16)))
+        after = batches()
+    assert [a.status_code for a in answers] == [200] * 16
+    identities = {tuple(f["identity"] for f in a.json()["faces"]) for a in answers}
+    distances = [a.json()["faces"][0]["distance"] for a in answers]
+    assert identities == {(LIN,)} and max(distances) - min(distances) < 1e-4
+    # each request's one face went through the shared encoder queue exactly once, in at most 16 batches
+    # (how many were shared depends on the timing: benchmarks/service_load.py reports the mean)
+    assert after["facenet_encoder_batch_size_sum"] - before["facenet_encoder_batch_size_sum"] == 16
+    assert after["facenet_encoder_batch_size_count"] - before["facenet_encoder_batch_size_count"] <= 16
+    log = log_file.read_text()
+    assert "POST /v1/recognize 200" in log
+    assert "Miranda" not in log and keys["read"] not in log and keys["write"] not in log
+
+
+def test_serve_speaks_tls_and_refuses_bad_options(tmp_path):
+    """--tls-cert/--tls-key serve https (a self-signed pair made here); option mistakes exit 2."""
+    import os
+    import shutil
+    import ssl
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+    from service_helpers import free_port
+
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout",
+                    str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem"), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    env = dict(os.environ, PYTHONPATH=str(REPO), XDG_DATA_HOME=str(tmp_path / "data"))
+    cli = [sys.executable, "-m", "facenet_keras.cli", "serve", "--gallery", str(tmp_path / "g.sqlite")]
+    bad = subprocess.run(cli + ["--workers", "2"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "one worker" in bad.stderr
+    bad = subprocess.run(cli + ["--tls-cert", str(tmp_path / "cert.pem")], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "go together" in bad.stderr
+    bad = subprocess.run(cli[:-2] + ["--gallery", "nosuch://db/x"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown gallery URL scheme" in bad.stderr
+    trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    port = free_port()
+    proc = subprocess.Popen(cli + ["--port", str(port), "--tls-cert", str(tmp_path / "cert.pem"),
+                                   "--tls-key", str(tmp_path / "key.pem")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0, answer = time.monotonic(), None
+        while answer is None and time.monotonic() - t0 < 120:
+            try:  # the self-signed certificate is the one trusted authority here
+                answer = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=trust)
+            except httpx.ConnectError:
+                time.sleep(0.3)
+        assert answer is not None and answer.json() == {"status": "ok"}
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)  # plain http is not spoken
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
