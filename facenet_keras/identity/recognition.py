@@ -26,6 +26,7 @@ from facenet_keras.faces.pipeline import (describe_source, embedding_space_id, e
 from facenet_keras.files import sha256_file
 from facenet_keras.identity.gallery import FaceGallery
 from facenet_keras.identity.search import pairwise_distances
+from facenet_keras.identity.sqlite_store import SQLiteStore
 from facenet_keras.identity.store import GalleryError, check_space, check_threshold, display_name, normalize_name
 from facenet_keras.models.metadata import PRETRAINED_THRESHOLD
 
@@ -186,7 +187,7 @@ def photo_digest(src) -> str | None:
 def choose_face(faces, image_shape, face, source: str) -> tuple[Face, int]:
     """The face to enrol and its index in largest-first order. One face: it. Several: ``face``
     must say which ('largest', 'centre': large and nearest the centre, or an index)."""
-    ordered = sorted(faces, key=lambda f: -f.area)
+    ordered: list[Face] = sorted(faces, key=lambda f: -f.area)
     if not ordered:
         raise NoFaceError(f"no face found in {source}; nothing was enrolled")
     if face is None:
@@ -198,6 +199,8 @@ def choose_face(faces, image_shape, face, source: str) -> tuple[Face, int]:
         if face not in FACE_CHOICES:
             raise ValueError(f"face must be 'largest', 'centre' or an index, got {face!r}")
         chosen = ordered[0] if face == "largest" else primary_face(ordered, image_shape)
+        if chosen is None:  # primary_face finds none only among no faces, ruled out above
+            raise NoFaceError(f"no face found in {source}; nothing was enrolled")
         return chosen, ordered.index(chosen)
     index = int(face)
     if not 0 <= index < len(ordered):
@@ -258,19 +261,22 @@ def enroll(gallery: FaceGallery, name: str, images, *, model=None, detector=None
     if not todo:
         return result
     faces_per_image, loaded = encode_batch(todo, model=model, detector=detector, return_images=True)
-    embeddings, sources, boxes, crops = [], [], [], []
+    vectors: list[np.ndarray] = []
+    sources: list[str] = []
+    boxes: list[np.ndarray] = []
+    crops: list[bytes] = []
     for src, faces, image in zip(todo, faces_per_image, loaded):
         source = describe_source(src)
         chosen, index = choose_face(faces, image.shape, face, source)
         if not force:
             _check_reference(chosen, face_chips(image, [chosen], 150)[0], source)
-        embeddings.append(chosen.embedding)
+        vectors.append(_embedding(chosen))
         sources.append(source)
         boxes.append(chosen.box)
         crops.append(face_crop(image, chosen))
         result.faces.append({"photo": source, "face": index, "faces_found": len(faces),
                              "box": [round(float(v), 1) for v in chosen.box]})
-    embeddings = np.stack(embeddings)
+    embeddings = np.stack(vectors)
     result.warnings = _lookalike_warnings(gallery, name, embeddings, sources, model)
     result.ids = gallery.add(name, embeddings, sources=sources, boxes=boxes, space_id=space, crops=crops,
                              digests=digests)
@@ -287,13 +293,13 @@ def _lookalike_warnings(gallery: FaceGallery, name: str, embeddings: np.ndarray,
     others = [i for i, n in enumerate(labels) if n != name]
     if not others:
         return []
-    labels = np.array(labels)[others]
+    other_labels = np.array(labels)[others]
     d = pairwise_distances(embeddings, emb[others])
     out = []
     for src, row in zip(sources, d):
         j = int(np.argmin(row))
         if row[j] <= tau:
-            out.append(f"{src} looks like {display_name(str(labels[j]))} (distance {row[j]:.2f} <= threshold "
+            out.append(f"{src} looks like {display_name(str(other_labels[j]))} (distance {row[j]:.2f} <= threshold "
                        f"{tau:.2f}): check that it shows {display_name(name)}")
     return out
 
@@ -329,12 +335,21 @@ def verify_face(face: Face, identity: str, enrolled: np.ndarray, threshold: floa
                 classifier=None) -> Verification:
     """The 1:1 decision for an encoded ``face`` against the identity's ``enrolled`` embeddings (M, D):
     match when the nearest is within ``threshold`` (or by the ``classifier``, see :func:`verify`)."""
-    distance = float(pairwise_distances(face.embedding[None], enrolled).min())
+    embedding = _embedding(face)
+    distance = float(pairwise_distances(embedding[None], enrolled).min())
     if classifier is None:
         return Verification(distance <= threshold, distance, threshold, identity, face, faces_found)
-    probe = np.repeat(face.embedding[None], len(enrolled), axis=0)
+    probe = np.repeat(embedding[None], len(enrolled), axis=0)
     p = float(np.max(classifier.predict_proba(probe, enrolled)))
     return Verification(p >= classifier.threshold, distance, threshold, identity, face, faces_found, p)
+
+
+def _embedding(face: Face) -> np.ndarray:
+    """An encoded face's embedding (D,); the pipeline encodes every face it returns, so a face
+    without one is a caller's mistake (a detection passed where an encoded face is needed)."""
+    if face.embedding is None:
+        raise ValueError("this face has no embedding: encode it first (facenet_keras.encode)")
+    return face.embedding
 
 
 def _threshold_or_nan(gallery, model) -> float:
@@ -383,8 +398,8 @@ def migrate(gallery: FaceGallery, *, model=None, detector=None) -> dict:
     target = embedding_space_id(model)
     report = {"gallery": str(gallery.path), "space": target, "schema_upgraded": False, "re_encoded": 0,
               "threshold_dropped": None}
-    if getattr(store, "needs_upgrade", False):
-        legacy = getattr(store, "legacy_model_id", None)
+    if isinstance(store, SQLiteStore) and store.needs_upgrade:  # only SQLite galleries have older schemas
+        legacy = store.legacy_model_id
         if legacy is not None and legacy != pipeline_id(model):
             raise GalleryError(f"the gallery {gallery.path} was enrolled by an older facenet-keras pipeline "
                                f"({legacy!r}, now {pipeline_id(model)!r}) and keeps no face crops to re-encode "
@@ -408,13 +423,14 @@ def migrate(gallery: FaceGallery, *, model=None, detector=None) -> dict:
                            f"{', '.join(display_name(n) for n in missing[:5])}), so it cannot be re-encoded: "
                            "enrol them again into a new gallery")
     faces_per_crop, loaded = encode_batch(crops, model=model, detector=detector, return_images=True)
-    embeddings, failed = [], []
+    embeddings: list[np.ndarray] = []
+    failed: list[str] = []
     for photo, faces, image in zip(photos, faces_per_crop, loaded):
         face = primary_face(faces, image.shape)
         if face is None:
             failed.append(f"#{photo.id} ({display_name(photo.name)})")
         else:
-            embeddings.append(face.embedding)
+            embeddings.append(_embedding(face))
     if failed:
         raise ValueError(f"no face found again in the stored crop of photo(s) {', '.join(failed[:5])}: nothing "
                          f"was changed; remove those photos ('gallery remove --photo ID') and run migrate again")

@@ -136,6 +136,7 @@ class FaissIndex:
             raise ImportError("FAISS search needs the faiss-cpu package: pip install faiss-cpu") from exc
         x = np.ascontiguousarray(_as_matrix(embeddings, "embeddings"))
         dim = x.shape[1]
+        self._index: faiss.Index
         if kind == "flat":
             self._index = faiss.IndexFlatL2(dim)
         elif kind == "hnsw":
@@ -179,7 +180,7 @@ def check_backend(backend: str) -> None:
             raise ImportError("FAISS search needs the faiss-cpu package: pip install faiss-cpu") from exc
 
 
-def make_index(embeddings, backend: str = "exact"):
+def make_index(embeddings, backend: str = "exact") -> ExactIndex | FaissIndex:
     """An index over ``embeddings`` (M, D): backend 'exact', 'faiss' (flat, exact) or 'faiss-hnsw'."""
     check_backend(backend)
     if backend == "exact":

@@ -23,13 +23,14 @@ import os
 import sqlite3
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from facenet_keras.files import PRIVATE_FILE_MODE, private_dir
-from facenet_keras.identity.search import (Match, check_backend, make_index, matches_from_neighbours,
-                                           rows_for_runner_up)
+from facenet_keras.identity.search import (ExactIndex, FaissIndex, Match, check_backend, make_index,
+                                           matches_from_neighbours, rows_for_runner_up)
 from facenet_keras.identity.store import (EmbeddingSpaceError, GalleryError, Photo, check_embeddings,
                                           check_threshold, display_name, normalize_name)
 
@@ -69,20 +70,23 @@ class SQLiteStore:
         check_backend(backend)
         self.backend = backend
         self.readonly = bool(readonly)
-        self.path = ":memory:" if str(path) == ":memory:" else Path(path).expanduser()
+        self._file: Path | None = None if str(path) == ":memory:" else Path(path).expanduser()  # None: in memory
+        self.path: str | Path = ":memory:" if self._file is None else self._file
         self._db: sqlite3.Connection | None = None
-        self._cache_key = None
-        self._cache = None
-        self._index = None
+        self._cache_key: tuple[int, int] | None = None
+        self._cache: tuple[np.ndarray, list[str]] | None = None
+        self._index: ExactIndex | FaissIndex | None = None
+        self._k = 0
         self.schema_version = SCHEMA_VERSION
-        if self.path == ":memory:":
+        file = self._file
+        if file is None:
             if self.readonly:
                 raise GalleryError("an in-memory gallery cannot be opened read-only")
             self._create(memory=True)
             return
-        if self.path.is_dir():
+        if file.is_dir():
             raise GalleryError(f"the gallery path {self.path} is a folder; give a file path")
-        if not self.path.exists():
+        if not file.exists():
             if self.readonly:
                 raise GalleryError(f"no gallery at {self.path} (check --gallery; enrol someone first with "
                                    "'facenet-keras enroll NAME PHOTO')")
@@ -94,35 +98,43 @@ class SQLiteStore:
         """Connect to the gallery file if it exists (another process may have created it since)."""
         if self._db is not None:
             return True
-        if self.path == ":memory:" or not self.path.exists():
+        file = self._file
+        if file is None or not file.exists():
             return False
         with self._errors("open"):
-            uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode={'ro' if self.readonly else 'rw'}"
-            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            uri = f"file:{urllib.parse.quote(str(file.resolve()))}?mode={'ro' if self.readonly else 'rw'}"
+            db = self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             try:
                 self._configure()
                 self._check_existing()
             except BaseException:
-                self._db.close()
+                db.close()
                 self._db = None
                 raise
         return True
 
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection: every caller has opened it first (``_open_existing`` or ``_create``)."""
+        if self._db is None:
+            raise GalleryError(f"the gallery {self.path} is not open (it was closed)")
+        return self._db
+
     def _configure(self) -> None:
-        self._db.execute("PRAGMA foreign_keys = ON")
+        db = self._connection()
+        db.execute("PRAGMA foreign_keys = ON")
         if not self.readonly:
-            self._db.execute("PRAGMA secure_delete = ON")  # deleted rows are overwritten, not left in free pages
+            db.execute("PRAGMA secure_delete = ON")  # deleted rows are overwritten, not left in free pages
 
     def _check_existing(self) -> None:
         """Accept a gallery (or an empty SQLite file, when writable); refuse anything else untouched."""
-        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {r[0] for r in self._connection().execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables:
             if self.readonly:
                 raise GalleryError(f"{self.path} is an empty database, not a gallery (enrol someone first)")
-            with self._transaction():
+            with self._transaction() as db:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
-                    self._db.execute(statement)
-                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+                    db.execute(statement)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
             return
         if "meta" not in tables or not {"people", "photos"} <= tables:
             listed = ", ".join(sorted(tables)[:5])
@@ -141,9 +153,12 @@ class SQLiteStore:
             return False
         created = False
         if not memory:
-            private_dir(self.path.parent)
+            file = self._file
+            if file is None:  # an in-memory gallery after close(): its contents are gone
+                raise GalleryError("the in-memory gallery was closed; open a new one")
+            private_dir(file.parent)
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+                fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
                 os.close(fd)
                 created = True
             except FileExistsError:  # another process created it meanwhile: open theirs
@@ -203,20 +218,21 @@ class SQLiteStore:
         return f"cannot {action} {where} (SQLite: {exc})"
 
     @contextlib.contextmanager
-    def _transaction(self):
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK (only when a transaction is active) on any exception."""
-        self._db.execute("BEGIN IMMEDIATE")
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
+            yield db
         except BaseException:
-            if self._db.in_transaction:
+            if db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
+                    db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
 
     @contextlib.contextmanager
-    def _write(self, action: str):
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
         """One write: refused read-only; creates the file at the first write and removes it again
         if that write fails; one transaction; SQLite/OS errors as GalleryError."""
         if self.readonly:
@@ -239,21 +255,21 @@ class SQLiteStore:
             return []
         self._require_current()
         with self._errors("read"):
-            return self._db.execute(sql, params).fetchall()
+            return self._connection().execute(sql, params).fetchall()
 
     def _meta(self, key: str) -> str | None:
         if not self._open_existing():
             return None
         with self._errors("read"):
-            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            row = self._connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def _set_meta(self, key: str, value: str | None) -> None:
-        with self._write(f"store {key} in"):
+        with self._write(f"store {key} in") as db:
             if value is None:
-                self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+                db.execute("DELETE FROM meta WHERE key = ?", (key,))
             else:
-                self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -301,10 +317,10 @@ class SQLiteStore:
             return False
         if self.readonly:
             raise GalleryError(f"the gallery {self.path} was opened read-only: cannot upgrade it")
-        with self._errors("upgrade"), self._transaction():
-            self._db.execute("ALTER TABLE photos ADD COLUMN crop BLOB")
-            self._db.execute("ALTER TABLE photos ADD COLUMN sha256 TEXT")
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        with self._errors("upgrade"), self._transaction() as db:
+            db.execute("ALTER TABLE photos ADD COLUMN crop BLOB")
+            db.execute("ALTER TABLE photos ADD COLUMN sha256 TEXT")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         self.schema_version = SCHEMA_VERSION
         return True
 
@@ -326,7 +342,7 @@ class SQLiteStore:
         if not len(sources) == len(boxes) == len(crops) == len(digests) == n:
             raise ValueError("sources, boxes, crops and digests must have one entry per embedding")
         now = time.time()
-        ids = []
+        ids: list[int] = []
         with self._write("enrol into") as db:
             check_embeddings(emb, self._dim())
             stored = self.space_id
@@ -347,6 +363,8 @@ class SQLiteStore:
                     (person_id, None if source is None else str(source),
                      None if box is None else json.dumps([float(v) for v in box]), vec.tobytes(), now,
                      None if crop is None else bytes(crop), digest))
+                if cur.lastrowid is None:  # sqlite3 always sets it after an INSERT into a rowid table
+                    raise GalleryError(f"the gallery {self.path} did not report the new photo's row id")
                 ids.append(cur.lastrowid)
         return ids
 
@@ -461,13 +479,14 @@ class SQLiteStore:
             return emb[keep], [name] * len(keep)
         return self._matrix()
 
-    def _matrix(self):
+    def _matrix(self) -> tuple[np.ndarray, list[str]]:
         """(embeddings, labels), cached until the database changes (also from another process)."""
         if not self._open_existing():
             return np.zeros((0, 0), np.float32), []
         with self._errors("read"):
-            key = (self._db.execute("PRAGMA data_version").fetchone()[0], self._db.total_changes)
-        if self._cache_key != key:
+            db = self._connection()
+            key = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
+        if self._cache is None or self._cache_key != key:
             rows = self._read("SELECT f.id, p.name, f.embedding FROM photos f JOIN people p "
                               "ON p.id = f.person_id ORDER BY f.id")
             dim = self._dim() or 0
@@ -499,10 +518,11 @@ class SQLiteStore:
             return [Match(None, float("inf"), None, float("inf")) for _ in queries]
         if queries.shape[1] != emb.shape[1]:
             raise ValueError(f"the gallery {self.path} holds {emb.shape[1]}-D embeddings, got {queries.shape[1]}-D")
-        if self._index is None:
-            self._index = make_index(emb, self.backend)
+        index = self._index
+        if index is None:
+            index = self._index = make_index(emb, self.backend)
             self._k = rows_for_runner_up(labels)  # enough rows to always meet a second identity
-        dist, idx = self._index.search(queries, self._k)
+        dist, idx = index.search(queries, self._k)
         return matches_from_neighbours(dist, idx, labels)
 
     def _unknown(self, name: str) -> str:

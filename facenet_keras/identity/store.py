@@ -45,12 +45,13 @@ class EmbeddingSpaceError(GalleryError):
 @dataclass(frozen=True)
 class Photo:
     """One enrolled embedding: its row id, owner, source (file name or description), face box and
-    the sha256 of the photo it came from (None where unknown)."""
+    the sha256 of the photo it came from (None where unknown). ``box`` is ``(x, y, w, h)`` as it was
+    enrolled; stores keep what they were given (an imported export may hold another length)."""
 
     id: int
     name: str
     source: str | None
-    box: tuple[float, float, float, float] | None
+    box: tuple[float, ...] | None
     sha256: str | None = None
 
 
@@ -63,8 +64,11 @@ class GalleryStore(Protocol):
     :class:`GalleryError` for every storage failure.
     """
 
-    path: object
     readonly: bool
+
+    @property
+    def path(self) -> str | Path:
+        """Where the gallery lives, for messages: a file path, ``":memory:"`` or a URL without its password."""
 
     @property
     def threshold(self) -> float | None: ...
