@@ -261,25 +261,35 @@ def enroll(gallery: FaceGallery, name: str, images, *, model=None, detector=None
     if not todo:
         return result
     faces_per_image, loaded = encode_batch(todo, model=model, detector=detector, return_images=True)
+    return enroll_faces(gallery, name, [describe_source(src) for src in todo], loaded, faces_per_image,
+                        digests, model=model, face=face, force=force, space=space, result=result)
+
+
+def enroll_faces(gallery: FaceGallery, name: str, sources: list[str], images: list[np.ndarray],
+                 faces_per_image: list[list[Face]], digests: list[str | None], *, model=None, face=None,
+                 force: bool = False, space: str | None = None, result: Enrolment | None = None) -> Enrolment:
+    """The enrolment decision on photos already encoded (one list of faces per photo): choose the face,
+    check it can serve as a reference, keep its crop, warn of look-alikes, write in one transaction.
+    :func:`enroll` encodes and calls this; the service calls it with faces from its batching queue."""
+    name = normalize_name(name)
+    space = space if space is not None else check_gallery_space(gallery, model)
+    result = result if result is not None else Enrolment(name)
     vectors: list[np.ndarray] = []
-    sources: list[str] = []
     boxes: list[np.ndarray] = []
     crops: list[bytes] = []
-    for src, faces, image in zip(todo, faces_per_image, loaded):
-        source = describe_source(src)
+    for source, faces, image in zip(sources, faces_per_image, images):
         chosen, index = choose_face(faces, image.shape, face, source)
         if not force:
             _check_reference(chosen, face_chips(image, [chosen], 150)[0], source)
         vectors.append(_embedding(chosen))
-        sources.append(source)
         boxes.append(chosen.box)
         crops.append(face_crop(image, chosen))
         result.faces.append({"photo": source, "face": index, "faces_found": len(faces),
                              "box": [round(float(v), 1) for v in chosen.box]})
     embeddings = np.stack(vectors)
     result.warnings = _lookalike_warnings(gallery, name, embeddings, sources, model)
-    result.ids = gallery.add(name, embeddings, sources=sources, boxes=boxes, space_id=space, crops=crops,
-                             digests=digests)
+    result.ids = gallery.add(name, embeddings, sources=list(sources), boxes=boxes, space_id=space, crops=crops,
+                             digests=list(digests))
     return result
 
 

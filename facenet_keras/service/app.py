@@ -10,6 +10,7 @@ never logged: the access log names the route template, the status and the time o
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import logging
@@ -404,20 +405,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
                 "threshold": g.threshold, "model": g.model_id}
 
     def enrol(name: str, photos: list[UploadFile]) -> dict:
-        from facenet_keras.faces.pipeline import pipeline_id, primary_face
+        from facenet_keras.identity.recognition import enroll_faces
 
         e = engine()
-        images = [photo_of(p, f"photo {i + 1}") for i, p in enumerate(photos)]
-        embeddings, sources, boxes = [], [], []
-        for i, (upload, image, faces) in enumerate(zip(photos, images, e.encode(images))):
-            face = primary_face(faces, image.shape)
-            if face is None:
-                raise ServiceError(422, "no_face", f"no face found in photo {i + 1}; nothing was enrolled")
-            embeddings.append(face.embedding)
-            sources.append(Path(upload.filename or f"upload-{i + 1}").name[:200])
-            boxes.append(face.box)
-        ids = e.gallery.add(name, np.stack(embeddings), sources=sources, boxes=boxes, model_id=pipeline_id())
-        return {"name": name, "photo_ids": ids, "photos": e.gallery.people()[name]}
+        images, digests = [], []
+        for i, upload in enumerate(photos):
+            images.append(photo_of(upload, f"photo {i + 1}"))
+            upload.file.seek(0)
+            digests.append(hashlib.sha256(upload.file.read()).hexdigest())  # the photo's bytes, as enroll keys it
+        sources = [Path(upload.filename or f"upload-{i + 1}").name[:200] for i, upload in enumerate(photos)]
+        done = enroll_faces(e.gallery, name, sources, images, e.encode(images), digests, face="largest")
+        return {"name": done.name, "photo_ids": list(done.ids), "photos": e.gallery.people()[done.name]}
 
     def check_count(photos: list[UploadFile]) -> None:
         if len(photos) > 20:
