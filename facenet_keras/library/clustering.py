@@ -66,11 +66,11 @@ def clustering_threshold(n_faces: int, calibration: Calibration = ENCODER_CALIBR
                          false_neighbours: float = FALSE_NEIGHBOURS) -> float:
     """The average-linkage cut for ``n_faces`` faces: the impostor distance quantile at
     ``false_neighbours / (n_faces - 1)``, i.e. a face meets on average ``false_neighbours`` other
-    people within it. 186 faces -> 0.54, 807 -> 0.50, 10k -> 0.45, 100k -> 0.39 (default calibration)."""
-    n = int(n_faces)
-    if n < 2:
-        return calibration.quantile(min(0.5, false_neighbours))
-    return calibration.quantile(min(0.5, false_neighbours / (n - 1)))
+    people within it; never above the 1:1 threshold (faces verification would call two people are
+    never grouped). 186 faces -> 0.537, 807 -> 0.498, 10k -> 0.439, 100k -> 0.392 (default calibration);
+    below 26 faces, the 1:1 threshold."""
+    n = max(2, int(n_faces))
+    return min(calibration.threshold, calibration.quantile(min(0.5, false_neighbours / (n - 1))))
 
 
 # ---------------------------------------------------------------------------- neighbours
