@@ -100,3 +100,38 @@ def test_bad_input():
         C.cluster(np.zeros((3, 4)), method="kmeans")
     with pytest.raises(ValueError, match="NaN"):
         C.cluster(np.full((3, 4), np.nan))
+
+
+def test_people_cluster_merge_split_name_on_a_synthetic_library(tmp_path):
+    from facenet_keras.identity.gallery import FaceGallery
+    from facenet_keras.library import people
+    from facenet_keras.library.store import PathInfo, open_library
+
+    x, y = _blobs([6, 4, 1], dim=128, seed=5)
+    face = {"box": (0, 0, 10, 10), "landmarks": [[0, 0]] * 5, "confidence": 1.0, "size": 10, "sharpness": 1,
+            "yaw": 0, "pitch": 0, "roll": 0}
+    with open_library(tmp_path / "lib.sqlite") as lib, FaceGallery(tmp_path / "g.sqlite") as g:
+        for i, e in enumerate(x):
+            lib.add_photo(f"/photos/{i}.jpg", PathInfo(f"{i:064x}", 1, 1), [{**face, "embedding": e}])
+        done = people.run_clustering(lib, threshold=0.3)
+        assert (done["clusters"], done["unclustered"]) == (2, 1)
+        by_id = {f.id: f.cluster for f in lib.faces()}
+        assert [by_id[i + 1] for i in range(11)] == [1] * 6 + [2] * 4 + [None]
+
+        people.merge(lib, g, 1, 2)
+        assert len(people.faces_of(lib, 1)) == 10
+        with pytest.raises(KeyError, match="no faces of cluster 2"):
+            people.faces_of(lib, 2)
+        parts = people.split(lib, 1, threshold=0.3)
+        assert parts["sizes"] == [6, 4] and parts["unclustered"] == 0
+
+        people.name_cluster(lib, g, 1, "Ann")
+        assert g.people() == {"Ann": 6}
+        assert {f.id for f in people.faces_of(lib, "Ann")} == set(range(1, 7))
+        again = people.run_clustering(lib, threshold=0.3)  # named faces are no longer clustered
+        assert again["faces"] == 5 and again["clusters"] == 1
+        message = people.merge(lib, g, "Ann", 1)  # a name and a cluster: the cluster is named
+        assert "named 'Ann'" in message and g.people() == {"Ann": 10}
+        summary = people.summary(lib, g)
+        assert summary["people"] == [{"name": "Ann", "faces": 10, "photos": 10, "enrolled_photos": 10}]
+        assert summary["clusters"] == [] and summary["unclustered"] == 1

@@ -114,7 +114,7 @@ def cmd_cluster(args) -> int:
     lines = [f"{done['faces']} unnamed faces: {done['clusters']} clusters, {done['unclustered']} left alone "
              f"({done['method']}, threshold {done['threshold']:.3f}: {done['threshold_rule']})",
              "name one with 'facenet-keras people name CLUSTER NAME'; see them with 'people list'"]
-    emit(args, {**done, "faces": entries} if getattr(args, "json", False) is True else entries, lines)
+    emit(args, entries, lines)
     return EXIT_OK
 
 

@@ -1,4 +1,5 @@
-"""Clustering of unnamed faces into people: pure numpy / scikit-learn, embeddings in, labels out.
+"""Clustering of unnamed faces into people: numpy, SciPy and scikit-learn (the ``library`` extra);
+embeddings in, labels out.
 
 Every method returns one cluster id per face (0, 1, ... by decreasing size) and -1 for a face left
 alone ("unknown"): a group needs two faces at least, and nothing is forced into a group.
