@@ -80,7 +80,7 @@ def index_folder(folder, library: LibraryStore, gallery, *, model=None, detector
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
-    root = root.resolve()
+    root = Path(os.path.abspath(root))  # paths as the user reaches them (symlinks kept, so pruning sees them)
     model_key = pipeline_id(model)
     stored = library.meta("model_id")
     if stored is not None and stored != model_key:
@@ -94,7 +94,7 @@ def index_folder(folder, library: LibraryStore, gallery, *, model=None, detector
     report = IndexReport(str(root), threshold=tau)
 
     # 1. list and recognise what is known; hash only what changed
-    files = [p.resolve() if p.is_symlink() else p for p in (Path(os.path.abspath(p)) for p in iter_image_files(root))]
+    files = list(iter_image_files(root))
     seen, todo = set(), []
     for path in files:
         key = str(path)
