@@ -49,6 +49,7 @@ _EXPORTS = {
     "Verification": "identity.recognition",
     "Recognition": "identity.recognition",
     "DEFAULT_THRESHOLD": "identity.recognition",
+    "index": "library.index",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

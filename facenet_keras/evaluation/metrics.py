@@ -58,6 +58,8 @@ __all__ = [
     "false_accept_vs_gallery_size",
     "threshold_for_gallery_size",
     "per_comparison_far",
+    "bcubed",
+    "pairwise_f",
 ]
 
 
@@ -532,3 +534,83 @@ def per_comparison_far(target_rate: float, gallery_size: int) -> float:
     if k < 1:
         raise ValueError(f"gallery_size must be >= 1, got {gallery_size}")
     return float(-np.expm1(np.log1p(-target_rate) / k)) if target_rate < 1 else 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# clustering quality
+# --------------------------------------------------------------------------------------------
+def _cluster_codes(clusters, unclustered) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted cluster ids -> (int codes (N,), unclustered mask (N,)); every unclustered item
+    (id ``unclustered`` or None) gets a code of its own: leaving a face out of every group claims
+    nothing about it, so it scores as a singleton."""
+    codes, alone, seen = [], [], {}
+    for v in clusters:
+        if v is None or v == unclustered:
+            alone.append(True)
+            codes.append(-1)
+        else:
+            alone.append(False)
+            codes.append(seen.setdefault(v, len(seen)))
+    codes_a = np.array(codes, dtype=np.int64)
+    alone_a = np.array(alone, dtype=bool)
+    codes_a[alone_a] = len(seen) + np.arange(int(alone_a.sum()))
+    return codes_a, alone_a
+
+
+def _contingency(labels, clusters, unclustered) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The non-empty cells of the cluster x label table: counts n_ij, the size of each cell's
+    cluster and of its label; plus the cluster codes."""
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {y.shape}")
+    ci, _ = _cluster_codes(clusters, unclustered)
+    if len(ci) != len(y):
+        raise ValueError(f"labels and clusters differ in length: {len(y)} != {len(ci)}")
+    if len(y) == 0:
+        raise ValueError("no items to score")
+    _, yi = np.unique(y, return_inverse=True)
+    yi = yi.reshape(-1)
+    width = int(yi.max()) + 1
+    cells, n = np.unique(ci * width + yi, return_counts=True)
+    csize = np.bincount(ci)[cells // width]
+    lsize = np.bincount(yi)[cells % width]
+    return n.astype(np.float64), csize.astype(np.float64), lsize.astype(np.float64), ci
+
+
+def _f(p: float, r: float) -> float:
+    return 0.0 if p + r == 0 else 2.0 * p * r / (p + r)
+
+
+def bcubed(labels, clusters, *, unclustered=-1) -> dict:
+    """BCubed precision, recall and F of a clustering (Bagga and Baldwin 1998; Amigo et al. 2009).
+
+    Per item: precision = share of its cluster that has its label, recall = share of its label that
+    is in its cluster; both averaged over items, F their harmonic mean. ``labels`` (N,) the truth,
+    ``clusters`` (N,) the predicted cluster ids, ``unclustered`` (default -1, also None) marking
+    items left out of every cluster (each then counts as a singleton). Returns
+    ``{"precision", "recall", "f", "clusters", "unclustered"}``: clusters counts groups of two or
+    more, unclustered the items alone (left out, or alone in their cluster).
+    """
+    n, csize, lsize, ci = _contingency(labels, clusters, unclustered)
+    total = float(n.sum())
+    p = float(np.sum(n * n / csize) / total)
+    r = float(np.sum(n * n / lsize) / total)
+    sizes = np.bincount(ci)
+    return {"precision": p, "recall": r, "f": _f(p, r), "clusters": int(np.count_nonzero(sizes >= 2)),
+            "unclustered": int(np.count_nonzero(sizes == 1))}
+
+
+def pairwise_f(labels, clusters, *, unclustered=-1) -> dict:
+    """Pairwise precision, recall and F: over all pairs of items, precision = share of the pairs put
+    in one cluster that share a label, recall = share of the same-label pairs put in one cluster.
+    A clustering that joins no pair has precision 1 (it claims nothing); a truth with no same-label
+    pair gives recall 1. Returns ``{"precision", "recall", "f"}``."""
+    n, _, _, ci = _contingency(labels, clusters, unclustered)
+    tp = float(np.sum(n * (n - 1) / 2))
+    label_sizes = np.unique(np.asarray(labels), return_counts=True)[1].astype(np.float64)
+    cluster_sizes = np.bincount(ci).astype(np.float64)
+    true_pairs = float(np.sum(label_sizes * (label_sizes - 1) / 2))
+    claimed = float(np.sum(cluster_sizes * (cluster_sizes - 1) / 2))
+    p = tp / claimed if claimed else 1.0
+    r = tp / true_pairs if true_pairs else 1.0
+    return {"precision": p, "recall": r, "f": _f(p, r)}

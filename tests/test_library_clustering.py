@@ -1,0 +1,137 @@
+"""Clustering metrics (hand-computed examples) and the clustering methods (no TensorFlow needed)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facenet_keras.evaluation.metrics import bcubed, pairwise_f
+from facenet_keras.library import clustering as C
+
+# truth a a a b b c; predicted {a1 a2} {a3 b1 b2} and c left alone
+LABELS = ["a", "a", "a", "b", "b", "c"]
+CLUSTERS = [1, 1, 2, 2, 2, -1]
+
+
+def test_bcubed_hand_computed():
+    # precision per item: 1, 1, 1/3, 2/3, 2/3, 1 -> 14/3 / 6; recall: 2/3, 2/3, 1/3, 1, 1, 1 -> 14/3 / 6
+    b = bcubed(LABELS, CLUSTERS)
+    assert b["precision"] == pytest.approx(14 / 18)
+    assert b["recall"] == pytest.approx(14 / 18)
+    assert b["f"] == pytest.approx(14 / 18)
+    assert (b["clusters"], b["unclustered"]) == (2, 1)
+
+
+def test_bcubed_asymmetric_example():
+    # truth a a b b; everything in one cluster: precision 1/2 for all, recall 1 -> F = 2/3
+    b = bcubed(["a", "a", "b", "b"], [0, 0, 0, 0])
+    assert (b["precision"], b["recall"], b["f"]) == pytest.approx((0.5, 1.0, 2 / 3))
+    # everything left alone: precision 1, recall 1/2
+    b = bcubed(["a", "a", "b", "b"], [-1, None, -1, -1])
+    assert (b["precision"], b["recall"]) == pytest.approx((1.0, 0.5))
+    assert b["unclustered"] == 4
+
+
+def test_unclustered_items_are_not_one_cluster():
+    # two faces of different people both left out must not count as grouped together
+    assert bcubed(["a", "b"], [-1, -1])["precision"] == 1.0
+    assert pairwise_f(["a", "b"], [-1, -1])["precision"] == 1.0
+
+
+def test_pairwise_f_hand_computed():
+    # claimed pairs: {a1 a2} 1 + {a3 b1 b2} 3 = 4, right: a1a2, b1b2 = 2; true pairs: a 3 + b 1 = 4
+    p = pairwise_f(LABELS, CLUSTERS)
+    assert (p["precision"], p["recall"], p["f"]) == pytest.approx((0.5, 0.5, 0.5))
+    p = pairwise_f(["a", "a", "b"], [0, 0, 1])
+    assert (p["precision"], p["recall"]) == pytest.approx((1.0, 1.0))
+
+
+def test_metrics_refuse_mismatched_lengths():
+    with pytest.raises(ValueError, match="length"):
+        bcubed(["a", "b"], [0])
+
+
+def _blobs(sizes, dim=16, spread=0.05, gap=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    x, y = [], []
+    for person, n in enumerate(sizes):
+        centre = rng.normal(0, gap / np.sqrt(2 * dim), dim) * 3
+        x.append(centre + rng.normal(0, spread / np.sqrt(2 * dim), (n, dim)))
+        y += [person] * n
+    return np.concatenate(x).astype(np.float32), np.array(y)
+
+
+@pytest.mark.parametrize("method", ["average", "chinese-whispers", "single"])
+def test_methods_recover_separated_people_and_leave_singletons_alone(method):
+    x, y = _blobs([6, 4, 3, 1, 1])
+    labels, tau = C.cluster(x, method=method, threshold=0.3)
+    assert tau == 0.3
+    b = bcubed(y, labels)
+    assert b["f"] == 1.0
+    assert list(labels[-2:]) == [-1, -1]  # the two people seen once stay unclustered
+    assert list(labels[:6]) == [0] * 6  # ids by decreasing size
+
+
+def test_large_route_equals_exact_average_linkage():
+    # the kNN-components route (used above DENSE_MAX) is exact average linkage, not an approximation
+    x, _ = _blobs([30, 20, 10, 5, 3, 2, 1, 1, 1], spread=0.5, gap=0.7, seed=3)
+    exact = C.relabel(C._dense_average(x, 0.35))
+    routed = C.relabel(C._average(x, 0.35, k=30, backend="exact", dense_max=0))
+    assert (exact == routed).all()
+    assert len(set(exact.tolist()) - {-1}) >= 3
+
+
+def test_threshold_shrinks_with_faces_and_is_capped():
+    t = [C.clustering_threshold(n) for n in (10, 186, 807, 10_000, 100_000)]
+    assert t[0] == C.ENCODER_CALIBRATION.threshold
+    assert all(a > b for a, b in zip(t[1:], t[2:]))
+    assert 0.49 < C.clustering_threshold(807) < 0.51
+
+
+def test_knn_excludes_self_and_pads():
+    x, _ = _blobs([3, 2])
+    d, i = C.knn(x, 10)
+    assert d.shape == (5, 4)
+    assert not (i == np.arange(5)[:, None]).any()
+    assert (np.diff(d, axis=1) >= 0).all()
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="method"):
+        C.cluster(np.zeros((3, 4)), method="kmeans")
+    with pytest.raises(ValueError, match="NaN"):
+        C.cluster(np.full((3, 4), np.nan))
+
+
+def test_people_cluster_merge_split_name_on_a_synthetic_library(tmp_path):
+    from facenet_keras.identity.gallery import FaceGallery
+    from facenet_keras.library import people
+    from facenet_keras.library.store import PathInfo, open_library
+
+    x, y = _blobs([6, 4, 1], dim=128, seed=5)
+    face = {"box": (0, 0, 10, 10), "landmarks": [[0, 0]] * 5, "confidence": 1.0, "size": 10, "sharpness": 1,
+            "yaw": 0, "pitch": 0, "roll": 0}
+    with open_library(tmp_path / "lib.sqlite") as lib, FaceGallery(tmp_path / "g.sqlite") as g:
+        for i, e in enumerate(x):
+            lib.add_photo(f"/photos/{i}.jpg", PathInfo(f"{i:064x}", 1, 1), [{**face, "embedding": e}])
+        done = people.run_clustering(lib, threshold=0.3)
+        assert (done["clusters"], done["unclustered"]) == (2, 1)
+        by_id = {f.id: f.cluster for f in lib.faces()}
+        assert [by_id[i + 1] for i in range(11)] == [1] * 6 + [2] * 4 + [None]
+
+        people.merge(lib, g, 1, 2)
+        assert len(people.faces_of(lib, 1)) == 10
+        with pytest.raises(KeyError, match="no faces of cluster 2"):
+            people.faces_of(lib, 2)
+        parts = people.split(lib, 1, threshold=0.3)
+        assert parts["sizes"] == [6, 4] and parts["unclustered"] == 0
+
+        people.name_cluster(lib, g, 1, "Ann")
+        assert g.people() == {"Ann": 6}
+        assert {f.id for f in people.faces_of(lib, "Ann")} == set(range(1, 7))
+        again = people.run_clustering(lib, threshold=0.3)  # named faces are no longer clustered
+        assert again["faces"] == 5 and again["clusters"] == 1
+        message = people.merge(lib, g, "Ann", 1)  # a name and a cluster: the cluster is named
+        assert "named 'Ann'" in message and g.people() == {"Ann": 10}
+        summary = people.summary(lib, g)
+        assert summary["people"] == [{"name": "Ann", "faces": 10, "photos": 10, "enrolled_photos": 10}]
+        assert summary["clusters"] == [] and summary["unclustered"] == 1
