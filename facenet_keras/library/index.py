@@ -72,8 +72,8 @@ def index_folder(folder, library: LibraryStore, gallery, *, model=None, detector
     from tqdm.auto import tqdm
 
     from facenet_keras.faces.detection import shared_detector
-    from facenet_keras.faces.pipeline import chip_size, embed_chips, face_chips, pipeline_id, resolve_model
-    from facenet_keras.identity.recognition import resolve_threshold
+    from facenet_keras.faces.pipeline import chip_size, embed_chips, face_chips, resolve_model
+    from facenet_keras.identity.recognition import check_gallery_space, resolve_threshold
     from facenet_keras.images import ImageError, iter_image_files, load_image
 
     t0 = time.perf_counter()
@@ -81,13 +81,11 @@ def index_folder(folder, library: LibraryStore, gallery, *, model=None, detector
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
     root = Path(os.path.abspath(root))  # paths as the user reaches them (symlinks kept, so pruning sees them)
-    model_key = pipeline_id(model)
+    model_key = check_gallery_space(gallery, model)  # the embedding space; the gallery must hold the same
     stored = library.meta("model_id")
     if stored is not None and stored != model_key:
-        raise ValueError(f"{library.path} indexes faces of encoder {stored!r}, not {model_key!r}; "
+        raise ValueError(f"{library.path} indexes faces of embedding space {stored!r}, not {model_key!r}; "
                          "use another library file for another encoder")
-    if gallery.model_id is not None and gallery.model_id != model_key:
-        raise ValueError(f"the gallery {gallery.path} holds encoder {gallery.model_id!r}, not {model_key!r}")
     if stored is None:
         library.set_meta("model_id", model_key)
     tau = resolve_threshold(threshold, gallery)
