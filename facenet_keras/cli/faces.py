@@ -1,4 +1,4 @@
-"""Sub-commands for the everyday job: enroll, verify, recognize, detect, gallery."""
+"""Sub-commands for the everyday job: enroll, verify, compare, recognize, detect, gallery."""
 from __future__ import annotations
 
 import argparse
@@ -8,11 +8,23 @@ from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, emit
 
 
 def register(sub) -> None:
-    p = sub.add_parser("enroll", help="enrol a person from one or more photos (one-shot, no retraining)")
-    p.add_argument("name", help="the person's name")
-    p.add_argument("photos", nargs="+", metavar="PHOTO")
+    p = sub.add_parser("enroll", help="enrol a person from one or more photos (one-shot, no retraining), "
+                                      "or everyone in a folder with --from-folder DIR")
+    p.add_argument("name", nargs="?", help="the person's name")
+    p.add_argument("photos", nargs="*", metavar="PHOTO")
+    p.add_argument("--from-folder", metavar="DIR", default=None,
+                   help="enrol DIR/<person>/<photo>: one sub-folder per person, a per-photo report")
+    p.add_argument("--strict", action="store_true",
+                   help="with --from-folder: exit 2 when any photo failed (no face, several faces, unreadable)")
     _model_option(p)
     p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("compare", help="are the people in two photos the same person? (exit 0 match, 1 no match)")
+    p.add_argument("photo1", metavar="PHOTO1")
+    p.add_argument("photo2", metavar="PHOTO2")
+    _threshold_option(p)
+    _model_option(p)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("verify", help="1:1: is the person in PHOTO the enrolled NAME? (exit 0 match, 1 no match)")
     p.add_argument("photo", metavar="PHOTO")
@@ -71,12 +83,52 @@ def _gallery(args):
 
 
 def cmd_enroll(args) -> int:
+    if args.from_folder is not None:
+        if args.name is not None:
+            print("facenet-keras: error: give NAME PHOTO... or --from-folder DIR, not both", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return _enroll_folder(args)
+    if args.name is None or not args.photos:
+        print("facenet-keras: error: enroll needs NAME and at least one PHOTO (or --from-folder DIR)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.strict:
+        print("facenet-keras: error: --strict applies to --from-folder only", file=sys.stderr)
+        return EXIT_BAD_INPUT
     with _gallery(args) as g:
         ids = g.enroll(args.name, args.photos, model=args.model)
         emit(args, {"name": args.name, "photo_ids": ids, "photos": len(ids), "gallery": str(g.path)},
               [f"enrolled {args.name!r} from {len(ids)} photo(s) in {g.path} "
                f"({g.people()[args.name]} photo(s) in all)"])
     return EXIT_OK
+
+
+def _enroll_folder(args) -> int:
+    with _gallery(args) as g:
+        report = g.enroll_folder(args.from_folder, model=args.model)
+        path = str(g.path)
+    counts = report.counts()
+    lines = [f"  {p.outcome}: {p.path}" + (f" ({p.faces} faces)" if p.outcome == "several faces" else "")
+             + (f" ({p.detail})" if p.detail and p.outcome in ("duplicate", "unreadable") else "")
+             for p in report.photos if p.outcome != "enrolled"]
+    people = report.people()
+    lines.append(f"{args.from_folder}: {len(report.photos)} photo(s): "
+                 + ", ".join(f"{n} {o}" for o, n in counts.items() if n) + f"; {len(people)} people enrolled in {path}")
+    emit(args, {**report.to_dict(), "gallery": path}, lines)
+    return EXIT_BAD_INPUT if args.strict and report.failures else EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from facenet_keras.identity.recognition import compare
+
+    c = compare(args.photo1, args.photo2, args.threshold, model=args.model)
+    verdict = "MATCH" if c.match else "NO MATCH"
+    notes = [f"{p} has {n} faces: the main one was used"
+             for p, n in zip((args.photo1, args.photo2), c.faces_found) if n > 1]
+    emit(args, {"photo1": args.photo1, "photo2": args.photo2, **c.to_dict()},
+         [f"{verdict}: {args.photo1} vs {args.photo2}: distance {c.distance:.3f} "
+          f"{'<=' if c.match else '>'} threshold {c.threshold:.3f}" + (f" ({'; '.join(notes)})" if notes else "")])
+    return EXIT_OK if c.match else EXIT_NO_MATCH
 
 
 def cmd_verify(args) -> int:
