@@ -1,10 +1,10 @@
 """The course's names (img_to_encoding / verify / who_is_it), compare() and folder enrolment on the
 real photos of faces/.
 
-The expensive part is face detection on faces/'s 91 full photos (several > 2000 px). It runs once:
-``detections`` is the real detector's answer for every photo (the independent truth for the folder
-report), and ``recorded`` is that same detector with those answers remembered by image content, so
-the tests below encode every photo without detecting its faces again.
+The expensive part is face detection on faces/'s 91 full photos (several > 2000 px). It runs once
+per photo: ``recorded`` is the real detector with its answers remembered by image content, so a
+photo seen by one test is not detected again by the next; ``detections`` is its answer for every
+photo, counted here (not taken from the report under test) as the truth for the folder report.
 """
 from __future__ import annotations
 
@@ -43,15 +43,14 @@ def people(shared_data):
 
 
 @pytest.fixture(scope="module")
-def detections(people, detector):
-    """The real detector's faces in every photo of faces/: path -> list of faces."""
-    return {str(p): detector.detect(load_image(p)) for photos in people.values() for p in photos}
+def recorded(detector):
+    return RecordedDetector(detector, {})
 
 
 @pytest.fixture(scope="module")
-def recorded(detections, detector):
-    answers = {RecordedDetector.key(load_image(p)): faces for p, faces in detections.items()}
-    return RecordedDetector(detector, answers)
+def detections(people, recorded):
+    """The real detector's faces in every photo of faces/: path -> list of faces."""
+    return {str(p): recorded.detect(load_image(p)) for photos in people.values() for p in photos}
 
 
 def test_course_functions_agree_with_the_package_api(shared_data, encoder, recorded):
