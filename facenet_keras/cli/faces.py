@@ -1,4 +1,4 @@
-"""Sub-commands for the everyday job: enroll, verify, recognize, detect, gallery."""
+"""Sub-commands for the everyday job: enroll, verify, compare, recognize, detect, gallery."""
 from __future__ import annotations
 
 import argparse
@@ -10,18 +10,31 @@ from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, emit, gallery_option, open
 
 
 def register(sub) -> None:
-    p = sub.add_parser("enroll", help="enrol a person from one or more photos (one-shot, no retraining)")
-    p.add_argument("name", metavar="NAME", help="the person's name (stripped; no control characters; <= 200)")
-    p.add_argument("photos", nargs="+", metavar="PHOTO", help="photo(s) of that person, one face each "
+    p = sub.add_parser("enroll", help="enrol a person from one or more photos (one-shot, no retraining), "
+                                      "or everyone in a folder with --from-folder DIR")
+    p.add_argument("name", nargs="?", metavar="NAME",
+                   help="the person's name (stripped; no control characters; <= 200)")
+    p.add_argument("photos", nargs="*", metavar="PHOTO", help="photo(s) of that person, one face each "
                    "(or say which with --face)")
     p.add_argument("--face", metavar="largest|centre|INDEX", default=None,
                    help="which face to enrol when a photo shows several: the largest, the one nearest the "
                         "centre, or its index (0 = largest, as 'detect' lists them)")
     p.add_argument("--force", action="store_true",
                    help="enrol even a face too small or too blurred to serve as a reference")
+    p.add_argument("--from-folder", metavar="DIR", default=None,
+                   help="enrol DIR/<person>/<photo>: one sub-folder per person, a per-photo report")
+    p.add_argument("--strict", action="store_true",
+                   help="with --from-folder: exit 2 when any photo failed (no face, several faces, unreadable)")
     _model_option(p)
     gallery_option(p)
     p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("compare", help="are the people in two photos the same person? (exit 0 match, 1 no match)")
+    p.add_argument("photo1", metavar="PHOTO1")
+    p.add_argument("photo2", metavar="PHOTO2")
+    _threshold_option(p)
+    _model_option(p)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("verify", help="1:1: is the person in PHOTO the enrolled NAME? (exit 0 match, 1 no match)")
     p.add_argument("photo", metavar="PHOTO", help="the photo to check (its main face is used)")
@@ -124,6 +137,18 @@ def _name(name: str) -> str:
 
 
 def cmd_enroll(args) -> int:
+    if args.from_folder is not None:
+        if args.name is not None:
+            print("facenet-keras: error: give NAME PHOTO... or --from-folder DIR, not both", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return _enroll_folder(args)
+    if args.name is None or not args.photos:
+        print("facenet-keras: error: enroll needs NAME and at least one PHOTO (or --from-folder DIR)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.strict:
+        print("facenet-keras: error: --strict applies to --from-folder only", file=sys.stderr)
+        return EXIT_BAD_INPUT
     from facenet_keras.identity.store import normalize_name
 
     name = normalize_name(args.name)  # before any work: a bad name is refused at once
@@ -145,6 +170,34 @@ def cmd_enroll(args) -> int:
         lines.append(f"nothing new to enrol for {_name(name)} in {path} ({total} photo(s) in all)")
     emit(args, {**result.to_dict(), "photos": len(result.ids), "photos_in_all": total, "gallery": str(path)}, lines)
     return EXIT_OK
+
+
+def _enroll_folder(args) -> int:
+    with open_gallery(args, readonly=False) as g:
+        report = g.enroll_folder(args.from_folder, model=args.model)
+        path = str(g.path)
+    counts = report.counts()
+    lines = [f"  {p.outcome}: {p.path}" + (f" ({p.faces} faces)" if p.outcome == "several faces" else "")
+             + (f" ({p.detail})" if p.detail and p.outcome in ("duplicate", "unreadable") else "")
+             for p in report.photos if p.outcome != "enrolled"]
+    people = report.people()
+    lines.append(f"{args.from_folder}: {len(report.photos)} photo(s): "
+                 + ", ".join(f"{n} {o}" for o, n in counts.items() if n) + f"; {len(people)} people enrolled in {path}")
+    emit(args, {**report.to_dict(), "gallery": path}, lines)
+    return EXIT_BAD_INPUT if args.strict and report.failures else EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from facenet_keras.identity.recognition import compare
+
+    c = compare(args.photo1, args.photo2, args.threshold, model=args.model)
+    verdict = "MATCH" if c.match else "NO MATCH"
+    notes = [f"{p} has {n} faces: the main one was used"
+             for p, n in zip((args.photo1, args.photo2), c.faces_found) if n > 1]
+    emit(args, {"photo1": args.photo1, "photo2": args.photo2, **c.to_dict()},
+         [f"{verdict}: {args.photo1} vs {args.photo2}: distance {c.distance:.3f} "
+          f"{'<=' if c.match else '>'} threshold {c.threshold:.3f}" + (f" ({'; '.join(notes)})" if notes else "")])
+    return EXIT_OK if c.match else EXIT_NO_MATCH
 
 
 def cmd_verify(args) -> int:

@@ -53,6 +53,16 @@ class FaceGallery:
 
         return migrate(self, model=model, detector=detector)
 
+    def enroll_folder(self, root, *, model=None, detector=None, progress: bool | None = None,
+                      several_faces: str = "skip"):
+        """Enrol everyone in ``root`` (one sub-folder per person); returns the per-photo report
+        (enrolled / no face / several faces / duplicate / unreadable); see
+        :func:`facenet_keras.identity.folders.enroll_folder`."""
+        from facenet_keras.identity.folders import enroll_folder
+
+        return enroll_folder(self, root, model=model, detector=detector, progress=progress,
+                             several_faces=several_faces)
+
     # ------------------------------------------------------------------ storage, delegated
     @property
     def path(self):

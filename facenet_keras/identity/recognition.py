@@ -448,3 +448,41 @@ def migrate(gallery: FaceGallery, *, model=None, detector=None) -> dict:
     store.replace_embeddings([p.id for p in photos], np.stack(embeddings), target)  # drops the threshold too
     report["re_encoded"] = len(photos)
     return report
+
+@dataclass(frozen=True)
+class Comparison:
+    """The answer to "are these two photos the same person?" (no gallery involved).
+
+    ``faces``: the face used in each photo (its main one); ``faces_found``: how many each photo had."""
+
+    match: bool
+    distance: float
+    threshold: float
+    faces: tuple[Face, Face]
+    faces_found: tuple[int, int]
+
+    def to_dict(self) -> dict:
+        return {"match": self.match, "distance": round(self.distance, 5), "threshold": self.threshold,
+                "faces_found": list(self.faces_found), "faces": [f.to_dict(embedding=False) for f in self.faces]}
+
+
+def compare(photo1, photo2, threshold: float | None = None, *, model=None, detector=None) -> Comparison:
+    """Are the people in two photos the same person? Match when d <= threshold (default: the
+    encoder's own, 0.6 for the pretrained one), as in deepface's ``verify(img1, img2)`` or face_recognition's
+    ``compare_faces``.
+
+    Each photo's main face (large, nearest the centre) is used; the two are encoded in one batch.
+    Raises :class:`NoFaceError` naming the photo when one has no face.
+    """
+    tau = resolve_threshold(threshold, None, model)
+    per_image, loaded = encode_batch([photo1, photo2], model=model, detector=detector, progress=False,
+                                     return_images=True)
+    chosen = []
+    for src, faces, image in zip((photo1, photo2), per_image, loaded):
+        face = primary_face(faces, image.shape)
+        if face is None:
+            raise NoFaceError(f"no face found in {describe_source(src)}")
+        chosen.append(face)
+    distance = float(pairwise_distances(chosen[0].embedding[None], chosen[1].embedding[None])[0, 0])
+    return Comparison(distance <= tau, distance, tau, (chosen[0], chosen[1]),
+                      (len(per_image[0]), len(per_image[1])))
