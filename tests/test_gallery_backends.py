@@ -620,3 +620,42 @@ def test_db_start_stop_cli(capsys):
     finally:
         main(["db", "stop", "--data", str(root)])
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- migrate and erase with a real encoder
+@pytest.mark.parametrize("backend", ["postgres", "milvus"])  # SQLite: tests/test_trust_identity.py (item 1, 6)
+def test_migrate_and_remove_with_a_real_encoder(backend, url_for, detector, encoder, capsys):
+    """``gallery migrate`` re-encodes a PostgreSQL / Milvus gallery from its stored face crops into
+    another embedding space (the old one is then refused), and ``gallery remove`` erases a person."""
+    import facenet_keras as fk
+    from facenet_keras.cli import main
+    from facenet_keras.demo import sample_portraits
+    from facenet_keras.faces.pipeline import embedding_space_id
+    from facenet_keras.models.encoder import load_encoder
+
+    normalized = load_encoder(normalize=True)  # the same weights, L2-normalised: another embedding space
+    people = sample_portraits()
+    url = url_for(backend)
+    with FaceGallery(url) as g:
+        g.enroll("grace", people["Grace Hopper"], detector=detector)
+        g.enroll("eileen", people["Eileen Collins"], detector=detector)
+        g.threshold = 0.55
+        assert g.space_id == embedding_space_id(None)
+        with pytest.raises(EmbeddingSpaceError, match="gallery migrate"):
+            fk.recognize(people["Grace Hopper"], g, threshold=0.4, model=normalized, detector=detector)
+        raw, labels = g.embeddings()
+        assert g.store.crop(g.photos("grace")[0].id)[:2] == b"\xff\xd8"  # a JPEG face crop
+        report = g.migrate(model=normalized, detector=detector)
+        assert report["re_encoded"] == 2 and report["threshold_dropped"] == pytest.approx(0.55)
+        assert g.threshold is None and g.space_id == embedding_space_id(normalized)
+        new, new_labels = g.embeddings()
+        assert new_labels == labels
+        assert np.linalg.norm(new - raw / np.linalg.norm(raw, axis=1, keepdims=True), axis=1).max() < 0.1
+        assert fk.recognize(people["Grace Hopper"], g, threshold=0.4, model=normalized,
+                            detector=detector)[0].identity == "grace"
+        with pytest.raises(EmbeddingSpaceError):
+            fk.recognize(people["Grace Hopper"], g, threshold=0.4, detector=detector)
+    assert main(["gallery", "remove", " grace", "--gallery", url]) == 0
+    assert "erased 'grace'" in capsys.readouterr().out
+    with FaceGallery(url, readonly=True) as g:
+        assert g.names() == ["eileen"] and g.store.crop(g.photos("eileen")[0].id)[:2] == b"\xff\xd8"

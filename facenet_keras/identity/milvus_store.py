@@ -15,7 +15,7 @@ fresh batch id, THEN one marker row ``batch:<id>`` naming the current generation
 only when its batch's marker exists and names the gallery's current generation, and one row is
 written atomically, so a writer killed mid-enrolment leaves only invisible rows (cleaned by
 :meth:`MilvusStore.vacuum`), never half a person. ``gallery migrate`` (:meth:`replace_embeddings`)
-writes the re-encoded rows (new ids) under the next generation, drops the threshold, then switches
+writes the re-encoded rows (new ids) under a new generation, drops the threshold, then switches
 the generation and the space in one meta row: the whole gallery changes space at once. Reads use
 Strong consistency (they see every write acknowledged before them). Removing a person deletes their
 batches' markers first (each batch vanishes whole), then the rows and crops (milvus-lite and
@@ -365,8 +365,8 @@ class MilvusStore:
 
     def replace_embeddings(self, ids, embeddings, space_id: str) -> None:
         """Re-encode (``gallery migrate``): the rows ``ids`` get ``embeddings`` and the gallery ``space_id``,
-        all at once. The new rows (with new photo ids, crops copied) are written under the next
-        generation, the threshold (calibrated for the old space) is dropped, then one meta write
+        all at once. The new rows (with new photo ids, crops copied, one new batch per enrolment) are
+        written under a new generation, the threshold (calibrated for the old space) is dropped, then one meta write
         switches the generation and the space; the old rows are deleted afterwards."""
         emb = check_embeddings(embeddings)
         ids = [int(i) for i in ids]
@@ -383,23 +383,25 @@ class MilvusStore:
         if sorted(r["id"] for r in rows) != sorted(ids) or len(set(ids)) != len(ids):
             raise GalleryError(f"the gallery {self.path} changed during the migration; run it again")
         new_emb = dict(zip(ids, emb))
-        batch, now = secrets.token_hex(16), time.time()
+        now, new_gen = time.time(), secrets.randbits(48) + 1  # never one that a crashed migration left rows of
+        batches = {b: secrets.token_hex(16) for b in sorted({r["batch"] for r in rows})}  # one per enrolment, as before
         new_rows, moved = [], {}
         for k, r in enumerate(rows):
             info = json.loads(r["info"])
             info["pos"] = k  # enrolment order kept: (created, batch, pos)
             new_id = secrets.randbits(62)
             moved[r["id"]] = new_id
-            new_rows.append({"id": new_id, "name": r["name"], "batch": batch, "created": r["created"],
+            new_rows.append({"id": new_id, "name": r["name"], "batch": batches[r["batch"]], "created": r["created"],
                              "embedding": new_emb[r["id"]], "info": json.dumps(info)})
         self._write_crops({moved[i]: self.crop(i) for i in moved})
         for k in range(0, len(new_rows), 1024):
             self._call(self._client.insert, self._photos, new_rows[k:k + 1024])
-        self._commit(batch, len(new_rows), gen + 1, now)
+        for new_batch in batches.values():  # invisible until the switch: they name the new generation
+            self._commit(new_batch, sum(r["batch"] == new_batch for r in new_rows), new_gen, now)
         self._set_meta("threshold", None)  # first: a crash from here on leaves no threshold of another space
         self._set_meta("model_id", None)
-        self._set_meta("space", json.dumps({"space_id": space_id, "generation": gen + 1}))  # the switch
-        old_batches = sorted({r["batch"] for r in rows})
+        self._set_meta("space", json.dumps({"space_id": space_id, "generation": new_gen}))  # the switch
+        old_batches = sorted(batches)
         if old_batches:
             self._call(self._client.delete, self._metac, filter=f"key in {_list('batch:' + b for b in old_batches)}")
         if moved:
