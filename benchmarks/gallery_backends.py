@@ -304,6 +304,18 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
                     "SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s", (Vector(q), K)).fetchall()])
                     for q in qs[:n]]
         r1, r10 = recall(truth[:args.queries], ann_rows(args.ef, args.queries))
+        def server_ms(ef, n=20):
+            """The server's own execution time of the index scan (EXPLAIN ANALYZE), without the client."""
+            with psycopg.connect(url) as c:
+                register_vector(c)
+                c.execute(f"SET hnsw.ef_search = {ef}")
+                out = []
+                for q in qs[:n]:
+                    plan = c.execute("EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM photos ORDER BY embedding <-> %s "
+                                     "LIMIT %s", (Vector(q), K * 4)).fetchone()[0]
+                    out.append(plan[0]["Execution Time"])
+                return float(np.median(out))
+
         low = {}
         for ef in args.sweep:  # per ef_search: the raw index scan's row recall@1/@10, and the store's own
             rows = ann_rows(ef, args.queries)  # search (candidates re-ranked): identity recall@1, p50/p99
@@ -313,7 +325,7 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
             low[ef] = {"row_recall@1": round(recall(truth[:args.queries], rows)[0], 3),
                        "row_recall@10": round(recall(truth[:args.queries], rows)[1], 3),
                        "identity_recall@1": round(identity_recall(answers, truth, labels), 3),
-                       "p50_ms": round(e50, 2), "p99_ms": round(e99, 2)}
+                       "p50_ms": round(e50, 2), "p99_ms": round(e99, 2), "server_p50_ms": round(server_ms(ef), 2)}
             print(f"          ef_search {ef:4d}: {low[ef]}", flush=True)
         g.store.options["ef_search"] = args.ef
         g.close()
