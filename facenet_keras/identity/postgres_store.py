@@ -4,11 +4,19 @@
 ``meta``, ``people`` and ``photos`` (foreign key, ON DELETE CASCADE) in a database of their own; each
 write is one transaction, so a writer killed mid-enrolment leaves nothing of it. Concurrent writers
 are safe (the person row is created with ON CONFLICT, the first embedding's dimension under an
-advisory lock). The schema is versioned in ``meta`` and migrated by the package (:data:`MIGRATIONS`);
-a newer schema than this version knows is refused, and so is a database holding other tables.
+advisory lock). Each photo row keeps its embedding, the photo's sha256 and a small face crop
+(``gallery migrate`` re-encodes from the crops); ``meta`` holds the embedding space, the dimension
+and the threshold. The schema is versioned in ``meta`` and created by the package
+(:data:`MIGRATIONS`); a gallery of an older schema is only read by ``gallery migrate``, which
+upgrades it (as for SQLite); a newer schema, or a database holding other tables, is refused
+untouched. ``readonly`` opens create and change nothing (the sessions are read-only too). Every
+failure is a one-line :class:`~facenet_keras.identity.store.GalleryError`. A removed person's rows
+are deleted and the table vacuumed; their bytes may still sit in the server's WAL and free space
+until PostgreSQL reuses it (the server operator's backups too).
 
 Search: below ``exact_below`` rows it is exact (a sequential scan); the HNSW index (``vector_l2_ops``)
-is built (concurrently, once) when the gallery reaches that size, and from then on it proposes ``candidates`` rows at ``hnsw.ef_search`` = ``ef_search``,
+is built (concurrently, once) when the gallery reaches that size, and from then on it proposes
+``candidates`` rows at ``hnsw.ef_search`` = ``ef_search``,
 which are re-ranked exactly in numpy (the same distance function as every other backend). When the
 candidates hold one identity only, the runner-up comes from one more filtered index scan.
 URL options (taken out before connecting): ``?exact_below=20000&ef_search=100&candidates=64``.
@@ -21,9 +29,25 @@ import time
 
 import numpy as np
 
-from facenet_keras.identity.remote import GalleryServerError, check_model, checked_rows, redact, rerank, split_options
+from facenet_keras.identity.remote import (
+    GalleryServerError,
+    check_add_space,
+    checked_rows,
+    redact,
+    rerank,
+    split_options,
+    stored_threshold,
+    unknown_name,
+)
 from facenet_keras.identity.search import NO_MATCH, Match
-from facenet_keras.identity.store import Photo, check_name
+from facenet_keras.identity.store import (
+    GalleryError,
+    Photo,
+    check_embeddings,
+    check_threshold,
+    display_name,
+    normalize_name,
+)
 
 # version -> SQL that brings a database from version-1 to it. Never edit a released step: add one.
 MIGRATIONS = {
@@ -47,6 +71,9 @@ CREATE INDEX photos_person ON photos(person_id);
     2: """
 ALTER TABLE photos ADD COLUMN sha256 TEXT;
 CREATE INDEX photos_sha256 ON photos(sha256);
+""",
+    3: """
+ALTER TABLE photos ADD COLUMN crop BYTEA;
 """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -72,6 +99,11 @@ def _connect_error(url: str, exc: Exception) -> GalleryServerError:
     return GalleryServerError(f"cannot use PostgreSQL at {where}: {text}")
 
 
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _np(value) -> np.ndarray:
     """A pgvector value (Vector, or an array in older adapters) as float32 (D,)."""
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
@@ -80,7 +112,7 @@ def _np(value) -> np.ndarray:
 class PostgresStore:
     """Enrolled people and their embeddings in PostgreSQL with pgvector (see the module docstring)."""
 
-    def __init__(self, url: str, *, backend: str = "exact", connect_timeout: float = 5.0):
+    def __init__(self, url: str, *, backend: str = "exact", readonly: bool = False, connect_timeout: float = 5.0):
         if backend != "exact":
             raise ValueError(f"search backend {backend!r} is for SQLite galleries; PostgreSQL searches "
                              "with its own HNSW index (tune it with ?ef_search=... in the URL)")
@@ -93,15 +125,18 @@ class PostgresStore:
                                      "pip install 'facenet-keras[postgres]'") from exc
         self._psycopg = psycopg
         self._register_vector = register_vector
+        self.readonly = bool(readonly)
         dsn, self.options = split_options(url, OPTIONS)
         self.path = redact(url)
         self._dsn = dsn
         self._timeout = connect_timeout
         try:
-            with psycopg.connect(dsn, connect_timeout=int(max(1, connect_timeout))) as conn:
-                self._check_and_migrate(conn)
+            with psycopg.connect(dsn, connect_timeout=int(max(1, connect_timeout)), autocommit=True) as conn:
+                self.schema_version = self._check_and_create(conn)
         except psycopg.OperationalError as exc:
             raise _connect_error(dsn, exc) from None
+        except psycopg.Error as exc:
+            raise GalleryServerError(f"cannot open the gallery {self.path}: {_one_line(exc)}") from None
         self._pool = ConnectionPool(dsn, min_size=1, max_size=self.options["pool"], open=True,
                                     kwargs={"connect_timeout": int(max(1, connect_timeout))},
                                     configure=self._configure, check=ConnectionPool.check_connection,
@@ -110,15 +145,16 @@ class PostgresStore:
         self._pays = None  # (search through the index?, when checked)
 
     # ------------------------------------------------------------------ schema
-    def _check_and_migrate(self, conn) -> None:
-        """Refuse a foreign database or a newer schema (touching nothing); else migrate to SCHEMA_VERSION."""
+    def _check_and_create(self, conn) -> int:
+        """Refuse a foreign database or a newer schema (touching nothing); create the schema in an
+        empty database (unless read-only). Returns the schema version found (or created)."""
         tables = {r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
         foreign = sorted(tables - OUR_TABLES)
         version = 0
         if "meta" in tables:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+            version = int(row[0]) if row and str(row[0]).isdigit() else 0
         if version == 0 and tables:
             listed = ", ".join(foreign or sorted(tables))
             raise GalleryServerError(f"database {redact(self._dsn)} holds other tables ({listed}): give the "
@@ -126,6 +162,11 @@ class PostgresStore:
         if version > SCHEMA_VERSION:
             raise GalleryServerError(f"{redact(self._dsn)} has gallery schema {version}, newer than this version of "
                                      f"facenet-keras reads ({SCHEMA_VERSION}): upgrade facenet-keras")
+        if version:
+            return version  # an older one waits for upgrade_schema ('gallery migrate')
+        if self.readonly:
+            raise GalleryServerError(f"no gallery in {redact(self._dsn)} (an empty database; enrol someone first "
+                                     "with 'facenet-keras enroll NAME PHOTO'); nothing was created")
         has_vector = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
         if not has_vector:
             available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
@@ -137,9 +178,14 @@ class PostgresStore:
                     conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             except self._psycopg.errors.InsufficientPrivilege:
                 raise GalleryServerError(f"database {redact(self._dsn)} lacks the pgvector extension and this user "
-                                         "may not create it: ask an administrator to run CREATE EXTENSION vector")
-        if version == SCHEMA_VERSION:
-            return
+                                         "may not create it: ask an administrator to run CREATE EXTENSION vector") \
+                    from None
+        self._migrate(conn)
+        return SCHEMA_VERSION
+
+    def _migrate(self, conn) -> None:
+        """Bring the schema to SCHEMA_VERSION in one transaction, under an advisory lock (another
+        process may be doing the same)."""
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             row = (conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -151,15 +197,56 @@ class PostgresStore:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', %s) ON CONFLICT (key) DO UPDATE "
                              "SET value = EXCLUDED.value", (str(SCHEMA_VERSION),))
 
+    @property
+    def needs_upgrade(self) -> bool:
+        """Whether this is a gallery of an older schema that only ``upgrade_schema`` may touch."""
+        return self.schema_version != SCHEMA_VERSION
+
+    def upgrade_schema(self) -> bool:
+        """Bring a gallery of an older schema to this one (``gallery migrate``); True if it did."""
+        if not self.needs_upgrade:
+            return False
+        self._writable("upgrade")
+        self._run(self._migrate, retry=False, current=False)
+        self.schema_version = SCHEMA_VERSION
+        return True
+
+    @property
+    def legacy_model_id(self) -> str | None:
+        """What a gallery of schema 1 or 2 recorded as its 'model_id' (the pipeline id), else None."""
+        return self._meta("model_id", current=False) if self.needs_upgrade else None
+
+    def set_space_id(self, space_id: str) -> None:
+        """Record the embedding space of embeddings already stored (a schema upgrade that keeps them)."""
+        def write(conn):
+            with conn.transaction():
+                self._put(conn, "space_id", space_id)
+                conn.execute("DELETE FROM meta WHERE key = 'model_id'")
+        self._write(write, "record the embedding space of")
+
     def _configure(self, conn) -> None:
         self._register_vector(conn)
         conn.autocommit = True
+        if self.readonly:  # the server refuses any write in these sessions, whatever the code does
+            conn.execute("SET default_transaction_read_only = on")
 
-    def _run(self, fn, *, retry: bool = True):
-        """Run ``fn(conn)``; a read whose connection died (server restarted) is retried once on a fresh one."""
+    def _writable(self, action: str) -> None:
+        if self.readonly:
+            raise GalleryError(f"the gallery {self.path} was opened read-only: cannot {action} it")
+
+    def _write(self, fn, action: str):
+        self._writable(action)
+        return self._run(fn, retry=False)
+
+    def _run(self, fn, *, retry: bool = True, current: bool = True):
+        """Run ``fn(conn)``; a read whose connection died (server restarted) is retried once on a fresh one.
+        ``current``: refuse a gallery of an older schema (until ``gallery migrate``)."""
         psycopg = self._psycopg
         from psycopg_pool import PoolTimeout
 
+        if current and self.needs_upgrade:
+            raise GalleryError(f"{self.path} is a gallery of schema {self.schema_version} (an older facenet-keras); "
+                               f"upgrade it with 'facenet-keras --gallery URL gallery migrate'")
         for attempt in (0, 1):
             try:
                 with self._pool.connection() as conn:
@@ -171,15 +258,26 @@ class PostgresStore:
                 if attempt == 0 and retry:
                     self._pool.check()
                     continue
-                raise GalleryServerError(f"PostgreSQL at {self.path} failed: "
-                                         f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}"
+                raise GalleryServerError(f"PostgreSQL at {self.path} failed: {_one_line(exc)}"
                                          + ("" if retry else " (the write was rolled back; nothing was stored)")) \
+                    from exc
+            except psycopg.errors.ReadOnlySqlTransaction as exc:
+                raise GalleryError(f"the gallery {self.path} is read-only (opened read-only, or a read-only "
+                                   "server): nothing was changed") from exc
+            except psycopg.Error as exc:  # a constraint, a damaged value...: one line, the transaction rolled back
+                raise GalleryServerError(f"PostgreSQL at {self.path} refused the operation: {_one_line(exc)}") \
                     from exc
 
     # ------------------------------------------------------------------ metadata
-    def _meta(self, key: str) -> str | None:
-        row = self._run(lambda c: c.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone())
+    def _meta(self, key: str, *, current: bool = True) -> str | None:
+        row = self._run(lambda c: c.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone(),
+                        current=current)
         return row[0] if row else None
+
+    @staticmethod
+    def _put(conn, key: str, value: str) -> None:
+        conn.execute("INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                     (key, value))
 
     def _set_meta(self, key: str, value: str | None) -> None:
         def write(conn):
@@ -187,67 +285,69 @@ class PostgresStore:
                 if value is None:
                     conn.execute("DELETE FROM meta WHERE key = %s", (key,))
                 else:
-                    conn.execute("INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = "
-                                 "EXCLUDED.value", (key, value))
-        self._run(write, retry=False)
+                    self._put(conn, key, value)
+        self._write(write, f"store {key} in")
 
     @property
     def threshold(self) -> float | None:
-        value = self._meta("threshold")
-        return None if value is None else float(value)
+        """A calibrated distance threshold stored with the gallery, or None."""
+        return stored_threshold(self.path, self._meta("threshold"))
 
     @threshold.setter
     def threshold(self, value: float | None) -> None:
-        if value is not None and not (np.isfinite(value) and value > 0):
-            raise ValueError(f"threshold must be a positive number, got {value!r}")
-        self._set_meta("threshold", None if value is None else repr(float(value)))
+        self._set_meta("threshold", None if value is None else repr(check_threshold(value)))
 
     @property
-    def model_id(self) -> str | None:
-        return self._meta("model_id")
+    def space_id(self) -> str | None:
+        """The embedding space of the stored embeddings (None while nothing recorded one)."""
+        return self._meta("space_id", current=False)
 
-    @property
-    def schema_version(self) -> int:
-        return int(self._meta("schema_version"))
+    def _stored_dim(self, conn) -> int | None:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+        if row is None:
+            return None
+        if not str(row[0]).isdigit() or int(row[0]) == 0:
+            raise GalleryError(f"the gallery {self.path} is damaged: its meta row 'dim' holds {row[0]!r}")
+        return int(row[0])
 
     # ------------------------------------------------------------------ writes
-    def add(self, name: str, embeddings, *, sources=None, boxes=None, model_id: str | None = None,
-            hashes=None) -> list[int]:
+    def add(self, name: str, embeddings, *, sources=None, boxes=None, space_id: str | None = None,
+            crops=None, digests=None) -> list[int]:
         """Enrol ``embeddings`` (N, D) for ``name`` in one transaction; returns the new photo ids.
-        ``hashes``: optional sha256 of each photo file, kept for export."""
-        name, emb, sources, boxes = checked_rows(name, embeddings, sources, boxes, None)
-        hashes = list(hashes) if hashes is not None else [None] * len(emb)
+        ``crops``: encoded face crops (bytes), ``digests``: the photos' sha256, one per embedding (or None)."""
+        name, emb, sources, boxes, crops, digests = checked_rows(name, embeddings, sources, boxes, None, crops,
+                                                                 digests)
+        self._writable("enrol into")
         dim = emb.shape[1]
         now = time.time()
         Vector = __import__("pgvector").Vector
 
         def write(conn):
             with conn.transaction():
-                stored_dim = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
-                if stored_dim is None:  # the first enrolment fixes the dimension and builds the index
+                stored_dim = self._stored_dim(conn)
+                if stored_dim is None:  # the first enrolment fixes the dimension
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-                    stored_dim = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+                    stored_dim = self._stored_dim(conn)
                     if stored_dim is None:
                         conn.execute(f"ALTER TABLE photos ALTER COLUMN embedding TYPE vector({dim})")
-                        conn.execute("INSERT INTO meta VALUES ('dim', %s)", (str(dim),))
-                        stored_dim = (str(dim),)
-                if int(stored_dim[0]) != dim:
-                    raise ValueError(f"this gallery holds {stored_dim[0]}-D embeddings, got {dim}-D")
-                stored_model = conn.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
-                check_model(stored_model[0] if stored_model else None, model_id)
-                if model_id is not None and stored_model is None:
-                    conn.execute("INSERT INTO meta VALUES ('model_id', %s) ON CONFLICT DO NOTHING", (model_id,))
-                    (again,) = conn.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
-                    check_model(again, model_id)
+                        self._put(conn, "dim", str(dim))
+                        stored_dim = dim
+                check_embeddings(emb, stored_dim)
+                if space_id is not None:
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY + 2,))  # one space, whoever races
+                    stored = conn.execute("SELECT value FROM meta WHERE key = 'space_id'").fetchone()
+                    empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM photos)").fetchone()[0]
+                    if check_add_space(self.path, stored[0] if stored else None, space_id, empty):
+                        self._put(conn, "space_id", space_id)
                 conn.execute("INSERT INTO people(name, created) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
                              (name, now))
                 (person_id,) = conn.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()
                 with conn.cursor() as cur:
                     cur.executemany(
-                        "INSERT INTO photos(person_id, source, box, embedding, created, sha256) "
-                        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                        [(person_id, source, None if box is None else json.dumps([float(v) for v in box]),
-                          Vector(vec), now, sha) for vec, source, box, sha in zip(emb, sources, boxes, hashes)],
+                        "INSERT INTO photos(person_id, source, box, embedding, created, sha256, crop) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                        [(person_id, source, None if box is None else json.dumps(box), Vector(vec), now, sha, crop)
+                         for vec, source, box, sha, crop in zip(emb, sources, boxes, digests, crops)],
                         returning=True)
                     ids = []
                     while True:
@@ -256,9 +356,42 @@ class PostgresStore:
                             break
                 return ids
 
-        ids = self._run(write, retry=False)
+        ids = self._write(write, "enrol into")
         self._maybe_build_index()
         return ids
+
+    def replace_embeddings(self, ids, embeddings, space_id: str) -> None:
+        """Overwrite the embeddings of rows ``ids`` and record ``space_id``, in one transaction (``gallery
+        migrate``); the calibrated threshold, which belonged to the old space, is dropped. A new
+        dimension rebuilds the column (and, later, the HNSW index)."""
+        emb = check_embeddings(embeddings)
+        ids = [int(i) for i in ids]
+        if len(ids) != len(emb):
+            raise ValueError("one embedding per row id")
+        Vector = __import__("pgvector").Vector
+
+        def write(conn):
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+                conn.execute("LOCK TABLE photos IN SHARE ROW EXCLUSIVE MODE")  # no enrolment meanwhile
+                have = {r[0] for r in conn.execute("SELECT id FROM photos")}
+                if have != set(ids):
+                    raise GalleryError(f"the gallery {self.path} changed during the migration; run it again")
+                new_dim = emb.shape[1] != self._stored_dim(conn)
+                if new_dim:
+                    conn.execute("DROP INDEX IF EXISTS photos_hnsw")
+                    conn.execute("ALTER TABLE photos ALTER COLUMN embedding TYPE vector")
+                with conn.cursor() as cur:
+                    cur.executemany("UPDATE photos SET embedding = %s WHERE id = %s",
+                                    [(Vector(vec), i) for i, vec in zip(ids, emb)])
+                if new_dim:
+                    conn.execute(f"ALTER TABLE photos ALTER COLUMN embedding TYPE vector({emb.shape[1]})")
+                self._put(conn, "dim", str(emb.shape[1]))
+                self._put(conn, "space_id", space_id)
+                conn.execute("DELETE FROM meta WHERE key IN ('model_id', 'threshold')")  # calibrated for the old space
+        self._write(write, "re-encode")
+        self._dim, self._pays = None, None
+        self._maybe_build_index()
 
     def has_index(self, conn=None) -> bool:
         """Whether the HNSW index exists (it is built once the gallery reaches ``exact_below`` rows)."""
@@ -296,17 +429,21 @@ class PostgresStore:
         return self._run(build, retry=False)
 
     def rename(self, old: str, new: str) -> None:
-        new = check_name(new)
+        """Rename a person (all their photos follow)."""
+        old, new = normalize_name(old), normalize_name(new)
 
         def write(conn):
             with conn.transaction():
                 if new != old and conn.execute("SELECT 1 FROM people WHERE name = %s", (new,)).fetchone():
-                    raise ValueError(f"{new!r} is already enrolled")
+                    raise ValueError(f"{display_name(new)} is already enrolled")
                 if conn.execute("UPDATE people SET name = %s WHERE name = %s", (new, old)).rowcount == 0:
                     raise KeyError(self._unknown(conn, old))
-        self._run(write, retry=False)
+        self._write(write, "rename a person in")
 
     def remove(self, name: str) -> int:
+        """Erase a person: their rows (embeddings, face crops, photo hashes); returns how many photos went."""
+        name = normalize_name(name)
+
         def write(conn):
             with conn.transaction():
                 row = conn.execute("SELECT id FROM people WHERE name = %s FOR UPDATE", (name,)).fetchone()
@@ -315,36 +452,56 @@ class PostgresStore:
                 n = conn.execute("DELETE FROM photos WHERE person_id = %s", row).rowcount
                 conn.execute("DELETE FROM people WHERE id = %s", row)
                 return n
-        return self._run(write, retry=False)
+        n = self._write(write, "remove a person from")
+        self._vacuum()
+        return n
 
     def remove_photo(self, photo_id: int) -> None:
+        """Remove one enrolled photo; a person left with no photo is removed too."""
         def write(conn):
             with conn.transaction():
                 row = conn.execute("DELETE FROM photos WHERE id = %s RETURNING person_id", (int(photo_id),)).fetchone()
                 if row is None:
-                    raise KeyError(f"no enrolled photo with id {photo_id}")
+                    raise KeyError(f"no enrolled photo with id {photo_id} in {self.path}")
                 conn.execute("DELETE FROM people WHERE id = %s AND NOT EXISTS "
                              "(SELECT 1 FROM photos WHERE person_id = %s)", (row[0], row[0]))
-        self._run(write, retry=False)
+        self._write(write, "remove a photo from")
+        self._vacuum()
+
+    def _vacuum(self) -> None:
+        """Reclaim the deleted rows now (their pages are pruned; a best effort: VACUUM needs no lock
+        that writers wait on, and a failure leaves autovacuum to do it)."""
+        try:
+            self._run(lambda c: c.execute("VACUUM photos, people"), retry=False)
+        except GalleryError:
+            pass
 
     # ------------------------------------------------------------------ reads
     def names(self) -> list[str]:
+        """Enrolled names, sorted."""
         return [r[0] for r in self._run(lambda c: c.execute("SELECT name FROM people ORDER BY name").fetchall())]
 
     def __len__(self) -> int:
         return self._run(lambda c: c.execute("SELECT COUNT(*) FROM people").fetchone()[0])
 
     def __contains__(self, name: str) -> bool:
+        try:
+            name = normalize_name(name)
+        except ValueError:
+            return False
         return self._run(lambda c: c.execute("SELECT 1 FROM people WHERE name = %s", (name,)).fetchone()) is not None
 
     def people(self) -> dict[str, int]:
+        """Each enrolled name with its number of photos."""
         rows = self._run(lambda c: c.execute(
             "SELECT p.name, COUNT(f.id) FROM people p LEFT JOIN photos f ON f.person_id = p.id "
             "GROUP BY p.id ORDER BY p.name").fetchall())
         return {name: n for name, n in rows}
 
     def photos(self, name: str | None = None) -> list[Photo]:
-        sql = "SELECT f.id, p.name, f.source, f.box FROM photos f JOIN people p ON p.id = f.person_id"
+        """The enrolled photos (of one person, or all), in enrolment order."""
+        sql = "SELECT f.id, p.name, f.source, f.box, f.sha256 FROM photos f JOIN people p ON p.id = f.person_id"
+        name = None if name is None else normalize_name(name)
 
         def read(conn):
             rows = (conn.execute(sql + " WHERE p.name = %s ORDER BY f.id", (name,)) if name is not None
@@ -352,25 +509,40 @@ class PostgresStore:
             if name is not None and not rows:
                 raise KeyError(self._unknown(conn, name))
             return rows
-        return [Photo(i, n, s, None if b is None else tuple(json.loads(b))) for i, n, s, b in self._run(read)]
+        out = []
+        for i, n, s, b, digest in self._run(read):
+            try:
+                box = None if b is None else tuple(float(v) for v in json.loads(b))
+            except (ValueError, TypeError):
+                raise GalleryError(f"the gallery {self.path} is damaged: photo row {i} holds the box {b!r}") from None
+            out.append(Photo(i, n, s, box, digest))
+        return out
 
-    def photo_hashes(self) -> dict[int, str]:
-        """Photo id -> the photo file's sha256, where one was given at enrolment."""
-        rows = self._run(lambda c: c.execute("SELECT id, sha256 FROM photos WHERE sha256 IS NOT NULL").fetchall())
-        return dict(rows)
+    def crop(self, photo_id: int) -> bytes | None:
+        """The stored face crop (encoded image bytes) of one photo, or None."""
+        row = self._run(lambda c: c.execute("SELECT crop FROM photos WHERE id = %s", (int(photo_id),)).fetchone())
+        if row is None:
+            raise KeyError(f"no enrolled photo with id {photo_id} in {self.path}")
+        return None if row[0] is None else bytes(row[0])
 
     def embeddings(self, name: str | None = None) -> tuple[np.ndarray, list[str]]:
-        sql = "SELECT p.name, f.embedding FROM photos f JOIN people p ON p.id = f.person_id"
+        """All stored embeddings (M, D) float32 and the name of each row (or one person's), in enrolment order."""
+        sql = "SELECT p.name, f.embedding, f.id FROM photos f JOIN people p ON p.id = f.person_id"
+        name = None if name is None else normalize_name(name)
 
         def read(conn):
             rows = (conn.execute(sql + " WHERE p.name = %s ORDER BY f.id", (name,)) if name is not None
                     else conn.execute(sql + " ORDER BY f.id")).fetchall()
             if name is not None and not rows:
                 raise KeyError(self._unknown(conn, name))
-            dim = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
-            return rows, int(dim[0]) if dim else 0
+            return rows, self._stored_dim(conn) or 0
         rows, dim = self._run(read)
-        emb = (np.stack([_np(r[1]) for r in rows]) if rows else np.zeros((0, dim), np.float32))
+        vecs = [_np(r[1]) for r in rows]
+        for r, v in zip(rows, vecs):
+            if v.shape != (dim,):
+                raise GalleryError(f"the gallery {self.path} is damaged: photo row {r[2]} holds a {v.size}-D "
+                                   f"embedding, expected {dim}-D")
+        emb = np.stack(vecs) if rows else np.zeros((0, dim), np.float32)
         return emb, [r[0] for r in rows]
 
     def row_count(self, conn=None) -> int:
@@ -444,12 +616,13 @@ class PostgresStore:
         return self._run(read)
 
     def _unknown(self, conn, name: str) -> str:
-        names = [r[0] for r in conn.execute("SELECT name FROM people ORDER BY name LIMIT 11")]
-        listed = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "") if names else "nobody yet"
-        return f"{name!r} is not enrolled in {self.path} (enrolled: {listed})"
+        return unknown_name(self.path, name, [r[0] for r in conn.execute("SELECT name FROM people ORDER BY name "
+                                                                          "LIMIT 11")])
 
     def close(self) -> None:
-        self._pool.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def __enter__(self):
         return self

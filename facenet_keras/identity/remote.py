@@ -1,5 +1,6 @@
 """Small pieces shared by the server-backed gallery stores (PostgreSQL, Milvus): their error type,
-URL options, the validation every ``add`` does, and the exact re-rank of ANN candidates."""
+URL options, the validation every ``add`` does (the rules of :mod:`facenet_keras.identity.store`),
+the embedding-space rule of ``add``, and the exact re-rank of ANN candidates."""
 from __future__ import annotations
 
 import hashlib
@@ -8,13 +9,20 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from facenet_keras.identity.search import Match, matches_from_neighbours, pairwise_distances
-from facenet_keras.identity.store import check_name
+from facenet_keras.identity.store import (
+    EmbeddingSpaceError,
+    GalleryError,
+    check_embeddings,
+    check_threshold,
+    display_name,
+    normalize_name,
+)
 
 
-class GalleryServerError(ValueError):
+class GalleryServerError(GalleryError):
     """A gallery server cannot be used as asked (unreachable, refused, wrong schema...): one clear line.
 
-    A ValueError, so the command line reports it as bad input (exit 2)."""
+    A :class:`GalleryError` (a ValueError), so the command line reports it as bad input (exit 2)."""
 
 
 def split_options(url: str, known: dict) -> tuple[str, dict]:
@@ -27,7 +35,8 @@ def split_options(url: str, known: dict) -> tuple[str, dict]:
             try:
                 options[key] = type(known[key])(value)
             except ValueError as exc:
-                raise GalleryServerError(f"gallery URL option {key}={value!r} is not a {type(known[key]).__name__}") from exc
+                raise GalleryServerError(f"gallery URL option {key}={value!r} is not a "
+                                         f"{type(known[key]).__name__}") from exc
         else:
             rest.append((key, value))
     return urlunsplit(parts._replace(query=urlencode(rest))), options
@@ -42,29 +51,48 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(query=""))
 
 
-def checked_rows(name: str, embeddings, sources, boxes, dim: int | None):
-    """The validation every store's ``add`` does: (name, float32 (N, D), sources, boxes)."""
-    name = check_name(name)
-    emb = np.asarray(embeddings, dtype=np.float32)
-    if emb.ndim == 1:
-        emb = emb[None, :]
-    if emb.ndim != 2 or len(emb) == 0:
-        raise ValueError(f"embeddings must have shape (N, D) with N >= 1, got {emb.shape}")
-    if not np.all(np.isfinite(emb)):
-        raise ValueError("embeddings contain NaN or inf")
-    sources = list(sources) if sources is not None else [None] * len(emb)
-    boxes = list(boxes) if boxes is not None else [None] * len(emb)
-    if not len(sources) == len(boxes) == len(emb):
-        raise ValueError("sources and boxes must have one entry per embedding")
-    if dim is not None and int(dim) != emb.shape[1]:
-        raise ValueError(f"this gallery holds {dim}-D embeddings, got {emb.shape[1]}-D")
-    return name, emb, [None if s is None else str(s) for s in sources], boxes
+def checked_rows(name: str, embeddings, sources, boxes, dim: int | None, crops=None, digests=None):
+    """The validation every store's ``add`` does: (name, float32 (N, D), sources, boxes, crops, digests),
+    the lists with one entry per embedding."""
+    name = normalize_name(name)
+    emb = check_embeddings(embeddings, dim)
+    n = len(emb)
+    sources = list(sources) if sources is not None else [None] * n
+    boxes = list(boxes) if boxes is not None else [None] * n
+    crops = list(crops) if crops is not None else [None] * n
+    digests = list(digests) if digests is not None else [None] * n
+    if not len(sources) == len(boxes) == len(crops) == len(digests) == n:
+        raise ValueError("sources, boxes, crops and digests must have one entry per embedding")
+    boxes = [None if b is None else [float(v) for v in b] for b in boxes]
+    crops = [None if c is None else bytes(c) for c in crops]
+    return name, emb, [None if s is None else str(s) for s in sources], boxes, crops, digests
 
 
-def check_model(stored: str | None, given: str | None) -> None:
-    if given is not None and stored is not None and given != stored:
-        raise ValueError(f"this gallery was built with encoder {stored!r}, not {given!r}; "
-                         "use another gallery for another encoder")
+def check_add_space(where, stored: str | None, given: str | None, empty: bool) -> bool:
+    """The embedding-space rule of ``add`` (as SQLite applies it): a gallery holding embeddings of
+    one space refuses another; returns whether ``given`` is to be recorded (the gallery had none, or is empty)."""
+    if given is not None and stored is not None and given != stored and not empty:
+        raise EmbeddingSpaceError(f"the gallery {where} holds embeddings of space {stored!r}, not {given!r}; use "
+                                  "another gallery for another encoder, or 'gallery migrate'")
+    return given is not None and (stored is None or empty)
+
+
+def stored_threshold(where, value: str | None) -> float | None:
+    """A threshold read back from a gallery's metadata, checked (a damaged value is a GalleryError)."""
+    if value is None:
+        return None
+    try:
+        return check_threshold(value)
+    except ValueError:
+        raise GalleryError(f"the gallery {where} is damaged: its meta row 'threshold' holds {value!r}, not a "
+                           "positive number (store a new one with 'facenet-keras calibrate ... --save')") from None
+
+
+def unknown_name(where, name: str, names: list[str]) -> str:
+    """The message for a name that is not enrolled, listing (escaped) who is."""
+    listed = (", ".join(display_name(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
+              if names else "nobody yet")
+    return f"{display_name(name)} is not enrolled in {where} (enrolled: {listed})"
 
 
 def embedding_key(vec: np.ndarray) -> str:
