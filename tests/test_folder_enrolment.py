@@ -73,7 +73,8 @@ def test_enroll_from_folder_command(folder, tmp_path, capsys, encoder):
     code = main(["--gallery", str(gallery), "enroll", "--from-folder", str(folder), "--json"])
     payload = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert payload["counts"] == {"enrolled": 4, "no face": 1, "several faces": 1, "duplicate": 1, "unreadable": 1}
+    assert payload["counts"] == {"enrolled": 4, "no face": 1, "several faces": 1, "too small or blurred": 0,
+                                 "duplicate": 1, "unreadable": 1}
     assert {p["path"][len(str(folder)) + 1:]: p["outcome"] for p in payload["photos"]} == EXPECTED
 
     code = main(["--gallery", str(gallery), "enroll", "--from-folder", str(folder), "--strict"])
