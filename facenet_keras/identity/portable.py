@@ -39,6 +39,15 @@ READS = (1, 2)
 
 def export_gallery(gallery, path: str | os.PathLike) -> dict:
     """Write ``gallery`` (a FaceGallery or a store) to ``path``; returns a summary (people, photos)."""
+    doc = export_document(gallery)
+    with atomic_write(path, "w") as f:
+        json.dump(doc, f)
+    return {"people": len(doc["people"]), "photos": sum(len(p["photos"]) for p in doc["people"]), "file": str(path)}
+
+
+def export_document(gallery) -> dict:
+    """The portable document of ``gallery`` (a FaceGallery or a store): what :func:`export_gallery`
+    writes and the service's export endpoint sends."""
     store = getattr(gallery, "store", gallery)
     emb, labels = store.embeddings()
     photos = store.photos()
@@ -57,9 +66,7 @@ def export_gallery(gallery, path: str | os.PathLike) -> dict:
     doc = {"format": FORMAT, "version": VERSION, "space": store.space_id, "threshold": store.threshold,
            "dim": int(emb.shape[1]) if len(emb) else None,
            "people": [{"name": n, "photos": p} for n, p in sorted(people.items())]}
-    with atomic_write(path, "w") as f:
-        json.dump(doc, f)
-    return {"people": len(people), "photos": len(photos), "file": str(path)}
+    return doc
 
 
 def read_export(path: str | os.PathLike) -> dict:

@@ -477,18 +477,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
     @app.get("/v1/gallery/export", tags=["gallery"], dependencies=[admin],
              summary="the whole gallery with its embeddings (biometric data: admin keys only)")
     def export():
-        def dump(g) -> dict:
-            people = []
-            for name in g.names():
-                emb, _ = g.embeddings(name)
-                photos = g.photos(name)
-                people.append({"name": name, "photos": [
-                    {"id": p.id, "source": p.source, "box": None if p.box is None else list(p.box),
-                     "embedding": [float(v) for v in row]} for p, row in zip(photos, emb)]})
-            return {"format": "facenet-keras-gallery-export/1", "model": g.model_id, "threshold": g.threshold,
-                    "people": people}
+        from facenet_keras.identity.portable import export_document
 
-        return JSONResponse(engine().gallery.call(dump),
+        return JSONResponse(engine().gallery.call(export_document),
                             headers={"content-disposition": 'attachment; filename="gallery-export.json"'})
 
     # ------------------------------------------------------------------ style transfer
