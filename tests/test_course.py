@@ -133,8 +133,17 @@ def test_folder_enrolment_of_faces_reports_exactly_the_photos_without_one_face(s
         assert report.by_outcome("unreadable") == []
         counts = report.counts()
         assert sum(counts.values()) == len(detections) == 186
+        # faces too small or blurred to serve as a reference are refused, each for a measured reason
+        from facenet_keras.identity.recognition import MIN_EYE_DISTANCE, eye_distance
+
+        weak = report.by_outcome("too small or blurred")
+        detail = {p.path: p.detail for p in report.photos}
+        for path in weak:
+            (face,) = detections[path]
+            assert eye_distance(face) < MIN_EYE_DISTANCE or "blurred" in detail[path], path
         assert counts["enrolled"] == len(gallery.photos()) == len(detections) - len(several) - len(none) - \
-            counts["duplicate"]
-        # every person with at least one single-face photo is enrolled under their folder's name
-        expected = {n for n, photos in people.items() if any(len(detections[str(p)]) == 1 for p in photos)}
+            len(weak) - counts["duplicate"]
+        # every person with at least one usable single-face photo is enrolled under their folder's name
+        expected = {n for n, photos in people.items()
+                    if any(len(detections[str(p)]) == 1 and str(p) not in weak for p in photos)}
         assert set(gallery.names()) == expected == set(report.people())

@@ -86,8 +86,8 @@ def run_cli(capsys, *argv):
 def test_name_a_cluster_then_new_photos_are_recognised(library_run, shared_data, capsys, tmp_path):
     g, photos = library_run["gallery"], library_run["photos"]
     out_json = tmp_path / "clusters.json"
-    code, out, _ = run_cli(capsys, "--gallery", g, "cluster", "--json", out_json)
-    assert code == 0 and "threshold" in out
+    code, out, err = run_cli(capsys, "--gallery", g, "cluster", "--json", out_json)
+    assert code == 0 and "threshold" in out, err
     entries = json.loads(out_json.read_text())
     amy = {e["cluster"] for e in entries if "bbt_amy" in e["photo"]}
     assert len(amy) == 1 and None not in amy  # Amy's faces form one cluster ...

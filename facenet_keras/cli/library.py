@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, _add_global_options, emit
+from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, _add_global_options, emit, gallery_option
 
 
 def register(sub) -> None:
@@ -63,8 +63,10 @@ def register(sub) -> None:
 
 
 def _library_option(p: argparse.ArgumentParser) -> None:
+    """Every library command works on a gallery (named people) and its face index."""
     p.add_argument("--library", metavar="PATH", default=None,
                    help="the face index file (default: beside the gallery, NAME.library.sqlite)")
+    gallery_option(p)
 
 
 def _open(args):
