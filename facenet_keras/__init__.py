@@ -36,6 +36,8 @@ _EXPORTS = {
     "Verification": "recognition",
     "Recognition": "recognition",
     "DEFAULT_THRESHOLD": "recognition",
+    "watch": "live.watch",
+    "check_liveness": "live.liveness",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -16,7 +16,7 @@ from pathlib import Path
 EXIT_OK, EXIT_NO_MATCH, EXIT_BAD_INPUT = 0, 1, 2
 
 # modules of this package that add sub-commands, in the order --help lists them
-_COMMAND_MODULES = ("faces", "evaluate", "train")
+_COMMAND_MODULES = ("faces", "evaluate", "train", "watch")
 
 
 def build_parser() -> argparse.ArgumentParser:
