@@ -115,7 +115,7 @@ def photo_attack(photo: np.ndarray, seed: int, seconds: float = 2.0, *, bend: fl
     """A hand-held print of ``photo`` (H, W, 3) uint8: frames (T, 360, 640, 3) uint8 and times (T,).
     ``bend``: curvature (1/m); by default one seed in two bends the print (0.5-2.5 1/m)."""
     rng = np.random.default_rng(seed)
-    n = int(round(seconds * FPS))
+    n = round(seconds * FPS)
     if bend is None:
         bend = float(rng.uniform(0.5, 2.5)) * float(rng.choice([-1, 1])) if rng.random() < 0.5 else 0.0
     angles, offs = _hand_motion(rng, n)

@@ -229,9 +229,9 @@ def cmd_verify_live(args) -> int:
         verdict = "REFUSED (liveness failed)"
     else:
         verdict = "NO MATCH"
-    lines = [f"{verdict}: {args.photo} vs {args.name!r}: distance {v.distance:.3f} "
-             f"{'<=' if v.distance_match else '>'} threshold {v.threshold:.3f}; "
-             f"liveness {'passed' if lv.live else 'FAILED'} (score {lv.score:.2f})"]
+    lines = [(f"{verdict}: {args.photo} vs {args.name!r}: distance {v.distance:.3f} "
+              f"{'<=' if v.distance_match else '>'} threshold {v.threshold:.3f}; "
+              f"liveness {'passed' if lv.live else 'FAILED'} (score {lv.score:.2f})")]
     lines += [f"  {r}" for r in lv.reasons]
     emit(args, {"clip": args.photo, **v.to_dict()}, lines)
     return EXIT_OK if v.match else EXIT_NO_MATCH

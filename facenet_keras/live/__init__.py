@@ -24,7 +24,8 @@ _EXPORTS = {
     "LivenessResult": "liveness",
     "Challenge": "liveness",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["Challenge", "Event", "FrameResult", "LivenessResult", "VideoError", "VideoWriter", "check_liveness",
+           "open_video", "read_frames", "watch"]
 
 
 def __getattr__(name: str):

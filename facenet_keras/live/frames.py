@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["VideoError", "Frame", "VideoSource", "open_video", "VideoWriter", "read_frames"]
+__all__ = ["Frame", "VideoError", "VideoSource", "VideoWriter", "open_video", "read_frames"]
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 # A file whose decoding ends before this fraction of the frames its header declares is truncated.
@@ -121,7 +121,7 @@ class VideoSource:
         self.name = name
         self.decoded = 0
 
-    def __enter__(self) -> "VideoSource":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
@@ -201,8 +201,9 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]):
-        import av
         from fractions import Fraction
+
+        import av
 
         self.path = Path(path)
         if self.path.is_dir():
@@ -250,7 +251,7 @@ class VideoWriter:
         else:  # nothing decoded: leave no unplayable file behind
             self._tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:

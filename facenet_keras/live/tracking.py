@@ -15,8 +15,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["iou_matrix", "associate", "Track", "Tracker", "frame_signature", "scene_changed", "SCENE_CUT",
-           "SCENE_CORRELATION"]
+__all__ = [
+    "SCENE_CORRELATION",
+    "SCENE_CUT",
+    "Track",
+    "Tracker",
+    "associate",
+    "frame_signature",
+    "iou_matrix",
+    "scene_changed",
+]
 
 #: Two key frames are taken to be different shots (an edit cut; tracks never continue across it)
 #: when their grey-level histograms differ by more than SCENE_CUT (total variation) and their

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["face_quality", "sharpness", "Vote", "TrackIdentity", "PENDING", "UNKNOWN"]
+__all__ = ["PENDING", "UNKNOWN", "TrackIdentity", "Vote", "face_quality", "sharpness"]
 
 PENDING = "pending"  # not enough votes yet
 UNKNOWN = "not recognised"

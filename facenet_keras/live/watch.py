@@ -22,7 +22,7 @@ from .frames import Frame, VideoError, open_video
 from .tracking import Tracker, frame_signature, scene_changed
 from .tracks import PENDING, TrackIdentity, Vote, face_quality
 
-__all__ = ["watch", "FrameResult", "FaceResult", "Event", "WATCH_DEFAULTS"]
+__all__ = ["WATCH_DEFAULTS", "Event", "FaceResult", "FrameResult", "watch"]
 
 #: detect every 5th frame (about 6 detections a second at 30 fps); faces from 40 px; frames
 #: downscaled to 640 px for detection (see benchmarks/video_throughput.py for the measurements).
