@@ -138,8 +138,8 @@ def replay_attack(clip: np.ndarray, seed: int):
     n = len(clip)
     angles, offs = _hand_motion(rng, n)
     angles *= 0.5  # a phone is held steadier than a print is waved
-    width = rng.uniform(0.14, 0.18)
-    distance = rng.uniform(0.2, 0.28)
+    width = rng.uniform(0.14, 0.17)  # a phone held close: its screen fills most of the frame
+    distance = rng.uniform(0.15, 0.18)
     blur, quality = rng.uniform(0.0, 1.0), int(rng.integers(50, 90))
     gamma = rng.uniform(0.8, 1.2)
     bg = _background(rng)

@@ -207,27 +207,41 @@ class SpoofModel:
 
 # ----------------------------------------------------------------------------------- pure cues
 def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares homography (3, 3) mapping points src (P, 2) to dst (P, 2) (normalised DLT)."""
-    def norm(p):
-        c = p.mean(axis=0)
-        s = np.sqrt(2) / max(np.sqrt(((p - c) ** 2).sum(axis=1)).mean(), 1e-12)
-        return np.array([[s, 0, -s * c[0]], [0, s, -s * c[1]], [0, 0, 1.0]])
+    """Least-squares homographies (normalised DLT) mapping points src to dst: (P, 2) -> (3, 3), or
+    batched (K, P, 2) -> (K, 3, 3). The DLT's null vector comes from the 9x9 normal matrix (eigh):
+    small, batched, and free of the multithreaded SVD's overhead on a busy machine."""
+    single = np.ndim(src) == 2
+    src = np.asarray(src, np.float64).reshape(-1, *np.shape(src)[-2:])
+    dst = np.asarray(dst, np.float64).reshape(src.shape)
+
+    def norm(p):  # (K, P, 2) -> (K, 3, 3): centroid to the origin, mean distance sqrt(2)
+        c = p.mean(axis=1)
+        s = np.sqrt(2) / np.maximum(np.linalg.norm(p - c[:, None], axis=-1).mean(axis=1), 1e-12)
+        t = np.zeros((len(p), 3, 3))
+        t[:, 0, 0] = t[:, 1, 1] = s
+        t[:, :2, 2] = -s[:, None] * c
+        t[:, 2, 2] = 1.0
+        return t
 
     ts, td = norm(src), norm(dst)
-    a = (np.c_[src, np.ones(len(src))] @ ts.T)[:, :2]
-    b = (np.c_[dst, np.ones(len(dst))] @ td.T)[:, :2]
-    zeros, ones = np.zeros(len(a)), np.ones(len(a))
-    rows_x = np.stack([-a[:, 0], -a[:, 1], -ones, zeros, zeros, zeros, b[:, 0] * a[:, 0], b[:, 0] * a[:, 1], b[:, 0]], 1)
-    rows_y = np.stack([zeros, zeros, zeros, -a[:, 0], -a[:, 1], -ones, b[:, 1] * a[:, 0], b[:, 1] * a[:, 1], b[:, 1]], 1)
-    _, _, vt = np.linalg.svd(np.concatenate([rows_x, rows_y]))
-    h = vt[-1].reshape(3, 3)
+    a = np.einsum("kij,kpj->kpi", ts[:, :2, :2], src) + ts[:, None, :2, 2]
+    b = np.einsum("kij,kpj->kpi", td[:, :2, :2], dst) + td[:, None, :2, 2]
+    zeros, ones = np.zeros(a.shape[:2]), np.ones(a.shape[:2])
+    ax, ay, bx, by = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
+    rows_x = np.stack([-ax, -ay, -ones, zeros, zeros, zeros, bx * ax, bx * ay, bx], axis=-1)
+    rows_y = np.stack([zeros, zeros, zeros, -ax, -ay, -ones, by * ax, by * ay, by], axis=-1)
+    m = np.concatenate([rows_x, rows_y], axis=1)  # (K, 2P, 9)
+    _, vecs = np.linalg.eigh(np.einsum("kpi,kpj->kij", m, m))
+    h = vecs[:, :, 0].reshape(-1, 3, 3)  # eigenvector of the smallest eigenvalue
     h = np.linalg.inv(td) @ h @ ts
-    return h / h[2, 2] if abs(h[2, 2]) > 1e-12 else h
+    h = h / np.where(np.abs(h[:, 2:3, 2:3]) > 1e-12, h[:, 2:3, 2:3], 1.0)
+    return h[0] if single else h
 
 
 def _apply(h: np.ndarray, p: np.ndarray) -> np.ndarray:
-    q = np.c_[p, np.ones(len(p))] @ h.T
-    return q[:, :2] / q[:, 2:3]
+    """Points (..., P, 2) through homographies (..., 3, 3)."""
+    q = np.einsum("...ij,...pj->...pi", h[..., :, :2], p) + h[..., None, :, 2]
+    return q[..., :2] / q[..., 2:3]
 
 
 def interocular(points: np.ndarray) -> np.ndarray:
@@ -243,13 +257,13 @@ def parallax_residuals(points: np.ndarray, times: np.ndarray, *, min_gap: float 
     pairs = [(i, j) for a, i in enumerate(ok) for j in ok[a + 1:] if min_gap <= times[j] - times[i] <= max_gap]
     if len(pairs) > max_pairs:  # evenly thinned, deterministic
         pairs = [pairs[k] for k in np.linspace(0, len(pairs) - 1, max_pairs).astype(int)]
+    if not pairs:
+        return np.zeros(0)
+    i, j = np.array(pairs).T
     iod = interocular(points)
-    out = []
-    for i, j in pairs:
-        h = homography(points[i], points[j])
-        r = _apply(h, points[i]) - points[j]
-        out.append(np.sqrt((r ** 2).sum(axis=1).mean()) / max(0.5 * (iod[i] + iod[j]), 1e-6))
-    return np.asarray(out, np.float64)
+    r = _apply(homography(points[i], points[j]), points[i]) - points[j]
+    rms = np.sqrt((r ** 2).sum(axis=-1).mean(axis=-1))
+    return rms / np.maximum(0.5 * (iod[i] + iod[j]), 1e-6)
 
 
 def eye_aspect_ratio(points: np.ndarray, per_eye: bool = False) -> np.ndarray:
