@@ -1,6 +1,8 @@
 """Pure parts of facenet_keras.live: tracking, per-track votes, liveness cues (no models, no data)."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from facenet_keras.live import liveness as lv
@@ -18,7 +20,7 @@ def _crossing(tracker: Tracker, rng) -> tuple[list[int], list[int]]:
     """Two people side by side (boxes overlapping) swap places between two key frames."""
     ea, eb = rng.normal(size=128), rng.normal(size=128)
     ea, eb = 0.5 * ea / np.linalg.norm(ea), 0.5 * eb / np.linalg.norm(eb)  # about 0.7 apart
-    emb = lambda: np.stack([ea + rng.normal(0, 0.01, 128), eb + rng.normal(0, 0.01, 128)])  # noqa: E731
+    emb = lambda: np.stack([ea + rng.normal(0, 0.01, 128), eb + rng.normal(0, 0.01, 128)])
     before = np.array([[100, 100, 80, 100], [160, 100, 80, 100]], float)  # A left, B right
     after = np.array([[150, 100, 80, 100], [110, 100, 80, 100]], float)  # A moved right of B
     first, _ = tracker.update(before, 0.0, emb())
@@ -117,5 +119,5 @@ def test_random_challenges_differ_and_are_valid():
     assert a != b
     for c in (a, b):
         actions = [p.action for p in c.prompts]
-        assert all(x != y for x, y in zip(actions, actions[1:]))
+        assert all(x != y for x, y in itertools.pairwise(actions))
         assert all(p.end > p.start for p in c.prompts)

@@ -89,10 +89,9 @@ def test_nobody_else_is_reported_as_him(watched):
 def _error(source) -> str:
     from facenet_keras.live.frames import VideoError, open_video
 
-    with pytest.raises(VideoError) as info:
-        with open_video(source) as video:
-            for _ in video:
-                pass
+    with pytest.raises(VideoError) as info, open_video(source) as video:
+        for _ in video:
+            pass
     return str(info.value)
 
 
@@ -171,5 +170,5 @@ def test_cli_watch_json_lines_and_summary(clip, tmp_path, capsys, shared_data):
     assert main(["watch", "--json", str(clip), "--gallery", str(gallery), "--max-seconds", "0.6"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     summary = lines[-1]["summary"]
-    assert [p["who"] for p in summary][0] == "lin"
+    assert next(p["who"] for p in summary) == "lin"
     assert any(e.get("event") == "identified" and e.get("identity") == "lin" for e in lines[:-1])

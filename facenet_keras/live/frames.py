@@ -43,6 +43,16 @@ class Frame:
     image: np.ndarray
 
 
+def _av():
+    """The ``av`` module (PyAV), or one clear message saying how to install it."""
+    try:
+        import av
+    except ModuleNotFoundError:
+        raise VideoError("reading and writing video needs PyAV: pip install 'facenet-keras[video]' "
+                         "(or pip install av)") from None
+    return av
+
+
 def _describe(source) -> str:
     return f"camera {source}" if isinstance(source, int) else str(source)
 
@@ -75,7 +85,7 @@ class VideoSource:
     """
 
     def __init__(self, source, *, max_seconds: float | None = None, size: tuple[int, int] | None = None):
-        import av
+        av = _av()
 
         if max_seconds is not None and not (np.isfinite(max_seconds) and max_seconds > 0):
             raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
@@ -138,7 +148,7 @@ class VideoSource:
         return None
 
     def __iter__(self) -> Iterator[Frame]:
-        import av
+        av = _av()
 
         start = None
         try:
@@ -203,7 +213,7 @@ class VideoWriter:
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]):
         from fractions import Fraction
 
-        import av
+        av = _av()
 
         self.path = Path(path)
         if self.path.is_dir():
@@ -228,7 +238,7 @@ class VideoWriter:
 
     def write(self, image: np.ndarray) -> None:
         """Append one (H, W, 3) uint8 RGB frame (cropped to even sides if needed)."""
-        import av
+        av = _av()
 
         image = np.ascontiguousarray(np.asarray(image, np.uint8)[: self.size[1], : self.size[0]])
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
