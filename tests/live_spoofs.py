@@ -137,7 +137,8 @@ def replay_attack(clip: np.ndarray, seed: int):
     rng = np.random.default_rng(seed)
     n = len(clip)
     angles, offs = _hand_motion(rng, n)
-    angles *= 0.5  # a phone is held steadier than a print is waved
+    angles *= 0.4  # a phone is held steadier than a print is waved, and close to the camera
+    offs *= 0.25
     width = rng.uniform(0.14, 0.17)  # a phone held close: its screen fills most of the frame
     distance = rng.uniform(0.15, 0.18)
     blur, quality = rng.uniform(0.0, 1.0), int(rng.integers(50, 90))
