@@ -31,7 +31,6 @@ def register(sub) -> None:
     p.add_argument("--max-seconds", type=float, default=None, metavar="S", help="stop after S seconds of video")
     p.add_argument("--threshold", type=float, default=None,
                    help="distance threshold tau (default: the gallery's calibrated one, else the package default)")
-    p.add_argument("--strict", action="store_true", help="exit 2 if the source failed mid-way (default: also 2)")
     p.set_defaults(func=cmd_watch)
 
 
@@ -73,7 +72,7 @@ def cmd_watch(args) -> int:
         print("facenet-keras: error: watch needs a SOURCE (a video file, camera or stream URL)", file=sys.stderr)
         return EXIT_BAD_INPUT
     source = _source(args.source)
-    gallery = _open_gallery(args)
+    gallery = None
     json_lines = args.json is True
     events_out = _AtomicText(args.json) if isinstance(args.json, str) else None
     writer = None
@@ -86,6 +85,7 @@ def cmd_watch(args) -> int:
     try:
         with open_video(source, max_seconds=args.max_seconds) as probe:  # fail early, before any output
             fps, size, total, live = probe.fps, (probe.width, probe.height), probe.frame_count, probe.live
+        gallery = _open_gallery(args)
         if args.annotate:
             writer = VideoWriter(args.annotate, fps, size)
         if not live and not json_lines and sys.stderr.isatty():

@@ -54,7 +54,9 @@ def _av():
 
 
 def _describe(source) -> str:
-    return f"camera {source}" if isinstance(source, int) else str(source)
+    if isinstance(source, int) or (isinstance(source, str) and (source.isdigit() or source.startswith("/dev/video"))):
+        return f"camera {source}"
+    return str(source)
 
 
 def _camera(source) -> tuple[str, str | None] | None:
@@ -106,11 +108,10 @@ class VideoSource:
             else:
                 self._container = av.open(str(source), timeout=10.0 if self.live else None)
         except av.error.FileNotFoundError as exc:
-            what = "cannot open camera" if camera is not None else "cannot open"
-            raise VideoError(f"{what} {name}: {exc.strerror or exc}") from None
+            raise VideoError(f"cannot open {name}: {exc.strerror or exc}") from None
         except (av.error.FFmpegError, OSError) as exc:
             if camera is not None:
-                raise VideoError(f"cannot open camera {name}: {getattr(exc, 'strerror', None) or exc}") from None
+                raise VideoError(f"cannot open {name}: {getattr(exc, 'strerror', None) or exc}") from None
             if self.live:
                 raise VideoError(f"cannot open stream {name}: {getattr(exc, 'strerror', None) or exc}") from None
             raise VideoError(f"{name} is not a readable video (a truncated file, or not a video at all: "
