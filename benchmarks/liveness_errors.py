@@ -69,8 +69,10 @@ def main() -> None:
         print(f"photo attacks (seeds 1000-1049, {len(followed)} with the face followed): parallax "
               f"max {par.max():.3f}, 99th pct {np.percentile(par, 99):.3f}, median {np.median(par):.3f}; "
               f"with a 'blink': {sum(v[2] > 0 for v in followed)}")
-        print(f"chosen: PARALLAX_THRESHOLD = {lv.PARALLAX_THRESHOLD} (between the attacks' max and the "
-              f"bona fide windows' min {min(w.parallax[0] for w in windows):.3f})")
+        low = min(w.parallax[0] for w in windows)
+        inside = par.max() < lv.PARALLAX_THRESHOLD <= low
+        print(f"PARALLAX_THRESHOLD = {lv.PARALLAX_THRESHOLD}: attacks' max {par.max():.3f}, bona fide windows' min "
+              f"{low:.3f}: {'between them' if inside else 'NOT between them: refit it'}")
         return
 
     # ---- photo attacks

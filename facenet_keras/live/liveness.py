@@ -54,8 +54,10 @@ __all__ = [
 
 # Thresholds, fixed on generated attacks of seeds 1000-1049 and never on the tests' or the
 # benchmark's seeds (benchmarks/liveness_errors.py --calibrate prints what they were chosen from).
-#: parallax score (homography residual, inter-ocular distances) at and above which a face is 3-D.
-PARALLAX_THRESHOLD = 0.05
+#: parallax score (homography residual, inter-ocular distances) at and above which a face is 3-D:
+#: on seeds 1000-1049 the photo attacks scored at most 0.060 (median 0.023), the real clip's 2 s
+#: windows 0.176-0.208; 0.1 sits between them (about equally far from both in ratio).
+PARALLAX_THRESHOLD = 0.1
 #: an EAR dip counts as a blink when it falls below this fraction of the clip's median EAR ...
 BLINK_DEPTH = 0.7
 #: ... and lasts at most this long (longer: eyes closed or looking down, not a blink).
