@@ -53,6 +53,8 @@ _EXPORTS = {
     "Comparison": "identity.recognition",
     "DEFAULT_THRESHOLD": "identity.recognition",
     "index": "library.index",
+    "watch": "live.watch",
+    "check_liveness": "live.liveness",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -20,7 +20,7 @@ from pathlib import Path
 EXIT_OK, EXIT_NO_MATCH, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 # modules of this package that add sub-commands, in the order --help lists them
-_COMMAND_MODULES = ("faces", "evaluate", "train", "library", "db", "serve")
+_COMMAND_MODULES = ("faces", "evaluate", "train", "library", "watch", "db", "serve")
 # failures that are the input's or the environment's fault (exit 2), not a bug (exit 3)
 _BAD_INPUT = (ValueError, LookupError, OSError, sqlite3.Error)
 

@@ -44,6 +44,8 @@ def register(sub) -> None:
     p.add_argument("--classifier", metavar="HEAD.keras", default=None,
                    help="decide with a trained Siamese classifier (SiameseClassifier.save) instead of the threshold")
     gallery_option(p)
+    p.add_argument("--liveness", action="store_true",
+                   help="PHOTO is a short video clip: refuse the match unless the face is live (see README)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("recognize", help="1:K: who is each face in the photos? (exit 0 if anyone is recognised)")
@@ -201,6 +203,10 @@ def cmd_compare(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    if args.liveness:
+        from .watch import cmd_verify_live
+
+        return cmd_verify_live(args)
     from facenet_keras.identity.recognition import verify
 
     classifier = None

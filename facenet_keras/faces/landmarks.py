@@ -41,6 +41,7 @@ from facenet_keras.weights.dlib_shape_predictor import ShapePredictorArrays, loa
 __all__ = [
     "ShapePredictor",
     "load_shape_predictor",
+    "load_shape_predictor_68",
     "rect_from_detection",
     "rect_from_landmarks",
     "RECT_COEFFS",
@@ -193,6 +194,14 @@ def load_shape_predictor(path: str | PathLike[str] | None = None) -> ShapePredic
     Raises :class:`facenet_keras.weights.MissingWeightsError` (with the pip command) if missing.
     """
     return _load(None if path is None else str(path))
+
+
+def load_shape_predictor_68() -> ShapePredictor:
+    """dlib's 68-point face model (``shape_predictor_68_face_landmarks.dat`` from the installed
+    ``face_recognition_models``), on the same boxes as the 5-point one; cached like it."""
+    from .weights.dlib_shape_predictor import SHAPE_PREDICTOR_68_FILE, shape_predictor_dat_path
+
+    return load_shape_predictor(shape_predictor_dat_path(SHAPE_PREDICTOR_68_FILE))
 
 
 #: (c0, c1, c2) of :func:`rect_from_landmarks`, printed by ``scripts/fit_shape_predictor_rect.py``:

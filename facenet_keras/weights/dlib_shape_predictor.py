@@ -34,6 +34,7 @@ from facenet_keras.weights.dlib_dat import DlibFormatError, DlibReader
 
 __all__ = [
     "SHAPE_PREDICTOR_5_FILE",
+    "SHAPE_PREDICTOR_68_FILE",
     "ShapePredictorArrays",
     "shape_predictor_dat_path",
     "parse_shape_predictor",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 SHAPE_PREDICTOR_5_FILE = "shape_predictor_5_face_landmarks.dat"
+# dlib's 68-point model (iBUG 300-W layout: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth
+# 48-67), same format; 100 MB, so its first conversion takes about a minute. Used for liveness.
+SHAPE_PREDICTOR_68_FILE = "shape_predictor_68_face_landmarks.dat"
 _NPZ_TAG = "shape-predictor-npz-1"
 _FIELDS = ("initial_shape", "split_idx", "split_thresh", "leaf_values", "anchor_idx", "deltas")
 
