@@ -116,7 +116,8 @@ def one_line(message) -> str:
 
 
 def json_file_arguments(argv: list[str]) -> list[str]:
-    """``--json`` takes an optional file only when it ends in ``.json`` (or with ``--json=FILE``): a
+    """``--json`` takes an optional file only when it ends in ``.json`` or ``.jsonl`` (``watch``'s events), or
+    with ``--json=FILE``: a
     bare ``--json`` followed by anything else (``evaluate --json pairs.csv``) is moved to the end of
     the command line, so it never swallows a positional argument."""
     argv = list(argv)
@@ -125,7 +126,7 @@ def json_file_arguments(argv: list[str]) -> list[str]:
     out, moved = [], False
     for i, token in enumerate(head):
         nxt = head[i + 1] if i + 1 < len(head) else None
-        if token == "--json" and nxt is not None and not nxt.startswith("-") and not nxt.lower().endswith(".json"):
+        if token == "--json" and nxt is not None and not nxt.startswith("-") and not nxt.lower().endswith((".json", ".jsonl")):
             moved = True
             continue
         out.append(token)

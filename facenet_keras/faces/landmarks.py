@@ -199,7 +199,7 @@ def load_shape_predictor(path: str | PathLike[str] | None = None) -> ShapePredic
 def load_shape_predictor_68() -> ShapePredictor:
     """dlib's 68-point face model (``shape_predictor_68_face_landmarks.dat`` from the installed
     ``face_recognition_models``), on the same boxes as the 5-point one; cached like it."""
-    from .weights.dlib_shape_predictor import SHAPE_PREDICTOR_68_FILE, shape_predictor_dat_path
+    from facenet_keras.weights.dlib_shape_predictor import SHAPE_PREDICTOR_68_FILE, shape_predictor_dat_path
 
     return load_shape_predictor(shape_predictor_dat_path(SHAPE_PREDICTOR_68_FILE))
 
