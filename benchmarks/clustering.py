@@ -41,6 +41,7 @@ impostors, genuine pairs all near 0.42), so their quality figures say little: at
 cut 0.392 is below almost every synthetic genuine pair (R 0.33), while real embeddings, whose
 impostor tail the cut is built for, are unmeasured at that size.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,15 @@ def dlib_whispers(x: np.ndarray, threshold: float) -> np.ndarray:
 def score(y, labels, seconds) -> dict:
     b = bcubed(y, labels)
     p = pairwise_f(y, labels)
-    return {"bcubed_p": b["precision"], "bcubed_r": b["recall"], "bcubed_f": b["f"], "pairwise_f": p["f"],
-            "clusters": b["clusters"], "unclustered": b["unclustered"], "seconds": seconds}
+    return {
+        "bcubed_p": b["precision"],
+        "bcubed_r": b["recall"],
+        "bcubed_f": b["f"],
+        "pairwise_f": p["f"],
+        "clusters": b["clusters"],
+        "unclustered": b["unclustered"],
+        "seconds": seconds,
+    }
 
 
 def timed(fn):
@@ -126,12 +134,15 @@ def quality(name: str, x: np.ndarray, y: np.ndarray) -> list[dict]:
 
 
 def print_rows(rows):
-    print(f"  {'method':34s} {'thr':>5s} {'P':>6s} {'R':>6s} {'F':>6s} {'pairF':>6s} {'clus':>5s} "
-          f"{'alone':>5s} {'s':>7s}")
+    print(
+        f"  {'method':34s} {'thr':>5s} {'P':>6s} {'R':>6s} {'F':>6s} {'pairF':>6s} {'clus':>5s} {'alone':>5s} {'s':>7s}"
+    )
     for r in rows:
         thr = "-" if r["threshold"] is None else f"{r['threshold']:.3f}"
-        print(f"  {r['method']:34s} {thr:>5s} {r['bcubed_p']:6.3f} {r['bcubed_r']:6.3f} {r['bcubed_f']:6.4f} "
-              f"{r['pairwise_f']:6.3f} {r['clusters']:5d} {r['unclustered']:5d} {r['seconds']:7.2f}")
+        print(
+            f"  {r['method']:34s} {thr:>5s} {r['bcubed_p']:6.3f} {r['bcubed_r']:6.3f} {r['bcubed_f']:6.4f} "
+            f"{r['pairwise_f']:6.3f} {r['clusters']:5d} {r['unclustered']:5d} {r['seconds']:7.2f}"
+        )
 
 
 def synthetic(seeds: np.ndarray, n_faces: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -168,11 +179,20 @@ def scale(seeds: np.ndarray, sizes, backend: str) -> list[dict]:
         knn_cpu, knn_wall = time.process_time() - cpu0, time.perf_counter() - wall0
         labels, sec = timed(lambda x=x: C.cluster(x, backend=backend)[0])
         cpu = time.process_time() - cpu0 - knn_cpu
-        row = {"set": f"synthetic {n}", "method": f"average (default, kNN {backend})", "threshold": tau,
-               "knn_seconds": knn_wall, "knn_cpu_seconds": knn_cpu, "cpu_seconds": cpu, **score(y, labels, sec)}
+        row = {
+            "set": f"synthetic {n}",
+            "method": f"average (default, kNN {backend})",
+            "threshold": tau,
+            "knn_seconds": knn_wall,
+            "knn_cpu_seconds": knn_cpu,
+            "cpu_seconds": cpu,
+            **score(y, labels, sec),
+        }
         rows.append(row)
-        print(f"\nsynthetic {len(x)} faces, {len(np.unique(y))} people: kNN search alone {knn_wall:.1f} s "
-              f"({knn_cpu:.1f} CPU s); cluster, kNN included, {sec:.1f} s ({cpu:.1f} CPU s)")
+        print(
+            f"\nsynthetic {len(x)} faces, {len(np.unique(y))} people: kNN search alone {knn_wall:.1f} s "
+            f"({knn_cpu:.1f} CPU s); cluster, kNN included, {sec:.1f} s ({cpu:.1f} CPU s)"
+        )
         print_rows([row])
     return rows
 
@@ -189,8 +209,10 @@ def main() -> None:
 
     info = threadpoolctl.threadpool_info()
     cal = C.ENCODER_CALIBRATION
-    print(f"threads: {info[0].get('num_threads') if info else '?'}, calibration {cal}, "
-          f"impostor mean {cal.impostor_mean:.3f}")
+    print(
+        f"threads: {info[0].get('num_threads') if info else '?'}, calibration {cal}, "
+        f"impostor mean {cal.impostor_mean:.3f}"
+    )
     rows, seeds = [], []
     for name, root in (("lfw-dev", args.data / "lfw-dev" / "images"), ("faces", args.data / "faces")):
         x, y = load_set(root)

@@ -15,6 +15,7 @@ and dlib's CNN (mmod, upsample 1, on the photo downscaled to 1024 px, since it i
 
 Run: ``.venv/bin/python benchmarks/detection_speed.py [--recall] [--limit N]``.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -10,6 +10,7 @@ the reference (``compute_face_descriptor`` on a list of chips, its batched path)
 imported here, never by the package. Prints chips/s for each and the ratios. Each figure is the
 best of ``--repeats`` timed runs after one warm-up run, so it reflects the steady state.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from facenet_keras.models.encoder import encode_chips, load_encoder
 
     chips, source = load_chips(max(args.chips, args.single, args.dlib_chips))
-    print(f"input: {source}; cpu cores visible: {os.cpu_count()}; "
-          f"load average: {os.getloadavg()[0]:.2f} (other processes share the CPU)")
+    print(
+        f"input: {source}; cpu cores visible: {os.cpu_count()}; "
+        f"load average: {os.getloadavg()[0]:.2f} (other processes share the CPU)"
+    )
     t0 = time.perf_counter()
     model = load_encoder()
     print(f"load_encoder(): {time.perf_counter() - t0:.2f} s")
@@ -73,9 +76,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         lambda: [encode_chips(c, model=model, batch_size=1) for c in x1], len(x1), args.repeats
     )
     x32 = chips[: args.chips]
-    rates["keras_batch32"] = best_rate(
-        lambda: encode_chips(x32, model=model, batch_size=32), len(x32), args.repeats
-    )
+    rates["keras_batch32"] = best_rate(lambda: encode_chips(x32, model=model, batch_size=32), len(x32), args.repeats)
     try:
         import dlib
 
@@ -83,9 +84,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
         net = dlib.face_recognition_model_v1(str(dlib_resnet_dat_path()))
         xd = list(chips[: args.dlib_chips])
-        rates["dlib_batched"] = best_rate(
-            lambda: net.compute_face_descriptor(xd), len(xd), max(1, args.repeats - 1)
-        )
+        rates["dlib_batched"] = best_rate(lambda: net.compute_face_descriptor(xd), len(xd), max(1, args.repeats - 1))
     except ImportError:
         print("dlib-bin is not installed: no reference figure (pip install dlib-bin)")
 

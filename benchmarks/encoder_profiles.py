@@ -26,6 +26,7 @@ Usage::
 Embeddings are cached per photo and variant (``facenet_keras.embedding_cache``), so a second run
 takes seconds; ``--no-cache`` recomputes them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -105,8 +106,7 @@ class Encoders:
         if not prewhiten:
             return encode_chips(chips, model=self.inception)
         x = _prewhiten(chips)  # outside 0..255: encode_chips would (rightly) refuse it
-        return np.concatenate([np.asarray(self.inception(x[i:i + 32], training=False))
-                               for i in range(0, len(x), 32)])
+        return np.concatenate([np.asarray(self.inception(x[i : i + 32], training=False)) for i in range(0, len(x), 32)])
 
 
 def photo_embeddings(paths, variants: dict, encoders: Encoders, use_cache: bool, label: str):
@@ -116,12 +116,13 @@ def photo_embeddings(paths, variants: dict, encoders: Encoders, use_cache: bool,
     from facenet_keras import FaceDetector, load_image
     from facenet_keras.evaluation.embedding_cache import EmbeddingCache
     from facenet_keras.evaluation.protocols import primary_namespace
-    from facenet_keras.models.inception_resnet_v1 import WEIGHTS_DIGEST
     from facenet_keras.faces.pipeline import embedding_key, face_chips, primary_face
+    from facenet_keras.models.inception_resnet_v1 import WEIGHTS_DIGEST
 
     base = primary_namespace(embedding_key(flip=False))
-    caches = {name: EmbeddingCache(f"{base}|encoder-profiles-v1|{name}|inception-{WEIGHTS_DIGEST[:16]}")
-              for name in variants}
+    caches = {
+        name: EmbeddingCache(f"{base}|encoder-profiles-v1|{name}|inception-{WEIGHTS_DIGEST[:16]}") for name in variants
+    }
     dims = {name: 128 if name == "dlib" else 512 for name in variants}
     out = {name: np.full((len(paths), 2, dims[name]), np.nan, np.float32) for name in variants}
     detector = None
@@ -202,12 +203,17 @@ def summary(d: np.ndarray, same: np.ndarray, kinds: np.ndarray | None = None) ->
     from facenet_keras import evaluation as ev
 
     r = ev.verification_report(d, same, folds=FOLDS)
-    out = {k: r[k] for k in ("accuracy", "accuracy_std", "threshold", "auc", "eer", "tar_at_far_1e-2",
-                             "tar_at_far_1e-3", "failed")}
+    out = {
+        k: r[k]
+        for k in ("accuracy", "accuracy_std", "threshold", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "failed")
+    }
     out["errors"] = round((1.0 - r["accuracy"]) * len(d))
     if kinds is not None:
-        out["by_kind"] = {k: ev.accuracy_at(d[kinds == k], same[kinds == k], r["threshold"])
-                          for k in ("crop", "photo", "mixed") if (kinds == k).any()}
+        out["by_kind"] = {
+            k: ev.accuracy_at(d[kinds == k], same[kinds == k], r["threshold"])
+            for k in ("crop", "photo", "mixed")
+            if (kinds == k).any()
+        }
     return out
 
 
@@ -234,8 +240,7 @@ def fusion_study(dd: np.ndarray, di: np.ndarray, same: np.ndarray) -> dict:
     from facenet_keras import evaluation as ev
     from facenet_keras.faces.fusion import fused_distance
 
-    makers = {"concatenation": lambda w: fused_distance(dd, di, w),
-              "fused distance": lambda w: (1.0 - w) * dd + w * di}
+    makers = {"concatenation": lambda w: fused_distance(dd, di, w), "fused distance": lambda w: (1.0 - w) * dd + w * di}
     ids = fold_ids(same)
     out = {}
     for kind, make in makers.items():
@@ -249,8 +254,12 @@ def fusion_study(dd: np.ndarray, di: np.ndarray, same: np.ndarray) -> dict:
             t = ev.best_threshold(d[~test], same[~test])
             ok[test] = np.isfinite(d[test]) & ((d[test] <= t) == same[test])
         w_all = best_by_auc(make, same, np.ones(len(same), bool))
-        out[kind] = {"nested_cv_accuracy": float(ok.mean()), "fold_weights": weights, "weight": w_all,
-                     **summary(make(w_all), same)}
+        out[kind] = {
+            "nested_cv_accuracy": float(ok.mean()),
+            "fold_weights": weights,
+            "weight": w_all,
+            **summary(make(w_all), same),
+        }
     return out
 
 
@@ -283,8 +292,10 @@ def development(data: Path, encoders: Encoders, use_cache: bool, report: dict) -
     variants = {"dlib": None, **inception_variants()}
     emb = photo_embeddings(paths, variants, encoders, use_cache, "faces")
     print(f"\n== 1. {pairs}: {len(same)} pairs ({same.sum()} same), {len(paths)} photos; 10-fold CV ==")
-    print(f"{'encoder / chip':40} {'mirror':6} {'accuracy':>16} {'errors':>6} {'threshold':>9} {'AUC':>8} "
-          f"{'EER':>7}  crop / photo / mixed")
+    print(
+        f"{'encoder / chip':40} {'mirror':6} {'accuracy':>16} {'errors':>6} {'threshold':>9} {'AUC':>8} "
+        f"{'EER':>7}  crop / photo / mixed"
+    )
     rows = {}
     dlib_raw = pair_distances(emb["dlib"], index, p1, p2, flip=True, normalize=False)
     for name in variants:
@@ -292,9 +303,11 @@ def development(data: Path, encoders: Encoders, use_cache: bool, report: dict) -
             d = pair_distances(emb[name], index, p1, p2, flip, normalize=name != "dlib")
             s = summary(d, same, kinds)
             rows[f"{name}|flip={int(flip)}"] = s
-            print(f"{name:40} {'yes' if flip else 'no':6} {s['accuracy']:.4f} +- {s['accuracy_std']:.4f} "
-                  f"{s['errors']:6d} {s['threshold']:9.4f} {s['auc']:.5f} {s['eer']:7.4f}  "
-                  + " / ".join(f"{v:.4f}" for v in s["by_kind"].values()))
+            print(
+                f"{name:40} {'yes' if flip else 'no':6} {s['accuracy']:.4f} +- {s['accuracy_std']:.4f} "
+                f"{s['errors']:6d} {s['threshold']:9.4f} {s['auc']:.5f} {s['eer']:7.4f}  "
+                + " / ".join(f"{v:.4f}" for v in s["by_kind"].values())
+            )
     inception_rows = {k: v for k, v in rows.items() if not k.startswith("dlib|")}
     best = max(inception_rows, key=lambda k: (inception_rows[k]["accuracy"], inception_rows[k]["auc"]))
     package = f"aligned, padding {DEFAULT_PADDING:g}|flip=1" if DEFAULT_METHOD == "aligned" else None
@@ -307,28 +320,39 @@ def development(data: Path, encoders: Encoders, use_cache: bool, report: dict) -
     fusion = fusion_study(dd, di, same)
     print("\n== 2. fusion on the same pairs (dlib + Inception, both L2-normalised, mirrored chips averaged) ==")
     for kind, f in fusion.items():
-        print(f"{kind:15} w chosen per fold {f['fold_weights']}: nested-CV accuracy {f['nested_cv_accuracy']:.4f}; "
-              f"w on all pairs {f['weight']:.2f}: accuracy {f['accuracy']:.4f} +- {f['accuracy_std']:.4f}, "
-              f"AUC {f['auc']:.6f}, EER {f['eer']:.4f}, threshold {f['threshold']:.4f}")
+        print(
+            f"{kind:15} w chosen per fold {f['fold_weights']}: nested-CV accuracy {f['nested_cv_accuracy']:.4f}; "
+            f"w on all pairs {f['weight']:.2f}: accuracy {f['accuracy']:.4f} +- {f['accuracy_std']:.4f}, "
+            f"AUC {f['auc']:.6f}, EER {f['eer']:.4f}, threshold {f['threshold']:.4f}"
+        )
     conc = fusion["concatenation"]
     alone = summary(di, same)
     dlib_alone = summary(dlib_raw, same)
-    print(f"dlib alone (raw, the pipeline's): accuracy {dlib_alone['accuracy']:.4f}, AUC {dlib_alone['auc']:.6f}, "
-          f"EER {dlib_alone['eer']:.4f}, threshold {dlib_alone['threshold']:.4f}")
-    print(f"thresholds (10-fold CV, mean of the fold thresholds): Inception alone {alone['threshold']:.4f} "
-          f"(package: {SAME_PERSON_THRESHOLD}), fused at w={conc['weight']:.2f} {conc['threshold']:.4f} "
-          f"(package: w={FUSION_WEIGHT}, threshold {FUSED_THRESHOLD})")
-    report["development"] = {"pairs": str(pairs), "variants": rows, "best_preprocessing": best,
-                             "fusion": fusion, "inception_threshold": alone["threshold"],
-                             "dlib_raw": dlib_alone}
+    print(
+        f"dlib alone (raw, the pipeline's): accuracy {dlib_alone['accuracy']:.4f}, AUC {dlib_alone['auc']:.6f}, "
+        f"EER {dlib_alone['eer']:.4f}, threshold {dlib_alone['threshold']:.4f}"
+    )
+    print(
+        f"thresholds (10-fold CV, mean of the fold thresholds): Inception alone {alone['threshold']:.4f} "
+        f"(package: {SAME_PERSON_THRESHOLD}), fused at w={conc['weight']:.2f} {conc['threshold']:.4f} "
+        f"(package: w={FUSION_WEIGHT}, threshold {FUSED_THRESHOLD})"
+    )
+    report["development"] = {
+        "pairs": str(pairs),
+        "variants": rows,
+        "best_preprocessing": best,
+        "fusion": fusion,
+        "inception_threshold": alone["threshold"],
+        "dlib_raw": dlib_alone,
+    }
 
 
 def lfw(data: Path, encoders: Encoders, use_cache: bool, report: dict) -> None:
     from facenet_keras.evaluation.protocols import read_pairs
     from facenet_keras.faces.facenet_chips import DEFAULT_PADDING
     from facenet_keras.faces.fusion import FUSED_THRESHOLD, FUSION_WEIGHT, fused_distance
-    from facenet_keras.models.inception_resnet_v1 import SAME_PERSON_THRESHOLD
     from facenet_keras.identity.recognition import DEFAULT_THRESHOLD
+    from facenet_keras.models.inception_resnet_v1 import SAME_PERSON_THRESHOLD
 
     pairs = data / "lfw-dev" / "pairs.csv"
     p1, p2, same, folds = read_pairs(pairs)
@@ -340,9 +364,11 @@ def lfw(data: Path, encoders: Encoders, use_cache: bool, report: dict) -> None:
     d_dlib_raw = pair_distances(emb["dlib"], index, p1, p2, flip=True, normalize=False)
     dd = pair_distances(emb["dlib"], index, p1, p2, flip=True)
     di = pair_distances(emb[name], index, p1, p2, flip=True)
-    distances = {"dlib ResNet (fast)": (d_dlib_raw, DEFAULT_THRESHOLD),
-                 "Inception-ResNet-v1": (di, SAME_PERSON_THRESHOLD),
-                 f"fused, w={FUSION_WEIGHT} (accurate)": (fused_distance(dd, di, FUSION_WEIGHT), FUSED_THRESHOLD)}
+    distances = {
+        "dlib ResNet (fast)": (d_dlib_raw, DEFAULT_THRESHOLD),
+        "Inception-ResNet-v1": (di, SAME_PERSON_THRESHOLD),
+        f"fused, w={FUSION_WEIGHT} (accurate)": (fused_distance(dd, di, FUSION_WEIGHT), FUSED_THRESHOLD),
+    }
     ids = fold_ids(same) if folds is None else np.unique(folds, return_inverse=True)[1].reshape(-1)
     print(f"\n== 3. {pairs}: {len(same)} pairs, checked once with the settings chosen above ==")
     out = {}
@@ -355,17 +381,28 @@ def lfw(data: Path, encoders: Encoders, use_cache: bool, report: dict) -> None:
         at_tau = np.isfinite(d) & ((d <= tau) == same)
         fixed, broken = int(np.sum(ok & ~ok_dlib)), int(np.sum(~ok & ok_dlib))
         fixed_t, broken_t = int(np.sum(at_tau & ~fixed_dlib)), int(np.sum(~at_tau & fixed_dlib))
-        s.update(threshold_used=tau, accuracy_at_threshold=float(at_tau.mean()), fixed_vs_dlib=fixed,
-                 broken_vs_dlib=broken, mcnemar_p=mcnemar_p(fixed, broken), fixed_vs_dlib_at_threshold=fixed_t,
-                 broken_vs_dlib_at_threshold=broken_t, mcnemar_p_at_threshold=mcnemar_p(fixed_t, broken_t))
+        s.update(
+            threshold_used=tau,
+            accuracy_at_threshold=float(at_tau.mean()),
+            fixed_vs_dlib=fixed,
+            broken_vs_dlib=broken,
+            mcnemar_p=mcnemar_p(fixed, broken),
+            fixed_vs_dlib_at_threshold=fixed_t,
+            broken_vs_dlib_at_threshold=broken_t,
+            mcnemar_p_at_threshold=mcnemar_p(fixed_t, broken_t),
+        )
         out[label] = s
-        print(f"{label:28} accuracy {s['accuracy']:.4f} +- {s['accuracy_std']:.4f} ({s['errors']} errors), "
-              f"AUC {s['auc']:.5f}, EER {s['eer']:.4f}, TAR@FAR=1e-2 {s['tar_at_far_1e-2']:.4f}, "
-              f"TAR@FAR=1e-3 {s['tar_at_far_1e-3']:.4f}; at the development threshold {tau:g}: "
-              f"{s['accuracy_at_threshold']:.4f}")
+        print(
+            f"{label:28} accuracy {s['accuracy']:.4f} +- {s['accuracy_std']:.4f} ({s['errors']} errors), "
+            f"AUC {s['auc']:.5f}, EER {s['eer']:.4f}, TAR@FAR=1e-2 {s['tar_at_far_1e-2']:.4f}, "
+            f"TAR@FAR=1e-3 {s['tar_at_far_1e-3']:.4f}; at the development threshold {tau:g}: "
+            f"{s['accuracy_at_threshold']:.4f}"
+        )
         if label != "dlib ResNet (fast)":
-            print(f"{'':28} vs dlib alone: fixed {fixed}, broken {broken} (McNemar p {s['mcnemar_p']:.3g}); "
-                  f"at the thresholds: fixed {fixed_t}, broken {broken_t} (p {s['mcnemar_p_at_threshold']:.3g})")
+            print(
+                f"{'':28} vs dlib alone: fixed {fixed}, broken {broken} (McNemar p {s['mcnemar_p']:.3g}); "
+                f"at the thresholds: fixed {fixed_t}, broken {broken_t} (p {s['mcnemar_p_at_threshold']:.3g})"
+            )
     n_imp = int((~same).sum())
     print(f"({n_imp} different-person pairs: TAR@FAR=1e-3 there means no false accept at all)")
     report["lfw_fold1"] = out
@@ -395,11 +432,15 @@ def throughput(data: Path, encoders: Encoders, chips_n: int, repeats: int, repor
 
     from facenet_keras import encode_chips
 
-    rates = {"dlib ResNet (Keras)": rate(lambda: encode_chips(dlib_chips, model=encoders.dlib, batch_size=32), chips_n),
-             "Inception-ResNet-v1 (Keras)": rate(
-                 lambda: encode_chips(inc_chips, model=encoders.inception, batch_size=32), chips_n)}
-    rates["both (fused, per face)"] = 1.0 / (1.0 / rates["dlib ResNet (Keras)"]
-                                             + 1.0 / rates["Inception-ResNet-v1 (Keras)"])
+    rates = {
+        "dlib ResNet (Keras)": rate(lambda: encode_chips(dlib_chips, model=encoders.dlib, batch_size=32), chips_n),
+        "Inception-ResNet-v1 (Keras)": rate(
+            lambda: encode_chips(inc_chips, model=encoders.inception, batch_size=32), chips_n
+        ),
+    }
+    rates["both (fused, per face)"] = 1.0 / (
+        1.0 / rates["dlib ResNet (Keras)"] + 1.0 / rates["Inception-ResNet-v1 (Keras)"]
+    )
     try:
         import dlib
 

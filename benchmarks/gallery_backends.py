@@ -12,6 +12,7 @@ enrol throughput (one-photo enrolments, 1 writer and 4 writer processes), index 
 size, PostgreSQL's EXPLAIN, and recall at a low ef_search (the index is really used).
 Figures are for this machine (2 shared cores): compare within one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,8 +89,9 @@ def fit_gaussian(emb, labels, same, diff):
     b_half = v * np.sqrt(np.clip(w, 0, None))  # centre = mu + b_half @ z
     w, v = np.linalg.eigh(s_w)
     w_half = v * np.sqrt(np.clip(w, 0, None))
-    spread = np.array([np.sqrt(((emb[labels == k] - means[i]) ** 2).sum(1).mean()) for i, k in enumerate(ids)
-                       if counts[i] > 1])
+    spread = np.array(
+        [np.sqrt(((emb[labels == k] - means[i]) ** 2).sum(1).mean()) for i, k in enumerate(ids) if counts[i] > 1]
+    )
     model = {"mu": emb.mean(0), "b_half": b_half, "w_half": w_half, "spread": spread / spread.mean()}
     for _ in range(3):  # match the medians (a few fixed-point steps: each scale mostly moves one median)
         e, lab, _ = synthetic_gaussian(4000, model, seed=11)
@@ -98,8 +100,10 @@ def fit_gaussian(emb, labels, same, diff):
         model["w_half"] = model["w_half"] * a
         e, lab, _ = synthetic_gaussian(4000, model, seed=11)
         s_same, s_diff = pair_distances(e[:2000], lab[:2000])
-        model["b_half"] = model["b_half"] * np.sqrt(max(np.median(diff) ** 2 - np.median(s_same) ** 2, 1e-6)
-                                                    / max(np.median(s_diff) ** 2 - np.median(s_same) ** 2, 1e-6))
+        model["b_half"] = model["b_half"] * np.sqrt(
+            max(np.median(diff) ** 2 - np.median(s_same) ** 2, 1e-6)
+            / max(np.median(s_diff) ** 2 - np.median(s_same) ** 2, 1e-6)
+        )
     return model
 
 
@@ -111,8 +115,8 @@ def synthetic_gaussian(n_rows: int, model, seed: int = 0):
     labels = np.repeat(np.arange(ids), 4)[:n_rows]
     emb = np.empty((n_rows, DIM), np.float32)
     for s in range(0, n_rows, 200_000):
-        lab = labels[s:s + 200_000]
-        emb[s:s + 200_000] = centres[lab] + scale[lab, None] * (rng.normal(size=(len(lab), DIM)) @ model["w_half"].T)
+        lab = labels[s : s + 200_000]
+        emb[s : s + 200_000] = centres[lab] + scale[lab, None] * (rng.normal(size=(len(lab), DIM)) @ model["w_half"].T)
     return emb, labels, ("gaussian", centres.astype(np.float32), scale, model["w_half"])
 
 
@@ -123,14 +127,14 @@ def synthetic(n_rows: int, fit, seed: int = 0):
     rng = np.random.default_rng(seed)
     ids = n_rows // 4
     sigma = rng.choice(same, ids) / np.sqrt(2 * DIM)
-    radius = np.sqrt(np.maximum(rng.choice(diff, ids) ** 2 / 2 - sigma ** 2 * DIM, 1e-4))
+    radius = np.sqrt(np.maximum(rng.choice(diff, ids) ** 2 / 2 - sigma**2 * DIM, 1e-4))
     centres = rng.normal(size=(ids, DIM))
     centres *= (radius / np.linalg.norm(centres, axis=1))[:, None]
     labels = np.repeat(np.arange(ids), 4)[:n_rows]
     emb = np.empty((n_rows, DIM), np.float32)
     for s in range(0, n_rows, 200_000):
-        lab = labels[s:s + 200_000]
-        emb[s:s + 200_000] = centres[lab] + sigma[lab, None] * rng.normal(size=(len(lab), DIM))
+        lab = labels[s : s + 200_000]
+        emb[s : s + 200_000] = centres[lab] + sigma[lab, None] * rng.normal(size=(len(lab), DIM))
     return emb, labels, ("isotropic", centres.astype(np.float32), sigma)
 
 
@@ -151,16 +155,20 @@ def structure(emb) -> str:
     and the participation ratio (sum of eigenvalues)^2 / sum of squares (128 for isotropic data)."""
     w = np.linalg.eigvalsh(np.cov(np.asarray(emb, np.float64).T))[::-1]
     c = np.cumsum(w) / w.sum()
-    return f"{int(np.searchsorted(c, 0.9)) + 1} components hold 90 % of the variance, participation ratio " \
-           f"{w.sum() ** 2 / (w ** 2).sum():.0f}"
+    return (
+        f"{int(np.searchsorted(c, 0.9)) + 1} components hold 90 % of the variance, participation ratio "
+        f"{w.sum() ** 2 / (w**2).sum():.0f}"
+    )
 
 
 def histogram(values, lo=0.0, hi=1.4, bins=14, width=40) -> list[str]:
     """A text histogram (no picture: these are distances between real people's embeddings)."""
     counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
     frac = counts / max(len(values), 1)
-    return [f"{a:4.1f}-{b:3.1f} {'#' * int(round(f / max(frac.max(), 1e-9) * width)):<{width}} {f:6.1%}"
-            for a, b, f in zip(edges[:-1], edges[1:], frac)]
+    return [
+        f"{a:4.1f}-{b:3.1f} {'#' * int(round(f / max(frac.max(), 1e-9) * width)):<{width}} {f:6.1%}"
+        for a, b, f in zip(edges[:-1], edges[1:], frac)
+    ]
 
 
 def quantiles(x, qs=(0.05, 0.25, 0.5, 0.75, 0.95)):
@@ -194,9 +202,15 @@ def writers_throughput(url, n_writers, per_writer):
     script = REPO / "tests" / "gallery_writer.py"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     t = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, str(script), url, "photos", f"bench{n_writers}-{k}",
-                               str(per_writer), "50", str(k)],
-                              stdout=subprocess.PIPE, text=True, env=env) for k in range(n_writers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), url, "photos", f"bench{n_writers}-{k}", str(per_writer), "50", str(k)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for k in range(n_writers)
+    ]
     starts = []
     for p in procs:  # time from when all writers have opened the gallery
         p.stdout.readline()
@@ -230,8 +244,10 @@ def bench_sqlite(emb, labels, qs, truth, tmp, args):
             for n, rows in by.items():
                 g.store._db.execute("INSERT OR IGNORE INTO people(name, created) VALUES (?, 0)", (n,))
                 (pid,) = g.store._db.execute("SELECT id FROM people WHERE name = ?", (n,)).fetchone()
-                g.store._db.executemany("INSERT INTO photos(person_id, embedding, created) VALUES (?, ?, 0)",
-                                        [(pid, emb[r].tobytes()) for r in rows])
+                g.store._db.executemany(
+                    "INSERT INTO photos(person_id, embedding, created) VALUES (?, ?, 0)",
+                    [(pid, emb[r].tobytes()) for r in rows],
+                )
             g.store._db.execute("COMMIT")
             if s == 0:
                 g.store._set_meta("dim", str(DIM))
@@ -240,13 +256,22 @@ def bench_sqlite(emb, labels, qs, truth, tmp, args):
         g.search(qs[0])  # builds the in-memory matrix and index
         build = time.perf_counter() - t
         answers = []
-        p50, p99 = timed(lambda q: g.search(q), qs[:args.queries], answers)
+        p50, p99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
     one = writers_throughput(str(path), 1, args.writes) if args.writes else float("nan")
     four = writers_throughput(str(path), 4, args.writes // 4) if args.writes else float("nan")
-    return {"p50_ms": p50, "p99_ms": p99, "recall@1": 1.0, "recall@10": 1.0,  # exact search by construction
-            "identity_recall@1": identity_recall(answers, truth, labels),
-            "enrol_1": one, "enrol_4": four, "load_s": load, "index_build_s": build,
-            "index_mb": emb.nbytes / 2**20, "note": "exact (numpy), whole matrix in memory"}
+    return {
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "recall@1": 1.0,
+        "recall@10": 1.0,  # exact search by construction
+        "identity_recall@1": identity_recall(answers, truth, labels),
+        "enrol_1": one,
+        "enrol_4": four,
+        "load_s": load,
+        "index_build_s": build,
+        "index_mb": emb.nbytes / 2**20,
+        "note": "exact (numpy), whole matrix in memory",
+    }
 
 
 def bench_postgres(emb, labels, qs, truth, tmp, args):
@@ -289,7 +314,7 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
             size = c.execute("SELECT pg_relation_size('photos_hnsw')").fetchone()[0] / 2**20
         explain = g.store.explain(qs[0])
         answers = []
-        p50, p99 = timed(lambda q: g.search(q), qs[:args.queries], answers)
+        p50, p99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
         id_r1 = identity_recall(answers, truth, labels)
         exact_p50, _ = timed(lambda q: g.store.search(q, exact=True), qs[:5])
 
@@ -300,10 +325,20 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
             with psycopg.connect(url) as c:
                 register_vector(c)
                 c.execute(f"SET hnsw.ef_search = {ef}")
-                return [np.asarray([r[0] - first for r in c.execute(
-                    "SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s", (Vector(q), K)).fetchall()])
-                    for q in qs[:n]]
-        r1, r10 = recall(truth[:args.queries], ann_rows(args.ef, args.queries))
+                return [
+                    np.asarray(
+                        [
+                            r[0] - first
+                            for r in c.execute(
+                                "SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s", (Vector(q), K)
+                            ).fetchall()
+                        ]
+                    )
+                    for q in qs[:n]
+                ]
+
+        r1, r10 = recall(truth[: args.queries], ann_rows(args.ef, args.queries))
+
         def server_ms(ef, n=20):
             """The server's own execution time of the index scan (EXPLAIN ANALYZE), without the client."""
             with psycopg.connect(url) as c:
@@ -311,8 +346,10 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
                 c.execute(f"SET hnsw.ef_search = {ef}")
                 out = []
                 for q in qs[:n]:
-                    plan = c.execute("EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM photos ORDER BY embedding <-> %s "
-                                     "LIMIT %s", (Vector(q), K * 4)).fetchone()[0]
+                    plan = c.execute(
+                        "EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s",
+                        (Vector(q), K * 4),
+                    ).fetchone()[0]
                     out.append(plan[0]["Execution Time"])
                 return float(np.median(out))
 
@@ -321,22 +358,37 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
             rows = ann_rows(ef, args.queries)  # search (candidates re-ranked): identity recall@1, p50/p99
             g.store.options["ef_search"] = ef
             answers = []
-            e50, e99 = timed(lambda q: g.search(q), qs[:args.queries], answers)
-            low[ef] = {"row_recall@1": round(recall(truth[:args.queries], rows)[0], 3),
-                       "row_recall@10": round(recall(truth[:args.queries], rows)[1], 3),
-                       "identity_recall@1": round(identity_recall(answers, truth, labels), 3),
-                       "p50_ms": round(e50, 2), "p99_ms": round(e99, 2), "server_p50_ms": round(server_ms(ef), 2)}
+            e50, e99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
+            low[ef] = {
+                "row_recall@1": round(recall(truth[: args.queries], rows)[0], 3),
+                "row_recall@10": round(recall(truth[: args.queries], rows)[1], 3),
+                "identity_recall@1": round(identity_recall(answers, truth, labels), 3),
+                "p50_ms": round(e50, 2),
+                "p99_ms": round(e99, 2),
+                "server_p50_ms": round(server_ms(ef), 2),
+            }
             print(f"          ef_search {ef:4d}: {low[ef]}", flush=True)
         g.store.options["ef_search"] = args.ef
         g.close()
         one = writers_throughput(url, 1, args.writes) if args.writes else float("nan")
         four = writers_throughput(url, 4, args.writes // 4) if args.writes else float("nan")
-        return {"p50_ms": p50, "p99_ms": p99, "recall@1": r1, "recall@10": r10, "identity_recall@1": id_r1,
-                "enrol_1": one, "enrol_4": four,
-                "load_s": load, "index_build_s": build, "index_mb": size, "exact_scan_p50_ms": exact_p50,
-                "ef_sweep": low, "explain": explain.splitlines()[:3],
-                "note": f"HNSW m={args.m} ef_construction={args.ef_construction}, ef_search={args.ef}, "
-                        f"{K * 4} candidates re-ranked"}
+        return {
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "recall@1": r1,
+            "recall@10": r10,
+            "identity_recall@1": id_r1,
+            "enrol_1": one,
+            "enrol_4": four,
+            "load_s": load,
+            "index_build_s": build,
+            "index_mb": size,
+            "exact_scan_p50_ms": exact_p50,
+            "ef_sweep": low,
+            "explain": explain.splitlines()[:3],
+            "note": f"HNSW m={args.m} ef_construction={args.ef_construction}, ef_search={args.ef}, "
+            f"{K * 4} candidates re-ranked",
+        }
     finally:
         server.remove()
 
@@ -354,9 +406,17 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
     t = time.perf_counter()
     for s in range(0, len(emb), 10_000):
         batch = secrets.token_hex(16)
-        rows = [{"id": int(i), "name": f"id{labels[i]}", "batch": batch, "created": 0.0, "embedding": emb[i],
-                 "info": json.dumps({"pos": int(i), "source": None, "sha256": None, "box": None})}
-                for i in range(s, min(s + 10_000, len(emb)))]
+        rows = [
+            {
+                "id": int(i),
+                "name": f"id{labels[i]}",
+                "batch": batch,
+                "created": 0.0,
+                "embedding": emb[i],
+                "info": json.dumps({"pos": int(i), "source": None, "sha256": None, "box": None}),
+            }
+            for i in range(s, min(s + 10_000, len(emb)))
+        ]
         st._client.insert(st._photos, rows)
         st._set_meta(f"batch:{batch}", json.dumps({"n": len(rows)}))
     load = time.perf_counter() - t
@@ -365,34 +425,56 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
     g.search(qs[0])  # the first search builds what the index needs
     build = time.perf_counter() - t
     answers = []
-    p50, p99 = timed(lambda q: g.search(q), qs[:args.queries], answers)
+    p50, p99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
     id_r1 = identity_recall(answers, truth, labels)
 
     def ann_rows(ef, n):
-        res = st._client.search(st._photos, data=list(qs[:n]), limit=K, anns_field="embedding",
-                                search_params={"metric_type": "L2", "params": {"ef": ef}})
+        res = st._client.search(
+            st._photos,
+            data=list(qs[:n]),
+            limit=K,
+            anns_field="embedding",
+            search_params={"metric_type": "L2", "params": {"ef": ef}},
+        )
         return [np.asarray([h["id"] for h in row]) for row in res]
-    r1, r10 = recall(truth[:args.queries], ann_rows(args.ef, args.queries))
-    low = {ef: {"row_recall@1": round(recall(truth[:args.queries], ann_rows(ef, args.queries))[0], 3)}
-           for ef in args.sweep}
+
+    r1, r10 = recall(truth[: args.queries], ann_rows(args.ef, args.queries))
+    low = {
+        ef: {"row_recall@1": round(recall(truth[: args.queries], ann_rows(ef, args.queries))[0], 3)}
+        for ef in args.sweep
+    }
     one_t = time.perf_counter()
     for k in range(args.writes):
-        g.add(f"bench-{k % 50}", emb[k:k + 1])
+        g.add(f"bench-{k % 50}", emb[k : k + 1])
     one = args.writes / (time.perf_counter() - one_t) if args.writes else float("nan")
     g.close()
-    return {"p50_ms": p50, "p99_ms": p99, "recall@1": r1, "recall@10": r10, "identity_recall@1": id_r1,
-            "enrol_1": one, "enrol_4": None,
-            "load_s": load, "index_build_s": build, "index_mb": max(rss_mb() - before, 0.0),
-            "ef_sweep": low, "note": "milvus-lite (in-process, one process per file: no 4-writer figure)"}
+    return {
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "recall@1": r1,
+        "recall@10": r10,
+        "identity_recall@1": id_r1,
+        "enrol_1": one,
+        "enrol_4": None,
+        "load_s": load,
+        "index_build_s": build,
+        "index_mb": max(rss_mb() - before, 0.0),
+        "ef_sweep": low,
+        "note": "milvus-lite (in-process, one process per file: no 4-writer figure)",
+    }
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100000")
     ap.add_argument("--backends", default="sqlite,postgres,milvus")
-    ap.add_argument("--model", default="gaussian", choices=["gaussian", "isotropic"],
-                    help="synthetic identities: a Gaussian fit of the real embeddings' structure (default), or "
-                         "uniformly random directions in 128-D (the first model, the hardest case for HNSW)")
+    ap.add_argument(
+        "--model",
+        default="gaussian",
+        choices=["gaussian", "isotropic"],
+        help="synthetic identities: a Gaussian fit of the real embeddings' structure (default), or "
+        "uniformly random directions in 128-D (the first model, the hardest case for HNSW)",
+    )
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--writes", type=int, default=200, help="one-photo enrolments timed per writer setting (0: skip)")
     ap.add_argument("--ef", type=int, default=100)
@@ -402,16 +484,22 @@ def main(argv=None):
     ap.add_argument("--json", metavar="OUT.json")
     args = ap.parse_args(argv)
     args.sweep = [int(x) for x in args.sweep.split(",") if x]
-    print(f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} on "
-          f"{os.cpu_count()} cores", flush=True)
+    print(
+        f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} on "
+        f"{os.cpu_count()} cores",
+        flush=True,
+    )
 
     real, real_labels = real_embeddings()
     same, diff = pair_distances(real, real_labels)
     fits = {"isotropic": fit_isotropic(same, diff), "gaussian": fit_gaussian(real, real_labels, same, diff)}
     fit = fits[args.model]
     print(f"real embeddings: {len(real)} photos of {len(set(real_labels))} people; {structure(real)}")
-    results = {"fit": {"real_same": quantiles(same), "real_diff": quantiles(diff)}, "runs": [],
-               "load_average": os.getloadavg()}
+    results = {
+        "fit": {"real_same": quantiles(same), "real_diff": quantiles(diff)},
+        "runs": [],
+        "load_average": os.getloadavg(),
+    }
     print("distance quantiles (5/25/50/75/95 %):")
     print(f"  same person      real      {quantiles(same)}")
     print(f"  different people real      {quantiles(diff)}")
@@ -445,11 +533,14 @@ def main(argv=None):
             results["runs"].append(r)
             four = f"{r['enrol_4']:.0f}/s" if r["enrol_4"] else "n/a"
             r["model"] = args.model
-            print(f"{backend:9s} {n:>8d} rows ({args.model}): search p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} "
-                  f"ms, identity recall@1 {r['identity_recall@1']:.3f}, row recall@1 {r['recall@1']:.3f} "
-                  f"@10 {r['recall@10']:.3f}, enrol {r['enrol_1']:.0f}/s (1 writer) "
-                  f"{four} (4 writers), load {r['load_s']:.1f} s, index build {r['index_build_s']:.1f} s, "
-                  f"index {r['index_mb']:.0f} MB  [{r['note']}]", flush=True)
+            print(
+                f"{backend:9s} {n:>8d} rows ({args.model}): search p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} "
+                f"ms, identity recall@1 {r['identity_recall@1']:.3f}, row recall@1 {r['recall@1']:.3f} "
+                f"@10 {r['recall@10']:.3f}, enrol {r['enrol_1']:.0f}/s (1 writer) "
+                f"{four} (4 writers), load {r['load_s']:.1f} s, index build {r['index_build_s']:.1f} s, "
+                f"index {r['index_mb']:.0f} MB  [{r['note']}]",
+                flush=True,
+            )
             if "ef_sweep" in r:
                 print(f"          by ef_search: {r['ef_sweep']}")
             if "explain" in r:

@@ -14,6 +14,7 @@ figures' seeds) from which the thresholds in facenet_keras/live/liveness.py were
 
 Run: ``.venv/bin/python benchmarks/liveness_errors.py [--attacks 60] [--calibrate]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,19 +61,29 @@ def main() -> None:
     windows = [real.window(s, s + 2.0) for s in np.arange(2.9, 7.0 - 2.0 + 1e-6, 0.5)]
 
     if args.calibrate:
-        print("bona fide windows: parallax", [round(w.parallax[0], 3) for w in windows],
-              "blinks", [len(w.blinks) for w in windows])
-        values = [(seed, m.parallax[0], len(m.blinks), int(m.present.sum()))
-                  for seed, m in photo_attacks(range(1000, 1050), detector)]
+        print(
+            "bona fide windows: parallax",
+            [round(w.parallax[0], 3) for w in windows],
+            "blinks",
+            [len(w.blinks) for w in windows],
+        )
+        values = [
+            (seed, m.parallax[0], len(m.blinks), int(m.present.sum()))
+            for seed, m in photo_attacks(range(1000, 1050), detector)
+        ]
         followed = [v for v in values if v[3] >= 45]
         par = np.array([v[1] for v in followed])
-        print(f"photo attacks (seeds 1000-1049, {len(followed)} with the face followed): parallax "
-              f"max {par.max():.3f}, 99th pct {np.percentile(par, 99):.3f}, median {np.median(par):.3f}; "
-              f"with a 'blink': {sum(v[2] > 0 for v in followed)}")
+        print(
+            f"photo attacks (seeds 1000-1049, {len(followed)} with the face followed): parallax "
+            f"max {par.max():.3f}, 99th pct {np.percentile(par, 99):.3f}, median {np.median(par):.3f}; "
+            f"with a 'blink': {sum(v[2] > 0 for v in followed)}"
+        )
         low = min(w.parallax[0] for w in windows)
         inside = par.max() < lv.PARALLAX_THRESHOLD <= low
-        print(f"PARALLAX_THRESHOLD = {lv.PARALLAX_THRESHOLD}: attacks' max {par.max():.3f}, bona fide windows' min "
-              f"{low:.3f}: {'between them' if inside else 'NOT between them: refit it'}")
+        print(
+            f"PARALLAX_THRESHOLD = {lv.PARALLAX_THRESHOLD}: attacks' max {par.max():.3f}, bona fide windows' min "
+            f"{low:.3f}: {'between them' if inside else 'NOT between them: refit it'}"
+        )
         return
 
     # ---- photo attacks
@@ -87,9 +98,11 @@ def main() -> None:
             worst = max(worst, r.cues["parallax"])
         if r.live:
             print(f"  photo attack seed {seed} accepted: {r.reasons}")
-    print(f"photo attacks: APCER {accepted / n:.1%} ({accepted}/{n}); of them {no_face} rejected because no "
-          f"face was followed for {lv.MIN_SECONDS} s; highest parallax score {worst:.3f} "
-          f"(threshold {lv.PARALLAX_THRESHOLD})")
+    print(
+        f"photo attacks: APCER {accepted / n:.1%} ({accepted}/{n}); of them {no_face} rejected because no "
+        f"face was followed for {lv.MIN_SECONDS} s; highest parallax score {worst:.3f} "
+        f"(threshold {lv.PARALLAX_THRESHOLD})"
+    )
 
     # ---- replay attacks
     passive = with_challenge = 0
@@ -98,17 +111,23 @@ def main() -> None:
         m = lv.measure_face(shown, times[shot], detector=detector)
         passive += lv.assess(m).live
         with_challenge += lv.assess(m, lv.Challenge.random(3, start=3.0, window=1.3, rng=seed)).live
-    print(f"replay attacks: APCER {passive / args.replays:.0%} ({passive}/{args.replays}) with the passive cues "
-          f"alone; {with_challenge / args.replays:.0%} ({with_challenge}/{args.replays}) with a random "
-          "3-prompt challenge")
+    print(
+        f"replay attacks: APCER {passive / args.replays:.0%} ({passive}/{args.replays}) with the passive cues "
+        f"alone; {with_challenge / args.replays:.0%} ({with_challenge}/{args.replays}) with a random "
+        "3-prompt challenge"
+    )
 
     # ---- bona fide
     rejected = [w for w in windows if not lv.assess(w).live]
-    print(f"bona fide: BPCER {len(rejected) / len(windows):.0%} ({len(rejected)}/{len(windows)} overlapping 2 s "
-          f"windows of one 4 s shot of one performer: few, dependent samples)")
+    print(
+        f"bona fide: BPCER {len(rejected) / len(windows):.0%} ({len(rejected)}/{len(windows)} overlapping 2 s "
+        f"windows of one 4 s shot of one performer: few, dependent samples)"
+    )
     rand = [lv.assess(real, lv.Challenge.random(3, start=3.0, window=1.3, rng=s)).live for s in range(100)]
-    print(f"the real shot against 100 random challenges it did not follow: {sum(rand)} accepted "
-          "(what a replayed recording achieves by luck)")
+    print(
+        f"the real shot against 100 random challenges it did not follow: {sum(rand)} accepted "
+        "(what a replayed recording achieves by luck)"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ and ``nn4_small2`` (the course's Inception encoder at width 0.25 on 32x32 input)
     python benchmarks/one_shot_digits.py [--models small_convnet nn4_small2] [--seeds 0 1 2]
                                           [--plot projection.png] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,20 @@ def small_convnet(size: int = 16, dim: int = 16):
     import keras
 
     L = keras.layers
-    return keras.Sequential([keras.Input((size, size, 3)), L.Rescaling(1 / 255.0),
-                             L.Conv2D(32, 3, padding="same", activation="relu"), L.MaxPooling2D(),
-                             L.Conv2D(64, 3, padding="same", activation="relu"), L.MaxPooling2D(),
-                             L.Flatten(), L.Dense(dim), L.UnitNormalization()], name="small_convnet")
+    return keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            L.Rescaling(1 / 255.0),
+            L.Conv2D(32, 3, padding="same", activation="relu"),
+            L.MaxPooling2D(),
+            L.Conv2D(64, 3, padding="same", activation="relu"),
+            L.MaxPooling2D(),
+            L.Flatten(),
+            L.Dense(dim),
+            L.UnitNormalization(),
+        ],
+        name="small_convnet",
+    )
 
 
 def one_shot_trials(model, images, labels, classes=NEW_CLASSES, trials: int = 50, seed: int = 0) -> float:
@@ -53,8 +64,8 @@ def run(model_name: str = "small_convnet", seed: int = 0, return_models: bool = 
     """Train on digits 0-6, one-shot on 7-9; returns the figures as a dict."""
     import keras
 
-    from facenet_keras.training.data import load_digits_images, pk_dataset
     from facenet_keras.models.nn4_small2 import nn4_small2
+    from facenet_keras.training.data import load_digits_images, pk_dataset
     from facenet_keras.training.fit import embed, train_encoder
 
     c = CONFIGS[model_name]
@@ -70,13 +81,28 @@ def run(model_name: str = "small_convnet", seed: int = 0, return_models: bool = 
     train = np.isin(labels, TRAIN_CLASSES)
     ds = pk_dataset(images[train], labels[train], P=7, K=8, augment=False, seed=seed)
     t0 = time.perf_counter()
-    hist = train_encoder(encoder, ds, epochs=c["epochs"], steps_per_epoch=c["steps"], mining="semi-hard",
-                         margin=c["margin"], learning_rate=c["lr"], verbose=0)
+    hist = train_encoder(
+        encoder,
+        ds,
+        epochs=c["epochs"],
+        steps_per_epoch=c["steps"],
+        mining="semi-hard",
+        margin=c["margin"],
+        learning_rate=c["lr"],
+        verbose=0,
+    )
     seconds = time.perf_counter() - t0
     after = one_shot_trials(encoder, images, labels, seed=seed)
-    out = {"model": model_name, "seed": seed, **c, "params": int(encoder.count_params()),
-           "train_seconds": round(seconds, 1), "untrained": round(before, 4), "trained": round(after, 4),
-           "final_loss": round(float(hist.history["loss"][-1]), 5)}
+    out = {
+        "model": model_name,
+        "seed": seed,
+        **c,
+        "params": int(encoder.count_params()),
+        "train_seconds": round(seconds, 1),
+        "untrained": round(before, 4),
+        "trained": round(after, 4),
+        "final_loss": round(float(hist.history["loss"][-1]), 5),
+    }
     if return_models:
         out["_projection"] = (emb_before, embed(encoder, images[new]), labels[new])
     return out
@@ -97,19 +123,23 @@ def main(argv=None) -> int:
             if proj is not None:
                 from facenet_keras.evaluation.plots import plot_embedding_projection, save_figure
 
-                fig = plot_embedding_projection({"untrained": proj[0], "trained on digits 0-6": proj[1]}, proj[2],
-                                                title=f"{name}: digits 7-9, never seen in training")
+                fig = plot_embedding_projection(
+                    {"untrained": proj[0], "trained on digits 0-6": proj[1]},
+                    proj[2],
+                    title=f"{name}: digits 7-9, never seen in training",
+                )
                 save_figure(fig, args.plot)
             results.append(r)
             print(json.dumps(r), flush=True)
-    print("\none-shot accuracy on digits 7-9 (never trained on), chance 0.333; mean over seeds "
-          f"{args.seeds}")
+    print(f"\none-shot accuracy on digits 7-9 (never trained on), chance 0.333; mean over seeds {args.seeds}")
     for name in args.models:
         rs = [r for r in results if r["model"] == name]
-        print(f"{name:<14} untrained {np.mean([r['untrained'] for r in rs]):.3f}   trained "
-              f"{np.mean([r['trained'] for r in rs]):.3f}   per seed: "
-              + ", ".join(f"{r['untrained']:.3f}->{r['trained']:.3f}" for r in rs)
-              + f"   ({np.mean([r['train_seconds'] for r in rs]):.0f} s training each)")
+        print(
+            f"{name:<14} untrained {np.mean([r['untrained'] for r in rs]):.3f}   trained "
+            f"{np.mean([r['trained'] for r in rs]):.3f}   per seed: "
+            + ", ".join(f"{r['untrained']:.3f}->{r['trained']:.3f}" for r in rs)
+            + f"   ({np.mean([r['train_seconds'] for r in rs]):.0f} s training each)"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

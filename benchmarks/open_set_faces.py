@@ -12,6 +12,7 @@ stranger accepted by one comparison with probability 0.0020 and by a gallery of 
 
 Embeddings go through the embedding cache ($FACENET_KERAS_HOME), so a second run takes seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,12 @@ def figures(root: Path) -> dict:
     curve, cal = r["false_accept_vs_k"], r["calibrated"]
     k = curve["sizes"].index(33) if 33 in curve["sizes"] else None
     return {
-        "enrolled": r["enrolled"], "mated_probes": r["mated_probes"], "non_mated_probes": r["non_mated_probes"],
-        "dir": r["dir"], "rank1": r["rank1"], "true_reject_rate": r["true_reject_rate"],
+        "enrolled": r["enrolled"],
+        "mated_probes": r["mated_probes"],
+        "non_mated_probes": r["non_mated_probes"],
+        "dir": r["dir"],
+        "rank1": r["rank1"],
+        "true_reject_rate": r["true_reject_rate"],
         "failed_probes": r["failed_probes"],
         "per_comparison_far": curve["per_comparison_far"],
         "far_at_k33": curve["rate"][k] if k is not None else None,
@@ -89,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{key:<22} {_fmt(value):>10}")
     if args.json:
-        args.json.write_text(json.dumps({"measured": got, "readme": {k: v[0] for k, v in README.items()},
-                                         "seconds": seconds}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"measured": got, "readme": {k: v[0] for k, v in README.items()}, "seconds": seconds}, indent=2)
+            + "\n"
+        )
     print("all README figures reproduced" if ok else "SOME README FIGURES DIFFER")
     return 0 if ok else 1
 

@@ -7,6 +7,7 @@ it. Then search time per query for 10k, 100k and 1M enrolled embeddings, exact a
 
 Run: ``.venv/bin/python benchmarks/pipeline_throughput.py [--photos N] [--side 512]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,10 +110,14 @@ def main() -> None:
     print(f"photo -> embeddings, {len(images)} photos, longer side {args.side} px, {os.cpu_count()} CPU cores")
     t_ours, n_ours = time_ours(images)
     t_dlib, n_dlib = time_dlib(images)
-    print(f"  facenet-keras (MTCNN + ResNet, mirrored TTA): {len(images) / t_ours:6.2f} photos/s "
-          f"({t_ours / len(images) * 1e3:.0f} ms/photo, {n_ours} faces)")
-    print(f"  dlib-bin classic (HOG + 5-point + ResNet):    {len(images) / t_dlib:6.2f} photos/s "
-          f"({t_dlib / len(images) * 1e3:.0f} ms/photo, {n_dlib} faces)")
+    print(
+        f"  facenet-keras (MTCNN + ResNet, mirrored TTA): {len(images) / t_ours:6.2f} photos/s "
+        f"({t_ours / len(images) * 1e3:.0f} ms/photo, {n_ours} faces)"
+    )
+    print(
+        f"  dlib-bin classic (HOG + 5-point + ResNet):    {len(images) / t_dlib:6.2f} photos/s "
+        f"({t_dlib / len(images) * 1e3:.0f} ms/photo, {n_dlib} faces)"
+    )
     print(f"  ratio (ours / dlib): {t_dlib / t_ours:.2f}x")
     if not args.no_search:
         print("gallery search, time per query (the 2 nearest enrolled rows of one query):")

@@ -11,6 +11,7 @@ of the in-process throughput; at 8 clients p99 under 2 s on 2 cores.
 
 Run: ``.venv/bin/python benchmarks/service_load.py [--seconds 20] [--clients 1 8 32] [--json OUT]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,11 @@ def in_process(probes: list[bytes], gallery_path: Path, repeats: int = 2) -> flo
 
 def batch_counters(client, key: str) -> tuple[float, float]:
     text = client.get("/metrics", headers={"Authorization": f"Bearer {key}"}).text
-    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-              if line.startswith(("facenet_encoder_batch_size_sum", "facenet_encoder_batch_size_count"))}
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith(("facenet_encoder_batch_size_sum", "facenet_encoder_batch_size_count"))
+    }
     return values.get("facenet_encoder_batch_size_sum", 0.0), values.get("facenet_encoder_batch_size_count", 0.0)
 
 
@@ -115,12 +119,18 @@ def load(base: str, key: str, probes: list[bytes], clients: int, seconds: float)
         wall = time.perf_counter() - t0
         s1, n1 = batch_counters(c, key)
     lat = np.asarray(latencies)
-    return {"clients": clients, "requests": len(lat), "errors": len(errors), "error_kinds": sorted(set(errors)),
-            "seconds": round(wall, 2), "req_per_s": round(in_window[0] / seconds, 3),
-            "p50_s": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
-            "p99_s": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
-            "mean_s": round(float(lat.mean()), 3) if len(lat) else None,
-            "mean_batch_faces": round((s1 - s0) / (n1 - n0), 2) if n1 > n0 else None}
+    return {
+        "clients": clients,
+        "requests": len(lat),
+        "errors": len(errors),
+        "error_kinds": sorted(set(errors)),
+        "seconds": round(wall, 2),
+        "req_per_s": round(in_window[0] / seconds, 3),
+        "p50_s": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
+        "p99_s": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
+        "mean_s": round(float(lat.mean()), 3) if len(lat) else None,
+        "mean_batch_faces": round((s1 - s0) / (n1 - n0), 2) if n1 > n0 else None,
+    }
 
 
 def main(argv=None) -> int:
@@ -153,9 +163,25 @@ def main(argv=None) -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    server = subprocess.Popen([sys.executable, "-m", "facenet_keras.cli", "serve", "--port", str(port),
-                               "--gallery", str(gallery), "--keys", str(work / "keys.json"), "--log-level", "warning"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "w"))
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "facenet_keras.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--gallery",
+            str(gallery),
+            "--keys",
+            str(work / "keys.json"),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(work / "server.log", "w"),
+    )
     base = f"http://127.0.0.1:{port}"
     rows = []
     try:
@@ -180,24 +206,41 @@ def main(argv=None) -> int:
     after = in_process(probes, gallery)
     baseline = (before + after) / 2
     print(f"in-process recognize_batch again: {after:.2f} photos/s; baseline {baseline:.2f} photos/s")
-    print(f"{'clients':>7} {'req/s':>7} {'vs in-proc':>10} {'p50 s':>7} {'p99 s':>7} {'mean s':>7} "
-          f"{'errors':>6} {'batch':>6}")
+    print(
+        f"{'clients':>7} {'req/s':>7} {'vs in-proc':>10} {'p50 s':>7} {'p99 s':>7} {'mean s':>7} "
+        f"{'errors':>6} {'batch':>6}"
+    )
     for row in rows:
         row["vs_in_process"] = round(row["req_per_s"] / baseline, 3)
-        print(f"{row['clients']:>7} {row['req_per_s']:>7.2f} {row['vs_in_process']:>10.0%} {row['p50_s']:>7} "
-              f"{row['p99_s']:>7} {row['mean_s']:>7} {row['errors']:>6} {row['mean_batch_faces']!s:>6}")
+        print(
+            f"{row['clients']:>7} {row['req_per_s']:>7.2f} {row['vs_in_process']:>10.0%} {row['p50_s']:>7} "
+            f"{row['p99_s']:>7} {row['mean_s']:>7} {row['errors']:>6} {row['mean_batch_faces']!s:>6}"
+        )
     by = {r["clients"]: r for r in rows}
     if 32 in by:
-        print(f"32 clients: {by[32]['vs_in_process']:.0%} of in-process throughput (target >= 70%); mean latency "
-              f"{by[32]['mean_s']} s (a closed loop's floor: 32 / its throughput = "
-              f"{32 / by[32]['req_per_s']:.2f} s, less the clients' own time between requests)")
+        print(
+            f"32 clients: {by[32]['vs_in_process']:.0%} of in-process throughput (target >= 70%); mean latency "
+            f"{by[32]['mean_s']} s (a closed loop's floor: 32 / its throughput = "
+            f"{32 / by[32]['req_per_s']:.2f} s, less the clients' own time between requests)"
+        )
     if 8 in by:
         print(f"8 clients: p99 {by[8]['p99_s']} s (target < 2 s on 2 cores)")
     errors = sum(r["errors"] for r in rows)
     if args.json:
-        Path(args.json).write_text(json.dumps({"in_process_photos_per_s": baseline, "in_process_before": before,
-                                               "in_process_after": after, "rows": rows,
-                                               "cpus": os.cpu_count(), "side": args.side}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "in_process_photos_per_s": baseline,
+                    "in_process_before": before,
+                    "in_process_after": after,
+                    "rows": rows,
+                    "cpus": os.cpu_count(),
+                    "side": args.side,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 1 if errors else 0
 
 

@@ -10,6 +10,7 @@ error (10 bins) of the probabilities; dlib's fixed 0.6 threshold is reported too
 
     python benchmarks/siamese_vs_threshold.py [--root /work/shared/data/faces] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,9 @@ def photo_kinds(root: Path, paths: list[str]) -> np.ndarray:
 
 
 def run(root: Path, folds: int = 5, seed: int = 0, kinds=("abs", "chi2")) -> dict:
-    from facenet_keras.training.data import load_chips
     from facenet_keras.evaluation.metrics import accuracy_at, best_threshold
     from facenet_keras.faces.pipeline import embed_chips
+    from facenet_keras.training.data import load_chips
     from facenet_keras.training.siamese import SiameseClassifier, brier_score, expected_calibration_error
 
     chips = load_chips(root)
@@ -81,18 +82,28 @@ def run(root: Path, folds: int = 5, seed: int = 0, kinds=("abs", "chi2")) -> dic
     y = same[tested]
     pair_kind = photo_kinds(root, chips.paths)
     ka, kb = pair_kind[i[tested]], pair_kind[j[tested]]
-    groups = {"pooled": np.ones(len(y), bool),
-              "crop-crop": (ka == "tight_crop") & (kb == "tight_crop"),
-              "photo-photo": (ka == "full_photo") & (kb == "full_photo"),
-              "mixed": ka != kb}
-    result = {"test_pairs": int(tested.sum()), "same": int(y.sum()), "different": int((~y).sum()),
-              "folds": folds, "thresholds": [round(t, 4) for t in thresholds], "by_kind": {}}
+    groups = {
+        "pooled": np.ones(len(y), bool),
+        "crop-crop": (ka == "tight_crop") & (kb == "tight_crop"),
+        "photo-photo": (ka == "full_photo") & (kb == "full_photo"),
+        "mixed": ka != kb,
+    }
+    result = {
+        "test_pairs": int(tested.sum()),
+        "same": int(y.sum()),
+        "different": int((~y).sum()),
+        "folds": folds,
+        "thresholds": [round(t, 4) for t in thresholds],
+        "by_kind": {},
+    }
     for g, m in groups.items():
         if not m.any():
             continue
-        row = {"pairs": int(m.sum()),
-               "threshold_accuracy": float(np.mean(thr_pred[tested][m] == y[m])),
-               "dlib_0.6_accuracy": accuracy_at(dist[tested][m], y[m], 0.6)}
+        row = {
+            "pairs": int(m.sum()),
+            "threshold_accuracy": float(np.mean(thr_pred[tested][m] == y[m])),
+            "dlib_0.6_accuracy": accuracy_at(dist[tested][m], y[m], 0.6),
+        }
         for k in kinds:
             p = prob[k][tested][m]
             row[f"siamese_{k}_accuracy"] = float(np.mean((p >= 0.5) == y[m]))
@@ -113,10 +124,20 @@ def main(argv=None) -> int:
         print(f"{args.root}/pairs.csv not found: pass --root", file=sys.stderr)
         return 2
     r = run(args.root, args.folds, args.seed)
-    print(f"{r['test_pairs']} test pairs ({r['same']} same, {r['different']} different) of identities unseen in "
-          f"training, {r['folds']} identity folds; thresholds chosen per fold: {r['thresholds']}")
-    cols = ["threshold_accuracy", "dlib_0.6_accuracy", "siamese_abs_accuracy", "siamese_abs_brier",
-            "siamese_abs_ece", "siamese_chi2_accuracy", "siamese_chi2_brier", "siamese_chi2_ece"]
+    print(
+        f"{r['test_pairs']} test pairs ({r['same']} same, {r['different']} different) of identities unseen in "
+        f"training, {r['folds']} identity folds; thresholds chosen per fold: {r['thresholds']}"
+    )
+    cols = [
+        "threshold_accuracy",
+        "dlib_0.6_accuracy",
+        "siamese_abs_accuracy",
+        "siamese_abs_brier",
+        "siamese_abs_ece",
+        "siamese_chi2_accuracy",
+        "siamese_chi2_brier",
+        "siamese_chi2_ece",
+    ]
     print(f"{'pairs':<12}{'n':>6}  " + "  ".join(f"{c:>22}" for c in cols))
     for g, row in r["by_kind"].items():
         print(f"{g:<12}{row['pairs']:>6}  " + "  ".join(f"{row.get(c, float('nan')):>22.4f}" for c in cols))

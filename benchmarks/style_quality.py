@@ -22,6 +22,7 @@ distance no worse than (d)'s; (a) <= 2 s per 512 px image (measured warm, after 
 defaults were chosen. The contact sheet (content | style | a | b | c | d per row) is written where
 ``--sheet`` says; it shows the shared photos, so it is not committed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,16 @@ from style_transfer.vgg import build_feature_extractor  # noqa: E402
 from style_transfer.weights import load_vgg19_weights  # noqa: E402
 
 DEFAULT_PAIRS = Path(__file__).resolve().parents[2] / "shared" / "data" / "style" / "pairs.csv"
-KERAS_EXAMPLE = {"content_weight": 2.5e-8, "style_weight": 1e-6, "tv_weight": 1e-6, "lr": 100.0,
-                 "decay_steps": 100, "decay_rate": 0.96, "content_layer": "block5_conv2",
-                 "style_layers": [f"block{i}_conv1" for i in range(1, 6)]}
+KERAS_EXAMPLE = {
+    "content_weight": 2.5e-8,
+    "style_weight": 1e-6,
+    "tv_weight": 1e-6,
+    "lr": 100.0,
+    "decay_steps": 100,
+    "decay_rate": 0.96,
+    "content_layer": "block5_conv2",
+    "style_layers": [f"block{i}_conv1" for i in range(1, 6)],
+}
 
 
 def keras_example(weights, content: np.ndarray, style: np.ndarray, seconds: float) -> tuple[np.ndarray, int]:
@@ -89,8 +97,11 @@ def keras_example(weights, content: np.ndarray, style: np.ndarray, seconds: floa
             loss += cfg["tv_weight"] * tf.reduce_sum(tf.pow(a + b, 1.25))
         return loss, tape.gradient(loss, x)
 
-    opt = keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(
-        cfg["lr"], decay_steps=cfg["decay_steps"], decay_rate=cfg["decay_rate"]))
+    opt = keras.optimizers.SGD(
+        keras.optimizers.schedules.ExponentialDecay(
+            cfg["lr"], decay_steps=cfg["decay_steps"], decay_rate=cfg["decay_rate"]
+        )
+    )
     steps = 0
     while time.perf_counter() - t0 < seconds:
         _, g = loss_and_grads()
@@ -123,8 +134,11 @@ def write_sheet(rows, path: str, height: int = 160) -> None:
     draw = ImageDraw.Draw(sheet)
     y = 0
     for (name, _), r in zip(rows, thumbs):
-        draw.text((2, y), name + "   content | style | (a) fast | (b) default | (c) init=fast | (d) Keras example",
-                  fill="black")
+        draw.text(
+            (2, y),
+            name + "   content | style | (a) fast | (b) default | (c) init=fast | (d) Keras example",
+            fill="black",
+        )
         x = 0
         for t in r:
             sheet.paste(Image.fromarray(im.to_uint8(t)), (x, y + label))
@@ -153,8 +167,11 @@ def main(argv=None) -> int:
     extractor = build_feature_extractor([CONTENT_LAYER] + [n for n, _ in STYLE_LAYERS], weights)
     judge = Judge()
     configs = json.loads(args.configs) if args.configs else []
-    print(f"{len(pairs)} pairs at {args.size} px; {os.cpu_count()} CPUs; load {os.getloadavg()}; "
-          f"judge: {judge.weights_source}", flush=True)
+    print(
+        f"{len(pairs)} pairs at {args.size} px; {os.cpu_count()} CPUs; load {os.getloadavg()}; "
+        f"judge: {judge.weights_source}",
+        flush=True,
+    )
 
     results, rows = [], []
     fast_times = []
@@ -175,8 +192,14 @@ def main(argv=None) -> int:
             images.append(fast)
         stamps: list[float] = []
         t0 = time.perf_counter()
-        r = stylize(content, style, size=args.size, extractor=extractor, progress=False,
-                    callback=lambda *a: stamps.append(time.perf_counter()))
+        r = stylize(
+            content,
+            style,
+            size=args.size,
+            extractor=extractor,
+            progress=False,
+            callback=lambda *a, stamps=stamps: stamps.append(time.perf_counter()),
+        )
         wall = time.perf_counter() - t0
         row["default"] = {"seconds": wall, "total_cost": r.costs["total"], **judge(r.image, content, style)}
         images.append(r.image)
@@ -187,12 +210,22 @@ def main(argv=None) -> int:
         if "c" not in skip:
             stamps_c: list[float] = []
             t1 = time.perf_counter()
-            rf = stylize(content, style, size=args.size, extractor=extractor, progress=False, init="fast",
-                         callback=lambda *a: stamps_c.append(time.perf_counter()))
+            rf = stylize(
+                content,
+                style,
+                size=args.size,
+                extractor=extractor,
+                progress=False,
+                init="fast",
+                callback=lambda *a, stamps_c=stamps_c: stamps_c.append(time.perf_counter()),
+            )
             final_c = evaluate_costs(rf.image, content, style, extractor=extractor)["total"]
-            row["init_fast"] = {"seconds": time.perf_counter() - t1, "total_cost": final_c,
-                                "reached_default_cost_at_s": reached_at(rf.history, r.costs["total"], t1, stamps_c),
-                                **judge(rf.image, content, style)}
+            row["init_fast"] = {
+                "seconds": time.perf_counter() - t1,
+                "total_cost": final_c,
+                "reached_default_cost_at_s": reached_at(rf.history, r.costs["total"], t1, stamps_c),
+                **judge(rf.image, content, style),
+            }
             images.append(rf.image)
         if "d" not in skip:
             ex, steps = keras_example(weights, im.resize(content, *r.image.shape[:2]), style, wall)
@@ -210,8 +243,12 @@ def main(argv=None) -> int:
         verdicts.append(("default content distance <= Keras example's on every pair", content_ok))
     if fast_times:
         scale = (512 / args.size) ** 2
-        verdicts.append((f"fast path <= 2 s per 512 px image (worst {max(fast_times) * scale:.2f} s "
-                         f"scaled from {args.size} px)", max(fast_times) * scale <= 2.0))
+        verdicts.append(
+            (
+                f"fast path <= 2 s per 512 px image (worst {max(fast_times) * scale:.2f} s scaled from {args.size} px)",
+                max(fast_times) * scale <= 2.0,
+            )
+        )
     print("\npair                               " + "  ".join(f"{k:>22s}" for k in results[0] if k != "pair"))
     for r in results:
         cells = [f"s {v['style']:.3f} c {v['content']:.3f} {v['seconds']:5.1f}s" for k, v in r.items() if k != "pair"]
@@ -222,8 +259,9 @@ def main(argv=None) -> int:
         write_sheet(rows, args.sheet)
         print(f"wrote {args.sheet}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"size": args.size, "results": results,
-                                               "verdicts": verdicts}, indent=1, default=float))
+        Path(args.json).write_text(
+            json.dumps({"size": args.size, "results": results, "verdicts": verdicts}, indent=1, default=float)
+        )
     return 0
 
 

@@ -15,6 +15,7 @@
 Prints one line per measurement and a JSON summary at the end (``--json PATH`` also writes it).
 Uses the first pair of the shared style data if present, else scikit-image's sample images.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,14 @@ import tensorflow as tf  # noqa: E402
 
 from style_transfer import images as im  # noqa: E402
 from style_transfer.costs import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
-from style_transfer.optimize import (COURSE_SCALE_WEIGHTS, DEFAULT_WEIGHTS,  # noqa: E402
-                                     _adam_runner, _Objective, evaluate_costs, stylize)
+from style_transfer.optimize import (  # noqa: E402
+    COURSE_SCALE_WEIGHTS,
+    DEFAULT_WEIGHTS,
+    _adam_runner,
+    _Objective,
+    evaluate_costs,
+    stylize,
+)
 from style_transfer.vgg import build_feature_extractor  # noqa: E402
 from style_transfer.weights import load_vgg19_weights  # noqa: E402
 
@@ -45,6 +52,7 @@ def test_images():
         first = (shared / "pairs.csv").read_text().splitlines()[1].split(",")
         return im.load_image(shared / first[0]), im.load_image(shared / first[1]), first
     from skimage import data
+
     return im.to_float_rgb(data.astronaut()), im.to_float_rgb(data.coffee()), ["astronaut", "coffee"]
 
 
@@ -86,7 +94,7 @@ def keras_example_step(weights, content, style, init, lr=0.02):
         t.assign_add(1.0)
         m.assign(0.9 * m + 0.1 * grad)
         v.assign(0.999 * v + 0.001 * tf.square(grad))
-        update = lr * (m / (1 - 0.9 ** t)) / (tf.sqrt(v / (1 - 0.999 ** t)) + 1e-7)
+        update = lr * (m / (1 - 0.9**t)) / (tf.sqrt(v / (1 - 0.999**t)) + 1e-7)
         x.assign(tf.clip_by_value(x - update, 0.0, 1.0))
         return J
 
@@ -124,8 +132,12 @@ def main(argv=None) -> int:
     weights = load_vgg19_weights()
     layers = [CONTENT_LAYER] + [n for n, _ in STYLE_LAYERS]
     extractor = build_feature_extractor(layers, weights)
-    summary = {"pair": names, "cpu_count": os.cpu_count(), "weights": weights.source.describe(),
-               "load_average_start": os.getloadavg()}
+    summary = {
+        "pair": names,
+        "cpu_count": os.cpu_count(),
+        "weights": weights.source.describe(),
+        "load_average_start": os.getloadavg(),
+    }
     print(f"pair {names}; {os.cpu_count()} CPUs; load average {os.getloadavg()}", flush=True)
 
     if not args.skip_step_timing:
@@ -135,31 +147,50 @@ def main(argv=None) -> int:
             init = np.clip(c + np.random.default_rng(0).uniform(-0.25, 0.25, c.shape), 0, 1).astype(np.float32)
             ours = seconds_per_step(our_step(extractor, c, s, init), args.steps)
             theirs = seconds_per_step(keras_example_step(weights, c, s, init), args.steps)
-            summary[f"step_{size}"] = {"shape": list(c.shape[:2]), "ours_s": ours, "keras_example_s": theirs,
-                                       "speedup": theirs / ours}
-            print(f"{size} px {c.shape[:2]}: ours {ours:.3f} s/step, keras example {theirs:.3f} s/step, "
-                  f"speed-up x{theirs / ours:.2f}", flush=True)
+            summary[f"step_{size}"] = {
+                "shape": list(c.shape[:2]),
+                "ours_s": ours,
+                "keras_example_s": theirs,
+                "speedup": theirs / ours,
+            }
+            print(
+                f"{size} px {c.shape[:2]}: ours {ours:.3f} s/step, keras example {theirs:.3f} s/step, "
+                f"speed-up x{theirs / ours:.2f}",
+                flush=True,
+            )
 
     size = args.stylize_size
     t0 = time.perf_counter()
     r = stylize(content_full, style_full, size=size, extractor=extractor, progress=False)
     wall = time.perf_counter() - t0
     summary["stylize_default"] = {"size": size, "schedule": r.schedule, "seconds": wall, "costs": r.costs}
-    print(f"default stylize at {size} px: {wall:.1f} s, schedule {r.schedule}, final costs {r.costs}",
-          flush=True)
+    print(f"default stylize at {size} px: {wall:.1f} s, schedule {r.schedule}, final costs {r.costs}", flush=True)
     if args.reference_steps:
         t0 = time.perf_counter()
 
         def report(step, image, costs):
             if step % 50 == 0:
-                print(f"  single-scale step {step}: J={costs['total']:.4g} ({time.perf_counter() - t0:.0f} s)",
-                      flush=True)
+                print(
+                    f"  single-scale step {step}: J={costs['total']:.4g} ({time.perf_counter() - t0:.0f} s)", flush=True
+                )
 
-        ref = stylize(content_full, style_full, size=size, schedule="single", steps=args.reference_steps,
-                      extractor=extractor, progress=False, callback=report)
+        ref = stylize(
+            content_full,
+            style_full,
+            size=size,
+            schedule="single",
+            steps=args.reference_steps,
+            extractor=extractor,
+            progress=False,
+            callback=report,
+        )
         wall_ref = time.perf_counter() - t0
-        summary["stylize_single_scale"] = {"size": size, "steps": args.reference_steps,
-                                           "seconds": wall_ref, "costs": ref.costs}
+        summary["stylize_single_scale"] = {
+            "size": size,
+            "steps": args.reference_steps,
+            "seconds": wall_ref,
+            "costs": ref.costs,
+        }
         print(f"single-scale {args.reference_steps} steps at {size} px: {wall_ref:.1f} s, final costs {ref.costs}")
         print(f"ratio of total costs (default / single-scale): {r.costs['total'] / ref.costs['total']:.3f}")
         check = evaluate_costs(r.image, content_full, style_full, extractor=extractor)

@@ -9,6 +9,7 @@ audience (> 7.1 s) wrongly naming him.
 
 Run: ``.venv/bin/python benchmarks/video_throughput.py [--repeat 1]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,9 @@ def run_watch(gallery, out: Path, **kw) -> tuple[float, list]:
 def run_baseline(gallery, out: Path) -> tuple[float, list]:
     """Every frame: detect (default FaceDetector), chip, encode (with the mirrored chip), search."""
     from facenet_keras.faces.detection import FaceDetector
-    from facenet_keras.live.frames import VideoWriter, open_video
     from facenet_keras.faces.pipeline import embed_chips, face_chips
     from facenet_keras.identity.recognition import resolve_threshold
+    from facenet_keras.live.frames import VideoWriter, open_video
 
     detector = FaceDetector()
     tau = resolve_threshold(None, gallery)
@@ -82,9 +83,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs of each variant (the fastest is kept)")
     args = ap.parse_args()
     from facenet_keras.faces.detection import FaceDetector
+    from facenet_keras.faces.pipeline import embed_chips
     from facenet_keras.identity.gallery import FaceGallery
     from facenet_keras.live.frames import open_video
-    from facenet_keras.faces.pipeline import embed_chips
 
     gallery = FaceGallery(":memory:")
     gallery.enroll("lin", SHARED / "video" / "lin-manuel-miranda.png")
@@ -93,8 +94,10 @@ def main() -> None:
     for kw in ({}, {"min_face_size": 40}):  # build and trace the models once, outside the timings
         FaceDetector(**kw).detect(first)
     embed_chips(np.zeros((1, 150, 150, 3), np.uint8))
-    print(f"clip: {CLIP.name}, {first.shape[1]}x{first.shape[0]}, {frames} frames at {fps:.2f} fps "
-          f"({frames / fps:.1f} s); {os.cpu_count()} CPU cores visible")
+    print(
+        f"clip: {CLIP.name}, {first.shape[1]}x{first.shape[0]}, {frames} frames at {fps:.2f} fps "
+        f"({frames / fps:.1f} s); {os.cpu_count()} CPU cores visible"
+    )
     variants = [
         ("frame by frame (baseline): detect + encode every face of every frame", None),
         ("watch, detect every frame", {"every": 1}),

@@ -13,6 +13,7 @@ The public API is small, in the spirit of face_recognition::
 Names are imported lazily, so ``import facenet_keras.evaluation`` does not pay for TensorFlow.
 The layout and its import rule are described in README.md, "Architecture".
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,6 +1,7 @@
 """Aliases for the module paths of release 0.1 (``facenet_keras.gallery``, ``.pipeline``, ...), which
 moved into subpackages. ``import facenet_keras.gallery`` still works for one release and warns
 where the module now lives; the alias is the new module object itself, not a copy."""
+
 from __future__ import annotations
 
 import importlib
@@ -35,8 +36,11 @@ class _AliasLoader(importlib.abc.Loader):
         self.target = target
 
     def create_module(self, spec):
-        warnings.warn(f"{spec.name} moved to {self.target}; the old path goes away in the next release",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{spec.name} moved to {self.target}; the old path goes away in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return importlib.import_module(self.target)
 
     def exec_module(self, module) -> None:  # the target module is already executed

@@ -30,6 +30,7 @@ The package's API goes further: :func:`facenet_keras.verify` / :func:`facenet_ke
 :class:`~facenet_keras.FaceGallery` (persistent SQLite, one-shot enrolment, folders, FAISS).
 The course's ``triplet_loss`` is :func:`facenet_keras.training.losses.triplet_loss`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,16 +53,16 @@ def img_to_encoding(image_path, model=None, *, detector=None) -> np.ndarray:
     or a saved ``.keras`` file. Returns a (1, 128) float32 array, as the course's does (its
     ``model.predict_on_batch`` of one image). Raises NoFaceError when the photo shows no face.
     """
-    (faces,), (image,) = encode_batch([image_path], model=model, detector=detector, progress=False,
-                                      return_images=True)
+    (faces,), (image,) = encode_batch([image_path], model=model, detector=detector, progress=False, return_images=True)
     face = primary_face(faces, image.shape)
     if face is None:
         raise NoFaceError(f"no face found in {describe_source(image_path)}")
     return np.asarray(face.embedding, np.float32).reshape(1, -1)
 
 
-def verify(image_path, identity: str, database, model=None, *, threshold: float | None = None,
-           detector=None) -> tuple[float, bool]:
+def verify(
+    image_path, identity: str, database, model=None, *, threshold: float | None = None, detector=None
+) -> tuple[float, bool]:
     """Lecture idea: face verification (1:1), "is this the claimed person?": d = ||f(img) - f(identity)||,
     the door opens when d <= threshold.
 
@@ -77,8 +78,9 @@ def verify(image_path, identity: str, database, model=None, *, threshold: float 
     return dist, dist <= tau
 
 
-def who_is_it(image_path, database, model=None, *, threshold: float | None = None,
-              detector=None) -> tuple[float, str | None]:
+def who_is_it(
+    image_path, database, model=None, *, threshold: float | None = None, detector=None
+) -> tuple[float, str | None]:
     """Lecture idea: face recognition (1:K), "who is this?": the nearest encoding in the database,
     accepted when its distance is at most the threshold (one-shot learning: one photo per person
     is enough, nobody is retrained when someone joins).

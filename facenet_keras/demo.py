@@ -5,6 +5,7 @@ matplotlib's ``grace_hopper.jpg`` (Rear Admiral Grace Hopper) and scikit-image's
 answer "not recognised" for Eileen, enrol Eileen, recognise both in one picture, verify a claim,
 and write an annotated image. Run: ``python -m facenet_keras.demo --out demo-output``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,9 @@ def sample_portraits() -> dict[str, np.ndarray]:
     return {"Grace Hopper": grace, "Eileen Collins": data.astronaut()}
 
 
-def changed_copy(image: np.ndarray, crop: float = 0.08, scale: float = 0.7, brightness: float = 1.3,
-                 mirror: bool = True) -> np.ndarray:
+def changed_copy(
+    image: np.ndarray, crop: float = 0.08, scale: float = 0.7, brightness: float = 1.3, mirror: bool = True
+) -> np.ndarray:
     """The same photo made harder: cropped at the edges, rescaled, brighter, mirrored."""
     im = Image.fromarray(image)
     w, h = im.size
@@ -102,9 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     check(not v.match, f"'the astronaut is Grace Hopper' -> match={v.match}, distance {v.distance:.3f}")
 
     annotated = out / "demo-annotated.jpg"
-    annotate(picture, [r.box for r in results],
-             [f"{r.identity or '?'} ({r.distance:.2f})" for r in results],
-             known=[r.identity is not None for r in results]).save(annotated, quality=92)
+    annotate(
+        picture,
+        [r.box for r in results],
+        [f"{r.identity or '?'} ({r.distance:.2f})" for r in results],
+        known=[r.identity is not None for r in results],
+    ).save(annotated, quality=92)
     print(f"6. annotated picture written to {annotated}")
     print(f"done in {time.perf_counter() - t0:.1f} s: " + ("all checks passed" if ok else "SOME CHECKS FAILED"))
     gallery.close()

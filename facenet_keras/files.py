@@ -5,6 +5,7 @@ target (``os.replace`` is atomic on POSIX and Windows), so a crash never leaves 
 under the final name. Private: biometric data (galleries, cached embeddings, face crops) lives in
 folders only the user can open (0700) and files only the user can read (0600).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,8 +40,7 @@ def private_dir(path: str | os.PathLike[str]) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "wb",
-                 permissions: int = PRIVATE_FILE_MODE) -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb", permissions: int = PRIVATE_FILE_MODE) -> Iterator[IO]:
     """``with atomic_write(path) as f: f.write(...)``: ``path`` holds the new bytes or the old ones,
     never a mixture. The temporary file keeps ``path``'s suffix (for suffix-sensitive writers such as
     ``np.save``) and gets ``permissions`` before the rename."""

@@ -20,6 +20,7 @@ no grey half-images), a picture larger than ``max_pixels`` (decompression bombs;
 header before any pixel is decoded), or smaller than ``min_side`` pixels on a side.
 A missing file raises :class:`FileNotFoundError`.
 """
+
 from __future__ import annotations
 
 import io
@@ -111,8 +112,7 @@ def load_image(
         rgb = _decode(src, str(label), max_pixels, min_side)
     else:
         raise TypeError(
-            f"load_image() takes a path, bytes, a file object, a PIL image or a numpy array, "
-            f"not {type(src).__name__}"
+            f"load_image() takes a path, bytes, a file object, a PIL image or a numpy array, not {type(src).__name__}"
         )
     _check_size((rgb.shape[1], rgb.shape[0]), label, max_pixels, min_side)
     return np.ascontiguousarray(rgb)
@@ -232,8 +232,7 @@ def _to_unit_range_255(a: np.ndarray, label: str, pil_mode: str | None) -> np.nd
     if np.issubdtype(a.dtype, np.integer):
         if a.size and (a.min() < 0 or a.max() > 255):
             raise ImageError(
-                f"{label}: {a.dtype} pixels must lie in 0..255 (got {a.min()}..{a.max()}); "
-                "pass uint16 for 16-bit data"
+                f"{label}: {a.dtype} pixels must lie in 0..255 (got {a.min()}..{a.max()}); pass uint16 for 16-bit data"
             )
         return a.astype(np.float32)
     if np.issubdtype(a.dtype, np.floating):
@@ -242,8 +241,7 @@ def _to_unit_range_255(a: np.ndarray, label: str, pil_mode: str | None) -> np.nd
         lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
         if lo < -1e-6 or hi > 1.0 + 1e-6:
             raise ImageError(
-                f"{label}: float pixels must lie in [0, 1] (got {lo:.4g}..{hi:.4g}); "
-                "pass uint8 for 0..255 data"
+                f"{label}: float pixels must lie in [0, 1] (got {lo:.4g}..{hi:.4g}); pass uint8 for 0..255 data"
             )
         return np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0
     raise ImageError(f"{label}: unsupported pixel dtype {a.dtype}")
@@ -258,9 +256,7 @@ def _array_to_rgb(a: np.ndarray, label: str, pil_mode: str | None = None) -> np.
     elif a.ndim == 3 and a.shape[2] in (3, 4):
         channels = a.shape[2]
     else:
-        raise ImageError(
-            f"{label}: array of shape {a.shape} is not an image (expected HxW, HxWx1, HxWx3 or HxWx4)"
-        )
+        raise ImageError(f"{label}: array of shape {a.shape} is not an image (expected HxW, HxWx1, HxWx3 or HxWx4)")
     if a.dtype == np.uint8 and channels == 3:
         return np.array(a, dtype=np.uint8, copy=True)
     values = _to_unit_range_255(a, label, pil_mode)
@@ -275,6 +271,7 @@ def list_identities(root) -> dict[str, list[Path]]:
     """``{person: [photo paths]}`` for ``ROOT/<person>/<photo>``: people sorted by name, each one's
     photos in natural order (``2.jpg`` before ``10.jpg``, so "the first photo" means what a person
     reads); people without photos skipped, files directly in ROOT ignored."""
+
     def natural(path: Path):
         return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 

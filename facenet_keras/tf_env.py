@@ -11,6 +11,7 @@ only sets variables and a hook on the first ``import tensorflow``) does both.
 ``FACENET_KERAS_DEBUG=1`` turns all of this off (everything TensorFlow says is shown). A variable
 the user set (e.g. ``TF_CPP_MIN_LOG_LEVEL``) is never overridden.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,7 +31,8 @@ NOISE = re.compile(
     r"To enable the following instructions|rebuild TensorFlow with the appropriate compiler flags|"
     r"oneDNN custom operations|cuda_platform\.cc|cuInit|Unable to register cu(DNN|FFT|BLAS) factory|"
     r"computation placer already registered|TF-TRT Warning|op_level_cost_estimator|"
-    r"Attempting to register factory for plugin|port\.cc:\d+\] oneDNN")
+    r"Attempting to register factory for plugin|port\.cc:\d+\] oneDNN"
+)
 
 _ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "3",  # C++ logging: errors and below hidden (cuInit 303, cost estimator)
@@ -63,8 +65,11 @@ def quiet_stderr():
             os.dup2(saved, 2)
             os.close(saved)
             tmp.seek(0)
-            kept = [line for line in tmp.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if not NOISE.search(line)]
+            kept = [
+                line
+                for line in tmp.read().decode("utf-8", "replace").splitlines(keepends=True)
+                if not NOISE.search(line)
+            ]
             if kept:
                 sys.stderr.write("".join(kept))
 

@@ -28,6 +28,7 @@ What it does, on the full photos of ``../shared/data/faces`` (not the 150x150 cr
 Run: ``.venv/bin/python scripts/fit_chip_template.py --evaluate`` (about 3 minutes on 2 cores;
 ``--cache /tmp/fit.npz`` memoises the dlib/MTCNN landmarks between runs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -192,9 +193,7 @@ def dlib_chip_check(rows, images) -> float:
 
     diffs = []
     for idx, pts, _, _ in rows[:10]:
-        shape = dlib.full_object_detection(
-            dlib.rectangle(0, 0, 1, 1), [dlib.point(int(x), int(y)) for x, y in pts]
-        )
+        shape = dlib.full_object_detection(dlib.rectangle(0, 0, 1, 1), [dlib.point(int(x), int(y)) for x, y in pts])
         theirs = np.asarray(dlib.get_face_chip(images[idx], shape, size=SIZE, padding=PADDING))
         ours = alignment.warp_affine(images[idx], dlib_transforms(pts[None]), SIZE)[0]
         diffs.append(np.abs(theirs.astype(int) - ours.astype(int)).mean())
@@ -237,8 +236,9 @@ def main(argv=None) -> int:
         print(f"    [{t[0]:.4f}, {t[1]:.4f}],")
     print("])")
     print("MTCNN_WEIGHTS = np.array([" + ", ".join(f"{w:.3f}" for w in weights) + "])")
-    print(f"mean |dlib.get_face_chip - our warp| (grey levels, median over 10 faces): "
-          f"{dlib_chip_check(rows, images):.2f}")
+    print(
+        f"mean |dlib.get_face_chip - our warp| (grey levels, median over 10 faces): {dlib_chip_check(rows, images):.2f}"
+    )
 
     if not args.evaluate:
         return 0

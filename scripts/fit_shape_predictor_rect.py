@@ -24,6 +24,7 @@ What it does, on the full photos of ``../shared/data/faces`` (not the 150x150 cr
 Run: ``.venv/bin/python scripts/fit_shape_predictor_rect.py --embed --cache /tmp/sp_rect.npz``
 (a few minutes on 2 cores; the cache memoises detections and dlib's descriptors between runs).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,10 +40,11 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from facenet_keras import alignment  # noqa: E402
-from facenet_keras.images import load_image  # noqa: E402
-from facenet_keras.faces.landmarks import load_shape_predictor, rect_from_landmarks  # noqa: E402
 from fit_chip_template import downscale, photo_paths  # noqa: E402  (the same photos: faces/ full photos + group/)
+
+from facenet_keras import alignment  # noqa: E402
+from facenet_keras.faces.landmarks import load_shape_predictor, rect_from_landmarks  # noqa: E402
+from facenet_keras.images import load_image  # noqa: E402
 
 SIZE, PADDING = 150, 0.25
 
@@ -140,8 +142,7 @@ def predict_all(sp, images, idx, rects, rounded=True) -> np.ndarray:
 
 
 def summary(name: str, e: np.ndarray, unit: str = "inter-ocular distance") -> str:
-    return (f"{name:<34s} median {np.median(e):.4f}  p95 {np.percentile(e, 95):.4f}  "
-            f"max {e.max():.4f}  (x {unit})")
+    return f"{name:<34s} median {np.median(e):.4f}  p95 {np.percentile(e, 95):.4f}  max {e.max():.4f}  (x {unit})"
 
 
 def main(argv=None) -> int:
@@ -182,13 +183,11 @@ def main(argv=None) -> int:
     hog = rows["rect"]
     rect_err = np.abs(rects_cv - hog).max(axis=1) / (hog[:, 2] - hog[:, 0])
     print(summary("box error, fitted box (cv)", rect_err, "HOG box side"))
-    for name, pts in (("fitted box (cv), max over points", pts_cv),
-                      ("MTCNN box as is, max over points", pts_box)):
+    for name, pts in (("fitted box (cv), max over points", pts_cv), ("MTCNN box as is, max over points", pts_box)):
         print(summary(name, relative_errors(pts, rows["dlib"])))
     print(summary("fitted box (cv), mean over points", mean_relative_errors(pts_cv, rows["dlib"])))
     iod = np.linalg.norm(rows["dlib"][:, :2].mean(1) - rows["dlib"][:, 2:4].mean(1), axis=1)
-    print(f"inter-ocular distance: median {np.median(iod):.1f} px "
-          f"(range {iod.min():.0f}-{iod.max():.0f})")
+    print(f"inter-ocular distance: median {np.median(iod):.1f} px (range {iod.min():.0f}-{iod.max():.0f})")
 
     t = time.perf_counter()
     for _ in range(5):
@@ -227,8 +226,10 @@ def main(argv=None) -> int:
             ("MTCNN points, alignment default", mtcnn_chips()),
         ):
             d = np.linalg.norm(encode_chips(chips) - rows["desc"], axis=1)
-            print(f"embedding distance to dlib's descriptor, {name:<34s} median {np.median(d):.4f}"
-                  f"  p95 {np.percentile(d, 95):.4f}")
+            print(
+                f"embedding distance to dlib's descriptor, {name:<34s} median {np.median(d):.4f}"
+                f"  p95 {np.percentile(d, 95):.4f}"
+            )
     return 0
 
 

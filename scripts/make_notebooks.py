@@ -22,6 +22,7 @@ Conventions shared by every notebook:
   ``private-photos`` and is stored without its pictures (its text output is kept); progress bars
   and other stderr output are not stored.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,7 +105,7 @@ package's pretrained encoder (dlib's ResNet, 128 numbers per face) on two public
 that ship with matplotlib and scikit-image: Rear Admiral Grace Hopper and astronaut Eileen Collins.
 """),
         code(SETUP),
-        code(r'''
+        code(r"""
 import facenet_keras as fk
 from facenet_keras.demo import changed_copy, sample_portraits, side_by_side
 
@@ -115,7 +116,7 @@ fig, axes = plt.subplots(1, 2, figsize=(8, 4))
 for ax, (name, photo) in zip(axes, people.items()):
     ax.imshow(photo); ax.set_title(f"{name}  {photo.shape[1]}x{photo.shape[0]}"); ax.axis("off")
 plt.show()
-'''),
+"""),
         md(r"""
 ## The course's three functions
 
@@ -152,7 +153,7 @@ database = {"grace": img_to_encoding(save(grace, "grace.jpg")),
             "eileen": img_to_encoding(save(eileen, "eileen.png"))}
 print({name: encoding.shape for name, encoding in database.items()})
 '''),
-        code(r'''
+        code(r"""
 camera = save(changed_copy(grace), "camera_0.jpg")          # someone at the door: a new picture of Grace
 for claim in ("grace", "eileen"):
     dist, door_open = verify(camera, claim, database)
@@ -164,7 +165,7 @@ for path in (camera, cameraman):
     min_dist, identity = who_is_it(path, database)
     print(f"{Path(path).name}: min_dist = {min_dist:.3f} ->",
           f"it's {identity}" if identity else "Not in the database.")
-'''),
+"""),
         md(r"""
 The rest of this notebook opens the box: what an encoding is, how a face becomes a chip, the
 distance and its threshold, and the package's own API, which does the same with more detail
@@ -177,11 +178,11 @@ $\lVert f(x_1) - f(x_2) \rVert_2$ is small for two photos of one person and larg
 never trained on the people we will recognise: the embedding is *general*, which is what makes
 one-shot enrolment possible later. It takes an aligned 150x150 face chip and returns 128 numbers.
 """),
-        code(r'''
+        code(r"""
 encoder = fk.load_encoder()                      # pretrained weights, converted once and cached
 print(f"{encoder.name}: input {encoder.input_shape} -> output {encoder.output_shape}, "
       f"{encoder.count_params():,} parameters")
-'''),
+"""),
         md(r"""
 ## From a photo to a chip
 
@@ -189,7 +190,7 @@ The encoder wants every face the same way: a face detector (MTCNN) finds each fa
 landmarks (eyes, nose, mouth corners); a similarity transform (rotation, scale, shift) then maps the
 landmarks onto a fixed template, so the eyes always land on the same pixels of the chip.
 """),
-        code(r'''
+        code(r"""
 detections = {name: fk.detect_faces(photo) for name, photo in people.items()}
 chips = {name: fk.align_faces(people[name], np.stack([d.landmarks for d in dets]))
          for name, dets in detections.items()}
@@ -206,7 +207,7 @@ for i, name in enumerate(people):
     axes[2 * i + 1].imshow(chips[name][0]); axes[2 * i + 1].set_title("aligned 150x150 chip", fontsize=9)
     axes[2 * i + 1].axis("off")
 plt.show()
-'''),
+"""),
         md(r"""
 ## Encode two photos
 
@@ -214,7 +215,7 @@ plt.show()
 one; only distances between encodings do. Below: Grace's encoding, the encoding of a *changed
 copy* of her photo (cropped, rescaled, brighter, mirrored), and Eileen's.
 """),
-        code(r'''
+        code(r"""
 probe = changed_copy(grace)                      # same person, different picture
 (probe_chip,) = fk.align_faces(probe, fk.detect_faces(probe)[0].landmarks[None])
 emb = fk.encode_chips(np.stack([chips["Grace Hopper"][0], probe_chip, chips["Eileen Collins"][0]]))
@@ -228,7 +229,7 @@ for ax, e, label in zip(axes, emb, labels):
     ax.set_title(label, fontsize=9); ax.set_xticks([]); ax.set_yticks([])
 fig.suptitle("128 numbers per face, drawn as 8x16 tiles")
 plt.show()
-'''),
+"""),
         md(r"""
 ## The distance $d$ and the threshold $\tau$
 
@@ -237,7 +238,7 @@ $$d(x_1, x_2) = \lVert f(x_1) - f(x_2) \rVert_2, \qquad \text{same person} \iff 
 For this encoder the classic threshold is $\tau = 0.6$: same-person pairs are mostly well below
 it, different people mostly above. (`facenet-keras calibrate` picks $\tau$ from your own data.)
 """),
-        code(r'''
+        code(r"""
 tau = fk.DEFAULT_THRESHOLD
 d = np.linalg.norm(emb[:, None] - emb[None], axis=-1)
 print(f"d(Grace, changed copy of Grace) = {d[0, 1]:.3f}  -> same person: {d[0, 1] <= tau}")
@@ -249,7 +250,7 @@ ax.barh(list(pairs), list(pairs.values()), color=["tab:green" if v <= tau else "
 ax.axvline(tau, color="black", ls="--", label=f"threshold tau = {tau}")
 ax.set_xlabel("Euclidean distance between encodings"); ax.legend(loc="lower right")
 plt.show()
-'''),
+"""),
         md(r"""
 ## `verify`: a 1:1 claim against a gallery
 
@@ -257,7 +258,7 @@ A **gallery** stores the encodings of enrolled people (in an SQLite file). Enrol
 one photo is enough, and nothing is retrained; the photo's encoding is simply stored. `verify`
 detects the face in the probe, encodes it and compares it with the claimed identity's encodings.
 """),
-        code(r'''
+        code(r"""
 import tempfile
 
 workdir = Path(tempfile.mkdtemp(prefix="facenet-notebook-"))
@@ -269,44 +270,45 @@ for photo, text in [(changed_copy(grace, mirror=False, scale=0.5), "a half-size 
                     (eileen, "the astronaut")]:
     v = fk.verify(photo, "Grace Hopper", gallery)
     print(f"claim '{text} is Grace Hopper': match={v.match}  (d = {v.distance:.3f}, tau = {v.threshold})")
-'''),
+"""),
         md(r"""
 Two photos and no gallery at all: `fk.compare` (or `facenet-keras compare A.jpg B.jpg` in a shell,
 exit code 0 for a match, 1 for none) answers with the same rule.
 """),
-        code(r'''
+        code(r"""
 for a, b, text in [(grace, changed_copy(grace), "Grace vs her changed copy"), (grace, eileen, "Grace vs Eileen")]:
     c = fk.compare(a, b)
     print(f"{text:26s}: match={c.match}  (d = {c.distance:.3f}, tau = {c.threshold})")
-'''),
+"""),
         md(r"""
 ## `recognize`: who is it, or *not recognised*
 
 Recognition searches the whole gallery for the nearest enrolled encoding; when even the nearest is
 farther than $\tau$ the answer is *not recognised* (`identity is None`) rather than the wrong name.
 """),
-        code(r'''
+        code(r"""
 (r,) = fk.recognize(eileen, gallery)
 print(f"identity={r.identity!r}: nearest is {r.nearest!r} at d = {r.distance:.3f} > tau = {r.threshold}")
 assert r.identity is None                        # a stranger is not forced onto an enrolled name
-'''),
+"""),
         md(r"""
 Enrolment can also take **precomputed encodings**: here we add Eileen from the encoding computed
 earlier, without running the network again (useful when encodings come from a batch job).
 """),
-        code(r'''
+        code(r"""
 gallery.add("Eileen Collins", emb[2])           # (128,) or (N, 128) float32
 print(gallery.people())
 (r,) = fk.recognize(changed_copy(eileen, mirror=False, brightness=0.8), gallery)
 print(f"now: identity={r.identity!r} at d = {r.distance:.3f}; runner-up {r.runner_up!r} at {r.runner_up_distance:.3f}")
-'''),
+"""),
         md(r"""
 ## An annotated group photo
 
 A made-up group photo: changed copies of the two enrolled women and scikit-image's *cameraman*,
 who is not enrolled. Every face is found, encoded and looked up in one call.
 """),
-        code(r'''
+        code(
+            r"""
 from skimage import data as skdata
 
 from facenet_keras.faces.annotate import annotate
@@ -321,13 +323,17 @@ picture = annotate(group, [r.box for r in results],
                    [f"{r.identity or 'not recognised'} ({r.distance:.2f})" for r in results],
                    known=[r.identity is not None for r in results])
 assert sorted(r.identity or "?" for r in results) == ["?", "Eileen Collins", "Grace Hopper"]
-''', ),
-        code(r'''
+""",
+        ),
+        code(
+            r"""
 fig, ax = plt.subplots(figsize=(11, 4))
 ax.imshow(picture); ax.axis("off")
 ax.set_title("recognize(): green = enrolled person found, red = not recognised")
 plt.show()
-''', "readme-figure"),
+""",
+            "readme-figure",
+        ),
         md(r"""
 ## At scale: a folder of people
 
@@ -338,7 +344,7 @@ The course's `database` dict holds a handful of people. A `FaceGallery` holds ma
 in `../shared/data/faces` are 186 photos of 44 people; nothing of them is shown here but names and
 numbers (the photos may not be redistributed).
 """),
-        code(r'''
+        code(r"""
 if SHARED is not None:
     folder = SHARED / "faces"
     if FAST:   # a few people with small photos, linked into a temporary folder
@@ -359,7 +365,7 @@ if SHARED is not None:
     print(f"who_is_it on one of the enrolled photos, the gallery as its database: {identity} (min_dist {min_dist:.3f})")
 else:
     print("../shared/data not found: skipping the folder enrolment")
-'''),
+"""),
         md(r"""
 ## Why 1:K needs a stricter threshold than 1:1
 
@@ -374,7 +380,7 @@ Below, real distances measure this on photos of many people (LFW, from `../share
 present): each person enrolled from one photo, probed with another. Without the data a *simulated*
 distance matrix illustrates the same arithmetic.
 """),
-        code(r'''
+        code(r"""
 from facenet_keras import evaluation as ev
 from facenet_keras.evaluation import plots
 
@@ -405,8 +411,8 @@ fig = plots.plot_verification(np.concatenate([genuine, impostor]),
                               np.r_[np.ones(genuine.size, bool), np.zeros(impostor.size, bool)], tau,
                               title=f"1:1 verification ({source})")
 fig
-'''),
-        code(r'''
+"""),
+        code(r"""
 target = 0.01                                    # at most 1 stranger in 100 let in
 K = int((~own).sum(axis=1).min())                # the largest gallery we can measure
 tau_1 = ev.threshold_for_gallery_size(D, 1, target, exclude=own)
@@ -419,7 +425,7 @@ print(f"to let in at most {target:.0%} of strangers: tau = {tau_1:.3f} for one c
       f"but tau = {tau_K:.3f} for a gallery of {K} people")
 plots.plot_false_accept_vs_gallery_size(curves, target=target, log_y=True,
                                         title=f"1:K false accepts grow with K ({source})")
-'''),
+"""),
         md(r"""
 The solid lines are measured, the dashed ones are $1-(1-p)^K$. The threshold that keeps one claim
 at 1% false accepts lets in many more strangers against a large gallery; to keep the same rate for
@@ -427,11 +433,11 @@ at 1% false accepts lets in many more strangers against a large gallery; to keep
 shows what it costs). That trade-off is why recognition systems calibrate $\tau$ for their gallery
 size (`facenet-keras evaluate-identification`).
 """),
-        code(r'''
+        code(r"""
 gallery.close()
 if SHARED is not None:
     big.close()
-'''),
+"""),
     ]
 
 
@@ -592,7 +598,8 @@ Whether this short training gets there is for the numbers to say: compare the tr
 and the one-shot accuracy below, before and after. (In FAST mode, the test suite's two short epochs,
 training has barely begun; `benchmarks/one_shot_digits.py` runs the experiment at full length.)
 """),
-        code(r"""
+        code(
+            r"""
 from sklearn.decomposition import PCA
 
 show = np.random.default_rng(0).choice(len(labels), size=600 if FAST else 1797, replace=False)
@@ -606,7 +613,9 @@ for ax, (title, emb) in zip(axes, [("untrained encoder", before), ("after triple
     ax.set_title(f"PCA of the embeddings: {title}"); ax.set_xticks([]); ax.set_yticks([])
 axes[1].legend(fontsize=8, ncol=2, loc="best")
 plt.show()
-""", "readme-figure"),
+""",
+            "readme-figure",
+        ),
         md(r"""
 ## One-shot classification of unseen classes
 
@@ -736,7 +745,8 @@ To look at the errors themselves, run the next cell on your machine: it shows ea
 answered photo beside the enrolled photo of the true person. (The stored notebook keeps this
 cell's text output only: the development photos may not be redistributed.)
 """),
-        code(r"""
+        code(
+            r"""
 if SHARED is not None and len(wrong):
     from facenet_keras.images import load_image
 
@@ -750,7 +760,9 @@ if SHARED is not None and len(wrong):
         ax.axis("off")
     plt.show()
 print(f"{len(wrong) if SHARED is not None else 0} error(s) to look at")
-""", "private-photos"),
+""",
+            "private-photos",
+        ),
     ]
 
 
@@ -897,7 +909,8 @@ comparison, *Platt scaling* of the distance (a one-feature logistic regression o
 threshold rule into probabilities too. Brier score and expected calibration error (ECE): lower is
 better.
 """),
-        code(r"""
+        code(
+            r"""
 from sklearn.linear_model import LogisticRegression
 
 platt = LogisticRegression(C=1e6).fit(d_train[:, None], train[2])      # (almost) unregularised
@@ -922,7 +935,9 @@ axes[1].set_yscale("log")
 axes[1].set_xlabel("predicted P(same person)"); axes[1].set_ylabel("pairs (log)"); axes[1].set_title("how confident")
 axes[1].legend(fontsize=8)
 plt.show()
-""", "readme-figure"),
+""",
+            "readme-figure",
+        ),
         md(r"""
 ## Use it on a new pair
 
@@ -974,7 +989,7 @@ This notebook walks through what VGG layers see, the three costs, the optimisati
 variants (colour preservation, multi-scale, the one-pass TF-Hub model).
 """),
         code(SETUP),
-        code(r'''
+        code(r"""
 import style_transfer as st
 from skimage import data as skdata
 
@@ -992,7 +1007,7 @@ fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 for ax, img, title in zip(axes, (content, style), (f"content: {content_name}", f"style: {style_name}")):
     ax.imshow(img); ax.set_title(title); ax.axis("off")
 plt.show()
-'''),
+"""),
         md(r"""
 ## What VGG layers see
 
@@ -1001,7 +1016,7 @@ VGG19 is 16 convolutional layers in five blocks. Following Zeiler & Fergus, for 
 respond to colours and edges, deeper ones to textures and object parts. Each patch is the unit's
 receptive field (bigger in deeper layers).
 """),
-        code(r'''
+        code(r"""
 from style_transfer import visualize
 
 extractor_vis = st.build_feature_extractor(["block1_conv2", "block3_conv1", "block5_conv1"])
@@ -1014,12 +1029,12 @@ for layer, units in [("block1_conv2", [3, 10, 25]), ("block3_conv1", [5, 40, 90]
                                              size=160 if FAST else 224, extractor=extractor_vis)
     visualize.plot_top_patches(found, layer, cols=2 if FAST else 3)
     plt.show()
-'''),
-        code(r'''
+"""),
+        code(r"""
 maps = visualize.feature_maps(content, "block3_conv1", size=160 if FAST else 224, extractor=extractor_vis)
 visualize.plot_feature_maps(maps, n=16, title=f"block3_conv1 activations of the content image {maps.shape}")
 plt.show()
-'''),
+"""),
         md(r"""
 ## Content cost
 
@@ -1030,7 +1045,7 @@ $$J_{content}(C, G) = \frac{1}{4\, n_H n_W n_C} \sum (a^{(C)} - a^{(G)})^2 .$$
 
 A deep layer keeps *what* is where (objects, layout) but not exact pixels.
 """),
-        code(r'''
+        code(r"""
 from style_transfer import costs
 
 layers = [costs.CONTENT_LAYER] + [name for name, _ in costs.STYLE_LAYERS]
@@ -1046,7 +1061,7 @@ feats = {name: extractor(x[None], training=False)
 for other in ("noisy C", "S at C's size"):
     J = costs.compute_content_cost(feats["C"][costs.CONTENT_LAYER], feats[other][costs.CONTENT_LAYER])
     print(f"J_content(C, {other:14s}) = {float(J):10.2f}")
-'''),
+"""),
         md(r"""
 ## Gram matrix and style cost
 
@@ -1058,7 +1073,7 @@ the style cost over several layers with weights $\lambda_l$:
 $$J^{[l]}_{style}(S, G) = \frac{1}{4 n_C^2 (n_H n_W)^2} \sum_{i,j} (G^{(S)}_{ij} - G^{(G)}_{ij})^2,
 \qquad J_{style} = \sum_l \lambda_l J^{[l]}_{style}.$$
 """),
-        code(r'''
+        code(r"""
 layer = "block2_conv1"
 unrolled = lambda a: np.asarray(a[0]).reshape(-1, a.shape[-1]).T          # (n_C, n_H*n_W)
 grams = {k: np.asarray(costs.gram_matrix(unrolled(feats[k][layer]))) for k in ("C", "S")}
@@ -1079,7 +1094,7 @@ J_style = costs.compute_style_cost(feats["S"], feats["C"])
 print(f"compute_style_cost(S, C) = sum of lambda x layer cost = {float(J_style):.4g} "
       f"(check: {sum(w * per_layer[n] for n, w in costs.STYLE_LAYERS):.4g}); "
       f"J_style(S, S) = {float(costs.compute_style_cost(feats['S'], feats['S'])):.4g}")
-'''),
+"""),
         md(r"""
 ## The weights $\alpha$ and $\beta$
 
@@ -1093,7 +1108,7 @@ again by that factor squared. So `st.stylize` uses its own default weights, chos
 so that the two terms pull about as hard as the course's do in the course's setting. The cell
 below reads the actual defaults from the code and compares the two balances on the starting image.
 """),
-        code(r'''
+        code(r"""
 import inspect
 
 defaults = {k: v.default for k, v in inspect.signature(st.stylize).parameters.items()
@@ -1107,7 +1122,7 @@ for label, alpha, beta in [("course", 10, 40), ("package", defaults["content_wei
           f"style term / content term = {beta * float(J_s) / (alpha * float(J_c)):.3g}")
 print("a ratio above 1: the style term pulls harder on this starting image (the content plus noise);"
       " below 1: the content term does")
-'''),
+"""),
         md(r"""
 ## Total cost and optimising the pixels
 
@@ -1117,7 +1132,7 @@ where the optional total-variation term keeps neighbouring pixels alike (less no
 the content image plus noise and follow the gradient of $J$ with respect to the *pixels* of $G$
 (Adam). `st.stylize` does exactly this; its `callback` lets us keep intermediate images.
 """),
-        code(r'''
+        code(r"""
 snapshots = {}
 every = max(1, STEPS // 4)
 def keep(step, image, cost):
@@ -1140,7 +1155,7 @@ fig, ax = plt.subplots(figsize=(6, 3))
 ax.semilogy([h["step"] for h in hist], [h["total"] for h in hist], label="total J (weighted)")
 ax.set_xlabel("step"); ax.set_ylabel("cost"); ax.legend()
 plt.show()
-'''),
+"""),
         md(r"""
 ## Colour preservation
 
@@ -1148,10 +1163,10 @@ A plain transfer repaints the content with the style's palette. Gatys et al. (20
 the *luminance*: optimise on grey images, then put the content's own colours back (YIQ colour
 space). The town keeps its colours, the strokes come from the painting.
 """),
-        code(r'''
+        code(r"""
 kept = st.stylize(C, S, size=SIZE, steps=STEPS, schedule="single", extractor=extractor,
                   preserve_colors=True, progress=False)
-'''),
+"""),
         md(r"""
 ## Multi-scale (coarse to fine)
 
@@ -1159,13 +1174,14 @@ Optimising at full size is slow and the strokes end up small. The default schedu
 steps at a quarter and a half of the size (each step 16x and 4x cheaper) and finishes with a few
 steps at full size: large-scale structure first, detail last.
 """),
-        code(r'''
+        code(r"""
 print("schedule (longest side, steps):", st.multiscale_schedule(SIZE * 2, STEPS * 2, min_size=32))
 multi = st.stylize(C, S, size=SIZE * 2, steps=STEPS * 2, schedule=st.multiscale_schedule(SIZE * 2, STEPS * 2, min_size=32),
                    extractor=extractor, progress=False)
 print(f"multi-scale to {SIZE * 2}px in {multi.seconds:.1f} s")
-'''),
-        code(r'''
+"""),
+        code(
+            r"""
 panels = [(C, f"content: {content_name}"), (S, f"style: {style_name}"), (result.image, "style transfer"),
           (kept.image, "colours preserved"), (multi.image, "multi-scale, 2x size")]
 fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.4))
@@ -1173,7 +1189,9 @@ for ax, (img, title) in zip(axes, panels):
     ax.imshow(np.clip(img, 0, 1)); ax.set_title(title, fontsize=10); ax.axis("off")
 plt.tight_layout()
 plt.show()
-''', "readme-figure"),
+""",
+            "readme-figure",
+        ),
         md(r"""
 ## The fast path: one forward pass (TF-Hub)
 
@@ -1183,14 +1201,14 @@ at run time: download and unpack the model once
 (`https://tfhub.dev/google/magenta/arbitrary-image-stylization-v1-256/2`) and point
 `STYLE_TRANSFER_HUB_MODEL` at its folder; without it the cell below just says so.
 """),
-        code(r'''
+        code(r"""
 hub_model = os.environ.get("STYLE_TRANSFER_HUB_MODEL")
 if hub_model and Path(hub_model).is_dir():
     fast = st.fast_stylize(content, style, hub_model, size=SIZE * 2)
     plt.imshow(fast); plt.axis("off"); plt.title("TF-Hub arbitrary stylisation, one pass"); plt.show()
 else:
     print("STYLE_TRANSFER_HUB_MODEL is not set to a SavedModel folder: skipping the TF-Hub model.")
-'''),
+"""),
     ]
 
 
@@ -1264,8 +1282,9 @@ def execute(nb, timeout: int):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("FACENET_KERAS_FAST", None)
     env.pop("FACENET_KERAS_NO_SHARED_DATA", None)
-    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
     client.execute(env=env)
     scrub(nb)
     return nb
@@ -1286,10 +1305,16 @@ def save_readme_figure(nb, stem: str) -> Path | None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if a stored notebook is out of date or was not executed at full settings")
-    parser.add_argument("--execute", action="store_true",
-                        help="execute at full settings and store with outputs (and the README figures)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if a stored notebook is out of date or was not executed at full settings",
+    )
+    parser.add_argument(
+        "--execute",
+        action="store_true",
+        help="execute at full settings and store with outputs (and the README figures)",
+    )
     parser.add_argument("--only", nargs="*", default=None, metavar="NN", help="only these notebooks (01 04 ...)")
     parser.add_argument("--timeout", type=int, default=3600, help="per-cell time limit with --execute, seconds")
     args = parser.parse_args(argv)
@@ -1313,8 +1338,10 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             execute(nb, args.timeout)
             figure = save_readme_figure(nb, path.stem)
-            print(f"executed {name} in {time.perf_counter() - t0:.0f} s"
-                  + (f"; README figure {figure.relative_to(ROOT)}" if figure else ""))
+            print(
+                f"executed {name} in {time.perf_counter() - t0:.0f} s"
+                + (f"; README figure {figure.relative_to(ROOT)}" if figure else "")
+            )
         nbformat.validate(nb)
         path.write_text(nbformat.writes(nb) + "\n")
         print(f"wrote {path.relative_to(ROOT)} ({len(nb.cells)} cells{', with outputs' if args.execute else ''})")

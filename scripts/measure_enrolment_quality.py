@@ -7,6 +7,7 @@ than one face. The limits in ``recognition.py`` (MIN_EYE_DISTANCE, MIN_SHARPNESS
 
     PYTHONPATH=. python scripts/measure_enrolment_quality.py /work/shared/data [--lfw 300]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,15 +55,29 @@ def main() -> int:
     lfw_sub = lfw[:: max(1, len(lfw) // 60)]
     for sigma in (1.5, 3.0):
         label = f"lfw-dev blurred (Gaussian sigma {sigma} px)"
-        rows[label] = [m for m in (measure(np.asarray(Image.open(p).convert("RGB").filter(
-            ImageFilter.GaussianBlur(sigma)))) for p in lfw_sub) if m is not None]
+        rows[label] = [
+            m
+            for m in (
+                measure(np.asarray(Image.open(p).convert("RGB").filter(ImageFilter.GaussianBlur(sigma))))
+                for p in lfw_sub
+            )
+            if m is not None
+        ]
     for scale in (0.5, 0.3, 0.2):
         label = f"lfw-dev shrunk to {int(250 * scale)} px"
-        rows[label] = [m for m in (measure(np.asarray(Image.open(p).convert("RGB").resize(
-            (int(250 * scale),) * 2, Image.BILINEAR))) for p in lfw_sub) if m is not None]
+        rows[label] = [
+            m
+            for m in (
+                measure(np.asarray(Image.open(p).convert("RGB").resize((int(250 * scale),) * 2, Image.BILINEAR)))
+                for p in lfw_sub
+            )
+            if m is not None
+        ]
 
-    print(f"{'set':44s} {'n':>4s}  eye distance px: min  p1   p5  median | sharpness: min   p1   p5  median"
-          " | >1 face  >1 comparable")
+    print(
+        f"{'set':44s} {'n':>4s}  eye distance px: min  p1   p5  median | sharpness: min   p1   p5  median"
+        " | >1 face  >1 comparable"
+    )
     for label, ms in rows.items():
         if not ms:
             print(f"{label:44s} {0:4d}")
@@ -71,6 +86,7 @@ def main() -> int:
 
         def q(a):
             return " ".join(f"{v:6.3f}" for v in (a.min(), *np.percentile(a, [1, 5, 50])))
+
         print(f"{label:44s} {len(ms):4d}  {q(eye)} | {q(sharp)} | {int((n > 1).sum()):7d}  {int((comp > 1).sum()):7d}")
     return 0
 

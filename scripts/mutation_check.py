@@ -13,6 +13,7 @@ mutated code), and the file is restored. First the same tests run unmutated and 
 Prints a table (mutation | tests | result | seconds) and exits 1 if any mutation survived or the
 unmutated baseline failed. Run by ``make mutation``, not by ``make test``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,11 @@ REPO = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True)
 class Mutation:
     name: str
-    file: str                       # path in the repository ("" for none)
-    old: str                        # exact text, must occur once
+    file: str  # path in the repository ("" for none)
+    old: str  # exact text, must occur once
     new: str
-    tests: tuple[str, ...]          # pytest arguments (files, -k expressions)
-    hide_dlib: bool = False         # run as if dlib-bin were not installed
+    tests: tuple[str, ...]  # pytest arguments (files, -k expressions)
+    hide_dlib: bool = False  # run as if dlib-bin were not installed
     why: str = field(default="", compare=False)
 
 
@@ -51,38 +52,86 @@ TEMPLATE_NEW = "[0.9095674595992, 0.2134981538014]"
 ORACLES = ("tests/test_alignment.py", "tests/test_encoder.py", "tests/test_landmarks.py", "tests/test_detection.py")
 
 MUTATIONS = [
-    Mutation("verify decides d < tau", "facenet_keras/identity/recognition.py",
-             "Verification(distance <= tau,", "Verification(distance < tau,",
-             ("tests/test_decisions.py", "-k", "threshold")),
-    Mutation("recognize decides d < tau", "facenet_keras/identity/recognition.py",
-             "m.identity if m.distance <= tau else None", "m.identity if m.distance < tau else None",
-             ("tests/test_decisions.py", "-k", "threshold")),
-    Mutation("FAR vs gallery size counts d < tau", "facenet_keras/evaluation/metrics.py",
-             "m_i = ((d <= threshold) & ~ex)", "m_i = ((d < threshold) & ~ex)",
-             ("tests/test_evaluation.py",)),
-    Mutation("mirrored-chip averaging dropped", "facenet_keras/faces/pipeline.py",
-             "    if not flip:\n        return encode_chips(", "    if True:\n        return encode_chips(",
-             ("tests/test_pipeline_defaults.py",)),
-    Mutation("default alignment dlib -> mtcnn", "facenet_keras/faces/pipeline.py",
-             'DEFAULT_ALIGNMENT = "dlib"', 'DEFAULT_ALIGNMENT = "mtcnn"',
-             ("tests/test_pipeline_defaults.py",)),
-    Mutation("main face = the largest, not the central one", "facenet_keras/faces/pipeline.py",
-             "return min(candidates, key=off_centre)", "return max(faces, key=lambda f: f.area)",
-             ("tests/test_decisions.py", "-k", "main_face")),
-    Mutation("enroll writes each photo as it goes", "facenet_keras/identity/recognition.py",
-             ENROLL_OLD, ENROLL_NEW, ("tests/test_decisions.py", "-k", "enrolment")),
-    Mutation("dlib template point +0.05", "facenet_keras/faces/alignment.py", TEMPLATE_OLD, TEMPLATE_NEW,
-             ("tests/test_alignment.py", "tests/test_pipeline_defaults.py", "-k", "dlib or pinned")),
-    Mutation("dlib template point +0.05, dlib-bin missing", "facenet_keras/faces/alignment.py",
-             TEMPLATE_OLD, TEMPLATE_NEW, ("tests/test_alignment.py", "-k", "dlib"), hide_dlib=True),
+    Mutation(
+        "verify decides d < tau",
+        "facenet_keras/identity/recognition.py",
+        "Verification(distance <= tau,",
+        "Verification(distance < tau,",
+        ("tests/test_decisions.py", "-k", "threshold"),
+    ),
+    Mutation(
+        "recognize decides d < tau",
+        "facenet_keras/identity/recognition.py",
+        "m.identity if m.distance <= tau else None",
+        "m.identity if m.distance < tau else None",
+        ("tests/test_decisions.py", "-k", "threshold"),
+    ),
+    Mutation(
+        "FAR vs gallery size counts d < tau",
+        "facenet_keras/evaluation/metrics.py",
+        "m_i = ((d <= threshold) & ~ex)",
+        "m_i = ((d < threshold) & ~ex)",
+        ("tests/test_evaluation.py",),
+    ),
+    Mutation(
+        "mirrored-chip averaging dropped",
+        "facenet_keras/faces/pipeline.py",
+        "    if not flip:\n        return encode_chips(",
+        "    if True:\n        return encode_chips(",
+        ("tests/test_pipeline_defaults.py",),
+    ),
+    Mutation(
+        "default alignment dlib -> mtcnn",
+        "facenet_keras/faces/pipeline.py",
+        'DEFAULT_ALIGNMENT = "dlib"',
+        'DEFAULT_ALIGNMENT = "mtcnn"',
+        ("tests/test_pipeline_defaults.py",),
+    ),
+    Mutation(
+        "main face = the largest, not the central one",
+        "facenet_keras/faces/pipeline.py",
+        "return min(candidates, key=off_centre)",
+        "return max(faces, key=lambda f: f.area)",
+        ("tests/test_decisions.py", "-k", "main_face"),
+    ),
+    Mutation(
+        "enroll writes each photo as it goes",
+        "facenet_keras/identity/recognition.py",
+        ENROLL_OLD,
+        ENROLL_NEW,
+        ("tests/test_decisions.py", "-k", "enrolment"),
+    ),
+    Mutation(
+        "dlib template point +0.05",
+        "facenet_keras/faces/alignment.py",
+        TEMPLATE_OLD,
+        TEMPLATE_NEW,
+        ("tests/test_alignment.py", "tests/test_pipeline_defaults.py", "-k", "dlib or pinned"),
+    ),
+    Mutation(
+        "dlib template point +0.05, dlib-bin missing",
+        "facenet_keras/faces/alignment.py",
+        TEMPLATE_OLD,
+        TEMPLATE_NEW,
+        ("tests/test_alignment.py", "-k", "dlib"),
+        hide_dlib=True,
+    ),
     Mutation("dlib-bin missing (oracle tests must fail, not skip)", "", "", "", ORACLES, hide_dlib=True),
 ]
 
 
 def copy_repo(dest: Path) -> None:
     """The files git tracks plus untracked, not ignored ones (the working tree as it is)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO, check=True, capture_output=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = REPO / rel
         if src.is_file():
@@ -104,7 +153,8 @@ def run_tests(copy: Path, args: tuple[str, ...], hide_dlib: bool, log: Path) -> 
         shadow = copy / ".mutation-shadow"
         (shadow / "dlib").mkdir(parents=True, exist_ok=True)
         (shadow / "dlib" / "__init__.py").write_text(
-            'raise ImportError("No module named \'dlib\' (hidden by mutation_check: dlib-bin not installed)")\n')
+            "raise ImportError(\"No module named 'dlib' (hidden by mutation_check: dlib-bin not installed)\")\n"
+        )
         path.insert(0, str(shadow))
     env["PYTHONPATH"] = os.pathsep.join(path + [p for p in [env.get("PYTHONPATH")] if p])
     env.pop("FACENET_KERAS_HOME", None)  # the suite's session fixture makes a private one anyway
@@ -114,8 +164,14 @@ def run_tests(copy: Path, args: tuple[str, ...], hide_dlib: bool, log: Path) -> 
     env["CI"] = "1"  # data must be present: a skip is not a pass
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o",
-                           "addopts=", *args], cwd=copy, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=", *args],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     seconds = time.perf_counter() - t0
     log.write_text(proc.stdout + proc.stderr)
     summary = next((line for line in reversed(proc.stdout.splitlines()) if line.strip()), "")

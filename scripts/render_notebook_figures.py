@@ -14,6 +14,7 @@ the data it is allowed to use:
 Usage: ``python scripts/render_notebook_figures.py [--only 02 04] [--executed-dir DIR] [--fast]``
 (``--executed-dir`` keeps the executed notebooks, with outputs, for inspection; never commit them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,9 @@ def render(path: Path, fast: bool, executed_dir: Path | None, timeout: int) -> P
     if path.stem in BUNDLED_ONLY:
         env["FACENET_KERAS_NO_SHARED_DATA"] = "1"
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
     t0 = time.perf_counter()
     try:
         client.execute(env=env)

@@ -7,6 +7,7 @@ Playwright) saves ``docs/images/service_page.png``. Nothing from ../shared/data 
 
 Run: ``.venv/bin/python scripts/service_screenshot.py [--out docs/images/service_page.png]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,9 +75,23 @@ def main(argv=None) -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-    server = subprocess.Popen([sys.executable, "-m", "facenet_keras.cli", "serve", "--port", str(port), "--gallery",
-                               str(work / "g.sqlite"), "--keys", str(work / "keys.json")], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "facenet_keras.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--gallery",
+            str(work / "g.sqlite"),
+            "--keys",
+            str(work / "keys.json"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         t0 = time.monotonic()
@@ -87,13 +102,25 @@ def main(argv=None) -> int:
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
-        r = httpx.post(base + "/v1/people", data={"name": "Grace Hopper"}, timeout=120,
-                       files=[("photos", ("grace.jpg", buf.getvalue()))], headers={"Authorization": f"Bearer {key}"})
+        r = httpx.post(
+            base + "/v1/people",
+            data={"name": "Grace Hopper"},
+            timeout=120,
+            files=[("photos", ("grace.jpg", buf.getvalue()))],
+            headers={"Authorization": f"Bearer {key}"},
+        )
         r.raise_for_status()
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=args.chromium, headless=True, args=[
-                "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={clip}", "--no-sandbox"])
+            browser = p.chromium.launch(
+                executable_path=args.chromium,
+                headless=True,
+                args=[
+                    "--use-fake-device-for-media-stream",
+                    "--use-fake-ui-for-media-stream",
+                    f"--use-file-for-fake-video-capture={clip}",
+                    "--no-sandbox",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1000, "height": 560})
             page.goto(base + "/")
             page.fill("#api-key", key)

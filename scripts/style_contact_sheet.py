@@ -8,6 +8,7 @@ One row per pair: content | style | stylised (``style_transfer.stylize`` with it
 and costs printed. The sheet is written to OUT.png; it is not committed (the paintings and photos
 belong to the shared data), the README points to this script to regenerate it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,13 +63,22 @@ def main(argv=None) -> int:
         kwargs = {} if args.steps is None else {"steps": args.steps}
         r = stylize(content, style, size=args.size, extractor=extractor, progress=False, **kwargs)
         seconds = time.perf_counter() - t0
-        print(f"{content_rel} x {style_rel}: {seconds:.1f} s, J={r.costs['total']:.4g} "
-              f"(content {r.costs['content']:.4g}, style {r.costs['style']:.4g})", flush=True)
+        print(
+            f"{content_rel} x {style_rel}: {seconds:.1f} s, J={r.costs['total']:.4g} "
+            f"(content {r.costs['content']:.4g}, style {r.costs['style']:.4g})",
+            flush=True,
+        )
         if args.save_dir:
             name = f"{Path(content_rel).stem}__{Path(style_rel).stem}.png"
             im.save_image(r.image, Path(args.save_dir) / name)
-        rows.append((content_rel, style_rel, seconds,
-                     [_thumb(content, args.thumb), _thumb(style, args.thumb), _thumb(r.image, args.thumb)]))
+        rows.append(
+            (
+                content_rel,
+                style_rel,
+                seconds,
+                [_thumb(content, args.thumb), _thumb(style, args.thumb), _thumb(r.image, args.thumb)],
+            )
+        )
 
     label_h, gap = 18, 6
     width = max(sum(t.width for t in thumbs) + gap * 2 for *_, thumbs in rows)
@@ -77,8 +87,7 @@ def main(argv=None) -> int:
     draw = ImageDraw.Draw(sheet)
     y = 0
     for content_rel, style_rel, seconds, thumbs in rows:
-        draw.text((2, y + 2), f"{Path(content_rel).stem} + {Path(style_rel).stem} ({seconds:.0f} s)",
-                  fill="black")
+        draw.text((2, y + 2), f"{Path(content_rel).stem} + {Path(style_rel).stem} ({seconds:.0f} s)", fill="black")
         x = 0
         for t in thumbs:
             sheet.paste(t, (x, y + label_h))

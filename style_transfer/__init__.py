@@ -11,6 +11,7 @@ The course's costs live in :mod:`style_transfer.costs` (``compute_content_cost``
 ``compute_layer_style_cost``, ``compute_style_cost``, ``total_cost``). Names are imported lazily so
 ``import style_transfer.costs`` does not build a network. Never imports ``facenet_keras``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -46,8 +47,7 @@ _EXPORTS = {
     "top_activating_patches": "visualize",
 }
 
-_SUBMODULES = {"costs", "images", "vgg", "weights", "optimize", "fast", "magenta", "onnx_graph", "visualize",
-               "cli"}
+_SUBMODULES = {"costs", "images", "vgg", "weights", "optimize", "fast", "magenta", "onnx_graph", "visualize", "cli"}
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

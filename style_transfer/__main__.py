@@ -1,4 +1,5 @@
 """``python -m style_transfer`` = the ``style-transfer`` command."""
+
 import sys
 
 from .cli import main

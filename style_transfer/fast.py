@@ -20,6 +20,7 @@ A SavedModel a user brings (e.g. the real ``arbitrary-image-stylization-v1-256``
 :func:`fast_stylize` / ``style-transfer --hub-model DIR``. TensorFlow is used here only for the
 SavedModel export and the compiled inference (``tf.function``); the networks are Keras layers.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,9 @@ from . import images as im
 from .magenta import N_PRESETS, STYLE_DIM
 
 MAGENTA_HANDLE = "https://tfhub.dev/google/magenta/arbitrary-image-stylization-v1-256/2"
-STYLE_SIZE = 256          # the style predictor was trained on 256x256 style images
-DEFAULT_FAST_SIZE = 512   # longest side of the content fed to the networks
-HUB_EXPORT_VERSION = 1    # bump when the exported graph changes, so stale caches are rebuilt
+STYLE_SIZE = 256  # the style predictor was trained on 256x256 style images
+DEFAULT_FAST_SIZE = 512  # longest side of the content fed to the networks
+HUB_EXPORT_VERSION = 1  # bump when the exported graph changes, so stale caches are rebuilt
 
 
 # --------------------------------------------------------------------------- networks (built once)
@@ -51,14 +52,15 @@ def _networks(kind: str):
     from . import magenta
     from .weights import load_magenta_weights
 
-    builders = {"arbitrary_predict": magenta.build_style_predictor,
-                "arbitrary_transform": magenta.build_style_transformer,
-                "multistyle26": magenta.build_multistyle26}
+    builders = {
+        "arbitrary_predict": magenta.build_style_predictor,
+        "arbitrary_transform": magenta.build_style_transformer,
+        "multistyle26": magenta.build_multistyle26,
+    }
     weights = load_magenta_weights(kind)
     model = builders[kind](weights)
     # one compiled graph per input shape; shapes vary per photo, so relax them
-    call = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False),
-                       reduce_retracing=True)
+    call = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False), reduce_retracing=True)
     return model, call, weights.source.describe()
 
 
@@ -86,7 +88,7 @@ def prepare_style(style, size: int = STYLE_SIZE) -> np.ndarray:
     h, w = s.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    return im.resize(s[top:top + side, left:left + side], size, size)
+    return im.resize(s[top : top + side, left : left + side], size, size)
 
 
 def style_vector(style, *, style_size: int = STYLE_SIZE) -> np.ndarray:
@@ -108,9 +110,16 @@ def _check_strength(strength: float) -> float:
     return float(strength)
 
 
-def stylize_fast(content, style, *, size: int | None = DEFAULT_FAST_SIZE,
-                 style_blend: Sequence[float] | None = None, strength: float = 1.0,
-                 preserve_colors: bool = False, style_size: int = STYLE_SIZE) -> np.ndarray:
+def stylize_fast(
+    content,
+    style,
+    *,
+    size: int | None = DEFAULT_FAST_SIZE,
+    style_blend: Sequence[float] | None = None,
+    strength: float = 1.0,
+    preserve_colors: bool = False,
+    style_size: int = STYLE_SIZE,
+) -> np.ndarray:
     """Arbitrary-style stylisation in one pass (Ghiasi et al. 2017); float32 RGB (H, W, 3) in [0, 1].
 
     content: path, PIL image or array; size: its longest side fed to the network (None keeps it).
@@ -151,8 +160,9 @@ def preset_weights(preset) -> np.ndarray:
     return _blend(w, N_PRESETS, "preset").astype(np.float32)
 
 
-def stylize_preset(content, preset=0, *, size: int | None = DEFAULT_FAST_SIZE, strength: float = 1.0,
-                   preserve_colors: bool = False) -> np.ndarray:
+def stylize_preset(
+    content, preset=0, *, size: int | None = DEFAULT_FAST_SIZE, strength: float = 1.0, preserve_colors: bool = False
+) -> np.ndarray:
     """One of the 26 built-in styles (Dumoulin et al. 2017), or a blend: float32 RGB (H, W, 3).
 
     preset: an index 0..25, ``{index: weight}`` or 26 weights (normalised). strength in [0, 1]
@@ -184,8 +194,12 @@ class _HubModule(tf.Module):
         self.predictor = predictor
         self.transformer = transformer
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="placeholder"),
-                                  tf.TensorSpec([None, None, None, 3], tf.float32, name="placeholder_1")])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, None, 3], tf.float32, name="placeholder"),
+            tf.TensorSpec([None, None, None, 3], tf.float32, name="placeholder_1"),
+        ]
+    )
     def __call__(self, content, style):
         vec = self.predictor(style, training=False)
         return [self.transformer([content, vec], training=False)]
@@ -194,8 +208,9 @@ class _HubModule(tf.Module):
     def style_vector(self, style):
         return self.predictor(style, training=False)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
-                                  tf.TensorSpec([None, STYLE_DIM], tf.float32)])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec([None, STYLE_DIM], tf.float32)]
+    )
     def transform(self, content, vector):
         return self.transformer([content, vector], training=False)
 
@@ -213,9 +228,12 @@ def export_hub_savedmodel(path: str | os.PathLike) -> Path:
     try:
         tf.saved_model.save(module, str(tmp / "model"))
         from .weights import KNOWN_DIGESTS
-        record = {"format": HUB_EXPORT_VERSION,
-                  "sources": {k: KNOWN_DIGESTS[k]["sha256"] for k in ("arbitrary_predict", "arbitrary_transform")},
-                  "weights": weights_source()}
+
+        record = {
+            "format": HUB_EXPORT_VERSION,
+            "sources": {k: KNOWN_DIGESTS[k]["sha256"] for k in ("arbitrary_predict", "arbitrary_transform")},
+            "weights": weights_source(),
+        }
         (tmp / "model" / "style_transfer.json").write_text(json.dumps(record, indent=1))
         if path.exists():
             shutil.rmtree(path)
@@ -261,12 +279,20 @@ def load_hub_model(handle_or_path: str | os.PathLike):
         raise FileNotFoundError(
             f"no SavedModel directory at {handle}: pass a folder with Magenta's signature, e.g. "
             "style_transfer.fast.hub_model_path() (exported offline) or the unpacked "
-            f"{MAGENTA_HANDLE}")
+            f"{MAGENTA_HANDLE}"
+        )
     return hub.load(handle)
 
 
-def fast_stylize(content, style, model, *, size: int | None = DEFAULT_FAST_SIZE,
-                 style_size: int = STYLE_SIZE, preserve_colors: bool = False) -> np.ndarray:
+def fast_stylize(
+    content,
+    style,
+    model,
+    *,
+    size: int | None = DEFAULT_FAST_SIZE,
+    style_size: int = STYLE_SIZE,
+    preserve_colors: bool = False,
+) -> np.ndarray:
     """Stylise ``content`` with ``style`` in one pass of a TF-Hub-signature ``model`` (module or path).
 
     content, style: paths, PIL images or arrays. size: longest side of the content fed to the

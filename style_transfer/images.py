@@ -3,6 +3,7 @@
 Images inside the package are float32 RGB arrays in [0, 1] of shape (H, W, 3). Anything a user
 passes (path, PIL image, uint8 or float array, grayscale or RGBA) goes through :func:`load_image`.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 100_000_000  # a larger picture is refused (a decompression bomb, or a mistake)
-MIN_SIDE = 16             # each side of an input must be at least this many pixels
+MIN_SIDE = 16  # each side of an input must be at least this many pixels
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -23,8 +24,10 @@ class ImageReadError(ValueError):
 
 def _check_size(width: int, height: int, label: str, max_pixels: int, min_side: int) -> None:
     if width * height > max_pixels:
-        raise ImageReadError(f"{label}: {width}x{height} = {width * height:,} pixels is more than the limit of "
-                             f"{max_pixels:,} (possible decompression bomb)")
+        raise ImageReadError(
+            f"{label}: {width}x{height} = {width * height:,} pixels is more than the limit of "
+            f"{max_pixels:,} (possible decompression bomb)"
+        )
     if min(width, height) < min_side:
         raise ImageReadError(f"{label}: {width}x{height} is too small (each side must be >= {min_side} px)")
 
@@ -45,8 +48,9 @@ def _read_file(path: Path, max_pixels: int, min_side: int) -> np.ndarray:
     except ImageReadError:
         raise
     except Image.DecompressionBombError as e:
-        raise ImageReadError(f"{path}: more pixels than the limit of {max_pixels:,} (possible decompression bomb: "
-                             f"{e})") from None
+        raise ImageReadError(
+            f"{path}: more pixels than the limit of {max_pixels:,} (possible decompression bomb: {e})"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageReadError(f"cannot read image {path}: {e}") from e
 
@@ -73,8 +77,7 @@ def to_float_rgb(image) -> np.ndarray:
     return a.clip(0.0, 1.0)
 
 
-def load_image(source, max_size: int | None = None, *, max_pixels: int = MAX_PIXELS,
-               min_side: int = 1) -> np.ndarray:
+def load_image(source, max_size: int | None = None, *, max_pixels: int = MAX_PIXELS, min_side: int = 1) -> np.ndarray:
     """Read ``source`` (path, PIL image or array) as float32 RGB [0, 1], longest side <= max_size.
 
     A path must be a regular file (FIFOs and devices are refused before opening) whose header says at
@@ -95,8 +98,10 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bicubic resize of a float RGB image (H, W, 3) -> (height, width, 3), values kept in [0, 1]."""
     if image.shape[:2] == (height, width):
         return image.astype(np.float32)
-    channels = [Image.fromarray(image[..., c].astype(np.float32), mode="F")
-                .resize((width, height), Image.BICUBIC) for c in range(image.shape[-1])]
+    channels = [
+        Image.fromarray(image[..., c].astype(np.float32), mode="F").resize((width, height), Image.BICUBIC)
+        for c in range(image.shape[-1])
+    ]
     return np.stack([np.asarray(c) for c in channels], axis=-1).clip(0, 1).astype(np.float32)
 
 
@@ -144,9 +149,9 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 # YIQ (NTSC): Y is the luminance used for colour-preserving transfer (Gatys et al. 2016).
-_RGB2YIQ = np.array([[0.299, 0.587, 0.114],
-                     [0.595716, -0.274453, -0.321263],
-                     [0.211456, -0.522591, 0.311135]], np.float32)
+_RGB2YIQ = np.array(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]], np.float32
+)
 _YIQ2RGB = np.linalg.inv(_RGB2YIQ).astype(np.float32)
 
 

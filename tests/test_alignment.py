@@ -1,5 +1,6 @@
 """Alignment maths: similarity transforms recovered exactly, chips that put landmarks on the
 template, and agreement with dlib's own chip extraction."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -189,10 +190,10 @@ def test_batched_faces_match_one_at_a_time():
 def test_matches_dlib_get_face_chip_on_a_real_photo(zoom):
     """Our warp with dlib's own transform reproduces dlib.get_face_chip (the encoder's training
     chips): same geometry, same sampling, same anti-aliasing when shrinking."""
-    import dlib
-    import face_recognition_models as frm
     from pathlib import Path
 
+    import dlib
+    import face_recognition_models as frm
     import matplotlib.cbook
     from PIL import Image
 
@@ -223,15 +224,15 @@ def test_our_chips_embed_like_dlibs_own(encoder, detector):
     """End to end with dlib as the oracle: MTCNN landmarks + our template give chips whose embedding
     (our encoder) is close to dlib's descriptor of its own chip (HOG + 5 points + dlib's ResNet);
     dlib's same-person threshold is 0.6, and over 133 faces the median is ~0.10."""
-    import dlib
-    import face_recognition_models as frm
-    from skimage import data as skimage_data
     from pathlib import Path
 
+    import dlib
+    import face_recognition_models as frm
     import matplotlib.cbook
+    from skimage import data as skimage_data
 
-    from facenet_keras.models.encoder import encode_chips
     from facenet_keras.images import load_image
+    from facenet_keras.models.encoder import encode_chips
 
     models = Path(frm.__file__).parent / "models"
     hog = dlib.get_frontal_face_detector()

@@ -1,4 +1,5 @@
 """The command line: enroll, verify, recognize --annotate, detect, gallery; JSON and exit codes."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,11 @@ def photos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("photos")
     people = sample_portraits()
     paths = {}
-    for key, image in [("grace", people["Grace Hopper"]), ("eileen", people["Eileen Collins"]),
-                       ("grace2", changed_copy(people["Grace Hopper"]))]:
+    for key, image in [
+        ("grace", people["Grace Hopper"]),
+        ("eileen", people["Eileen Collins"]),
+        ("grace2", changed_copy(people["Grace Hopper"])),
+    ]:
         paths[key] = folder / f"{key}.jpg"
         Image.fromarray(image).save(paths[key])
     paths["text"] = folder / "notes.jpg"
@@ -46,8 +50,9 @@ def test_cli_round_trip(photos, tmp_path, capsys, encoder):
     assert code == 1 and out.startswith("NO MATCH")
 
     annotated = tmp_path / "annotated.jpg"
-    code, out, _ = run(capsys, "--gallery", g, "--json", "recognize", photos["grace2"], photos["eileen"],
-                       "--annotate", annotated)
+    code, out, _ = run(
+        capsys, "--gallery", g, "--json", "recognize", photos["grace2"], photos["eileen"], "--annotate", annotated
+    )
     result = json.loads(out)
     assert code == 0
     assert [f["identity"] for f in result[0]["faces"]] == ["grace"]

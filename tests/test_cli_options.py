@@ -1,6 +1,7 @@
 """Command-line options that change an answer, each shown to act: verify --threshold / --classifier,
 recognize --threshold, gallery remove --photo, detect --min-face-size / --min-confidence,
 --model MODEL.keras with enroll / verify / recognize / evaluate, and the demo's main function."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,12 @@ def photos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("photos")
     people = sample_portraits()
     paths = {}
-    for key, image in [("grace", people["Grace Hopper"]), ("eileen", people["Eileen Collins"]),
-                       ("grace2", changed_copy(people["Grace Hopper"])),
-                       ("eileen2", changed_copy(people["Eileen Collins"], brightness=0.8))]:
+    for key, image in [
+        ("grace", people["Grace Hopper"]),
+        ("eileen", people["Eileen Collins"]),
+        ("grace2", changed_copy(people["Grace Hopper"])),
+        ("eileen2", changed_copy(people["Eileen Collins"], brightness=0.8)),
+    ]:
         paths[key] = folder / f"{key}.jpg"
         Image.fromarray(image).save(paths[key])
     return paths
@@ -47,15 +51,17 @@ def test_verify_and_recognize_threshold_option(photos, grace_gallery, capsys):
     code, out, _ = run(capsys, "--gallery", g, "verify", photos["eileen"], "grace", "--json")
     d_stranger = json.loads(out)["distance"]
     assert code == 1 and d_stranger > 0.6
-    code, out, _ = run(capsys, "--gallery", g, "verify", photos["eileen"], "grace", "--json",
-                       "--threshold", d_stranger + 0.01)
+    code, out, _ = run(
+        capsys, "--gallery", g, "verify", photos["eileen"], "grace", "--json", "--threshold", d_stranger + 0.01
+    )
     r = json.loads(out)
     assert code == 0 and r["match"] and r["threshold"] == pytest.approx(d_stranger + 0.01)
     code, out, _ = run(capsys, "--gallery", g, "verify", photos["grace2"], "grace", "--threshold", "0.01")
     assert code == 1 and out.startswith("NO MATCH") and "threshold 0.010" in out
 
-    code, out, _ = run(capsys, "--gallery", g, "--json", "recognize", photos["eileen"],
-                       "--threshold", d_stranger + 0.01)
+    code, out, _ = run(
+        capsys, "--gallery", g, "--json", "recognize", photos["eileen"], "--threshold", d_stranger + 0.01
+    )
     (face,) = json.loads(out)[0]["faces"]
     assert code == 0 and face["identity"] == "grace"
     code, out, _ = run(capsys, "--gallery", g, "--json", "recognize", photos["grace2"], "--threshold", "0.01")
@@ -72,10 +78,11 @@ def test_verify_classifier_option_makes_the_decision(photos, grace_gallery, tmp_
 
     rng = np.random.default_rng(0)
     x = rng.normal(0, 0.13, size=(200, 128)).astype(np.float32)
-    near = x + rng.normal(0, 0.025, size=x.shape).astype(np.float32)   # distance ~0.4
-    far = x + rng.normal(0, 0.075, size=x.shape).astype(np.float32)    # distance ~0.85
-    head = SiameseClassifier().fit(np.concatenate([x, x]), np.concatenate([near, far]),
-                                   np.r_[np.zeros(200), np.ones(200)], epochs=200)
+    near = x + rng.normal(0, 0.025, size=x.shape).astype(np.float32)  # distance ~0.4
+    far = x + rng.normal(0, 0.075, size=x.shape).astype(np.float32)  # distance ~0.85
+    head = SiameseClassifier().fit(
+        np.concatenate([x, x]), np.concatenate([near, far]), np.r_[np.zeros(200), np.ones(200)], epochs=200
+    )
     path = head.save(tmp_path / "inverted.keras")
     g = grace_gallery
     code, out, _ = run(capsys, "--gallery", g, "verify", photos["grace2"], "grace", "--classifier", path, "--json")
@@ -162,18 +169,22 @@ def test_model_option_with_enroll_verify_recognize_evaluate(photos, saved_encode
     # a trained encoder without its own threshold refuses to decide; with --threshold it answers
     code, _, err = run(capsys, "--gallery", g, "verify", photos["grace2"], "grace", "--model", model)
     assert code == 2 and "calibrate" in err
-    _, out, _ = run(capsys, "--gallery", g, "verify", photos["grace2"], "grace", "--model", model, "--json",
-                    "--threshold", "10")
+    _, out, _ = run(
+        capsys, "--gallery", g, "verify", photos["grace2"], "grace", "--model", model, "--json", "--threshold", "10"
+    )
     assert json.loads(out)["distance"] == pytest.approx(d_same, abs=1e-4)
-    _, out, _ = run(capsys, "--gallery", g, "--json", "recognize", photos["eileen"], "--model", model,
-                    "--threshold", "10")
+    _, out, _ = run(
+        capsys, "--gallery", g, "--json", "recognize", photos["eileen"], "--model", model, "--threshold", "10"
+    )
     (face,) = json.loads(out)[0]["faces"]
     assert face["identity"] == "grace" and face["distance"] == pytest.approx(d_other, abs=1e-4)
 
     pairs = tmp_path / "pairs.csv"
-    pairs.write_text("path1,path2,same,fold\n"
-                     f"{photos['grace']},{photos['grace2']},1,A\n{photos['grace']},{photos['eileen']},0,A\n"
-                     f"{photos['eileen']},{photos['eileen2']},1,B\n{photos['grace2']},{photos['eileen2']},0,B\n")
+    pairs.write_text(
+        "path1,path2,same,fold\n"
+        f"{photos['grace']},{photos['grace2']},1,A\n{photos['grace']},{photos['eileen']},0,A\n"
+        f"{photos['eileen']},{photos['eileen2']},1,B\n{photos['grace2']},{photos['eileen2']},0,B\n"
+    )
     code, _, err = run(capsys, "evaluate", pairs, "--model", model, "--json", tmp_path / "r.json")
     assert code == 0, err
     report = json.loads((tmp_path / "r.json").read_text())
@@ -185,8 +196,9 @@ def test_model_option_with_enroll_verify_recognize_evaluate(photos, saved_encode
 
 
 def test_model_option_refuses_a_missing_file(photos, tmp_path, capsys):
-    code, _, err = run(capsys, "--gallery", tmp_path / "g.sqlite", "enroll", "x", photos["grace"],
-                       "--model", tmp_path / "nope.keras")
+    code, _, err = run(
+        capsys, "--gallery", tmp_path / "g.sqlite", "enroll", "x", photos["grace"], "--model", tmp_path / "nope.keras"
+    )
     assert code == 2 and "nope.keras" in err
 
 

@@ -6,6 +6,7 @@ per photo: ``recorded`` is the real detector with its answers remembered by imag
 photo seen by one test is not detected again by the next; ``detections`` is its answer for every
 photo, counted here (not taken from the report under test) as the truth for the folder report.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,16 +56,23 @@ def detections(people, recorded):
 
 def test_course_functions_agree_with_the_package_api(shared_data, encoder, recorded):
     faces = shared_data / "faces"
-    enrolment = {"barack_obama": faces / "barack_obama" / "2.jpg", "joe_biden": faces / "joe_biden" / "1.jpg",
-                 "kit_harington": faces / "kit_harington" / "1.jpg"}
+    enrolment = {
+        "barack_obama": faces / "barack_obama" / "2.jpg",
+        "joe_biden": faces / "joe_biden" / "1.jpg",
+        "kit_harington": faces / "kit_harington" / "1.jpg",
+    }
     database = {name: img_to_encoding(path, detector=recorded) for name, path in enrolment.items()}
     assert all(e.shape == (1, 128) and e.dtype == np.float32 for e in database.values())
     gallery = fk.FaceGallery(":memory:")
     for name, path in enrolment.items():
         gallery.enroll(name, path, detector=recorded)
 
-    probes = [faces / "barack_obama" / "4.jpg", faces / "joe_biden" / "2.jpg", faces / "kit_harington" / "2.jpg",
-              faces / "rose_leslie" / "1.jpg"]  # the last one is not enrolled
+    probes = [
+        faces / "barack_obama" / "4.jpg",
+        faces / "joe_biden" / "2.jpg",
+        faces / "kit_harington" / "2.jpg",
+        faces / "rose_leslie" / "1.jpg",
+    ]  # the last one is not enrolled
     answers = []
     for probe in probes:
         for name in enrolment:
@@ -121,8 +129,9 @@ def test_compare_equals_the_pairs_protocol(shared_data, recorded):
 
 
 @pytest.mark.slow
-def test_folder_enrolment_of_faces_reports_exactly_the_photos_without_one_face(shared_data, people, detections,
-                                                                               recorded):
+def test_folder_enrolment_of_faces_reports_exactly_the_photos_without_one_face(
+    shared_data, people, detections, recorded
+):
     several = sorted(p for p, faces in detections.items() if len(faces) > 1)
     none = sorted(p for p, faces in detections.items() if not faces)
     assert several, "faces/ has photos with several faces: the check below must be able to fail"
@@ -141,9 +150,15 @@ def test_folder_enrolment_of_faces_reports_exactly_the_photos_without_one_face(s
         for path in weak:
             (face,) = detections[path]
             assert eye_distance(face) < MIN_EYE_DISTANCE or "blurred" in detail[path], path
-        assert counts["enrolled"] == len(gallery.photos()) == len(detections) - len(several) - len(none) - \
-            len(weak) - counts["duplicate"]
+        assert (
+            counts["enrolled"]
+            == len(gallery.photos())
+            == len(detections) - len(several) - len(none) - len(weak) - counts["duplicate"]
+        )
         # every person with at least one usable single-face photo is enrolled under their folder's name
-        expected = {n for n, photos in people.items()
-                    if any(len(detections[str(p)]) == 1 and str(p) not in weak for p in photos)}
+        expected = {
+            n
+            for n, photos in people.items()
+            if any(len(detections[str(p)]) == 1 and str(p) not in weak for p in photos)
+        }
         assert set(gallery.names()) == expected == set(report.people())

@@ -1,5 +1,6 @@
 """The decisions on real photos, at their edges: a distance exactly at the threshold, a photo whose
 largest face is not the one it is about, and an enrolment with one bad photo among several."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,9 +50,9 @@ def test_recognize_accepts_at_exactly_the_threshold(portraits, grace_gallery, de
 
 # ------------------------------------------------------------------------------ the main face
 
-LFW_CENTRE = "Angela_Bassett/Angela_Bassett_0002.jpg"   # the person the picture is about
+LFW_CENTRE = "Angela_Bassett/Angela_Bassett_0002.jpg"  # the person the picture is about
 LFW_ENROL = "Angela_Bassett/Angela_Bassett_0001.jpg"
-LFW_SIDE = "Bill_Frist/Bill_Frist_0002.jpg"             # larger, at the side
+LFW_SIDE = "Bill_Frist/Bill_Frist_0002.jpg"  # larger, at the side
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_main_face_is_the_central_one_not_the_largest(off_centre_picture, shared
     largest = max(faces, key=lambda f: f.area)
     main = primary_face(faces, image.shape)
     assert main is not largest and main.area >= largest.area / 3  # the rule has a choice to make
-    assert abs(np.mean(main.landmarks[:, 0]) - 450) < 60           # hers, in the middle
+    assert abs(np.mean(main.landmarks[:, 0]) - 450) < 60  # hers, in the middle
 
     # verify uses the main face: Angela (enrolled from another photo) matches, Bill does not
     with fk.FaceGallery(tmp_path / "g.sqlite") as g:

@@ -1,5 +1,6 @@
 """Face detection on real photos: every face found, nothing on photos without one, coordinates in
 the photo's own pixels, clear errors for bad arguments."""
+
 from __future__ import annotations
 
 import json
@@ -58,9 +59,10 @@ def test_grace_hopper_one_face(detector, grace):
 
 def test_landmarks_agree_with_dlib(detector, grace):
     """MTCNN's eye centres sit between dlib's eye corners (to a tenth of the eye distance)."""
+    from pathlib import Path
+
     import dlib
     import face_recognition_models as frm
-    from pathlib import Path
 
     models = Path(frm.__file__).parent / "models"
     sp = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
@@ -74,6 +76,7 @@ def test_landmarks_agree_with_dlib(detector, grace):
 
 def test_astronaut_one_face(detector):
     from skimage import data as skimage_data
+
     img = skimage_data.astronaut()
     faces = detector.detect(img)
     assert len(faces) == 1
@@ -102,6 +105,7 @@ def test_every_face_in_group_photos(detector, shared_data, name):
 
 def test_no_face_gives_empty_list(detector):
     from skimage import data as skimage_data
+
     assert detector.detect(skimage_data.coffee()) == []
     gradient = np.broadcast_to(np.linspace(0, 255, 320, dtype=np.uint8)[None, :, None], (240, 320, 3))
     assert detector.detect(np.ascontiguousarray(gradient)) == []
@@ -130,6 +134,7 @@ def test_min_face_size_is_honoured(shared_data):
 
 def test_detect_batch_and_module_function(detector, grace):
     from skimage import data as skimage_data
+
     batch = detector.detect_batch([grace, skimage_data.coffee(), grace])
     assert [len(b) for b in batch] == [1, 0, 1]
     np.testing.assert_allclose(batch[0][0].box, detector.detect(grace)[0].box)

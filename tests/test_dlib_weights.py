@@ -1,4 +1,5 @@
 """dlib .dat reader (hand-made byte strings and the real file) and the checksummed weight cache."""
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,9 @@ def test_read_int_errors():
 
 
 def test_read_float_and_specials():
-    r = DlibReader(_int(3) + _int(-1) + _int(-5) + _int(2) + _int(0) + _int(32000)
-                   + _int(0) + _int(32001) + _int(0) + _int(32002))
+    r = DlibReader(
+        _int(3) + _int(-1) + _int(-5) + _int(2) + _int(0) + _int(32000) + _int(0) + _int(32001) + _int(0) + _int(32002)
+    )
     assert r.read_float() == 1.5
     assert r.read_float() == -20.0
     assert r.read_float() == math.inf
@@ -99,12 +101,26 @@ def _tiny_net(extra: bytes = b"") -> bytes:
     """loss_metric over relu over the input layer: the smallest network dlib would write."""
     empty = _tensor(np.zeros((0, 0, 0, 0), np.float32))
     return (
-        _int(1) + _str("loss_metric_2") + _int(3) + _int(-1) + _int(6) + _int(-1)
+        _int(1)
+        + _str("loss_metric_2")
+        + _int(3)
+        + _int(-1)
+        + _int(6)
+        + _int(-1)
         + _int(2)  # layer wrapper around...
         + _int(3)  # ...the input wrapper
-        + _str("input_rgb_image_sized") + (_int(1) + _int(0)) * 3 + _int(150) + _int(150)
-        + _str("relu_") + b"110" + empty * 3 + _int(1)  # input wrapper's details
-        + _str("max_pool_2") + b"".join(map(_int, (3, 3, 2, 2, 0, 0))) + b"000" + empty * 3
+        + _str("input_rgb_image_sized")
+        + (_int(1) + _int(0)) * 3
+        + _int(150)
+        + _int(150)
+        + _str("relu_")
+        + b"110"
+        + empty * 3
+        + _int(1)  # input wrapper's details
+        + _str("max_pool_2")
+        + b"".join(map(_int, (3, 3, 2, 2, 0, 0)))
+        + b"000"
+        + empty * 3
         + extra
     )
 
@@ -148,7 +164,8 @@ def test_missing_package_names_pip_command(monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec",
+        importlib.util,
+        "find_spec",
         lambda name, *a, **k: None if name == "face_recognition_models" else real(name, *a, **k),
     )
     with pytest.raises(MissingWeightsError) as info:

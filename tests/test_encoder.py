@@ -1,4 +1,5 @@
 """The Keras dlib ResNet against dlib itself (the test oracle), and encode_chips' contract."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,6 +25,7 @@ def john_chips(shared_data):
 def dlib_descriptors(john_chips):
     """dlib-bin's own descriptors for the same chips (dlib is imported here, in the test only)."""
     import dlib
+
     from facenet_keras.weights import dlib_resnet_dat_path
 
     net = dlib.face_recognition_model_v1(str(dlib_resnet_dat_path()))
@@ -54,9 +56,11 @@ def test_same_person_closer_than_different(ours, john_chips):
     d_same, d_diff = d[iu][same], d[iu][~same]
     frac = (d_same[:, None] < d_diff[None, :]).mean()
     acc06 = np.concatenate([d_same < 0.6, d_diff >= 0.6]).mean()
-    print(f"same-person distance < different-person distance in {frac:.4f} of "
-          f"{d_same.size}x{d_diff.size} combinations; "
-          f"dlib's 0.6 rule right on {acc06:.3f} of pairs")
+    print(
+        f"same-person distance < different-person distance in {frac:.4f} of "
+        f"{d_same.size}x{d_diff.size} combinations; "
+        f"dlib's 0.6 rule right on {acc06:.3f} of pairs"
+    )
     assert frac >= 0.95
 
 
@@ -111,9 +115,7 @@ def test_keras_save_load_roundtrip(tmp_path, john_chips):
     model.save(path)
     loaded = keras.saving.load_model(path)
     x = john_chips[0][:4].astype(np.float32)
-    np.testing.assert_array_equal(
-        np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False))
-    )
+    np.testing.assert_array_equal(np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False)))
 
 
 def test_model_graph_has_no_lambda(encoder):
@@ -124,4 +126,3 @@ def test_model_graph_has_no_lambda(encoder):
     assert {"ChannelAffine", "ZeroPadAdd", "InputNormalization"} <= names
     assert encoder.input_shape == (None, 150, 150, 3) and encoder.output_shape == (None, 128)
     assert sum(isinstance(layer, keras.layers.Conv2D) for layer in encoder.layers) == 29
-

@@ -1,5 +1,6 @@
 """The evaluate / calibrate / evaluate-identification commands and the embedding cache, on a few
 real LFW photos (plus one photo without a face, to check that failures are counted)."""
+
 from __future__ import annotations
 
 import csv
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 
 from facenet_keras.cli import main
-from facenet_keras.evaluation.protocols import read_pairs
 from facenet_keras.evaluation.embedding_cache import EmbeddingCache, file_digest
+from facenet_keras.evaluation.protocols import read_pairs
 
 # ------------------------------------------------------------------------------ cache (no TF)
 
@@ -122,16 +123,26 @@ def small_pairs(shared_data, tmp_path_factory):
 def evaluated(small_pairs, tmp_path_factory):
     pairs, root, coffee = small_pairs
     out = tmp_path_factory.mktemp("eval")
-    code = main(["evaluate", str(pairs), "--root", str(root), "--json", str(out / "r.json"),
-                 "--plot", str(out / "r.png")])
+    code = main(
+        ["evaluate", str(pairs), "--root", str(root), "--json", str(out / "r.json"), "--plot", str(out / "r.png")]
+    )
     return code, json.loads((out / "r.json").read_text()), out
 
 
 def test_evaluate_reports_and_counts_the_failed_pair(evaluated, small_pairs):
     code, r, out = evaluated
     assert code == 0
-    for key in ("accuracy", "accuracy_std", "threshold", "auc", "eer", "tar_at_far_1e-2",
-                "tar_at_far_1e-3", "pairs", "failed"):
+    for key in (
+        "accuracy",
+        "accuracy_std",
+        "threshold",
+        "auc",
+        "eer",
+        "tar_at_far_1e-2",
+        "tar_at_far_1e-3",
+        "pairs",
+        "failed",
+    ):
         assert key in r, key
     assert r["pairs"] == 11 and r["failed"] == 1
     assert list(r["failed_photos"]) == [str(small_pairs[2])]
@@ -167,8 +178,23 @@ def test_calibrate_saves_threshold_in_gallery(evaluated, small_pairs, tmp_path, 
 
     pairs, root, _ = small_pairs
     gallery = tmp_path / "g.sqlite"
-    assert main(["--gallery", str(gallery), "calibrate", str(pairs), "--root", str(root),
-                 "--target-far", "1e-3", "--save", "--json"]) == 0
+    assert (
+        main(
+            [
+                "--gallery",
+                str(gallery),
+                "calibrate",
+                str(pairs),
+                "--root",
+                str(root),
+                "--target-far",
+                "1e-3",
+                "--save",
+                "--json",
+            ]
+        )
+        == 0
+    )
     r = json.loads(capsys.readouterr().out)
     assert r["far"] == 0.0 and r["saved_to"] == str(gallery)
     with FaceGallery(gallery) as g:
@@ -179,10 +205,14 @@ def test_calibrate_saves_threshold_in_gallery(evaluated, small_pairs, tmp_path, 
     assert 0.5 <= r["tar"] <= 5 / 6 + 1e-9
     assert 0.2 < r["threshold"] < 1.0
     # for a gallery of 10 the per-comparison target is 10x stricter: the threshold cannot loosen
-    assert main(["calibrate", str(pairs), "--root", str(root), "--target-far", "0.3",
-                 "--for-gallery-size", "10", "--json"]) == 0
+    assert (
+        main(
+            ["calibrate", str(pairs), "--root", str(root), "--target-far", "0.3", "--for-gallery-size", "10", "--json"]
+        )
+        == 0
+    )
     r10 = json.loads(capsys.readouterr().out)
-    assert r10["per_comparison_far"] == pytest.approx(1 - 0.7 ** 0.1)
+    assert r10["per_comparison_far"] == pytest.approx(1 - 0.7**0.1)
     assert main(["calibrate", str(pairs), "--root", str(root), "--target-far", "0.3", "--json"]) == 0
     r1 = json.loads(capsys.readouterr().out)
     assert r1["far"] <= 0.3 and r10["far"] <= r10["per_comparison_far"]
@@ -209,8 +239,7 @@ def identities_root(shared_data, tmp_path_factory):
 def test_evaluate_identification(identities_root, tmp_path, capsys):
     root, multi, single = identities_root
     plot = tmp_path / "far_k.png"
-    assert main(["evaluate-identification", str(root), "--json", str(tmp_path / "id.json"),
-                 "--plot", str(plot)]) == 0
+    assert main(["evaluate-identification", str(root), "--json", str(tmp_path / "id.json"), "--plot", str(plot)]) == 0
     text = capsys.readouterr().out
     r = json.loads((tmp_path / "id.json").read_text())
     assert r["enrolled"] == 4 and r["unenrolled_people"] == 2
@@ -236,8 +265,9 @@ def test_evaluate_identification(identities_root, tmp_path, capsys):
 
 def test_evaluate_identification_holds_out_people(identities_root, capsys):
     root, multi, single = identities_root
-    assert main(["--json", "evaluate-identification", "--unenrolled", "1", "--fpir", "0.5",
-                 "--fpir", "0", str(root)]) == 0
+    assert (
+        main(["--json", "evaluate-identification", "--unenrolled", "1", "--fpir", "0.5", "--fpir", "0", str(root)]) == 0
+    )
     r = json.loads(capsys.readouterr().out)
     assert r["enrolled"] == 3 and r["non_mated_probes"] == 2 + 3
     assert set(r["dir_at_fpir"]) == {"0.5", "0"}
@@ -279,5 +309,10 @@ def _open_set_by_hand(root, tau):
                 strangers += 1
                 alarms += accepted
     n = mated["n"]
-    return {"dir": mated["identified"] / n, "rank1": mated["rank1"] / n, "false_reject_rate": mated["rejected"] / n,
-            "misidentification_rate": mated["wrong"] / n, "fpir": alarms / strangers}
+    return {
+        "dir": mated["identified"] / n,
+        "rank1": mated["rank1"] / n,
+        "false_reject_rate": mated["rejected"] / n,
+        "misidentification_rate": mated["wrong"] / n,
+        "fpir": alarms / strangers,
+    }

@@ -3,6 +3,7 @@
 Each set is written out with its genuine (g) and impostor (i) distances; the expected numbers are
 worked out in the comments, not by the code under test.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -32,8 +33,10 @@ def test_import_does_not_pull_tensorflow_or_matplotlib():
     import subprocess
     import sys
 
-    code = ("import sys, facenet_keras.evaluation; "
-            "print(any(m.split('.')[0] in ('tensorflow', 'keras', 'matplotlib') for m in sys.modules))")
+    code = (
+        "import sys, facenet_keras.evaluation; "
+        "print(any(m.split('.')[0] in ('tensorflow', 'keras', 'matplotlib') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -62,13 +65,16 @@ def test_roc_ties_never_split():
 
 
 # ------------------------------------------------------------------------------------ AUC
-@pytest.mark.parametrize("data, expected", [
-    (SEPARABLE, 1.0),
-    # Mann-Whitney: g0.1 beats 3 impostors, g0.4 beats 2, g0.6 beats 1 -> 6/9
-    (OVERLAP, 6 / 9),
-    # g0.2 beats 3; each g0.5 ties i0.5 (1/2) and beats two 0.8 -> 2 * 2.5 -> (3 + 5) / 9
-    (TIES, 8 / 9),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (SEPARABLE, 1.0),
+        # Mann-Whitney: g0.1 beats 3 impostors, g0.4 beats 2, g0.6 beats 1 -> 6/9
+        (OVERLAP, 6 / 9),
+        # g0.2 beats 3; each g0.5 ties i0.5 (1/2) and beats two 0.8 -> 2 * 2.5 -> (3 + 5) / 9
+        (TIES, 8 / 9),
+    ],
+)
 def test_auc(data, expected):
     assert ev.auc(*data) == pytest.approx(expected)
 
@@ -127,7 +133,7 @@ def test_tar_at_far_and_calibrate_overlap():
     assert ev.tar_at_far(d, s, 1e-2) == pytest.approx(1 / 3)
     assert ev.tar_at_far(d, s, 0.34) == pytest.approx(2 / 3)
     assert ev.tar_at_far(d, s, 1.0) == pytest.approx(1.0)
-    assert ev.calibrate(d, s, 1e-3) == pytest.approx(0.2)   # just under the closest impostor (0.3)
+    assert ev.calibrate(d, s, 1e-3) == pytest.approx(0.2)  # just under the closest impostor (0.3)
     assert ev.calibrate(d, s, 1 / 3) == pytest.approx(0.45)  # one impostor of three allowed
     assert ev.calibrate(d, s, 0.5) == pytest.approx(0.45)
     assert ev.calibrate(d, s, 1.0) == pytest.approx(0.95)
@@ -210,8 +216,17 @@ def test_kfold_counts_failed_pairs():
 
 def test_verification_report_keys():
     r = ev.verification_report(*OVERLAP, folds=3)
-    for key in ("accuracy", "accuracy_std", "threshold", "auc", "eer", "tar_at_far_1e-2",
-                "tar_at_far_1e-3", "pairs", "failed"):
+    for key in (
+        "accuracy",
+        "accuracy_std",
+        "threshold",
+        "auc",
+        "eer",
+        "tar_at_far_1e-2",
+        "tar_at_far_1e-3",
+        "pairs",
+        "failed",
+    ):
         assert key in r
     assert r["auc"] == pytest.approx(6 / 9) and r["eer"] == pytest.approx(1 / 3)
     assert r["tar_at_far_1e-2"] == pytest.approx(1 / 3)
@@ -219,14 +234,17 @@ def test_verification_report_keys():
 
 
 # ------------------------------------------------------------------------------------ validation
-@pytest.mark.parametrize("d, s, message", [
-    ([0.1, 0.2], [1], "differ in length"),
-    ([0.1, 0.2], [1, 2], "0/1"),
-    ([-0.1, 0.2], [1, 0], ">= 0"),
-    ([np.inf, 0.2], [1, 0], "finite"),
-    ([], [], "no pairs"),
-    ([[0.1, 0.2]], [[1, 0]], "1-D"),
-])
+@pytest.mark.parametrize(
+    "d, s, message",
+    [
+        ([0.1, 0.2], [1], "differ in length"),
+        ([0.1, 0.2], [1, 2], "0/1"),
+        ([-0.1, 0.2], [1, 0], ">= 0"),
+        ([np.inf, 0.2], [1, 0], "finite"),
+        ([], [], "no pairs"),
+        ([[0.1, 0.2]], [[1, 0]], "1-D"),
+    ],
+)
 def test_invalid_pairs(d, s, message):
     with pytest.raises(ValueError, match=message):
         ev.best_threshold(d, s)
@@ -290,8 +308,7 @@ def test_dir_at_fpir():
 
 
 # 2 impostor probes x 4 identities at threshold 0.5: probe 0 has 1 close identity, probe 1 has 2.
-IMPOSTORS = np.array([[0.3, 0.7, 0.8, 0.9],
-                      [0.2, 0.4, 0.8, 0.9]])
+IMPOSTORS = np.array([[0.3, 0.7, 0.8, 0.9], [0.2, 0.4, 0.8, 0.9]])
 
 
 def test_false_accept_vs_gallery_size_exact():

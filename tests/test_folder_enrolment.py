@@ -1,5 +1,6 @@
 """Folder enrolment (``FaceGallery.enroll_folder`` / ``facenet-keras enroll --from-folder``) and the
 ``compare`` command, on the bundled public-domain portraits: every outcome and exit code."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ def with_small_face(photo: np.ndarray, other: np.ndarray, scale: float = 0.25) -
     h, w = other.shape[:2]
     small = np.asarray(Image.fromarray(other).resize((int(w * scale), int(h * scale)), Image.LANCZOS))
     out = photo.copy()
-    out[-small.shape[0]:, -small.shape[1]:] = small
+    out[-small.shape[0] :, -small.shape[1] :] = small
     return out
 
 
@@ -44,13 +45,20 @@ def folder(tmp_path_factory):
     return root
 
 
-EXPECTED = {"grace/1.png": "enrolled", "grace/2.png": "enrolled", "grace/3.png": "duplicate",
-            "grace/4.jpg": "enrolled", "eileen/1.png": "enrolled", "eileen/2.png": "several faces",
-            "eileen/3.png": "no face", "eileen/4.jpg": "unreadable"}
+EXPECTED = {
+    "grace/1.png": "enrolled",
+    "grace/2.png": "enrolled",
+    "grace/3.png": "duplicate",
+    "grace/4.jpg": "enrolled",
+    "eileen/1.png": "enrolled",
+    "eileen/2.png": "several faces",
+    "eileen/3.png": "no face",
+    "eileen/4.jpg": "unreadable",
+}
 
 
 def outcomes(report, root) -> dict[str, str]:
-    return {str(p.path)[len(str(root)) + 1:]: p.outcome for p in report.photos}
+    return {str(p.path)[len(str(root)) + 1 :]: p.outcome for p in report.photos}
 
 
 def test_enroll_folder_reports_every_photo(folder, encoder):
@@ -58,8 +66,9 @@ def test_enroll_folder_reports_every_photo(folder, encoder):
         report = g.enroll_folder(folder, progress=False)
         assert outcomes(report, folder) == EXPECTED
         assert g.people() == {"eileen": 1, "grace": 3} == report.people()
-        assert {p.path for p in report.failures} == {str(folder / k) for k, v in EXPECTED.items()
-                                                     if v in ("several faces", "no face", "unreadable")}
+        assert {p.path for p in report.failures} == {
+            str(folder / k) for k, v in EXPECTED.items() if v in ("several faces", "no face", "unreadable")
+        }
         # running it again adds nothing: every enrolled photo is now a duplicate
         again = g.enroll_folder(folder, progress=False)
         assert [p.outcome for p in again.photos].count("duplicate") == 5 and len(g.photos()) == 4
@@ -73,9 +82,15 @@ def test_enroll_from_folder_command(folder, tmp_path, capsys, encoder):
     code = main(["--gallery", str(gallery), "enroll", "--from-folder", str(folder), "--json"])
     payload = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert payload["counts"] == {"enrolled": 4, "no face": 1, "several faces": 1, "too small or blurred": 0,
-                                 "duplicate": 1, "unreadable": 1}
-    assert {p["path"][len(str(folder)) + 1:]: p["outcome"] for p in payload["photos"]} == EXPECTED
+    assert payload["counts"] == {
+        "enrolled": 4,
+        "no face": 1,
+        "several faces": 1,
+        "too small or blurred": 0,
+        "duplicate": 1,
+        "unreadable": 1,
+    }
+    assert {p["path"][len(str(folder)) + 1 :]: p["outcome"] for p in payload["photos"]} == EXPECTED
 
     code = main(["--gallery", str(gallery), "enroll", "--from-folder", str(folder), "--strict"])
     out = capsys.readouterr().out

@@ -1,4 +1,5 @@
 """The gallery: persistence, enrolment bookkeeping, search with runner-up, atomic writes."""
+
 from __future__ import annotations
 
 import numpy as np

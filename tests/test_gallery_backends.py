@@ -5,6 +5,7 @@ erasure) and the backend-independent rules of issue 11 (one spelling of names, a
 space refused, read-only opening creates nothing). Also: export/import between backends, clear
 failures (exit 2, nothing modified), a server restart, kill -9 of a writer mid-enrolment,
 concurrent writers, and ``gallery migrate`` / ``gallery remove`` with a real encoder."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -73,6 +74,7 @@ def new_database(pg, *, template="template1") -> str:
 @pytest.fixture
 def url_for(request, tmp_path):
     """backend -> the URL of a new, empty gallery on it."""
+
     def make(backend: str) -> str:
         if backend == "sqlite":
             return str(tmp_path / f"g{next(_counter)}.sqlite")
@@ -82,6 +84,7 @@ def url_for(request, tmp_path):
         _need("pymilvus", "milvus")
         _need("milvus_lite", "milvus")
         return str(tmp_path / f"g{next(_counter)}.milvus.db")
+
     return make
 
 
@@ -112,9 +115,15 @@ def _fill(g, seed=0):
     rng = np.random.default_rng(seed)
     people = {name: _unit(rng, k) for name, k in [("ada", 3), ("bob", 1), ("cy", 2), ("dee", 4)]}
     for name, emb in people.items():
-        g.add(name, emb, sources=[f"{name}{i}.jpg" for i in range(len(emb))],
-              boxes=[(i, 2.0, 30.0, 40.5) for i in range(len(emb))], space_id="space-A",
-              crops=[_crop(name, i) for i in range(len(emb))], digests=[_digest(name, i) for i in range(len(emb))])
+        g.add(
+            name,
+            emb,
+            sources=[f"{name}{i}.jpg" for i in range(len(emb))],
+            boxes=[(i, 2.0, 30.0, 40.5) for i in range(len(emb))],
+            space_id="space-A",
+            crops=[_crop(name, i) for i in range(len(emb))],
+            digests=[_digest(name, i) for i in range(len(emb))],
+        )
     return people
 
 
@@ -202,7 +211,7 @@ def test_names_have_one_spelling_on_every_backend(gallery):
     for bad in ["Eve\nMallory", "Eve\x1b[2J", "Ev\u200de", "", "   ", "x" * 201]:
         with pytest.raises(ValueError):
             gallery.add(bad, np.ones((1, 128), np.float32))
-    longest = "\U0001F600" * 200  # 200 characters of 4 UTF-8 bytes each fit every backend
+    longest = "\U0001f600" * 200  # 200 characters of 4 UTF-8 bytes each fit every backend
     gallery.add(longest + "  ", np.ones((1, 128), np.float32))
     gallery.rename(" Amy Adams", "Amy  Adams ")
     assert [p.name for p in gallery.photos(" Amy  Adams")] == ["Amy  Adams"] * 2
@@ -218,8 +227,15 @@ def test_names_have_one_spelling_on_every_backend(gallery):
 def _snapshot(g) -> tuple:
     """Everything a gallery answers (to show that a read-only or refused call changed nothing)."""
     emb, labels = g.embeddings()
-    return (g.people(), g.photos(), [g.store.crop(p.id) for p in g.photos()], emb.tobytes(), labels,
-            g.threshold, g.space_id)
+    return (
+        g.people(),
+        g.photos(),
+        [g.store.crop(p.id) for p in g.photos()],
+        emb.tobytes(),
+        labels,
+        g.threshold,
+        g.space_id,
+    )
 
 
 def _pg_tables(url) -> list[str]:
@@ -252,10 +268,14 @@ def test_readonly_opening_creates_and_changes_nothing(backend, url_for, tmp_path
     with FaceGallery(url, readonly=True) as g:
         assert _snapshot(g) == before
         assert g.search(people["cy"][0])[0].identity == "cy"
-        writes = [lambda: g.add("eve", np.ones((1, 128), np.float32)), lambda: g.rename("ada", "ada2"),
-                  lambda: g.remove("bob"), lambda: g.remove_photo(g.photos("ada")[0].id),
-                  lambda: setattr(g, "threshold", 0.3),
-                  lambda: g.store.replace_embeddings([p.id for p in g.photos()], np.zeros((10, 128)), "s")]
+        writes = [
+            lambda: g.add("eve", np.ones((1, 128), np.float32)),
+            lambda: g.rename("ada", "ada2"),
+            lambda: g.remove("bob"),
+            lambda: g.remove_photo(g.photos("ada")[0].id),
+            lambda: setattr(g, "threshold", 0.3),
+            lambda: g.store.replace_embeddings([p.id for p in g.photos()], np.zeros((10, 128)), "s"),
+        ]
         for write in writes:
             with pytest.raises(GalleryError, match="read-only") as err:
                 write()
@@ -280,8 +300,7 @@ def test_replace_embeddings_switches_the_space_at_once(gallery):
     emb, labels = gallery.embeddings()
     np.testing.assert_array_equal(emb, new)
     after = gallery.photos()
-    assert [(p.name, p.source, p.box, p.sha256) for p in after] == [(p.name, p.source, p.box, p.sha256)
-                                                                   for p in photos]
+    assert [(p.name, p.source, p.box, p.sha256) for p in after] == [(p.name, p.source, p.box, p.sha256) for p in photos]
     assert [gallery.store.crop(p.id) for p in after] == crops
     assert gallery.search(new[4])[0].identity == "cy"
     with pytest.raises(EmbeddingSpaceError):
@@ -308,8 +327,12 @@ def test_remove_erases_embeddings_and_crops(gallery):
         import psycopg
 
         with psycopg.connect(gallery.store._dsn) as c:
-            assert c.execute("SELECT count(*) FROM photos WHERE crop = %s OR sha256 = %s",
-                             (_crop("ada", 1), _digest("ada", 1))).fetchone()[0] == 0
+            assert (
+                c.execute(
+                    "SELECT count(*) FROM photos WHERE crop = %s OR sha256 = %s", (_crop("ada", 1), _digest("ada", 1))
+                ).fetchone()[0]
+                == 0
+            )
     if backend == "milvus":
         st = gallery.store
         assert st._client.query(st._crops, filter=f"photo in {sorted(gone)}", output_fields=["key"]) == []
@@ -400,8 +423,10 @@ def test_corrupt_export_refused(url_for, tmp_path):
         _fill(g)
         export_gallery(g, tmp_path / "x.json")
     text = (tmp_path / "x.json").read_text()
-    for broken in (text.replace('"embedding": "', '"embedding": "AAAA', 1),
-                   text.replace('"crop": "', '"crop": "AAAA', 1)):
+    for broken in (
+        text.replace('"embedding": "', '"embedding": "AAAA', 1),
+        text.replace('"crop": "', '"crop": "AAAA', 1),
+    ):
         (tmp_path / "x.json").write_text(broken)
         with FaceGallery(url_for("sqlite")) as g:
             with pytest.raises(ValueError, match="corrupt"):
@@ -470,9 +495,11 @@ def test_postgres_schema_migrates(pg):
         c.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('dim', '3'), ('model_id', 'pipe-1')")
         c.execute("INSERT INTO people(name, created) VALUES ('ada', 0)")
         c.execute("INSERT INTO photos(person_id, embedding, created) SELECT id, '[1,2,3]', 0 FROM people")
-        c.execute("ALTER TABLE meta OWNER TO facenet; ALTER TABLE people OWNER TO facenet; "
-                  "ALTER TABLE photos OWNER TO facenet; ALTER SEQUENCE people_id_seq OWNER TO facenet; "
-                  "ALTER SEQUENCE photos_id_seq OWNER TO facenet")
+        c.execute(
+            "ALTER TABLE meta OWNER TO facenet; ALTER TABLE people OWNER TO facenet; "
+            "ALTER TABLE photos OWNER TO facenet; ALTER SEQUENCE people_id_seq OWNER TO facenet; "
+            "ALTER SEQUENCE photos_id_seq OWNER TO facenet"
+        )
     for readonly in (True, False):
         with FaceGallery(url, readonly=readonly) as g:
             assert g.store.needs_upgrade and g.store.legacy_model_id == "pipe-1"
@@ -518,8 +545,14 @@ def test_milvus_failures_are_clear(url_for, capsys):
     with FaceGallery(url_for("milvus")) as g:  # the file is busy while another process has it open
         path = g.path
         code = "import sys; from facenet_keras.identity.gallery import FaceGallery; FaceGallery(sys.argv[1])"
-        r = subprocess.run([sys.executable, "-c", code, path], check=False, capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-c", code, path],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=120,
+        )
         assert r.returncode != 0 and "another process" in r.stderr
 
 
@@ -543,8 +576,12 @@ def test_postgres_server_restart_mid_run(pg):
 
 # ---------------------------------------------------------------------- kill -9 and concurrent writers
 def _writer(url, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / "tests" / "gallery_writer.py"), url, *map(str, args)],
-                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "gallery_writer.py"), url, *map(str, args)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -575,8 +612,10 @@ def test_kill_9_mid_enrolment_leaves_no_half_person(backend, url_for):
         assert set(counts.values()) == {size}, counts
         assert {n for n in counts if n.startswith(f"r{rnd}-")} in ({f"r{rnd}-0"}, {f"r{rnd}-0", f"r{rnd}-1"})
     assert len(counts) >= 5
-    print(f"{backend}: kill -9 in 5 rounds, {mid_add} of them inside an add of {size} photos; "
-          f"{len(counts)} people, each with {size} photos")
+    print(
+        f"{backend}: kill -9 in 5 rounds, {mid_add} of them inside an add of {size} photos; "
+        f"{len(counts)} people, each with {size} photos"
+    )
 
 
 def test_four_concurrent_writers_postgres(pg):
@@ -651,8 +690,10 @@ def test_migrate_and_remove_with_a_real_encoder(backend, url_for, detector, enco
         new, new_labels = g.embeddings()
         assert new_labels == labels
         assert np.linalg.norm(new - raw / np.linalg.norm(raw, axis=1, keepdims=True), axis=1).max() < 0.1
-        assert fk.recognize(people["Grace Hopper"], g, threshold=0.4, model=normalized,
-                            detector=detector)[0].identity == "grace"
+        assert (
+            fk.recognize(people["Grace Hopper"], g, threshold=0.4, model=normalized, detector=detector)[0].identity
+            == "grace"
+        )
         with pytest.raises(EmbeddingSpaceError):
             fk.recognize(people["Grace Hopper"], g, threshold=0.4, detector=detector)
     assert main(["gallery", "remove", " grace", "--gallery", url]) == 0

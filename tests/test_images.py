@@ -1,5 +1,6 @@
 """load_image: every kind of input becomes an upright (H, W, 3) uint8 RGB array, or an ImageError
 that names the file."""
+
 from __future__ import annotations
 
 import io
@@ -134,9 +135,7 @@ def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
 
 
 def test_grayscale_crop_from_shared_data(shared_data):
-    grey = next(
-        p for p in sorted((shared_data / "faces").glob("*/*.png")) if Image.open(p).mode == "L"
-    )
+    grey = next(p for p in sorted((shared_data / "faces").glob("*/*.png")) if Image.open(p).mode == "L")
     out = load_image(grey)
     src = np.asarray(Image.open(grey))
     assert out.shape == src.shape + (3,)

@@ -6,6 +6,7 @@ its row below allows; gallery storage (``identity/*store.py``, ``identity/search
 inference, so it imports neither faces nor models; ``style_transfer`` and ``facenet_keras`` never
 import each other (the service alone may import ``style_transfer``, lazily). See README "Architecture".
 """
+
 from __future__ import annotations
 
 import ast
@@ -106,12 +107,15 @@ def test_imports_point_down_only():
     assert not found, "imports against the layering (README 'Architecture'):\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("planted, layer", [
-    ("facenet_keras/faces/pipeline.py", "from facenet_keras.training.losses import TripletLoss"),
-    ("facenet_keras/identity/sqlite_store.py", "from facenet_keras.faces.pipeline import encode"),
-    ("facenet_keras/models/encoder.py", "from facenet_keras.identity.search import pairwise_distances"),
-    ("style_transfer/costs.py", "from facenet_keras.images import load_image"),
-])
+@pytest.mark.parametrize(
+    "planted, layer",
+    [
+        ("facenet_keras/faces/pipeline.py", "from facenet_keras.training.losses import TripletLoss"),
+        ("facenet_keras/identity/sqlite_store.py", "from facenet_keras.faces.pipeline import encode"),
+        ("facenet_keras/models/encoder.py", "from facenet_keras.identity.search import pairwise_distances"),
+        ("style_transfer/costs.py", "from facenet_keras.images import load_image"),
+    ],
+)
 def test_an_upward_import_inside_a_function_is_caught(tmp_path, planted, layer):
     """Copy the package, plant one upward import inside a function body, and see it reported."""
     import shutil

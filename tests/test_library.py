@@ -1,5 +1,6 @@
 """The photo library: incremental index (re-run, rename, delete, bad file), naming a cluster and new
 photos recognised on the next index, search, contact sheets, and resuming after kill -9."""
+
 from __future__ import annotations
 
 import json
@@ -117,8 +118,9 @@ def test_name_a_cluster_then_new_photos_are_recognised(library_run, shared_data,
     assert all("bbt_amy" in p["photo"] for p in found)
     assert all(p["distance"] is None or p["distance"] <= 0.6 for p in found)
 
-    code, out, _ = run_cli(capsys, "--gallery", g, "--json", "search", "--photo",
-                           shared_data / "faces" / "bbt_amy" / "5.png")
+    code, out, _ = run_cli(
+        capsys, "--gallery", g, "--json", "search", "--photo", shared_data / "faces" / "bbt_amy" / "5.png"
+    )
     result = json.loads(out)
     assert code == 0 and result["person"] == "Amy" and len(result["photos"]) == 4
 
@@ -151,8 +153,12 @@ def test_kill_during_index_then_resume(tmp_path, shared_data, encoder):
     _copy(shared_data, photos, {"bbt_raj": [1, 2, 3, 4, 5], "bbt_sheldon": [1, 2, 3]})
     gallery, library = tmp_path / "g.sqlite", tmp_path / "g.library.sqlite"
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([sys.executable, "-c", _WORKER, str(photos), str(gallery), str(library)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, str(photos), str(gallery), str(library)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     done = 0
     deadline = time.time() + 300
     try:

@@ -1,4 +1,5 @@
 """Clustering metrics (hand-computed examples) and the clustering methods (no TensorFlow needed)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -108,8 +109,16 @@ def test_people_cluster_merge_split_name_on_a_synthetic_library(tmp_path):
     from facenet_keras.library.store import PathInfo, open_library
 
     x, y = _blobs([6, 4, 1], dim=128, seed=5)
-    face = {"box": (0, 0, 10, 10), "landmarks": [[0, 0]] * 5, "confidence": 1.0, "size": 10, "sharpness": 1,
-            "yaw": 0, "pitch": 0, "roll": 0}
+    face = {
+        "box": (0, 0, 10, 10),
+        "landmarks": [[0, 0]] * 5,
+        "confidence": 1.0,
+        "size": 10,
+        "sharpness": 1,
+        "yaw": 0,
+        "pitch": 0,
+        "roll": 0,
+    }
     with open_library(tmp_path / "lib.sqlite") as lib, FaceGallery(tmp_path / "g.sqlite") as g:
         for i, e in enumerate(x):
             lib.add_photo(f"/photos/{i}.jpg", PathInfo(f"{i:064x}", 1, 1), [{**face, "embedding": e}])

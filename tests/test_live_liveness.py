@@ -1,5 +1,6 @@
 """Liveness on the real clip and on generated attacks (tests/live_spoofs.py, seeds 0-2; the
 thresholds were fixed on seeds 1000-1049)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,9 @@ pytest.importorskip("av")
 # What the performer does in the clip's second shot (2.84-7.0 s), read off the frames: turns to
 # his right (3.2-4.4 s), back and to his left (4.6-5.6 s), to his right again (5.8-7.0 s). He does
 # not blink in it, so the matching challenge has no blink.
-MATCHING = lv.Challenge((lv.Prompt("turn_right", 3.2, 4.4), lv.Prompt("turn_left", 4.6, 5.6),
-                         lv.Prompt("turn_right", 5.8, 7.0)))
+MATCHING = lv.Challenge(
+    (lv.Prompt("turn_right", 3.2, 4.4), lv.Prompt("turn_left", 4.6, 5.6), lv.Prompt("turn_right", 5.8, 7.0))
+)
 
 
 @pytest.fixture(scope="session")
@@ -102,8 +104,19 @@ def test_verify_with_liveness_refuses_a_photo(shared_data, tmp_path, capsys, det
     out = capsys.readouterr().out
     assert out.startswith("REFUSED (liveness failed)") and "flat" in out
     # the real performance (its longest shot) passes liveness and matches
-    assert main(["--gallery", gallery, "verify", str(shared_data / "video" / "short_hamilton_clip.mp4"), "lin",
-                 "--liveness"]) == 0
+    assert (
+        main(
+            [
+                "--gallery",
+                gallery,
+                "verify",
+                str(shared_data / "video" / "short_hamilton_clip.mp4"),
+                "lin",
+                "--liveness",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith("MATCH")
 
 

@@ -1,4 +1,5 @@
 """Pure parts of facenet_keras.live: tracking, per-track votes, liveness cues (no models, no data)."""
+
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,5 @@
 """Watching the real clip (one shared run), and every kind of bad video input."""
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,9 @@ def test_main_track_identified_quickly_without_switches(watched):
     frames, _ = watched
     shown = [f for f in frames[1:] if main["appeared"] < f[1] < main["left"]]
     assert shown and all(any(face.track == main_id for face in f[2]) for f in shown)
-    assert all(face.identity == "lin" for f in shown if f[1] > first_time + 0.2 for face in f[2]
-               if face.track == main_id)
+    assert all(
+        face.identity == "lin" for f in shown if f[1] > first_time + 0.2 for face in f[2] if face.track == main_id
+    )
 
 
 def test_nobody_else_is_reported_as_him(watched):
@@ -142,11 +144,13 @@ def test_truncated_file_closes_partial_outputs(truncated_clip, tmp_path, capsys,
     from facenet_keras.cli import main
 
     gallery = tmp_path / "g.sqlite"
-    assert main(["--gallery", str(gallery), "enroll", "lin",
-                 str(shared_data / "video" / "lin-manuel-miranda.png")]) == 0
+    assert (
+        main(["--gallery", str(gallery), "enroll", "lin", str(shared_data / "video" / "lin-manuel-miranda.png")]) == 0
+    )
     out, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
-    code = main(["watch", str(truncated_clip), "--gallery", str(gallery), "--annotate", str(out),
-                 "--json", str(events)])
+    code = main(
+        ["watch", str(truncated_clip), "--gallery", str(gallery), "--annotate", str(out), "--json", str(events)]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "stopped after" in err and err.count("error:") == 1

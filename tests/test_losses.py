@@ -1,10 +1,10 @@
 """The course's triplet loss and the TripletLoss layer, against a numpy reference."""
+
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from facenet_keras.training.losses import TripletLoss, triplet_loss  # noqa: E402
 
@@ -37,8 +37,8 @@ def test_triplet_loss_matches_numpy_reference(triplets, alpha):
 def test_course_values():
     """The course's check: one triplet per row, hand-computed."""
     a = np.array([[0.0, 0.0], [1.0, 0.0]], "float32")
-    p = np.array([[1.0, 0.0], [1.0, 0.5]], "float32")   # d_ap^2 = 1, 0.25
-    n = np.array([[0.0, 0.5], [3.0, 0.0]], "float32")   # d_an^2 = 0.25, 4
+    p = np.array([[1.0, 0.0], [1.0, 0.5]], "float32")  # d_ap^2 = 1, 0.25
+    n = np.array([[0.0, 0.5], [3.0, 0.0]], "float32")  # d_an^2 = 0.25, 4
     # row 1: 1 - 0.25 + 0.2 = 0.95 ; row 2: 0.25 - 4 + 0.2 < 0 -> 0
     assert float(triplet_loss(None, [a, p, n], alpha=0.2)) == pytest.approx(0.95, abs=1e-6)
 
@@ -59,8 +59,7 @@ def test_bad_shapes_are_rejected(triplets):
 
 
 def _shared_encoder_model(alpha=0.2, reduction="mean"):
-    enc = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4), keras.layers.UnitNormalization()],
-                           name="encoder")
+    enc = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4), keras.layers.UnitNormalization()], name="encoder")
     a, p, n = (keras.Input((6,), name=k) for k in ("anchor", "positive", "negative"))
     dists = TripletLoss(alpha=alpha, reduction=reduction)([enc(a), enc(p), enc(n)])
     return enc, keras.Model([a, p, n], dists)

@@ -1,12 +1,12 @@
 """Online triplet mining on hand-built batches where the answers are known, and against brute force."""
+
 from __future__ import annotations
 
 import itertools
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from facenet_keras.training.losses import (  # noqa: E402
     ActiveTriplets,
@@ -31,10 +31,13 @@ def brute_force(labels, emb, margin, squared):
     """Every (a, p, n) spelled out: the reference for the three strategies."""
     d = np.sqrt(((emb[:, None] - emb[None]) ** 2).sum(-1))
     if squared:
-        d = d ** 2
+        d = d**2
     n = len(labels)
-    trip = [(a, p, m) for a, p, m in itertools.product(range(n), repeat=3)
-            if a != p and labels[a] == labels[p] and labels[a] != labels[m]]
+    trip = [
+        (a, p, m)
+        for a, p, m in itertools.product(range(n), repeat=3)
+        if a != p and labels[a] == labels[p] and labels[a] != labels[m]
+    ]
     per = [max(d[a, p] - d[a, m] + margin, 0.0) for a, p, m in trip]
     n_active_all = sum(v > 1e-12 for v in per)
     batch_all = sum(per) / max(n_active_all, 1)
@@ -53,8 +56,12 @@ def brute_force(labels, emb, margin, squared):
             farther = [d[a, m] for m in ns if d[a, m] > d[a, p]]
             dn = min(farther) if farther else max(d[a, m] for m in ns)
             semi.append(max(d[a, p] - dn + margin, 0.0))
-    return {"all": batch_all, "hard": float(np.mean(hard)), "semi-hard": float(np.mean(semi)),
-            "active_all": n_active_all}
+    return {
+        "all": batch_all,
+        "hard": float(np.mean(hard)),
+        "semi-hard": float(np.mean(semi)),
+        "active_all": n_active_all,
+    }
 
 
 def test_pairwise_distances():
@@ -109,9 +116,9 @@ def test_semi_hard_negative_choice():
 
 def test_semi_hard_falls_back_to_the_farthest_negative():
     labels = np.array([0, 0, 1, 1])
-    emb = np.array([[0.0], [5.0], [1.0], [2.0]], "float32")   # every negative of 0 is closer than its positive
+    emb = np.array([[0.0], [5.0], [1.0], [2.0]], "float32")  # every negative of 0 is closer than its positive
     neg = np.asarray(semi_hard_negatives(labels, emb, squared=False))
-    assert neg[0, 1] == 3   # farthest negative of anchor 0 (d=2)
+    assert neg[0, 1] == 3  # farthest negative of anchor 0 (d=2)
 
 
 @pytest.mark.parametrize("squared", [True, False])
@@ -130,7 +137,8 @@ def test_losses_match_brute_force(strategy, squared):
     # the hand-built batch too
     ref = brute_force(LABELS, EMB, 1.5, squared)
     assert float(mined_triplet_loss(LABELS, EMB, strategy, 1.5, squared)[0]) == pytest.approx(
-        ref[strategy], rel=1e-4, abs=1e-4)
+        ref[strategy], rel=1e-4, abs=1e-4
+    )
 
 
 @pytest.mark.parametrize("strategy", ["all", "hard", "semi-hard"])
@@ -161,8 +169,11 @@ def test_keras_loss_and_metric_in_fit(tmp_path):
     labels = np.repeat(np.arange(6), 8)
     x = centres[labels] + 0.8 * rng.normal(size=(48, 10)).astype("float32")
     model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(8), keras.layers.UnitNormalization()])
-    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=TripletMiningLoss("semi-hard", 0.2),
-                  metrics=[ActiveTriplets("semi-hard", 0.2)])
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.02),
+        loss=TripletMiningLoss("semi-hard", 0.2),
+        metrics=[ActiveTriplets("semi-hard", 0.2)],
+    )
     first = model.evaluate(x, labels, batch_size=48, verbose=0, return_dict=True)
     hist = model.fit(x, labels, batch_size=48, epochs=40, verbose=0, shuffle=False)
     assert hist.history["loss"][-1] < 0.5 * first["loss"]

@@ -5,6 +5,7 @@ Each notebook is executed with nbclient in a fresh ``python3`` kernel of this in
 directory, under a time limit per notebook. The stored notebooks carry the outputs of a full-settings
 run (``make notebooks``) of exactly what ``scripts/make_notebooks.py`` generates (its ``--check``).
 """
+
 from __future__ import annotations
 
 import os
@@ -13,16 +14,19 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-import nbformat
 import nbclient
+import nbformat
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-EXPECTED = ["01_face_verification_and_recognition.ipynb", "02_triplet_loss_and_one_shot_learning.ipynb",
-            "03_siamese_binary_classification.ipynb", "04_neural_style_transfer.ipynb"]
+EXPECTED = [
+    "01_face_verification_and_recognition.ipynb",
+    "02_triplet_loss_and_one_shot_learning.ipynb",
+    "03_siamese_binary_classification.ipynb",
+    "04_neural_style_transfer.ipynb",
+]
 # Wall-clock limit per notebook in FAST mode, kernel start included (CI machine: 2 shared cores).
 NOTEBOOK_LIMIT_S = 240
 CELL_LIMIT_S = 180
@@ -50,8 +54,11 @@ def kernel_env(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         if argv0 not in _python_names() and argv0 != sys.executable:
             prefix = tmp_path_factory.mktemp("kernel")
-            subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix),
-                            "--name", "python3"], check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix), "--name", "python3"],
+                check=True,
+                capture_output=True,
+            )
             env["JUPYTER_PATH"] = os.pathsep.join([str(prefix / "share" / "jupyter"), env.get("JUPYTER_PATH", "")])
             mp.setenv("JUPYTER_PATH", env["JUPYTER_PATH"])  # the spec is looked up in this process
         yield env
@@ -73,8 +80,9 @@ def test_all_four_notebooks_are_there_with_stored_figures():
 def test_notebooks_are_a_full_run_of_their_generator():
     """The stored outputs come from the current notebook code, run top to bottom at full settings,
     with no picture in cells tagged private-photos."""
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "make_notebooks.py"), "--check"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make_notebooks.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -88,11 +96,15 @@ def test_notebook_runs(path, kernel_env):
     def time_left(_cell) -> int:  # each cell gets what is left of the notebook's budget
         return max(1, min(CELL_LIMIT_S, int(deadline - time.perf_counter())))
 
-    client = nbclient.NotebookClient(nb, timeout=None, timeout_func=time_left, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=None,
+        timeout_func=time_left,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+    )
     client.execute(env=kernel_env)  # raises CellExecutionError (or a timeout) naming the failing cell
     seconds = time.perf_counter() - t0
     assert seconds < NOTEBOOK_LIMIT_S, f"{path.name} took {seconds:.0f} s (limit {NOTEBOOK_LIMIT_S} s)"
-    images = sum("image/png" in out.get("data", {}) for c in nb.cells if c.cell_type == "code"
-                 for out in c.outputs)
+    images = sum("image/png" in out.get("data", {}) for c in nb.cells if c.cell_type == "code" for out in c.outputs)
     assert images >= 3, f"{path.name}: only {images} figures were drawn"

@@ -1,6 +1,7 @@
 """The pipeline's defaults (dlib's 5 points and chip, mirrored-chip averaging, the detector's
 settings) are pinned together with the pipeline id, and the embedding cache's key changes with
 everything that can change an embedding."""
+
 from __future__ import annotations
 
 import inspect
@@ -15,11 +16,11 @@ from facenet_keras.faces import alignment, detection, pipeline
 # pipeline id (bump detection.DETECTOR_VERSION or alignment.ALIGNMENT_VERSION, or change the
 # templates), then update both pins.
 PINNED_DEFAULTS = {
-    "alignment": "dlib",        # dlib's 5-point landmarks onto dlib's chip template
-    "flip": True,               # the mirrored chip's embedding averaged in
-    "padding": 0.25,            # dlib.get_face_chip's padding, as the encoder was trained
+    "alignment": "dlib",  # dlib's 5-point landmarks onto dlib's chip template
+    "flip": True,  # the mirrored chip's embedding averaged in
+    "padding": 0.25,  # dlib.get_face_chip's padding, as the encoder was trained
     "min_face_size": 20.0,
-    "min_confidence": 0.8,      # MTCNN's own final-stage threshold
+    "min_confidence": 0.8,  # MTCNN's own final-stage threshold
     "max_side": 1024,
     "scale_factor": 0.709,
     "detector_version": 2,
@@ -36,8 +37,10 @@ def current_defaults() -> dict:
     """The defaults as every entry point sees them (signatures and the shared detector)."""
     from facenet_keras.evaluation.protocols import primary_embeddings  # noqa: F401  (calls encode_batch's defaults)
 
-    entry = {f: (_default(f, "flip"), _default(f, "alignment"))
-             for f in (pipeline.encode, pipeline.encode_batch, pipeline.pipeline_id, pipeline.embedding_key)}
+    entry = {
+        f: (_default(f, "flip"), _default(f, "alignment"))
+        for f in (pipeline.encode, pipeline.encode_batch, pipeline.pipeline_id, pipeline.embedding_key)
+    }
     assert len(set(entry.values())) == 1, f"entry points disagree on flip/alignment defaults: {entry}"
     flip, align = entry[pipeline.encode]
     assert _default(pipeline.face_chips, "alignment") == align
@@ -59,20 +62,26 @@ def test_defaults_are_pinned_with_the_pipeline_id():
     now, pid = current_defaults(), pipeline.pipeline_id()
     changed = {k: (PINNED_DEFAULTS[k], v) for k, v in now.items() if PINNED_DEFAULTS.get(k) != v}
     if changed and pid == PINNED_ID:
-        pytest.fail(f"pipeline defaults changed {changed} but the pipeline id did not: galleries and caches "
-                    "would mix embeddings of two pipelines (bump DETECTOR_VERSION / ALIGNMENT_VERSION)")
+        pytest.fail(
+            f"pipeline defaults changed {changed} but the pipeline id did not: galleries and caches "
+            "would mix embeddings of two pipelines (bump DETECTOR_VERSION / ALIGNMENT_VERSION)"
+        )
     assert not changed and pid == PINNED_ID, (
         f"the pipeline changed (defaults {changed}, id {pid!r}): if that is intended, update PINNED_DEFAULTS "
-        "and PINNED_ID together")
+        "and PINNED_ID together"
+    )
 
 
-@pytest.mark.parametrize("module, name, value", [
-    (detection, "DEFAULT_MIN_CONFIDENCE", 0.9),
-    (detection, "DEFAULT_MIN_FACE_SIZE", 40),
-    (detection, "DEFAULT_MAX_SIDE", 2048),
-    (detection, "DETECTOR_VERSION", 3),
-    (alignment, "ALIGNMENT_VERSION", 3),
-])
+@pytest.mark.parametrize(
+    "module, name, value",
+    [
+        (detection, "DEFAULT_MIN_CONFIDENCE", 0.9),
+        (detection, "DEFAULT_MIN_FACE_SIZE", 40),
+        (detection, "DEFAULT_MAX_SIDE", 2048),
+        (detection, "DETECTOR_VERSION", 3),
+        (alignment, "ALIGNMENT_VERSION", 3),
+    ],
+)
 def test_pipeline_id_follows_each_setting(monkeypatch, module, name, value):
     before = pipeline.pipeline_id()
     monkeypatch.setattr(module, name, value)
@@ -139,8 +148,7 @@ def test_default_embedding_is_dlibs_chip_averaged_with_its_mirror(detector, enco
     dets = detector.detect(image)
     dlib_chip = pipeline.face_chips(image, dets, 150, alignment="dlib")
     mtcnn_chip = pipeline.face_chips(image, dets, 150, alignment="mtcnn")
-    plain, mirrored, other = (encode_chips(c, model=encoder)[0]
-                              for c in (dlib_chip, dlib_chip[:, :, ::-1], mtcnn_chip))
+    plain, mirrored, other = (encode_chips(c, model=encoder)[0] for c in (dlib_chip, dlib_chip[:, :, ::-1], mtcnn_chip))
     expected = (plain + mirrored) / 2
     np.testing.assert_allclose(face.embedding, expected, atol=1e-5)
     # the alternatives are far enough apart for the check above to tell them apart

@@ -1,4 +1,5 @@
 """End to end on real photos: enrol from faces/, verify, and recognise every labelled person in group/."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -105,8 +106,11 @@ def test_verify_with_a_siamese_classifier(shared_data, portraits, tmp_path, dete
     emb, _ = primary_embeddings([shared_data / "faces" / p for p in paths], detector=detector, progress=False)
     index = {p: e for p, e in zip(paths, emb) if e is not None and np.all(np.isfinite(e))}
     rows = [r for r in rows if r["path1"] in index and r["path2"] in index]
-    clf = SiameseClassifier().fit(np.stack([index[r["path1"]] for r in rows]),
-                                  np.stack([index[r["path2"]] for r in rows]), [int(r["same"]) for r in rows])
+    clf = SiameseClassifier().fit(
+        np.stack([index[r["path1"]] for r in rows]),
+        np.stack([index[r["path2"]] for r in rows]),
+        [int(r["same"]) for r in rows],
+    )
     grace, eileen = portraits["Grace Hopper"], portraits["Eileen Collins"]
     with fk.FaceGallery(tmp_path / "g.sqlite") as g:
         g.enroll("grace", grace, detector=detector)

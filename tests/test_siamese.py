@@ -1,10 +1,9 @@
 """The Siamese binary head: its features, its probabilities, and on real face embeddings of unseen people."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import keras
 
 from facenet_keras.training.siamese import (  # noqa: E402
     SiameseClassifier,

@@ -1,6 +1,7 @@
 """The style-transfer command: validation before any work (issue 11, item 12), exit codes and
 one-line messages, and every optimisation option actually acting (issue 12), in-process, tiny sizes.
 """
+
 import os
 import stat
 import struct
@@ -38,9 +39,9 @@ def _png_claiming(path, width, height):
     Image.new("L", (4, 4)).save(path)
     data = bytearray(path.read_bytes())
     ihdr = data.index(b"IHDR")
-    data[ihdr + 4: ihdr + 12] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(data[ihdr: ihdr + 17])) & 0xFFFFFFFF
-    data[ihdr + 17: ihdr + 21] = struct.pack(">I", crc)
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr : ihdr + 17])) & 0xFFFFFFFF
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
     path.write_bytes(bytes(data))
     return path
 
@@ -175,29 +176,71 @@ def test_item12_missing_weights_exit_3_with_the_install_line(files, tmp_path, ca
 @pytest.fixture(scope="module")
 def baseline(files, tmp_path_factory):
     out = tmp_path_factory.mktemp("base") / "base.png"
-    assert main([str(files[0]), str(files[1]), "-o", str(out), "--size", "48", "--steps", "6",
-                 "--single-scale", "--quiet"]) == 0
+    assert (
+        main(
+            [str(files[0]), str(files[1]), "-o", str(out), "--size", "48", "--steps", "6", "--single-scale", "--quiet"]
+        )
+        == 0
+    )
     return im.load_image(out)
 
 
 def _opt_run(files, tmp_path, *extra):
     out = tmp_path / "o.png"
-    rc = main([str(files[0]), str(files[1]), "-o", str(out), "--size", "48", "--steps", "6", "--single-scale",
-               "--quiet", *extra])
+    rc = main(
+        [
+            str(files[0]),
+            str(files[1]),
+            "-o",
+            str(out),
+            "--size",
+            "48",
+            "--steps",
+            "6",
+            "--single-scale",
+            "--quiet",
+            *extra,
+        ]
+    )
     assert rc == 0
     return im.load_image(out)
 
 
-@pytest.mark.parametrize("option", [["--optimizer", "lbfgs"], ["--style-layers", "block1_conv1", "block2_conv1"],
-                                    ["--pooling", "avg"], ["--init", "random"], ["--course-costs"]])
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--optimizer", "lbfgs"],
+        ["--style-layers", "block1_conv1", "block2_conv1"],
+        ["--pooling", "avg"],
+        ["--init", "random"],
+        ["--course-costs"],
+    ],
+)
 def test_option_changes_the_result(files, tmp_path, baseline, option):
     assert np.abs(_opt_run(files, tmp_path, *option) - baseline).mean() > 2e-3
 
 
 def test_option_init_content_starts_from_the_photo(files, tmp_path, capsys):
     out = tmp_path / "o.png"
-    assert main([str(files[0]), str(files[1]), "-o", str(out), "--size", "48", "--steps", "0", "--single-scale",
-                 "--quiet", "--init", "content"]) == 0
+    assert (
+        main(
+            [
+                str(files[0]),
+                str(files[1]),
+                "-o",
+                str(out),
+                "--size",
+                "48",
+                "--steps",
+                "0",
+                "--single-scale",
+                "--quiet",
+                "--init",
+                "content",
+            ]
+        )
+        == 0
+    )
     np.testing.assert_allclose(im.load_image(out), im.load_image(files[0], 48), atol=1 / 255 + 1e-6)
 
 
@@ -213,15 +256,31 @@ def test_option_weights_uses_the_given_file(files, tmp_path, capsys):
     from style_transfer.weights import resolve_vgg19
 
     path = resolve_vgg19().path
-    rc, out, err = run([files[0], files[1], "-o", tmp_path / "o.png", "--size", "32", "--steps", "1",
-                        "--single-scale", "--quiet", "--weights", path], capsys)
+    rc, out, err = run(
+        [
+            files[0],
+            files[1],
+            "-o",
+            tmp_path / "o.png",
+            "--size",
+            "32",
+            "--steps",
+            "1",
+            "--single-scale",
+            "--quiet",
+            "--weights",
+            path,
+        ],
+        capsys,
+    )
     assert rc == 0 and "explicit path" in out, err
     rc, _, err = run([files[0], files[1], "-o", tmp_path / "o.png", "--weights", tmp_path / "none.bin"], capsys)
     assert rc == 2 and "--weights" in one_line_error(err)
 
 
 def test_verbose_prints_each_scale(files, tmp_path, capsys):
-    rc, _, err = run([files[0], files[1], "-o", tmp_path / "o.png", "--size", "128", "--steps", "6", "--quiet",
-                      "--verbose"], capsys)
+    rc, _, err = run(
+        [files[0], files[1], "-o", tmp_path / "o.png", "--size", "128", "--steps", "6", "--quiet", "--verbose"], capsys
+    )
     assert rc == 0
     assert "scale 1/2: 64 px" in err and "scale 2/2: 128 px" in err and err.count("ms/step") == 2

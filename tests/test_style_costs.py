@@ -1,4 +1,5 @@
 """The course's style-transfer costs against plain numpy references (no network needed)."""
+
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -3,6 +3,7 @@ interpolation and strength, presets, weights refused when tampered, and the --fa
 
 onnxruntime is a test oracle only (the package never imports it).
 """
+
 import os
 import shutil
 
@@ -83,7 +84,7 @@ def test_arbitrary_networks_match_onnxruntime_at_the_files_input_size(pair, tmp_
     transform_src = load_magenta_weights("arbitrary_transform").source.path
     predict = _session(_float_activations(predict_src, tmp_path / "p.onnx"))
     transform = _session(_float_activations(transform_src, tmp_path / "t.onnx"))
-    style = prepare_style(pair[1])[None]                   # 256x256: the predictor's export size
+    style = prepare_style(pair[1])[None]  # 256x256: the predictor's export size
     content = im.resize(im.load_image(pair[0]), 384, 384)[None]  # 384x384: the transformer's
     v_want = predict.run(None, {predict.get_inputs()[0].name: style})[0]
     v_got = style_predictor()(style).numpy()
@@ -137,8 +138,9 @@ def test_presets_differ_and_blend(pair):
     outs = [stylize_preset(content, i, size=None) for i in (0, 7, 25)]
     assert N_PRESETS == 26
     assert min(np.abs(x - y).mean() for x, y in [(outs[0], outs[1]), (outs[1], outs[2])]) > 0.02
-    np.testing.assert_allclose(preset_weights({3: 1, 12: 3}), [0.25 if i == 3 else 0.75 if i == 12 else 0
-                                                              for i in range(26)], atol=1e-7)
+    np.testing.assert_allclose(
+        preset_weights({3: 1, 12: 3}), [0.25 if i == 3 else 0.75 if i == 12 else 0 for i in range(26)], atol=1e-7
+    )
     with pytest.raises(ValueError, match="0..25"):
         stylize_preset(content, 26)
 

@@ -1,4 +1,5 @@
 """TF-Hub fast stylisation (a tiny SavedModel built here) and the layer visualisation."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,8 +10,12 @@ from style_transfer import images as im
 class TinyStylizer(tf.Module):
     """Magenta's signature with a trivial rule: half content, half the style's mean colour."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
-                                  tf.TensorSpec([None, None, None, 3], tf.float32)])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, None, 3], tf.float32),
+            tf.TensorSpec([None, None, None, 3], tf.float32),
+        ]
+    )
     def __call__(self, content, style):
         mean = tf.reduce_mean(style, axis=[1, 2], keepdims=True)
         return [0.5 * content + 0.5 * mean]
@@ -44,18 +49,35 @@ def test_fast_stylize_missing_model_and_cli(hub_dir, shared_data, tmp_path):
         load_hub_model(tmp_path / "nothing")
     d = shared_data / "style"
     out = tmp_path / "fast.png"
-    assert main([str(d / "content" / "rocket.jpg"), str(d / "style" / "the_scream.jpg"), "-o", str(out),
-                 "--size", "64", "--hub-model", str(hub_dir)]) == 0
+    assert (
+        main(
+            [
+                str(d / "content" / "rocket.jpg"),
+                str(d / "style" / "the_scream.jpg"),
+                "-o",
+                str(out),
+                "--size",
+                "64",
+                "--hub-model",
+                str(hub_dir),
+            ]
+        )
+        == 0
+    )
     assert max(im.load_image(out).shape[:2]) == 64
 
 
 def test_top_activating_patches(shared_data):
-    from style_transfer.visualize import (feature_maps, patch_grid, plot_feature_maps, plot_top_patches,
-                                          top_activating_patches)
     from style_transfer.vgg import receptive_field
+    from style_transfer.visualize import (
+        feature_maps,
+        patch_grid,
+        plot_feature_maps,
+        plot_top_patches,
+        top_activating_patches,
+    )
 
-    images = sorted((shared_data / "style" / "content").iterdir()) + \
-        sorted((shared_data / "style" / "style").iterdir())
+    images = sorted((shared_data / "style" / "content").iterdir()) + sorted((shared_data / "style" / "style").iterdir())
     layer = "block2_conv1"
     units = [0, 5, 17]
     found = top_activating_patches(images, layer, units, k=9, size=96)

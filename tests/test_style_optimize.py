@@ -1,4 +1,5 @@
 """stylize(): the pixel optimisation on real paintings at 64 px, its options, and the CLI."""
+
 import numpy as np
 import pytest
 
@@ -16,9 +17,11 @@ def extractor():
 @pytest.fixture(scope="module")
 def pair(shared_data):
     d = shared_data / "style"
-    return (im.load_image(d / "content" / "tubingen.jpg", 64),
-            im.load_image(d / "style" / "starry_night.jpg", 64),
-            im.load_image(d / "style" / "great_wave_hokusai.jpg", 64))
+    return (
+        im.load_image(d / "content" / "tubingen.jpg", 64),
+        im.load_image(d / "style" / "starry_night.jpg", 64),
+        im.load_image(d / "style" / "great_wave_hokusai.jpg", 64),
+    )
 
 
 def test_twenty_adam_steps_lower_the_total_cost(pair, extractor):
@@ -38,8 +41,9 @@ def test_twenty_adam_steps_lower_the_total_cost(pair, extractor):
 
 def test_lbfgs_lowers_the_cost_and_keeps_pixels_in_range(pair, extractor):
     content, style, _ = pair
-    r = stylize(content, style, size=64, steps=8, schedule="single", optimizer="lbfgs",
-                extractor=extractor, progress=False)
+    r = stylize(
+        content, style, size=64, steps=8, schedule="single", optimizer="lbfgs", extractor=extractor, progress=False
+    )
     assert r.costs["total"] < 0.5 * r.history[0]["total"]
     assert 0.0 <= r.image.min() and r.image.max() <= 1.0
 
@@ -54,9 +58,19 @@ def test_multiscale_schedule():
 def test_multiscale_run_two_styles_preserve_colors_callback_and_saves(pair, extractor, tmp_path):
     content, style, wave = pair
     seen = []
-    r = stylize(content, [style, wave], style_blend=[3, 1], schedule=[(40, 3), (64, 3)], preserve_colors=True,
-                normalize=False, extractor=extractor, progress=False, save_every=3, save_dir=tmp_path,
-                callback=lambda step, image, costs: seen.append((step, image.shape, costs["total"])))
+    r = stylize(
+        content,
+        [style, wave],
+        style_blend=[3, 1],
+        schedule=[(40, 3), (64, 3)],
+        preserve_colors=True,
+        normalize=False,
+        extractor=extractor,
+        progress=False,
+        save_every=3,
+        save_dir=tmp_path,
+        callback=lambda step, image, costs: seen.append((step, image.shape, costs["total"])),
+    )
     assert [s for s, _, _ in seen] == list(range(1, 7))
     assert seen[0][1] != seen[-1][1]  # coarse then fine
     h, w = im.scaled_shape(content.shape, 64)
@@ -96,9 +110,26 @@ def test_cli_writes_a_stylised_image(tmp_path, shared_data, capsys):
 
     d = shared_data / "style"
     out = tmp_path / "out.png"
-    rc = main([str(d / "content" / "chelsea_cat.png"), str(d / "style" / "the_scream.jpg"),
-               str(d / "style" / "starry_night.jpg"), "-o", str(out), "--size", "64", "--steps", "4",
-               "--style-weights", "1", "2", "--single-scale", "--quiet", "--save-every", "2"])
+    rc = main(
+        [
+            str(d / "content" / "chelsea_cat.png"),
+            str(d / "style" / "the_scream.jpg"),
+            str(d / "style" / "starry_night.jpg"),
+            "-o",
+            str(out),
+            "--size",
+            "64",
+            "--steps",
+            "4",
+            "--style-weights",
+            "1",
+            "2",
+            "--single-scale",
+            "--quiet",
+            "--save-every",
+            "2",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     image = im.load_image(out)
     assert max(image.shape[:2]) == 64
@@ -134,8 +165,7 @@ def test_init_fast_starts_from_the_fast_result(pair, extractor):
     from style_transfer.fast import stylize_fast
 
     content, style, _ = pair
-    r = stylize(content, style, size=64, steps=0, schedule="single", init="fast", extractor=extractor,
-                progress=False)
+    r = stylize(content, style, size=64, steps=0, schedule="single", init="fast", extractor=extractor, progress=False)
     np.testing.assert_allclose(r.image, stylize_fast(im.resize_longest(content, 64), style, size=None), atol=1e-5)
 
 

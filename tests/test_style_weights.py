@@ -1,4 +1,5 @@
 """Offline VGG weight resolution: formats, checksums, refusal of tampered files, the network."""
+
 import pickle
 import shutil
 
@@ -135,7 +136,8 @@ def test_extractor_matches_keras_applications_vgg19(vgg19):
     assert ours.layers[-1].name == "block5_conv1"  # truncated after the deepest layer used
     x = np.random.default_rng(0).uniform(size=(1, 48, 64, 3)).astype(np.float32)
     want = keras.Model(ref.input, ref.get_layer("block5_conv1").output)(
-        keras.applications.vgg19.preprocess_input(x * 255.0)).numpy()
+        keras.applications.vgg19.preprocess_input(x * 255.0)
+    ).numpy()
     got = ours(x)
     assert set(got) == {"block5_conv1", "block2_conv2"}
     np.testing.assert_allclose(got["block5_conv1"].numpy(), want, rtol=1e-3, atol=1e-2)

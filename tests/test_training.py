@@ -1,22 +1,22 @@
 """Training: NN4.small2, the identity split, P x K batches, one-shot digits, and the train command."""
+
 from __future__ import annotations
 
 import csv
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
-import keras
-
+from facenet_keras.models.nn4_small2 import nn4_small2  # noqa: E402
 from facenet_keras.training.data import (  # noqa: E402
     load_digits_images,
     pk_dataset,
     pk_indices,
     split_identities,
 )
-from facenet_keras.models.nn4_small2 import nn4_small2  # noqa: E402
 from facenet_keras.training.fit import (  # noqa: E402
     one_shot_accuracy,
     one_shot_trials,
@@ -28,7 +28,7 @@ from facenet_keras.training.fit import (  # noqa: E402
 def test_nn4_small2_is_the_course_model():
     m = nn4_small2()
     assert m.input_shape == (None, 96, 96, 3) and m.output_shape == (None, 128)
-    assert 3.6e6 < m.count_params() < 3.9e6   # the course's ~3.74M parameters
+    assert 3.6e6 < m.count_params() < 3.9e6  # the course's ~3.74M parameters
     x = np.random.default_rng(0).uniform(0, 255, size=(2, 96, 96, 3)).astype("float32")
     e = np.asarray(m(x, training=False))
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
@@ -51,7 +51,7 @@ def test_pk_batches():
         idx = pk_indices(labels, P=3, K=4, rng=rng)
         assert idx.shape == (12,)
         people = labels[idx].reshape(3, 4)
-        assert (people == people[:, :1]).all()            # K photos of each person, grouped
+        assert (people == people[:, :1]).all()  # K photos of each person, grouped
         assert len(set(people[:, 0])) == 3 and 2 not in people  # 3 distinct people, none with 1 photo
     images = np.random.default_rng(1).integers(0, 256, size=(12, 20, 20, 3)).astype(np.uint8)
     x, y = next(iter(pk_dataset(images, labels, P=2, K=3, size=16, seed=0)))
@@ -74,10 +74,19 @@ def _one_shot(model, images, labels, classes, trials=40, seed=0):
 def small_digit_encoder(size=16, dim=16):
     """A small conv encoder for 16x16 digits (the CI-sized stand-in for NN4.small2)."""
     L = keras.layers
-    return keras.Sequential([keras.Input((size, size, 3)), L.Rescaling(1 / 255.0),
-                             L.Conv2D(32, 3, padding="same", activation="relu"), L.MaxPooling2D(),
-                             L.Conv2D(64, 3, padding="same", activation="relu"), L.MaxPooling2D(),
-                             L.Flatten(), L.Dense(dim), L.UnitNormalization()])
+    return keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            L.Rescaling(1 / 255.0),
+            L.Conv2D(32, 3, padding="same", activation="relu"),
+            L.MaxPooling2D(),
+            L.Conv2D(64, 3, padding="same", activation="relu"),
+            L.MaxPooling2D(),
+            L.Flatten(),
+            L.Dense(dim),
+            L.UnitNormalization(),
+        ]
+    )
 
 
 def test_one_shot_digits_beats_chance_and_the_untrained_encoder():
@@ -93,14 +102,15 @@ def test_one_shot_digits_beats_chance_and_the_untrained_encoder():
         encoder = small_digit_encoder()
         before.append(_one_shot(encoder, images, labels, new, seed=seed))
         ds = pk_dataset(images[train], labels[train], P=7, K=8, augment=False, seed=seed)
-        hist = train_encoder(encoder, ds, epochs=4, steps_per_epoch=15, mining="semi-hard", margin=0.5,
-                             learning_rate=3e-3, verbose=0)
+        hist = train_encoder(
+            encoder, ds, epochs=4, steps_per_epoch=15, mining="semi-hard", margin=0.5, learning_rate=3e-3, verbose=0
+        )
         assert hist.history["loss"][-1] < hist.history["loss"][0]
         after.append(_one_shot(encoder, images, labels, new, seed=seed))
     before, after = float(np.mean(before)), float(np.mean(after))
     print(f"one-shot accuracy on unseen digits 7-9: untrained {before:.3f}, trained {after:.3f} (chance 0.333)")
-    assert after > 0.65            # well above chance (1/3)
-    assert after > before + 0.05   # and above the untrained encoder
+    assert after > 0.65  # well above chance (1/3)
+    assert after > before + 0.05  # and above the untrained encoder
 
 
 class _StopAt(keras.callbacks.Callback):
@@ -122,8 +132,16 @@ def test_checkpoints_and_resume(tmp_path):
     ckpt = tmp_path / "ckpt"
     val = (images[labels >= 8][:40], labels[labels >= 8][:40])
     with pytest.raises(RuntimeError, match="simulated"):
-        train_encoder(encoder, ds, epochs=3, steps_per_epoch=2, validation=val, checkpoint_dir=ckpt,
-                      callbacks=[_StopAt(2)], verbose=0)
+        train_encoder(
+            encoder,
+            ds,
+            epochs=3,
+            steps_per_epoch=2,
+            validation=val,
+            checkpoint_dir=ckpt,
+            callbacks=[_StopAt(2)],
+            verbose=0,
+        )
     assert (ckpt / "encoder-epoch002.keras").is_file() and (ckpt / "backup").is_dir()
     # a fresh process would rebuild the model and run the same call: it continues at epoch 3
     encoder2 = small_digit_encoder()
@@ -159,9 +177,29 @@ def test_train_command_end_to_end(tiny_faces_root, tmp_path, capsys):
     from facenet_keras.faces.pipeline import resolve_model
 
     out = tmp_path / "model.keras"
-    argv = ["train", str(tiny_faces_root), "--model", "nn4_small2", "--width", "0.25", "--epochs", "1",
-            "--steps-per-epoch", "2", "-P", "3", "-K", "3", "--val-fraction", "0.4", "--quiet",
-            "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+    argv = [
+        "train",
+        str(tiny_faces_root),
+        "--model",
+        "nn4_small2",
+        "--width",
+        "0.25",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "-P",
+        "3",
+        "-K",
+        "3",
+        "--val-fraction",
+        "0.4",
+        "--quiet",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "validation verification accuracy (2 unseen people)" in printed
@@ -196,8 +234,26 @@ def _train(root, tmp_path, *options):
     keras.utils.set_random_seed(0)
     out = io.StringIO()
     with redirect_stdout(out):
-        code = main(["--json", "train", str(root), "--epochs", "1", "--steps-per-epoch", "1", "-P", "3", "-K", "3",
-                     "--quiet", "--no-augment", "--cache-dir", str(tmp_path / "cache"), *options])
+        code = main(
+            [
+                "--json",
+                "train",
+                str(root),
+                "--epochs",
+                "1",
+                "--steps-per-epoch",
+                "1",
+                "-P",
+                "3",
+                "-K",
+                "3",
+                "--quiet",
+                "--no-augment",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                *options,
+            ]
+        )
     assert code == 0
     return json.loads(out.getvalue())
 
@@ -221,8 +277,23 @@ def test_train_from_pretrained_starts_from_dlibs_weights(tiny_faces_root, tmp_pa
     from facenet_keras.models.encoder import encode_chips, load_encoder
 
     out = tmp_path / "tuned.keras"
-    r = _train(tiny_faces_root, tmp_path, "--model", "dlib_resnet", "--from-pretrained", "--lr", "1e-12",
-               "-P", "2", "-K", "2", "--val-fraction", "0.4", "--out", str(out))
+    r = _train(
+        tiny_faces_root,
+        tmp_path,
+        "--model",
+        "dlib_resnet",
+        "--from-pretrained",
+        "--lr",
+        "1e-12",
+        "-P",
+        "2",
+        "-K",
+        "2",
+        "--val-fraction",
+        "0.4",
+        "--out",
+        str(out),
+    )
     assert r["optimizer"] == "sgd" and r["val_verification_accuracy_before"] >= 0.9
     chips = np.stack([load_image(p) for p in sorted(tiny_faces_root.glob("*/*"))[:6]])
     assert chips.shape[1:] == (150, 150, 3)

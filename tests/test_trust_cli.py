@@ -1,6 +1,7 @@
 """Issue 11 (trustworthy answers), the command-line side: items 2, 3, 7, 9, 10, 11 by name, then a
 hostile-input suite: each bad command line must exit with its code, say one line on stderr, and
 leave every file as it was."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,11 @@ def photos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("photos")
     people = sample_portraits()
     paths = {}
-    for key, image in [("grace", people["Grace Hopper"]), ("eileen", people["Eileen Collins"]),
-                       ("grace2", changed_copy(people["Grace Hopper"]))]:
+    for key, image in [
+        ("grace", people["Grace Hopper"]),
+        ("eileen", people["Eileen Collins"]),
+        ("grace2", changed_copy(people["Grace Hopper"])),
+    ]:
         paths[key] = folder / f"{key}.jpg"
         Image.fromarray(image).save(paths[key], quality=95)
     return paths
@@ -62,8 +66,10 @@ def tree(folder) -> dict:
         for name in files:
             p = os.path.join(root, name)
             with open(p, "rb") as f:
-                out[os.path.relpath(p, folder)] = (stat.S_IMODE(os.stat(p).st_mode),
-                                                        hashlib.sha256(f.read()).hexdigest())
+                out[os.path.relpath(p, folder)] = (
+                    stat.S_IMODE(os.stat(p).st_mode),
+                    hashlib.sha256(f.read()).hexdigest(),
+                )
     return out
 
 
@@ -76,7 +82,8 @@ def copy_gallery(src, folder):
 
 # ------------------------------------------------------------------------------------ item 2
 def test_item2_trained_model_carries_the_threshold_calibrated_on_its_validation_split(
-        shared_data, tmp_path, capsys, photos, detector):
+    shared_data, tmp_path, capsys, photos, detector
+):
     import keras
 
     from facenet_keras.evaluation.metrics import calibrate
@@ -90,9 +97,30 @@ def test_item2_trained_model_carries_the_threshold_calibrated_on_its_validation_
         for photo in sorted((shared_data / "faces" / person).iterdir()):
             os.symlink(photo, root / person / photo.name)
     out = tmp_path / "model.keras"
-    code, printed, _ = run(capsys, "train", root, "--model", "nn4_small2", "--width", "0.25", "--epochs", "1",
-                           "--steps-per-epoch", "2", "-P", "3", "-K", "3", "--val-fraction", "0.4", "--quiet",
-                           "--cache-dir", tmp_path / "cache", "--out", out)
+    code, printed, _ = run(
+        capsys,
+        "train",
+        root,
+        "--model",
+        "nn4_small2",
+        "--width",
+        "0.25",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "-P",
+        "3",
+        "-K",
+        "3",
+        "--val-fraction",
+        "0.4",
+        "--quiet",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--out",
+        out,
+    )
     assert code == 0 and "its threshold" in printed
     stored = read_metadata(out)["threshold"]
     # recompute on the same validation identities, through the saved model
@@ -163,10 +191,12 @@ def test_item9_internal_errors_exit_3_with_one_line(photos, enrolled, tmp_path, 
 def test_item10_tensorflow_prints_nothing(photos):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "FACENET_KERAS_DEBUG"))}
     env["PYTHONPATH"] = PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    code = ("import facenet_keras as fk, sys\n"
-            f"faces = fk.encode({str(photos['grace'])!r})\n"
-            "from facenet_keras.cli import main\n"
-            f"sys.exit(main(['detect', {str(photos['grace'])!r}]))\n")
+    code = (
+        "import facenet_keras as fk, sys\n"
+        f"faces = fk.encode({str(photos['grace'])!r})\n"
+        "from facenet_keras.cli import main\n"
+        f"sys.exit(main(['detect', {str(photos['grace'])!r}]))\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stderr == "", done.stderr
@@ -230,37 +260,78 @@ def _corrupt(path, sql):
 HOSTILE = {
     # name: (setup(tmp, gallery, photos) -> argv, expected exit code, words in the message)
     "name with a newline": (lambda t, g, p: ["--gallery", g, "enroll", "eve\nmallory", p["eileen"]], 2, "control"),
-    "name with an escape sequence": (lambda t, g, p: ["--gallery", g, "enroll", "eve\x1b[2J", p["eileen"]], 2,
-                                     "control"),
-    "name with a zero-width joiner": (lambda t, g, p: ["--gallery", g, "gallery", "rename", "grace", "gr\u200dace"],
-                                      2, "control"),
+    "name with an escape sequence": (
+        lambda t, g, p: ["--gallery", g, "enroll", "eve\x1b[2J", p["eileen"]],
+        2,
+        "control",
+    ),
+    "name with a zero-width joiner": (
+        lambda t, g, p: ["--gallery", g, "gallery", "rename", "grace", "gr\u200dace"],
+        2,
+        "control",
+    ),
     "name too long": (lambda t, g, p: ["--gallery", g, "enroll", "x" * 300, p["eileen"]], 2, "at most 200"),
     "empty name": (lambda t, g, p: ["--gallery", g, "enroll", "   ", p["eileen"]], 2, "empty"),
     "photo is a folder": (lambda t, g, p: ["--gallery", g, "enroll", "eve", t], 2, ""),
-    "photo path with a newline": (lambda t, g, p: ["--gallery", g, "enroll", "eve", t / "no\nphoto.jpg"], 2,
-                                  "photo.jpg"),
+    "photo path with a newline": (
+        lambda t, g, p: ["--gallery", g, "enroll", "eve", t / "no\nphoto.jpg"],
+        2,
+        "photo.jpg",
+    ),
     "photo is not an image": (lambda t, g, p: ["--gallery", g, "enroll", "eve", g], 2, ""),
     "unknown person": (lambda t, g, p: ["--gallery", g, "verify", p["grace"], "nobody"], 2, "not enrolled"),
     "unknown photo id": (lambda t, g, p: ["--gallery", g, "gallery", "remove", "--photo", "999"], 2, "999"),
-    "face index out of range": (lambda t, g, p: ["--gallery", g, "enroll", "eve", p["eileen"], "--face", "3"], 2,
-                                "does not exist"),
+    "face index out of range": (
+        lambda t, g, p: ["--gallery", g, "enroll", "eve", p["eileen"], "--face", "3"],
+        2,
+        "does not exist",
+    ),
     "gallery is a folder": (lambda t, g, p: ["--gallery", t, "gallery", "list"], 2, "folder"),
-    "gallery is a text file": (lambda t, g, p: (t / "notes.txt").write_text("hello " * 300) and
-                               ["--gallery", t / "notes.txt", "gallery", "list"], 2, "not a facenet-keras gallery"),
-    "gallery is a foreign database": (lambda t, g, p: _foreign(t / "other.db") or
-                                      ["--gallery", t / "other.db", "enroll", "eve", p["eileen"]], 2, "untouched"),
+    "gallery is a text file": (
+        lambda t, g, p: (
+            (t / "notes.txt").write_text("hello " * 300) and ["--gallery", t / "notes.txt", "gallery", "list"]
+        ),
+        2,
+        "not a facenet-keras gallery",
+    ),
+    "gallery is a foreign database": (
+        lambda t, g, p: _foreign(t / "other.db") or ["--gallery", t / "other.db", "enroll", "eve", p["eileen"]],
+        2,
+        "untouched",
+    ),
     "unknown gallery scheme": (lambda t, g, p: ["--gallery", "ftp://x/g", "gallery", "list"], 2, "scheme"),
-    "corrupt threshold": (lambda t, g, p: _corrupt(g, "INSERT OR REPLACE INTO meta VALUES ('threshold', 'x')") or
-                          ["--gallery", g, "verify", p["grace2"], "grace"], 2, "'threshold'"),
-    "corrupt embedding": (lambda t, g, p: _corrupt(g, "UPDATE photos SET embedding = x'00'") or
-                          ["--gallery", g, "verify", p["grace2"], "grace"], 2, "photo row 1"),
-    "annotation in a file's place": (lambda t, g, p: (t / "f").write_text("x") and
-                                     ["--gallery", g, "recognize", p["grace"], "--annotate", t / "f" / "x.png"],
-                                     2, "cannot write"),
-    "annotation of an unknown type": (lambda t, g, p: ["--gallery", g, "recognize", p["grace"], "--annotate",
-                                                       t / "x.xyz"], 2, "unknown image type"),
-    "gallery option on a command without one": (lambda t, g, p: ["--gallery", g, "detect", p["grace"]], 2,
-                                                "does nothing"),
+    "corrupt threshold": (
+        lambda t, g, p: (
+            _corrupt(g, "INSERT OR REPLACE INTO meta VALUES ('threshold', 'x')")
+            or ["--gallery", g, "verify", p["grace2"], "grace"]
+        ),
+        2,
+        "'threshold'",
+    ),
+    "corrupt embedding": (
+        lambda t, g, p: (
+            _corrupt(g, "UPDATE photos SET embedding = x'00'") or ["--gallery", g, "verify", p["grace2"], "grace"]
+        ),
+        2,
+        "photo row 1",
+    ),
+    "annotation in a file's place": (
+        lambda t, g, p: (
+            (t / "f").write_text("x") and ["--gallery", g, "recognize", p["grace"], "--annotate", t / "f" / "x.png"]
+        ),
+        2,
+        "cannot write",
+    ),
+    "annotation of an unknown type": (
+        lambda t, g, p: ["--gallery", g, "recognize", p["grace"], "--annotate", t / "x.xyz"],
+        2,
+        "unknown image type",
+    ),
+    "gallery option on a command without one": (
+        lambda t, g, p: ["--gallery", g, "detect", p["grace"]],
+        2,
+        "does nothing",
+    ),
     "evaluate with a missing pairs file": (lambda t, g, p: ["evaluate", "--json", t / "pairs.csv"], 2, "pairs.csv"),
 }
 
@@ -296,8 +367,9 @@ def _sqlite_failure(monkeypatch, kind):
     monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_S", 0.2)
 
 
-@pytest.mark.parametrize("kind,words", [("full", "no space left"), ("readonly", "read-only"),
-                                        ("locked", "locked by another process")])
+@pytest.mark.parametrize(
+    "kind,words", [("full", "no space left"), ("readonly", "read-only"), ("locked", "locked by another process")]
+)
 def test_hostile_sqlite_failures(kind, words, photos, enrolled, tmp_path, capsys, monkeypatch):
     g = copy_gallery(enrolled, tmp_path / "gal")
     _sqlite_failure(monkeypatch, kind)

@@ -4,6 +4,7 @@ Items: 1 embedding-space check and migration from stored crops; 3 names; 4 enrol
 duplicates, look-alikes and reference quality; 5 pinned weight digests; 6 private files and erasure;
 7 read-only opening and foreign databases; 8 SQLite failures as one-line errors.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,11 @@ def portrait_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("portraits")
     people = sample_portraits()
     out = {}
-    for key, image in [("grace", people["Grace Hopper"]), ("eileen", people["Eileen Collins"]),
-                       ("grace2", changed_copy(people["Grace Hopper"]))]:
+    for key, image in [
+        ("grace", people["Grace Hopper"]),
+        ("eileen", people["Eileen Collins"]),
+        ("grace2", changed_copy(people["Grace Hopper"])),
+    ]:
         out[key] = folder / f"{key}.jpg"
         Image.fromarray(image).save(out[key], quality=95)
     return out
@@ -48,8 +52,10 @@ def _tree(folder) -> dict:
         for name in files:
             p = os.path.join(root, name)
             with open(p, "rb") as f:
-                out[os.path.relpath(p, folder)] = (stat.S_IMODE(os.stat(p).st_mode),
-                                                        hashlib.sha256(f.read()).hexdigest())
+                out[os.path.relpath(p, folder)] = (
+                    stat.S_IMODE(os.stat(p).st_mode),
+                    hashlib.sha256(f.read()).hexdigest(),
+                )
     return out
 
 
@@ -80,7 +86,7 @@ def test_item1_space_ignores_detector_settings(monkeypatch, encoder):
     monkeypatch.setattr(detection, "DEFAULT_MIN_FACE_SIZE", detection.DEFAULT_MIN_FACE_SIZE + 20)
     monkeypatch.setattr(detection, "DEFAULT_MIN_CONFIDENCE", 0.95)
     assert pipeline.embedding_space_id(None) == before_space  # a detector setting strands no gallery
-    assert pipeline.pipeline_id(None) != before_cache         # while caches still key on it
+    assert pipeline.pipeline_id(None) != before_cache  # while caches still key on it
     assert pipeline.embedding_space_id(None, flip=False) != before_space
     assert pipeline.embedding_space_id(None, alignment="mtcnn") != before_space
 
@@ -101,8 +107,7 @@ def test_item1_migrate_reencodes_from_stored_crops(portrait_files, tmp_path, det
         # the crops give back the faces: the re-encoded embeddings are the normalised originals, nearly
         expected = raw / np.linalg.norm(raw, axis=1, keepdims=True)
         assert np.linalg.norm(new - expected, axis=1).max() < 0.1
-        v = fk.verify(portrait_files["grace2"], "grace", g, threshold=0.45, model=normalized_encoder,
-                      detector=detector)
+        v = fk.verify(portrait_files["grace2"], "grace", g, threshold=0.45, model=normalized_encoder, detector=detector)
         assert v.match
         # and back: the pretrained space again, within a small distance of the first enrolment
         assert g.migrate(detector=detector)["re_encoded"] == 2
@@ -267,8 +272,9 @@ def test_item5_conversion_that_misses_the_pin_is_an_error(tmp_path, monkeypatch)
     source.write_bytes(b"weights v1")
     monkeypatch.setitem(cache.PINNED, "test/1", {cache.sha256_file(source): "0" * 64})
     with pytest.raises(cache.WeightsIntegrityError, match="pinned"):
-        cache.cached_file("w.npz", source, lambda s, o: np.savez(o, a=np.ones(3)), tag="test/1",
-                          directory=tmp_path / "cache")
+        cache.cached_file(
+            "w.npz", source, lambda s, o: np.savez(o, a=np.ones(3)), tag="test/1", directory=tmp_path / "cache"
+        )
     assert not list((tmp_path / "cache").glob("w.npz*"))
 
 
@@ -298,8 +304,9 @@ def test_item6_private_gallery_and_erasure_leaves_nothing(tmp_path, portrait_fil
         db.close()
         # the evaluation cache holds embeddings of the same photos
         cache = EmbeddingCache(primary_namespace(pipeline_id(None)))
-        cached, _ = primary_embeddings([portrait_files["grace"], portrait_files["eileen"]], cache=cache,
-                                       detector=detector, progress=False)
+        cached, _ = primary_embeddings(
+            [portrait_files["grace"], portrait_files["eileen"]], cache=cache, detector=detector, progress=False
+        )
         grace_rows = [p.id for p in g.photos("grace")]
         grace_emb = g.embeddings("grace")[0][0].tobytes()
         eileen_emb = g.embeddings("eileen")[0][0].tobytes()
@@ -317,8 +324,9 @@ def test_item6_private_gallery_and_erasure_leaves_nothing(tmp_path, portrait_fil
         return b"".join(blobs)
 
     data = everything()
+
     def middle(jpeg: bytes) -> bytes:  # image data, not the headers every JPEG shares
-        return jpeg[len(jpeg) // 2: len(jpeg) // 2 + 64]
+        return jpeg[len(jpeg) // 2 : len(jpeg) // 2 + 64]
 
     for gone in (grace_emb, cached[0].tobytes(), middle(grace_crop), b"grace.jpg"):
         assert gone not in data

@@ -6,6 +6,7 @@ returns the process exit code. Exit codes scripts can rely on:
 (unreadable photo, unknown person, unusable gallery, ...), 3 internal error (a bug: please report it).
 Every failure is one line on stderr; the traceback only with ``--verbose`` or ``FACENET_KERAS_DEBUG=1``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,11 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="facenet-keras",
         description="Face verification (1:1) and recognition (1:K) with pretrained FaceNet-style embeddings.",
         epilog="Exit codes: 0 match/recognised/success, 1 no match/nobody recognised, 2 bad input or usage, "
-               "3 internal error.")
+        "3 internal error.",
+    )
     parser.add_argument("--version", action="version", version=f"facenet-keras {__version__}")
-    parser.add_argument("--gallery", metavar="PATH", default=None,
-                        help="gallery file (SQLite) for the commands that use one; default: $FACENET_KERAS_GALLERY "
-                             "or the user data folder")
+    parser.add_argument(
+        "--gallery",
+        metavar="PATH",
+        default=None,
+        help="gallery file (SQLite) for the commands that use one; default: $FACENET_KERAS_GALLERY "
+        "or the user data folder",
+    )
     _add_global_options(parser, default=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMAND_MODULES:
@@ -61,18 +67,28 @@ def _add_global_options(parser: argparse.ArgumentParser, default: bool) -> None:
     keep = (lambda v: v) if default else (lambda v: argparse.SUPPRESS)
     have = parser._option_string_actions
     if "--json" not in have:
-        parser.add_argument("--json", action="store_true", default=keep(False),
-                            help="print machine-readable JSON instead of text")
+        parser.add_argument(
+            "--json", action="store_true", default=keep(False), help="print machine-readable JSON instead of text"
+        )
     if "--verbose" not in have:
-        parser.add_argument("--verbose", "-v", action="store_true", default=keep(False),
-                            help="on failure, print the traceback too (as FACENET_KERAS_DEBUG=1 does)")
+        parser.add_argument(
+            "--verbose",
+            "-v",
+            action="store_true",
+            default=keep(False),
+            help="on failure, print the traceback too (as FACENET_KERAS_DEBUG=1 does)",
+        )
 
 
 def gallery_option(parser: argparse.ArgumentParser) -> None:
     """Give a command the ``--gallery PATH`` option (only commands that use a gallery have it)."""
-    parser.add_argument("--gallery", metavar="PATH", default=argparse.SUPPRESS,
-                        help="gallery: a SQLite file, postgresql://..., milvus://host:port or a *.milvus.db; "
-                             "default: $FACENET_KERAS_GALLERY or the user data folder")
+    parser.add_argument(
+        "--gallery",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="gallery: a SQLite file, postgresql://..., milvus://host:port or a *.milvus.db; "
+        "default: $FACENET_KERAS_GALLERY or the user data folder",
+    )
     parser.set_defaults(uses_gallery=True)
 
 
@@ -111,8 +127,9 @@ def warn(message: str) -> None:
 def one_line(message) -> str:
     """``message`` as one printable line: line breaks become ' | ', other control characters escaped."""
     text = " | ".join(part.strip() for part in str(message).splitlines() if part.strip())
-    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in ("Cc", "Cf") else c
-                   for c in text)
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in ("Cc", "Cf") else c for c in text
+    )
 
 
 def json_file_arguments(argv: list[str]) -> list[str]:
@@ -126,7 +143,12 @@ def json_file_arguments(argv: list[str]) -> list[str]:
     out, moved = [], False
     for i, token in enumerate(head):
         nxt = head[i + 1] if i + 1 < len(head) else None
-        if token == "--json" and nxt is not None and not nxt.startswith("-") and not nxt.lower().endswith((".json", ".jsonl")):
+        if (
+            token == "--json"
+            and nxt is not None
+            and not nxt.startswith("-")
+            and not nxt.lower().endswith((".json", ".jsonl"))
+        ):
             moved = True
             continue
         out.append(token)
@@ -170,8 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: exit 3, so that no script reads it as "no match"
         if verbose:
             traceback.print_exc()
-        print(f"facenet-keras: internal error: {type(exc).__name__}: {one_line(_error_message(exc))} "
-              "(run with --verbose for the traceback, and please report it)", file=sys.stderr)
+        print(
+            f"facenet-keras: internal error: {type(exc).__name__}: {one_line(_error_message(exc))} "
+            "(run with --verbose for the traceback, and please report it)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

@@ -1,4 +1,5 @@
 """Sub-commands for the everyday job: enroll, verify, compare, recognize, detect, gallery."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,21 +11,38 @@ from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, emit, gallery_option, open
 
 
 def register(sub) -> None:
-    p = sub.add_parser("enroll", help="enrol a person from one or more photos (one-shot, no retraining), "
-                                      "or everyone in a folder with --from-folder DIR")
-    p.add_argument("name", nargs="?", metavar="NAME",
-                   help="the person's name (stripped; no control characters; <= 200)")
-    p.add_argument("photos", nargs="*", metavar="PHOTO", help="photo(s) of that person, one face each "
-                   "(or say which with --face)")
-    p.add_argument("--face", metavar="largest|centre|INDEX", default=None,
-                   help="which face to enrol when a photo shows several: the largest, the one nearest the "
-                        "centre, or its index (0 = largest, as 'detect' lists them)")
-    p.add_argument("--force", action="store_true",
-                   help="enrol even a face too small or too blurred to serve as a reference")
-    p.add_argument("--from-folder", metavar="DIR", default=None,
-                   help="enrol DIR/<person>/<photo>: one sub-folder per person, a per-photo report")
-    p.add_argument("--strict", action="store_true",
-                   help="with --from-folder: exit 2 when any photo failed (no face, several faces, unreadable)")
+    p = sub.add_parser(
+        "enroll",
+        help="enrol a person from one or more photos (one-shot, no retraining), "
+        "or everyone in a folder with --from-folder DIR",
+    )
+    p.add_argument(
+        "name", nargs="?", metavar="NAME", help="the person's name (stripped; no control characters; <= 200)"
+    )
+    p.add_argument(
+        "photos", nargs="*", metavar="PHOTO", help="photo(s) of that person, one face each (or say which with --face)"
+    )
+    p.add_argument(
+        "--face",
+        metavar="largest|centre|INDEX",
+        default=None,
+        help="which face to enrol when a photo shows several: the largest, the one nearest the "
+        "centre, or its index (0 = largest, as 'detect' lists them)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="enrol even a face too small or too blurred to serve as a reference"
+    )
+    p.add_argument(
+        "--from-folder",
+        metavar="DIR",
+        default=None,
+        help="enrol DIR/<person>/<photo>: one sub-folder per person, a per-photo report",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="with --from-folder: exit 2 when any photo failed (no face, several faces, unreadable)",
+    )
     _model_option(p)
     gallery_option(p)
     p.set_defaults(func=cmd_enroll)
@@ -41,11 +59,18 @@ def register(sub) -> None:
     p.add_argument("name", metavar="NAME", help="the enrolled person it is claimed to show")
     _threshold_option(p)
     _model_option(p)
-    p.add_argument("--classifier", metavar="HEAD.keras", default=None,
-                   help="decide with a trained Siamese classifier (SiameseClassifier.save) instead of the threshold")
+    p.add_argument(
+        "--classifier",
+        metavar="HEAD.keras",
+        default=None,
+        help="decide with a trained Siamese classifier (SiameseClassifier.save) instead of the threshold",
+    )
     gallery_option(p)
-    p.add_argument("--liveness", action="store_true",
-                   help="PHOTO is a short video clip: refuse the match unless the face is live (see README)")
+    p.add_argument(
+        "--liveness",
+        action="store_true",
+        help="PHOTO is a short video clip: refuse the match unless the face is live (see README)",
+    )
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("recognize", help="1:K: who is each face in the photos? (exit 0 if anyone is recognised)")
@@ -71,13 +96,18 @@ def register(sub) -> None:
     r.add_argument("old", metavar="OLD", help="the enrolled name")
     r.add_argument("new", metavar="NEW", help="the new name")
     r.set_defaults(func=cmd_rename)
-    r = gsub.add_parser("remove", help="erase a person (embeddings, face crops, cached embeddings of their "
-                                       "photos), or one photo with --photo ID")
+    r = gsub.add_parser(
+        "remove",
+        help="erase a person (embeddings, face crops, cached embeddings of their photos), or one photo with --photo ID",
+    )
     r.add_argument("name", nargs="?", metavar="NAME", help="the person to erase")
     r.add_argument("--photo", type=int, metavar="ID", help="remove only this photo (ids from 'gallery list')")
     r.set_defaults(func=cmd_remove)
-    r = gsub.add_parser("migrate", help="re-encode the gallery for another encoder from its stored face crops "
-                                        "(or upgrade a gallery of an older facenet-keras)")
+    r = gsub.add_parser(
+        "migrate",
+        help="re-encode the gallery for another encoder from its stored face crops "
+        "(or upgrade a gallery of an older facenet-keras)",
+    )
     _model_option(r)
     r.set_defaults(func=cmd_migrate)
     for action in gsub.choices.values():
@@ -85,19 +115,29 @@ def register(sub) -> None:
 
 
 def _threshold_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threshold", type=float, default=None,
-                   help="distance threshold tau (default: the gallery's calibrated one, else the encoder's own)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="distance threshold tau (default: the gallery's calibrated one, else the encoder's own)",
+    )
 
 
 def _model_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="MODEL.keras", default=None,
-                   help="a trained encoder (from 'facenet-keras train'); default: the pretrained dlib ResNet")
+    p.add_argument(
+        "--model",
+        metavar="MODEL.keras",
+        default=None,
+        help="a trained encoder (from 'facenet-keras train'); default: the pretrained dlib ResNet",
+    )
 
 
 def _annotate_option(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--annotate", metavar="OUT.jpg",
-                   help=f"write the photo with {what} drawn (with several photos: OUT-<n>.jpg); "
-                        "missing folders are created")
+    p.add_argument(
+        "--annotate",
+        metavar="OUT.jpg",
+        help=f"write the photo with {what} drawn (with several photos: OUT-<n>.jpg); missing folders are created",
+    )
 
 
 def _check_output(path: str) -> None:
@@ -145,8 +185,7 @@ def cmd_enroll(args) -> int:
             return EXIT_BAD_INPUT
         return _enroll_folder(args)
     if args.name is None or not args.photos:
-        print("facenet-keras: error: enroll needs NAME and at least one PHOTO (or --from-folder DIR)",
-              file=sys.stderr)
+        print("facenet-keras: error: enroll needs NAME and at least one PHOTO (or --from-folder DIR)", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.strict:
         print("facenet-keras: error: --strict applies to --from-folder only", file=sys.stderr)
@@ -179,12 +218,19 @@ def _enroll_folder(args) -> int:
         report = g.enroll_folder(args.from_folder, model=args.model)
         path = str(g.path)
     counts = report.counts()
-    lines = [f"  {p.outcome}: {p.path}" + (f" ({p.faces} faces)" if p.outcome == "several faces" else "")
-             + (f" ({p.detail})" if p.detail and p.outcome in ("duplicate", "unreadable") else "")
-             for p in report.photos if p.outcome != "enrolled"]
+    lines = [
+        f"  {p.outcome}: {p.path}"
+        + (f" ({p.faces} faces)" if p.outcome == "several faces" else "")
+        + (f" ({p.detail})" if p.detail and p.outcome in ("duplicate", "unreadable") else "")
+        for p in report.photos
+        if p.outcome != "enrolled"
+    ]
     people = report.people()
-    lines.append(f"{args.from_folder}: {len(report.photos)} photo(s): "
-                 + ", ".join(f"{n} {o}" for o, n in counts.items() if n) + f"; {len(people)} people enrolled in {path}")
+    lines.append(
+        f"{args.from_folder}: {len(report.photos)} photo(s): "
+        + ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+        + f"; {len(people)} people enrolled in {path}"
+    )
     emit(args, {**report.to_dict(), "gallery": path}, lines)
     return EXIT_BAD_INPUT if args.strict and report.failures else EXIT_OK
 
@@ -194,11 +240,17 @@ def cmd_compare(args) -> int:
 
     c = compare(args.photo1, args.photo2, args.threshold, model=args.model)
     verdict = "MATCH" if c.match else "NO MATCH"
-    notes = [f"{p} has {n} faces: the main one was used"
-             for p, n in zip((args.photo1, args.photo2), c.faces_found) if n > 1]
-    emit(args, {"photo1": args.photo1, "photo2": args.photo2, **c.to_dict()},
-         [f"{verdict}: {args.photo1} vs {args.photo2}: distance {c.distance:.3f} "
-          f"{'<=' if c.match else '>'} threshold {c.threshold:.3f}" + (f" ({'; '.join(notes)})" if notes else "")])
+    notes = [
+        f"{p} has {n} faces: the main one was used" for p, n in zip((args.photo1, args.photo2), c.faces_found) if n > 1
+    ]
+    emit(
+        args,
+        {"photo1": args.photo1, "photo2": args.photo2, **c.to_dict()},
+        [
+            f"{verdict}: {args.photo1} vs {args.photo2}: distance {c.distance:.3f} "
+            f"{'<=' if c.match else '>'} threshold {c.threshold:.3f}" + (f" ({'; '.join(notes)})" if notes else "")
+        ],
+    )
     return EXIT_OK if c.match else EXIT_NO_MATCH
 
 
@@ -218,10 +270,16 @@ def cmd_verify(args) -> int:
         v = verify(args.photo, args.name, g, args.threshold, model=args.model, classifier=classifier)
     note = f" (the photo has {v.faces_found} faces: the main one was used)" if v.faces_found > 1 else ""
     verdict = "MATCH" if v.match else "NO MATCH"
-    rule = (f"P(same) {v.probability:.3f}" if v.probability is not None else
-            f"{'<=' if v.match else '>'} threshold {v.threshold:.3f}")
-    emit(args, {"photo": args.photo, **v.to_dict()},
-         [f"{verdict}: {args.photo} vs {_name(v.identity)}: distance {v.distance:.3f} {rule}{note}"])
+    rule = (
+        f"P(same) {v.probability:.3f}"
+        if v.probability is not None
+        else f"{'<=' if v.match else '>'} threshold {v.threshold:.3f}"
+    )
+    emit(
+        args,
+        {"photo": args.photo, **v.to_dict()},
+        [f"{verdict}: {args.photo} vs {_name(v.identity)}: distance {v.distance:.3f} {rule}{note}"],
+    )
     return EXIT_OK if v.match else EXIT_NO_MATCH
 
 
@@ -233,8 +291,11 @@ def cmd_recognize(args) -> int:
         _check_output(args.annotate)
     with open_gallery(args, readonly=True) as g:
         if len(g) == 0:
-            print(f"note: the gallery {g.path} is empty: nobody can be recognised "
-                  "(enrol people with 'facenet-keras enroll NAME PHOTO')", file=sys.stderr)
+            print(
+                f"note: the gallery {g.path} is empty: nobody can be recognised "
+                "(enrol people with 'facenet-keras enroll NAME PHOTO')",
+                file=sys.stderr,
+            )
         results = recognize_batch(args.photos, g, args.threshold, model=args.model)
     payload, lines, anyone = [], [], False
     for n, (photo, faces) in enumerate(zip(args.photos, results)):
@@ -242,10 +303,15 @@ def cmd_recognize(args) -> int:
         lines.append(f"{photo}: {len(faces)} face(s)")
         for r in faces:
             x, y, w, h = (int(round(v)) for v in r.box)
-            who = _name(r.identity) if r.identity else (f"not recognised (nearest: {_name(r.nearest)})"
-                                                        if r.nearest else "not recognised")
-            lines.append(f"  [{x},{y},{w},{h}] {who}  distance {r.distance:.3f}"
-                         + (f", runner-up {_name(r.runner_up)} {r.runner_up_distance:.3f}" if r.runner_up else ""))
+            who = (
+                _name(r.identity)
+                if r.identity
+                else (f"not recognised (nearest: {_name(r.nearest)})" if r.nearest else "not recognised")
+            )
+            lines.append(
+                f"  [{x},{y},{w},{h}] {who}  distance {r.distance:.3f}"
+                + (f", runner-up {_name(r.runner_up)} {r.runner_up_distance:.3f}" if r.runner_up else "")
+            )
             anyone |= r.identity is not None
         if args.annotate:
             out = args.annotate if len(args.photos) == 1 else _numbered(args.annotate, n + 1)
@@ -263,8 +329,11 @@ def cmd_detect(args) -> int:
 
     if args.annotate:
         _check_output(args.annotate)
-    kwargs = {k: v for k, v in (("min_face_size", args.min_face_size),
-                                ("min_confidence", args.min_confidence)) if v is not None}
+    kwargs = {
+        k: v
+        for k, v in (("min_face_size", args.min_face_size), ("min_confidence", args.min_confidence))
+        if v is not None
+    }
     detector = FaceDetector(**kwargs)
     payload, lines, found = [], [], False
     for n, photo in enumerate(args.photos):
@@ -275,13 +344,19 @@ def cmd_detect(args) -> int:
         lines.append(f"{photo}: {len(faces)} face(s)")
         for i, d in enumerate(faces):
             x, y, w, h = (int(round(v)) for v in d.box)
-            points = ", ".join(f"{name} ({d.landmarks[j, 0]:.0f},{d.landmarks[j, 1]:.0f})"
-                               for j, name in enumerate(LANDMARK_NAMES))
+            points = ", ".join(
+                f"{name} ({d.landmarks[j, 0]:.0f},{d.landmarks[j, 1]:.0f})" for j, name in enumerate(LANDMARK_NAMES)
+            )
             lines.append(f"  #{i} [{x},{y},{w},{h}] confidence {d.confidence:.3f}; landmarks: {points}")
         if args.annotate:
             out = args.annotate if len(args.photos) == 1 else _numbered(args.annotate, n + 1)
-            _save_annotated(image, [d.box for d in faces], [f"#{i}" for i in range(len(faces))], out,
-                            landmarks=[d.landmarks for d in faces])
+            _save_annotated(
+                image,
+                [d.box for d in faces],
+                [f"#{i}" for i in range(len(faces))],
+                out,
+                landmarks=[d.landmarks for d in faces],
+            )
             lines.append(f"  annotated photo written to {out}")
             payload[-1]["annotated"] = out
     emit(args, payload, lines)
@@ -293,15 +368,20 @@ def cmd_list(args) -> int:
         people = g.people()
         photos = g.photos()
         threshold, space = g.threshold, g.space_id
-        payload = {"gallery": str(g.path), "threshold": None if threshold is None else round(threshold, 4),
-                   "embedding_space": space,
-                   "people": [{"name": n, "photos": [{"id": p.id, "source": p.source} for p in photos
-                                                     if p.name == n]} for n in people]}
+        payload = {
+            "gallery": str(g.path),
+            "threshold": None if threshold is None else round(threshold, 4),
+            "embedding_space": space,
+            "people": [
+                {"name": n, "photos": [{"id": p.id, "source": p.source} for p in photos if p.name == n]} for n in people
+            ],
+        }
         shown = f"{threshold:.4f}" if threshold is not None else "(the encoder's own)"
         lines = [f"{g.path}: {len(people)} people, {len(photos)} photos, threshold {shown}"]
         for n in people:
-            lines.append(f"  {_name(n)}: " + ", ".join(f"#{p.id} {_name(p.source or '?')}" for p in photos
-                                                       if p.name == n))
+            lines.append(
+                f"  {_name(n)}: " + ", ".join(f"#{p.id} {_name(p.source or '?')}" for p in photos if p.name == n)
+            )
     emit(args, payload, lines)
     return EXIT_OK
 
@@ -326,8 +406,11 @@ def cmd_remove(args) -> int:
 
             name = normalize_name(args.name)  # reported as stored, not as typed
             n = g.remove(name)
-            emit(args, {"removed": name, "photos": n},
-                 [f"erased {_name(name)} ({n} photo(s): embeddings, face crops and cached embeddings)"])
+            emit(
+                args,
+                {"removed": name, "photos": n},
+                [f"erased {_name(name)} ({n} photo(s): embeddings, face crops and cached embeddings)"],
+            )
     return EXIT_OK
 
 
@@ -338,11 +421,15 @@ def cmd_migrate(args) -> int:
     if report["schema_upgraded"]:
         lines.append(f"upgraded {report['gallery']} to the current gallery format")
     if report["re_encoded"]:
-        lines.append(f"re-encoded {report['re_encoded']} photo(s) of {report['gallery']} from their stored face "
-                     f"crops into {report['space']}")
+        lines.append(
+            f"re-encoded {report['re_encoded']} photo(s) of {report['gallery']} from their stored face "
+            f"crops into {report['space']}"
+        )
     if report["threshold_dropped"] is not None:
-        lines.append(f"dropped the threshold {report['threshold_dropped']:.4f} calibrated for the old encoder: "
-                     "run 'facenet-keras calibrate ... --save' again")
+        lines.append(
+            f"dropped the threshold {report['threshold_dropped']:.4f} calibrated for the old encoder: "
+            "run 'facenet-keras calibrate ... --save' again"
+        )
     if not lines:
         lines.append(f"{report['gallery']} is already in the encoder's embedding space: nothing to do")
     emit(args, report, lines)

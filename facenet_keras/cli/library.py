@@ -1,4 +1,5 @@
 """Sub-commands for a photo library's people: index, cluster, people, search."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,10 +12,18 @@ def register(sub) -> None:
     p = sub.add_parser("index", help="index every face of every photo under DIR (incremental, resumable)")
     p.add_argument("folder", metavar="DIR")
     _library_option(p)
-    p.add_argument("--threshold", type=float, default=None,
-                   help="distance threshold for recognising named people (default: the gallery's, else the package's)")
-    p.add_argument("--model", metavar="MODEL.keras", default=None,
-                   help="a trained encoder (from 'facenet-keras train'); default: the pretrained dlib ResNet")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="distance threshold for recognising named people (default: the gallery's, else the package's)",
+    )
+    p.add_argument(
+        "--model",
+        metavar="MODEL.keras",
+        default=None,
+        help="a trained encoder (from 'facenet-keras train'); default: the pretrained dlib ResNet",
+    )
     p.add_argument("--strict", action="store_true", help="exit 2 if any file could not be indexed")
     p.set_defaults(func=cmd_index)
 
@@ -22,12 +31,26 @@ def register(sub) -> None:
     _library_option(p)
     from facenet_keras.library.clustering import DEFAULT_METHOD, METHODS
 
-    p.add_argument("--method", choices=sorted(METHODS), default=DEFAULT_METHOD,
-                   help=f"clustering method (default {DEFAULT_METHOD}; see benchmarks/clustering.py)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="distance cut (default: derived from the encoder's calibration and the number of faces)")
-    p.add_argument("--json", nargs="?", const=True, default=argparse.SUPPRESS, metavar="OUT.json",
-                   help="one entry per face as JSON, to OUT.json (bare --json: on stdout)")
+    p.add_argument(
+        "--method",
+        choices=sorted(METHODS),
+        default=DEFAULT_METHOD,
+        help=f"clustering method (default {DEFAULT_METHOD}; see benchmarks/clustering.py)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="distance cut (default: derived from the encoder's calibration and the number of faces)",
+    )
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const=True,
+        default=argparse.SUPPRESS,
+        metavar="OUT.json",
+        help="one entry per face as JSON, to OUT.json (bare --json: on stdout)",
+    )
     p.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser("people", help="list, name, merge, split or show the people and clusters of the library")
@@ -56,16 +79,24 @@ def register(sub) -> None:
     p = sub.add_parser("search", help="every photo of a person (NAME) or of whoever is in a face (--photo)")
     p.add_argument("name", nargs="?", metavar="NAME")
     p.add_argument("--photo", metavar="FACE.jpg", default=None, help="find whoever is in this photo's main face")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="distance threshold (default: the gallery's calibrated one, else the package default)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="distance threshold (default: the gallery's calibrated one, else the package default)",
+    )
     _library_option(p)
     p.set_defaults(func=cmd_search)
 
 
 def _library_option(p: argparse.ArgumentParser) -> None:
     """Every library command works on a gallery (named people) and its face index."""
-    p.add_argument("--library", metavar="PATH", default=None,
-                   help="the face index file (default: beside the gallery, NAME.library.sqlite)")
+    p.add_argument(
+        "--library",
+        metavar="PATH",
+        default=None,
+        help="the face index file (default: beside the gallery, NAME.library.sqlite)",
+    )
     gallery_option(p)
 
 
@@ -90,16 +121,20 @@ def cmd_index(args) -> int:
         report = index_folder(args.folder, library, gallery, model=args.model, threshold=args.threshold)
         counts = library.counts()
     rate = report.to_dict()["photos_per_second"]
-    lines = [f"{report.folder}: {report.files} files: {report.indexed} indexed ({report.faces} faces"
-             + (f", {rate:.2f} photos/s" if rate else "") + f"), {report.unchanged} unchanged, "
-             f"{report.recognised_by_content} moved or copied, {report.removed_paths} gone "
-             f"({report.pruned_photos} photos, {report.pruned_faces} faces pruned), {len(report.failed)} failed"]
+    lines = [
+        f"{report.folder}: {report.files} files: {report.indexed} indexed ({report.faces} faces"
+        + (f", {rate:.2f} photos/s" if rate else "")
+        + f"), {report.unchanged} unchanged, "
+        f"{report.recognised_by_content} moved or copied, {report.removed_paths} gone "
+        f"({report.pruned_photos} photos, {report.pruned_faces} faces pruned), {len(report.failed)} failed"
+    ]
     for name, n in sorted(report.assigned.items()):
         lines.append(f"  {n} new face(s) recognised as {name}")
     for path, reason in sorted(report.failed.items()):
         lines.append(f"  failed: {path}: {reason}")
-    lines.append(f"library {library.path}: {counts['photos']} photos, {counts['faces']} faces, "
-                 f"{counts['named_faces']} named")
+    lines.append(
+        f"library {library.path}: {counts['photos']} photos, {counts['faces']} faces, {counts['named_faces']} named"
+    )
     emit(args, {**report.to_dict(), "library": str(library.path), "totals": counts}, lines)
     return EXIT_BAD_INPUT if args.strict and report.failed else EXIT_OK
 
@@ -111,11 +146,15 @@ def cmd_cluster(args) -> int:
     with gallery, library:
         done = run_clustering(library, method=args.method, threshold=args.threshold)
         faces = library.faces()
-    entries = [{"photo": f.path, "box": [round(float(v), 1) for v in f.box], "cluster": f.cluster,
-                "person": f.person} for f in faces]
-    lines = [f"{done['faces']} unnamed faces: {done['clusters']} clusters, {done['unclustered']} left alone "
-             f"({done['method']}, threshold {done['threshold']:.3f}: {done['threshold_rule']})",
-             "name one with 'facenet-keras people name CLUSTER NAME'; see them with 'people list'"]
+    entries = [
+        {"photo": f.path, "box": [round(float(v), 1) for v in f.box], "cluster": f.cluster, "person": f.person}
+        for f in faces
+    ]
+    lines = [
+        f"{done['faces']} unnamed faces: {done['clusters']} clusters, {done['unclustered']} left alone "
+        f"({done['method']}, threshold {done['threshold']:.3f}: {done['threshold_rule']})",
+        "name one with 'facenet-keras people name CLUSTER NAME'; see them with 'people list'",
+    ]
     emit(args, entries, lines)
     return EXIT_OK
 
@@ -141,8 +180,11 @@ def cmd_people_name(args) -> int:
     gallery, library = _open(args)
     with gallery, library:
         n = name_cluster(library, gallery, args.cluster, args.name)
-    emit(args, {"cluster": args.cluster, "name": args.name, "faces": n},
-         [f"cluster {args.cluster} named {args.name!r}: {n} faces enrolled"])
+    emit(
+        args,
+        {"cluster": args.cluster, "name": args.name, "faces": n},
+        [f"cluster {args.cluster} named {args.name!r}: {n} faces enrolled"],
+    )
     return EXIT_OK
 
 
@@ -162,8 +204,14 @@ def cmd_people_split(args) -> int:
     gallery, library = _open(args)
     with gallery, library:
         out = split(library, args.cluster, args.threshold)
-    emit(args, out, [f"cluster {out['cluster']} split at {out['threshold']:.3f} into "
-                     f"{len(out['parts'])} part(s) {out['parts']} of {out['sizes']} faces, {out['unclustered']} alone"])
+    emit(
+        args,
+        out,
+        [
+            f"cluster {out['cluster']} split at {out['threshold']:.3f} into "
+            f"{len(out['parts'])} part(s) {out['parts']} of {out['sizes']} faces, {out['unclustered']} alone"
+        ],
+    )
     return EXIT_OK
 
 

@@ -1,4 +1,5 @@
 """``facenet-keras serve`` (the REST service and its web page) and ``facenet-keras keys`` (API keys)."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,39 +13,67 @@ SHARED_SCHEMES = ("postgresql", "postgres", "milvus")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("serve", help="run the REST service and its web page (FastAPI + uvicorn)",
-                       description="Serve the JSON API (/v1, OpenAPI at /docs) and the web page at /. "
-                                   "The gallery is --gallery (a path or URL). Every /v1 endpoint needs an API key: "
-                                   "make one with 'facenet-keras keys create --scope admin'.")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1, this machine only; 0.0.0.0 for the network)")
+    p = sub.add_parser(
+        "serve",
+        help="run the REST service and its web page (FastAPI + uvicorn)",
+        description="Serve the JSON API (/v1, OpenAPI at /docs) and the web page at /. "
+        "The gallery is --gallery (a path or URL). Every /v1 endpoint needs an API key: "
+        "make one with 'facenet-keras keys create --scope admin'.",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1, this machine only; 0.0.0.0 for the network)",
+    )
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1,
-                   help="worker processes (more than 1 needs a shared gallery: postgresql://... ; "
-                        "an SQLite gallery is served by one worker)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (more than 1 needs a shared gallery: postgresql://... ; "
+        "an SQLite gallery is served by one worker)",
+    )
     p.add_argument("--tls-cert", metavar="CERT.pem", help="serve https with this certificate (with --tls-key)")
     p.add_argument("--tls-key", metavar="KEY.pem", help="the certificate's private key")
-    p.add_argument("--keys", metavar="KEYS.json", default=None,
-                   help="API keys file (default: $FACENET_KERAS_KEYS or the user data folder)")
-    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                   help="allow browser calls from this origin (repeatable; default: none, same origin only)")
+    p.add_argument(
+        "--keys",
+        metavar="KEYS.json",
+        default=None,
+        help="API keys file (default: $FACENET_KERAS_KEYS or the user data folder)",
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser calls from this origin (repeatable; default: none, same origin only)",
+    )
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body (default 10 MB)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest photo in pixels (default 25 M)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may take (default 60)")
-    p.add_argument("--batch-wait-ms", type=float, default=5.0,
-                   help="how long the encoder waits for other requests' faces to fill a batch (default 5)")
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=5.0,
+        help="how long the encoder waits for other requests' faces to fill a batch (default 5)",
+    )
     p.add_argument("--styles", metavar="FOLDER", help="style images offered as built-in styles")
-    p.add_argument("--style-model", metavar="DIR",
-                   help="Magenta arbitrary-stylisation SavedModel folder (enables method=fast)")
+    p.add_argument(
+        "--style-model", metavar="DIR", help="Magenta arbitrary-stylisation SavedModel folder (enables method=fast)"
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("keys", help="create, list or revoke the service's API keys")
     ksub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     c = ksub.add_parser("create", help="make a key (printed once; only its hash is stored)")
-    c.add_argument("--scope", required=True, choices=["read", "write", "admin"],
-                   help="read: detect/verify/recognize/compare/liveness/list; write: also enrol, rename, "
-                        "delete, stylize; admin: also export the gallery")
+    c.add_argument(
+        "--scope",
+        required=True,
+        choices=["read", "write", "admin"],
+        help="read: detect/verify/recognize/compare/liveness/list; write: also enrol, rename, "
+        "delete, stylize; admin: also export the gallery",
+    )
     c.add_argument("--label", default="", help="a note to recognise the key by (e.g. 'door camera')")
     c.set_defaults(func=cmd_keys_create)
     c = ksub.add_parser("list", help="the keys' ids, scopes and labels (never the keys)")
@@ -53,10 +82,15 @@ def register(sub) -> None:
     c.add_argument("id")
     c.set_defaults(func=cmd_keys_revoke)
     for action in ksub.choices.values():
-        action.add_argument("--keys", metavar="KEYS.json", default=None,
-                            help="API keys file (default: $FACENET_KERAS_KEYS or the user data folder)")
-        action.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                            help="print machine-readable JSON instead of text")
+        action.add_argument(
+            "--keys",
+            metavar="KEYS.json",
+            default=None,
+            help="API keys file (default: $FACENET_KERAS_KEYS or the user data folder)",
+        )
+        action.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help="print machine-readable JSON instead of text"
+        )
 
 
 def _fail(message: str) -> int:
@@ -76,8 +110,10 @@ def cmd_serve(args) -> int:
     gallery = args.gallery
     scheme = str(gallery).partition("://")[0] if gallery and "://" in str(gallery) else "sqlite"
     if args.workers > 1 and scheme not in SHARED_SCHEMES:
-        return _fail(f"an SQLite gallery is served by one worker (--workers 1); {args.workers} workers need a "
-                     "shared gallery: --gallery postgresql://...")
+        return _fail(
+            f"an SQLite gallery is served by one worker (--workers 1); {args.workers} workers need a "
+            "shared gallery: --gallery postgresql://..."
+        )
     if bool(args.tls_cert) != bool(args.tls_key):
         return _fail("--tls-cert and --tls-key go together")
     for path in filter(None, (args.tls_cert, args.tls_key, args.styles, args.style_model)):
@@ -86,18 +122,34 @@ def cmd_serve(args) -> int:
     from facenet_keras.identity.gallery import FaceGallery
 
     FaceGallery(gallery).close()  # a bad path or URL fails here, in one line, not in every worker
-    settings = Settings(gallery=None if gallery is None else str(gallery), keys=args.keys,
-                        styles=args.styles, style_model=args.style_model,
-                        max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels,
-                        request_timeout_s=args.timeout, cors_origins=list(args.cors_origin),
-                        batch_wait_ms=args.batch_wait_ms, log_level=args.log_level)
+    settings = Settings(
+        gallery=None if gallery is None else str(gallery),
+        keys=args.keys,
+        styles=args.styles,
+        style_model=args.style_model,
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=args.max_pixels,
+        request_timeout_s=args.timeout,
+        cors_origins=list(args.cors_origin),
+        batch_wait_ms=args.batch_wait_ms,
+        log_level=args.log_level,
+    )
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.tls_cert:
-        print("note: serving plain http beyond this machine; browsers give the camera only to https pages "
-              "(see docs/deploy.md for TLS)", file=sys.stderr)
+        print(
+            "note: serving plain http beyond this machine; browsers give the camera only to https pages "
+            "(see docs/deploy.md for TLS)",
+            file=sys.stderr,
+        )
     scheme_name = "https" if args.tls_cert else "http"
     print(f"serving on {scheme_name}://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr)
-    common = dict(host=args.host, port=args.port, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
-                  log_level=args.log_level, access_log=False)  # our own access log names no person
+    common = dict(
+        host=args.host,
+        port=args.port,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
+        log_level=args.log_level,
+        access_log=False,
+    )  # our own access log names no person
     if args.workers == 1:
         configure_logging(args.log_level)
         uvicorn.run(create_app(settings), **common)
@@ -117,17 +169,25 @@ def cmd_keys_create(args) -> int:
     store = _store(args)
     key = store.create(args.scope, args.label)
     key_id = key[3:].partition(".")[0]
-    emit(args, {"id": key_id, "scope": args.scope, "label": args.label, "key": key, "file": str(store.path)},
-         [key, f"(id {key_id}, scope {args.scope}; shown once: only its hash is kept in {store.path})"])
+    emit(
+        args,
+        {"id": key_id, "scope": args.scope, "label": args.label, "key": key, "file": str(store.path)},
+        [key, f"(id {key_id}, scope {args.scope}; shown once: only its hash is kept in {store.path})"],
+    )
     return EXIT_OK
 
 
 def cmd_keys_list(args) -> int:
     store = _store(args)
     keys = store.list()
-    emit(args, {"file": str(store.path), "keys": [{"id": k.id, "scope": k.scope, "label": k.label,
-                                                     "created": k.created} for k in keys]},
-         [f"{store.path}: {len(keys)} key(s)"] + [f"  {k.id}  {k.scope:<5}  {k.label}" for k in keys])
+    emit(
+        args,
+        {
+            "file": str(store.path),
+            "keys": [{"id": k.id, "scope": k.scope, "label": k.label, "created": k.created} for k in keys],
+        },
+        [f"{store.path}: {len(keys)} key(s)"] + [f"  {k.id}  {k.scope:<5}  {k.label}" for k in keys],
+    )
     return EXIT_OK
 
 

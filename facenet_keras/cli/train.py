@@ -7,6 +7,7 @@ is printed and logged. The result is a ``.keras`` encoder that ``encode``/``veri
 ``evaluate`` take through ``--model``; it carries its own distance threshold, chosen on the validation
 identities' pairs for ``--target-far`` (a threshold belongs to an encoder: dlib's 0.6 is wrong for it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,45 +27,89 @@ _DEFAULTS = {
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "train", help="train or fine-tune an encoder with triplet mining on ROOT/<person>/<photo>",
+        "train",
+        help="train or fine-tune an encoder with triplet mining on ROOT/<person>/<photo>",
         description=__doc__.split("\n\n")[1].replace("\n", " "),
         epilog="Resume: if a run is interrupted, run the same command again: it continues from the last "
-               "finished epoch (state kept in --checkpoint-dir). Example: facenet-keras train faces/ "
-               "--model dlib_resnet --from-pretrained --epochs 3 --out tuned.keras")
+        "finished epoch (state kept in --checkpoint-dir). Example: facenet-keras train faces/ "
+        "--model dlib_resnet --from-pretrained --epochs 3 --out tuned.keras",
+    )
     p.add_argument("root", metavar="ROOT", help="folder of identities: ROOT/<person>/<photo>")
-    p.add_argument("--model", choices=sorted(_DEFAULTS), default="nn4_small2",
-                   help="architecture (default nn4_small2, trained from scratch)")
-    p.add_argument("--from-pretrained", action="store_true",
-                   help="start from the pretrained weights (dlib_resnet only) and fine-tune")
+    p.add_argument(
+        "--model",
+        choices=sorted(_DEFAULTS),
+        default="nn4_small2",
+        help="architecture (default nn4_small2, trained from scratch)",
+    )
+    p.add_argument(
+        "--from-pretrained",
+        action="store_true",
+        help="start from the pretrained weights (dlib_resnet only) and fine-tune",
+    )
     p.add_argument("--init", metavar="MODEL.keras", help="start from a saved encoder (continue training it)")
-    p.add_argument("--mining", choices=["semi-hard", "hard", "all"], default="semi-hard",
-                   help="online triplet mining in each batch (default semi-hard, as FaceNet)")
+    p.add_argument(
+        "--mining",
+        choices=["semi-hard", "hard", "all"],
+        default="semi-hard",
+        help="online triplet mining in each batch (default semi-hard, as FaceNet)",
+    )
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--steps-per-epoch", type=int, default=None,
-                   help="batches per epoch (default: about one pass over the training photos)")
+    p.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="batches per epoch (default: about one pass over the training photos)",
+    )
     p.add_argument("--people", "-P", type=int, default=8, help="identities per batch (P, default 8)")
     p.add_argument("--photos", "-K", type=int, default=4, help="photos per identity in a batch (K, default 4)")
-    p.add_argument("--margin", type=float, default=None,
-                   help="triplet margin alpha (default 0.2 squared distance for nn4_small2, "
-                        "0.1 Euclidean for dlib_resnet)")
-    p.add_argument("--distance", choices=["squared", "euclidean"], default=None,
-                   help="distance the loss uses (default: squared for nn4_small2, euclidean for dlib_resnet)")
-    p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default 1e-3 with Adam from scratch, 1e-4 with SGD to fine-tune dlib_resnet)")
-    p.add_argument("--optimizer", choices=["adam", "sgd"], default=None,
-                   help="default: adam from scratch, sgd (momentum 0.9) to fine-tune a pretrained encoder "
-                        "(Adam's first steps move every weight by the learning rate and shift dlib's embeddings)")
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="triplet margin alpha (default 0.2 squared distance for nn4_small2, 0.1 Euclidean for dlib_resnet)",
+    )
+    p.add_argument(
+        "--distance",
+        choices=["squared", "euclidean"],
+        default=None,
+        help="distance the loss uses (default: squared for nn4_small2, euclidean for dlib_resnet)",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate (default 1e-3 with Adam from scratch, 1e-4 with SGD to fine-tune dlib_resnet)",
+    )
+    p.add_argument(
+        "--optimizer",
+        choices=["adam", "sgd"],
+        default=None,
+        help="default: adam from scratch, sgd (momentum 0.9) to fine-tune a pretrained encoder "
+        "(Adam's first steps move every weight by the learning rate and shift dlib's embeddings)",
+    )
     p.add_argument("--width", type=float, default=1.0, help="nn4_small2 channel multiplier (default 1)")
-    p.add_argument("--val-fraction", type=float, default=0.25,
-                   help="share of identities held out for validation (default 0.25; 0 disables)")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.25,
+        help="share of identities held out for validation (default 0.25; 0 disables)",
+    )
     p.add_argument("--no-augment", action="store_true", help="no flips, crops or brightness changes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", default=None, help="where aligned chips are cached (default ~/.cache/facenet_keras)")
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="per-epoch encoders, log.csv and resume state (default: OUT with .ckpt instead of .keras)")
-    p.add_argument("--target-far", type=float, default=1e-3, metavar="RATE",
-                   help="false accept rate on the validation identities' pairs for which the model's own "
-                        "threshold is chosen (default 1e-3; saved inside MODEL.keras)")
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="per-epoch encoders, log.csv and resume state (default: OUT with .ckpt instead of .keras)",
+    )
+    p.add_argument(
+        "--target-far",
+        type=float,
+        default=1e-3,
+        metavar="RATE",
+        help="false accept rate on the validation identities' pairs for which the model's own "
+        "threshold is chosen (default 1e-3; saved inside MODEL.keras)",
+    )
     p.add_argument("--out", required=True, metavar="MODEL.keras", help="where the trained encoder is saved")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
@@ -84,8 +129,10 @@ def _build_encoder(args):
 
         return dlib_resnet("pretrained" if args.from_pretrained else None)
     if args.from_pretrained:
-        raise ValueError("nn4_small2 has no pretrained weights here: train it from scratch, or use "
-                         "--model dlib_resnet --from-pretrained")
+        raise ValueError(
+            "nn4_small2 has no pretrained weights here: train it from scratch, or use "
+            "--model dlib_resnet --from-pretrained"
+        )
     from facenet_keras.models.nn4_small2 import nn4_small2
 
     return nn4_small2(width=args.width, bn_momentum=0.9)
@@ -149,20 +196,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         val = chips.subset(val_names)
         validation = (at_size(val.chips), val.labels)
     steps = args.steps_per_epoch or max(5, math.ceil(len(train) / (args.people * args.photos)))
-    ds = pk_dataset(train.chips, train.labels, args.people, args.photos, size=size,
-                    augment=not args.no_augment, seed=args.seed)
+    ds = pk_dataset(
+        train.chips, train.labels, args.people, args.photos, size=size, augment=not args.no_augment, seed=args.seed
+    )
     ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_suffix(".ckpt")
-    print(f"training {args.model} ({encoder.count_params():,} parameters, input {size}x{size}) on "
-          f"{len(train)} photos of {len(train_names)} people; validation: {len(val_names)} other people; "
-          f"{args.mining} mining, margin {margin} ({'squared' if squared else 'Euclidean'} distance), "
-          f"{optimizer} lr {lr:g}, {args.epochs} epochs x {steps} batches of {args.people}x{args.photos}",
-          file=sys.stderr)
+    print(
+        f"training {args.model} ({encoder.count_params():,} parameters, input {size}x{size}) on "
+        f"{len(train)} photos of {len(train_names)} people; validation: {len(val_names)} other people; "
+        f"{args.mining} mining, margin {margin} ({'squared' if squared else 'Euclidean'} distance), "
+        f"{optimizer} lr {lr:g}, {args.epochs} epochs x {steps} batches of {args.people}x{args.photos}",
+        file=sys.stderr,
+    )
     if (ckpt / "backup").is_dir():
         print(f"resuming from the state in {ckpt}/backup", file=sys.stderr)
     before = verification_accuracy(embed(encoder, validation[0]), validation[1]) if validation else None
-    hist = train_encoder(encoder, ds, epochs=args.epochs, steps_per_epoch=steps, mining=args.mining,
-                         margin=margin, squared=squared, learning_rate=lr, optimizer=optimizer,
-                         validation=validation, checkpoint_dir=ckpt, verbose=0 if args.quiet else 1)
+    hist = train_encoder(
+        encoder,
+        ds,
+        epochs=args.epochs,
+        steps_per_epoch=steps,
+        mining=args.mining,
+        margin=margin,
+        squared=squared,
+        learning_rate=lr,
+        optimizer=optimizer,
+        validation=validation,
+        checkpoint_dir=ckpt,
+        verbose=0 if args.quiet else 1,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     encoder.save(out)
     threshold = None
@@ -170,27 +231,47 @@ def cmd_train(args: argparse.Namespace) -> int:
         from facenet_keras.models.metadata import write_metadata
 
         threshold, n_pairs = validation_threshold(embed(encoder, validation[0]), validation[1], args.target_far)
-        write_metadata(out, threshold=threshold, target_far=args.target_far,
-                       threshold_source=f"train: {n_pairs} pairs of {len(val_names)} validation identities "
-                                        f"(seed {args.seed}, val-fraction {args.val_fraction})")
+        write_metadata(
+            out,
+            threshold=threshold,
+            target_far=args.target_far,
+            threshold_source=f"train: {n_pairs} pairs of {len(val_names)} validation identities "
+            f"(seed {args.seed}, val-fraction {args.val_fraction})",
+        )
     after = hist.history.get("val_verification_accuracy", [None])[-1]
-    summary = {"model": args.model, "out": str(out), "epochs": args.epochs, "mining": args.mining,
-               "margin": margin, "optimizer": optimizer, "learning_rate": lr,
-               "train_identities": len(train_names), "val_identities": len(val_names),
-               "val_verification_accuracy_before": before, "val_verification_accuracy_after": after,
-               "loss": [float(v) for v in hist.history.get("loss", [])], "threshold": threshold,
-               "target_far": args.target_far}
+    summary = {
+        "model": args.model,
+        "out": str(out),
+        "epochs": args.epochs,
+        "mining": args.mining,
+        "margin": margin,
+        "optimizer": optimizer,
+        "learning_rate": lr,
+        "train_identities": len(train_names),
+        "val_identities": len(val_names),
+        "val_verification_accuracy_before": before,
+        "val_verification_accuracy_after": after,
+        "loss": [float(v) for v in hist.history.get("loss", [])],
+        "threshold": threshold,
+        "target_far": args.target_far,
+    }
     if getattr(args, "json", False):
         print(json.dumps(summary, indent=2))
     else:
         print(f"saved {out}")
         if threshold is not None:
-            print(f"its threshold: {threshold:.4f} (false accept rate <= {args.target_far:g} on the validation "
-                  "identities' pairs), saved inside the model")
+            print(
+                f"its threshold: {threshold:.4f} (false accept rate <= {args.target_far:g} on the validation "
+                "identities' pairs), saved inside the model"
+            )
         else:
-            print("no validation identities, so no threshold: run 'facenet-keras calibrate PAIRS.csv --model "
-                  f"{out} --target-far 1e-3 --save-model' before using it to decide")
+            print(
+                "no validation identities, so no threshold: run 'facenet-keras calibrate PAIRS.csv --model "
+                f"{out} --target-far 1e-3 --save-model' before using it to decide"
+            )
         if before is not None and after is not None:
-            print(f"validation verification accuracy ({len(val_names)} unseen people): "
-                  f"{before:.4f} before, {after:.4f} after")
+            print(
+                f"validation verification accuracy ({len(val_names)} unseen people): "
+                f"{before:.4f} before, {after:.4f} after"
+            )
     return EXIT_OK

@@ -4,6 +4,7 @@ Events go out as they happen (text lines, or JSON lines with ``--json``); the an
 the events file are closed properly whatever happens, so a source that fails mid-way leaves a
 valid, shorter video and every event up to the failure (then exit 2, with the reason).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,17 +21,33 @@ from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, gallery_option
 def register(sub) -> None:
     from facenet_keras.live.watch import WATCH_DEFAULTS
 
-    p = sub.add_parser("watch", help="follow faces in a video file, camera (0, /dev/video0) or stream URL: "
-                                     "tracks, identities, events")
+    p = sub.add_parser(
+        "watch", help="follow faces in a video file, camera (0, /dev/video0) or stream URL: tracks, identities, events"
+    )
     p.add_argument("source", nargs="?", metavar="SOURCE", help="video file, camera number or device, or stream URL")
     p.add_argument("--annotate", metavar="OUT.mp4", help="write the video with boxes, track ids and names")
-    p.add_argument("--json", nargs="?", const=True, default=argparse.SUPPRESS, metavar="EVENTS.jsonl",
-                   help="write one JSON line per event to EVENTS.jsonl (bare --json: JSON lines on stdout)")
-    p.add_argument("--every", type=int, default=WATCH_DEFAULTS["every"], metavar="N",
-                   help=f"run detection on every Nth frame, track in between (default {WATCH_DEFAULTS['every']})")
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const=True,
+        default=argparse.SUPPRESS,
+        metavar="EVENTS.jsonl",
+        help="write one JSON line per event to EVENTS.jsonl (bare --json: JSON lines on stdout)",
+    )
+    p.add_argument(
+        "--every",
+        type=int,
+        default=WATCH_DEFAULTS["every"],
+        metavar="N",
+        help=f"run detection on every Nth frame, track in between (default {WATCH_DEFAULTS['every']})",
+    )
     p.add_argument("--max-seconds", type=float, default=None, metavar="S", help="stop after S seconds of video")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="distance threshold tau (default: the gallery's calibrated one, else the encoder's own)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="distance threshold tau (default: the gallery's calibrated one, else the encoder's own)",
+    )
     gallery_option(p)
     p.set_defaults(func=cmd_watch)
 
@@ -126,12 +143,22 @@ def cmd_watch(args) -> int:
     elapsed = time.perf_counter() - start
     summary = _summary(tracks)
     if json_lines:
-        print(json.dumps({"summary": summary, "frames": frames, "seconds": round(last_time, 3),
-                          "error": None if error is None else str(error)}))
+        print(
+            json.dumps(
+                {
+                    "summary": summary,
+                    "frames": frames,
+                    "seconds": round(last_time, 3),
+                    "error": None if error is None else str(error),
+                }
+            )
+        )
     else:
         speed = (last_time + 1 / fps) / elapsed if elapsed > 0 else 0.0
-        print(f"watched {args.source}: {frames} frames ({last_time:.1f} s of video) in {elapsed:.1f} s "
-              f"({speed:.2f}x real time), {len(tracks)} track(s)")
+        print(
+            f"watched {args.source}: {frames} frames ({last_time:.1f} s of video) in {elapsed:.1f} s "
+            f"({speed:.2f}x real time), {len(tracks)} track(s)"
+        )
         for line in _summary_table(summary):
             print(line)
         if writer is not None and writer.frames:
@@ -149,8 +176,11 @@ def _open_gallery(args):
 
     gallery = FaceGallery(args.gallery, readonly=True)
     if len(gallery) == 0:
-        print(f"note: the gallery {gallery.path} is empty: faces are tracked but nobody can be recognised "
-              "(enrol people with 'facenet-keras enroll NAME PHOTO')", file=sys.stderr)
+        print(
+            f"note: the gallery {gallery.path} is empty: faces are tracked but nobody can be recognised "
+            "(enrol people with 'facenet-keras enroll NAME PHOTO')",
+            file=sys.stderr,
+        )
     return gallery
 
 
@@ -176,8 +206,17 @@ def _event_text(event) -> str:
 
 
 def _record(tracks: dict, event) -> None:
-    t = tracks.setdefault(event.track, {"track": event.track, "first": event.time, "last": event.time,
-                                        "identity": None, "status": "pending", "settled": None})
+    t = tracks.setdefault(
+        event.track,
+        {
+            "track": event.track,
+            "first": event.time,
+            "last": event.time,
+            "identity": None,
+            "status": "pending",
+            "settled": None,
+        },
+    )
     if event.kind == "identified":
         t["identity"], t["status"], t["settled"] = event.identity, event.status, event.time
     if event.kind == "left":
@@ -190,8 +229,9 @@ def _summary(tracks: dict) -> list[dict]:
     people: dict[str, dict] = {}
     for t in tracks.values():
         key = t["identity"] or ("not recognised" if t["status"] == "not recognised" else "undecided")
-        p = people.setdefault(key, {"who": key, "tracks": 0, "first_seen": t["first"], "last_seen": t["last"],
-                                    "identified_at": None})
+        p = people.setdefault(
+            key, {"who": key, "tracks": 0, "first_seen": t["first"], "last_seen": t["last"], "identified_at": None}
+        )
         p["tracks"] += 1
         p["first_seen"] = round(min(p["first_seen"], t["first"]), 3)
         p["last_seen"] = round(max(p["last_seen"], t["last"]), 3)
@@ -208,8 +248,9 @@ def _summary_table(summary: list[dict]) -> list[str]:
     lines = [f"{'who':<{width}}  tracks  first seen  last seen  identified at"]
     for p in summary:
         at = f"{p['identified_at']:.2f} s" if p["identified_at"] is not None else "-"
-        lines.append(f"{p['who']:<{width}}  {p['tracks']:>6}  {p['first_seen']:>8.2f} s  {p['last_seen']:>7.2f} s"
-                     f"  {at:>13}")
+        lines.append(
+            f"{p['who']:<{width}}  {p['tracks']:>6}  {p['first_seen']:>8.2f} s  {p['last_seen']:>7.2f} s  {at:>13}"
+        )
     return lines
 
 
@@ -230,9 +271,13 @@ def cmd_verify_live(args) -> int:
         verdict = "REFUSED (liveness failed)"
     else:
         verdict = "NO MATCH"
-    lines = [(f"{verdict}: {args.photo} vs {args.name!r}: distance {v.distance:.3f} "
-              f"{'<=' if v.distance_match else '>'} threshold {v.threshold:.3f}; "
-              f"liveness {'passed' if lv.live else 'FAILED'} (score {lv.score:.2f})")]
+    lines = [
+        (
+            f"{verdict}: {args.photo} vs {args.name!r}: distance {v.distance:.3f} "
+            f"{'<=' if v.distance_match else '>'} threshold {v.threshold:.3f}; "
+            f"liveness {'passed' if lv.live else 'FAILED'} (score {lv.score:.2f})"
+        )
+    ]
     lines += [f"  {r}" for r in lv.reasons]
     emit(args, {"clip": args.photo, **v.to_dict()}, lines)
     return EXIT_OK if v.match else EXIT_NO_MATCH

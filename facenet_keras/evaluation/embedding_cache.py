@@ -16,6 +16,7 @@ Windows), so a crash or a concurrent run never leaves a half-written entry under
 An entry that cannot be read back (truncated, corrupt, wrong type) is deleted and reported as a
 miss, to be recomputed: the cache can always be rebuilt and never makes a run fail.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -30,10 +30,11 @@ falsely accepted if ANY of them is within ``tau``; with a per-comparison FAR ``p
 about ``1 - (1 - p)**K``, i.e. roughly ``K * p`` while small. :func:`false_accept_vs_gallery_size`
 measures that growth exactly on real distances.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -308,8 +309,7 @@ def kfold_accuracy(distances, same, folds: int = 10, fold_ids=None) -> dict:
     }
 
 
-def verification_report(distances, same, folds: int = 10, fold_ids=None,
-                        fars: Sequence[float] = (1e-2, 1e-3)) -> dict:
+def verification_report(distances, same, folds: int = 10, fold_ids=None, fars: Sequence[float] = (1e-2, 1e-3)) -> dict:
     """Everything the ``evaluate`` command reports, as one JSON-ready dict.
 
     Keys: ``accuracy``, ``accuracy_std``, ``threshold`` (mean k-fold threshold), ``auc``, ``eer``,
@@ -320,8 +320,13 @@ def verification_report(distances, same, folds: int = 10, fold_ids=None,
     d, s = _as_pairs(distances, same)
     report = kfold_accuracy(d, s, folds=folds, fold_ids=fold_ids)
     rate, thr = eer(d, s, return_threshold=True)
-    report.update(auc=auc(d, s), eer=rate, eer_threshold=thr,
-                  genuine_pairs=int(np.count_nonzero(s)), impostor_pairs=int(np.count_nonzero(~s)))
+    report.update(
+        auc=auc(d, s),
+        eer=rate,
+        eer_threshold=thr,
+        genuine_pairs=int(np.count_nonzero(s)),
+        impostor_pairs=int(np.count_nonzero(~s)),
+    )
     for far in fars:
         report[f"tar_at_far_{_far_key(far)}"] = tar_at_far(d, s, far)
     return report
@@ -381,8 +386,7 @@ def _as_open_set(nearest_labels, nearest_distances, probe_labels, enrolled):
     return labels, np.where(np.isnan(d), np.inf, d), truth, mated
 
 
-def open_set_identification(nearest_labels, nearest_distances, probe_labels, enrolled,
-                            threshold: float) -> dict:
+def open_set_identification(nearest_labels, nearest_distances, probe_labels, enrolled, threshold: float) -> dict:
     """Open-set (1:K) identification figures at one threshold.
 
     nearest_labels / nearest_distances: (n,) rank-1 results (:func:`nearest_identities`; NaN
@@ -418,8 +422,7 @@ def open_set_identification(nearest_labels, nearest_distances, probe_labels, enr
     }
 
 
-def dir_at_fpir(nearest_labels, nearest_distances, probe_labels, enrolled,
-                target_fpir: float) -> tuple[float, float]:
+def dir_at_fpir(nearest_labels, nearest_distances, probe_labels, enrolled, target_fpir: float) -> tuple[float, float]:
     """DIR at a false-alarm rate: ``(dir, threshold)`` at the largest threshold with FPIR <= target.
 
     Candidates are the midpoints between neighbouring distinct rank-1 distances of all probes, so
@@ -543,7 +546,9 @@ def _cluster_codes(clusters, unclustered) -> tuple[np.ndarray, np.ndarray]:
     """Predicted cluster ids -> (int codes (N,), unclustered mask (N,)); every unclustered item
     (id ``unclustered`` or None) gets a code of its own: leaving a face out of every group claims
     nothing about it, so it scores as a singleton."""
-    codes, alone, seen = [], [], {}
+    codes: list[int] = []
+    alone: list[bool] = []
+    seen: dict = {}
     for v in clusters:
         if v is None or v == unclustered:
             alone.append(True)
@@ -596,8 +601,13 @@ def bcubed(labels, clusters, *, unclustered=-1) -> dict:
     p = float(np.sum(n * n / csize) / total)
     r = float(np.sum(n * n / lsize) / total)
     sizes = np.bincount(ci)
-    return {"precision": p, "recall": r, "f": _f(p, r), "clusters": int(np.count_nonzero(sizes >= 2)),
-            "unclustered": int(np.count_nonzero(sizes == 1))}
+    return {
+        "precision": p,
+        "recall": r,
+        "f": _f(p, r),
+        "clusters": int(np.count_nonzero(sizes >= 2)),
+        "unclustered": int(np.count_nonzero(sizes == 1)),
+    }
 
 
 def pairwise_f(labels, clusters, *, unclustered=-1) -> dict:

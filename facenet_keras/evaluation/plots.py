@@ -8,17 +8,17 @@ Conventions, so new figures fit in:
   state, no GUI, safe in threads and on headless machines (Jupyter still displays a returned Figure);
 * :func:`save_figure` writes one to disk with the non-interactive Agg canvas.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["save_figure", "plot_verification", "plot_false_accept_vs_gallery_size",
-           "plot_embedding_projection"]
+__all__ = ["save_figure", "plot_verification", "plot_false_accept_vs_gallery_size", "plot_embedding_projection"]
 
 GENUINE_COLOR = "tab:green"
 IMPOSTOR_COLOR = "tab:red"
@@ -43,8 +43,9 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 120) -> str:
     return path
 
 
-def plot_verification(distances, same, threshold: float, *, title: str | None = None,
-                      far_marks: Iterable[float] = (1e-2, 1e-3)) -> Figure:
+def plot_verification(
+    distances, same, threshold: float, *, title: str | None = None, far_marks: Iterable[float] = (1e-2, 1e-3)
+) -> Figure:
     """ROC curve (TAR against FAR, log FAR axis) beside the two distance histograms.
 
     distances: (n,) Euclidean distances (NaN = failed pair, left out of the histograms and counted
@@ -65,18 +66,31 @@ def plot_verification(distances, same, threshold: float, *, title: str | None = 
 
     # ROC on a log FAR axis: FAR = 0 cannot be drawn, so the axis starts at the resolution 1/n
     floor = 0.5 / n_neg
-    ax_roc.step(np.maximum(far, floor), tar, where="post", color="tab:blue", lw=1.8,
-                label=f"ROC (AUC {ev.auc(d, s):.4f})")
+    ax_roc.step(
+        np.maximum(far, floor), tar, where="post", color="tab:blue", lw=1.8, label=f"ROC (AUC {ev.auc(d, s):.4f})"
+    )
     op_far = np.count_nonzero(~s & (d <= threshold)) / n_neg
     op_tar = np.count_nonzero(s & (d <= threshold)) / max(int(s.sum()), 1)
-    ax_roc.plot([max(op_far, floor)], [op_tar], "o", color=THRESHOLD_COLOR,
-                label=f"threshold {threshold:.3f}: TAR {op_tar:.3f} @ FAR {op_far:.3g}")
+    ax_roc.plot(
+        [max(op_far, floor)],
+        [op_tar],
+        "o",
+        color=THRESHOLD_COLOR,
+        label=f"threshold {threshold:.3f}: TAR {op_tar:.3f} @ FAR {op_far:.3g}",
+    )
     for mark in far_marks:
         if mark >= floor:
             ax_roc.axvline(mark, color="0.6", lw=0.8, ls=":")
-            ax_roc.annotate(f"TAR@FAR={mark:g}: {ev.tar_at_far(d, s, mark):.3f}", (mark, 0.03),
-                            xycoords=ax_roc.get_xaxis_transform(), rotation=90, fontsize=8,
-                            color="0.3", ha="right", va="bottom")
+            ax_roc.annotate(
+                f"TAR@FAR={mark:g}: {ev.tar_at_far(d, s, mark):.3f}",
+                (mark, 0.03),
+                xycoords=ax_roc.get_xaxis_transform(),
+                rotation=90,
+                fontsize=8,
+                color="0.3",
+                ha="right",
+                va="bottom",
+            )
     ax_roc.set_xscale("log")
     ax_roc.set_xlim(floor, 1.0)
     # zoom on what can be seen: from a little under the TAR at the smallest drawable FAR
@@ -105,9 +119,13 @@ def plot_verification(distances, same, threshold: float, *, title: str | None = 
     return fig
 
 
-def plot_false_accept_vs_gallery_size(curves: Mapping[str, dict] | Iterable[dict], *,
-                                      target: float | None = None, title: str | None = None,
-                                      log_y: bool = False) -> Figure:
+def plot_false_accept_vs_gallery_size(
+    curves: Mapping[str, dict] | Iterable[dict],
+    *,
+    target: float | None = None,
+    title: str | None = None,
+    log_y: bool = False,
+) -> Figure:
     """False accept rate of unenrolled people against gallery size K, one line per threshold.
 
     curves: dicts returned by :func:`facenet_keras.evaluation.false_accept_vs_gallery_size`
@@ -126,8 +144,14 @@ def plot_false_accept_vs_gallery_size(curves: Mapping[str, dict] | Iterable[dict
     for i, (label, c) in enumerate(items):
         color = colors[i % len(colors)]
         name = label or f"threshold {c['threshold']:.3f}"
-        ax.plot(c["sizes"], c["rate"], "-o", ms=3, color=color,
-                label=f"{name}: measured (1:1 FAR {c['per_comparison_far']:.3g})")
+        ax.plot(
+            c["sizes"],
+            c["rate"],
+            "-o",
+            ms=3,
+            color=color,
+            label=f"{name}: measured (1:1 FAR {c['per_comparison_far']:.3g})",
+        )
         ax.plot(c["sizes"], c["independent"], "--", color=color, alpha=0.6, label="   1-(1-p)^K")
         top = max(top, max(c["rate"]), max(c["independent"]))
     if target is not None:
@@ -153,8 +177,9 @@ def _pca_2d(embeddings) -> np.ndarray:
     return x @ vt[:2].T
 
 
-def plot_embedding_projection(embeddings: Mapping[str, np.ndarray] | np.ndarray, labels, *,
-                              names=None, title: str | None = None) -> Figure:
+def plot_embedding_projection(
+    embeddings: Mapping[str, np.ndarray] | np.ndarray, labels, *, names=None, title: str | None = None
+) -> Figure:
     """2-D PCA of embeddings coloured by identity, one panel per model (e.g. before / after training).
 
     Args:

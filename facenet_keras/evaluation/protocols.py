@@ -5,6 +5,7 @@ file content and the pipeline), so a second run skips detection and encoding. A 
 face is found makes its pairs *failed*: they count as errors and are reported. The figures come
 from :mod:`.metrics`; the command line only formats them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -14,16 +15,29 @@ from pathlib import Path
 import numpy as np
 
 from facenet_keras.evaluation.embedding_cache import MISSING, EmbeddingCache, file_digest
-from facenet_keras.evaluation.metrics import (accuracy_at, auc, dir_at_fpir, false_accept_vs_gallery_size,
-                                              identity_distances, open_set_identification,
-                                              threshold_for_gallery_size)
+from facenet_keras.evaluation.metrics import (
+    accuracy_at,
+    auc,
+    dir_at_fpir,
+    false_accept_vs_gallery_size,
+    identity_distances,
+    open_set_identification,
+    threshold_for_gallery_size,
+)
 from facenet_keras.faces.pipeline import embedding_key, encode_batch, primary_face
 from facenet_keras.identity.recognition import DEFAULT_THRESHOLD
 from facenet_keras.identity.search import pairwise_distances
 from facenet_keras.images import ImageError, list_identities, load_image
 
-__all__ = ["read_pairs", "pair_distances", "primary_embeddings", "primary_namespace", "photo_kind",
-           "figures_by_kind", "open_set_report"]
+__all__ = [
+    "read_pairs",
+    "pair_distances",
+    "primary_embeddings",
+    "primary_namespace",
+    "photo_kind",
+    "figures_by_kind",
+    "open_set_report",
+]
 
 _TRUE = {"1", "true", "yes", "same", "y", "t"}
 _FALSE = {"0", "false", "no", "different", "n", "f"}
@@ -48,8 +62,10 @@ def read_pairs(csv_path: str | Path, root: str | Path | None = None):
         columns = [c.strip() for c in (reader.fieldnames or [])]
         missing = {"path1", "path2", "same"} - set(columns)
         if missing:
-            raise ValueError(f"{csv_path}: missing column(s) {', '.join(sorted(missing))} "
-                             f"(need path1,path2,same and optionally fold; found {columns})")
+            raise ValueError(
+                f"{csv_path}: missing column(s) {', '.join(sorted(missing))} "
+                f"(need path1,path2,same and optionally fold; found {columns})"
+            )
         reader.fieldnames = columns
         has_fold = "fold" in columns
         p1, p2, same, folds = [], [], [], []
@@ -112,10 +128,13 @@ def figures_by_kind(p1, p2, d, same, threshold) -> dict:
         if not sel.any():
             continue
         both = same[sel].any() and not same[sel].all()
-        out[kind] = {"pairs": int(sel.sum()), "failed": int(np.isnan(d[sel]).sum()),
-                     "genuine_pairs": int(same[sel].sum()),
-                     "accuracy": accuracy_at(d[sel], same[sel], threshold),
-                     "auc": auc(d[sel], same[sel]) if both else None}
+        out[kind] = {
+            "pairs": int(sel.sum()),
+            "failed": int(np.isnan(d[sel]).sum()),
+            "genuine_pairs": int(same[sel].sum()),
+            "accuracy": accuracy_at(d[sel], same[sel], threshold),
+            "auc": auc(d[sel], same[sel]) if both else None,
+        }
     return out
 
 
@@ -126,8 +145,15 @@ def primary_namespace(key: str) -> str:
     return f"{key}|primary-face-v1"
 
 
-def primary_embeddings(paths, *, model=None, cache: "EmbeddingCache | bool" = True, chunk: int = 16,
-                       progress: bool | None = None, detector=None):
+def primary_embeddings(
+    paths,
+    *,
+    model=None,
+    cache: EmbeddingCache | bool = True,
+    chunk: int = 16,
+    progress: bool | None = None,
+    detector=None,
+):
     """The embedding of the main face of each photo file, through the cache.
 
     paths: photo files. Returns ``(embeddings, problems)``: a list with one (D,) float32 array per
@@ -168,7 +194,7 @@ def primary_embeddings(paths, *, model=None, cache: "EmbeddingCache | bool" = Tr
     show = progress if progress is not None else len(todo) >= 8
     bar = tqdm(total=len(todo), desc="embedding photos", unit="photo", disable=not show)
     for start in range(0, len(todo), chunk):
-        batch = todo[start:start + chunk]
+        batch = todo[start : start + chunk]
         images, kept = [], []
         for i, digest in batch:
             try:
@@ -190,8 +216,17 @@ def primary_embeddings(paths, *, model=None, cache: "EmbeddingCache | bool" = Tr
     return results, problems
 
 
-def open_set_report(root, *, threshold: float | None = None, unenrolled: int = 0, exclude=(),
-                    fpir=(0.1,), target_far: float = 0.01, model=None, cache: bool = True) -> dict:
+def open_set_report(
+    root,
+    *,
+    threshold: float | None = None,
+    unenrolled: int = 0,
+    exclude=(),
+    fpir=(0.1,),
+    target_far: float = 0.01,
+    model=None,
+    cache: bool = True,
+) -> dict:
     """Open-set identification on a folder of identities (ROOT/<person>/<photo>).
 
     Enrols the first photo (with a face) of each person who has two or more, probes with their other
@@ -257,10 +292,9 @@ def open_set_report(root, *, threshold: float | None = None, unenrolled: int = 0
 
     # impostor comparisons: strangers against everyone, enrolled people against everyone else
     impostor = per_id[ok]
-    own = (identities[None, :] == probe_labels[ok][:, None])  # a probe's own identity is no impostor
+    own = identities[None, :] == probe_labels[ok][:, None]  # a probe's own identity is no impostor
     K = len(enrolled)
     curve = false_accept_vs_gallery_size(impostor, tau, exclude=own)
-    p1 = curve["per_comparison_far"]
     k_max = curve["sizes"][-1]
     target = float(target_far)
     # the same stranger false-accept target met by a 1:1 and by a 1:K threshold
@@ -280,20 +314,39 @@ def open_set_report(root, *, threshold: float | None = None, unenrolled: int = 0
             by_kind[kind]["failed_probes"] = int(np.count_nonzero(sel & ~ok))
 
     return {
-        "root": str(root), "threshold": tau, "enrolled": K, "people": len(people),
-        "unenrolled_people": len(people) - K, "probes": len(probes),
+        "root": str(root),
+        "threshold": tau,
+        "enrolled": K,
+        "people": len(people),
+        "unenrolled_people": len(people) - K,
+        "probes": len(probes),
         "failed_probes": int(np.count_nonzero(~ok)),
         "failed_mated_probes": int(np.count_nonzero(~ok & mated)),
         "enrolment_photos_skipped": skipped_enrolment,
-        **{k: at_tau[k] for k in ("mated_probes", "non_mated_probes", "dir", "rank1", "false_reject_rate",
-                                  "misidentification_rate", "fpir", "true_reject_rate")},
+        **{
+            k: at_tau[k]
+            for k in (
+                "mated_probes",
+                "non_mated_probes",
+                "dir",
+                "rank1",
+                "false_reject_rate",
+                "misidentification_rate",
+                "fpir",
+                "true_reject_rate",
+            )
+        },
         "dir_at_fpir": dir_at,
         "by_kind": by_kind,
         "false_accept_vs_k": curve,
         "calibrated": {
-            "target_far": target, "gallery_size": k_max, "impostor_probes": curve["probes"],
-            "threshold_1to1": tau_1, "threshold_1toK": tau_k,
-            "curve_1to1": curve_1, "curve_1toK": curve_k,
+            "target_far": target,
+            "gallery_size": k_max,
+            "impostor_probes": curve["probes"],
+            "threshold_1to1": tau_1,
+            "threshold_1toK": tau_k,
+            "curve_1to1": curve_1,
+            "curve_1toK": curve_k,
             "at_1to1": {k: at_tau_1[k] for k in ("dir", "fpir", "true_reject_rate")},
             "at_1toK": {k: at_tau_k[k] for k in ("dir", "fpir", "true_reject_rate")},
         },

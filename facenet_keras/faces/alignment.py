@@ -12,6 +12,7 @@ Conventions: points are (x, y) in pixels, integer coordinates at pixel centres; 
 (2, 3) matrix ``M`` with ``dst = M[:, :2] @ src + M[:, 2]`` (image -> chip). Pixels that fall
 outside the photo are black, as in dlib's chips.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -183,9 +184,7 @@ def similarity_transform(src, dst, weights=None) -> np.ndarray:
     return m[0] if single else m
 
 
-def face_transforms(
-    landmarks, size: int = 150, padding: float = 0.25, method: str = DEFAULT_METHOD
-) -> np.ndarray:
+def face_transforms(landmarks, size: int = 150, padding: float = 0.25, method: str = DEFAULT_METHOD) -> np.ndarray:
     """(N, 5, 2) MTCNN landmarks -> (N, 2, 3) image-to-chip transforms for :func:`align_faces`."""
     lm = _check_landmarks(landmarks)
     template, points = _template_for(method)

@@ -1,4 +1,5 @@
 """Draw recognition results on a photo: a box and a label per face (PIL only, no matplotlib)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -20,6 +20,7 @@ because the package runs every layer eagerly, one pyramid level at a time (most 
 Coordinates are pixels of the input photo, x to the right, y down. Landmarks are
 (left_eye, right_eye, nose, mouth_left, mouth_right), where "left" means the image's left.
 """
+
 from __future__ import annotations
 
 import functools
@@ -122,15 +123,11 @@ class FaceDetector:
         rows = self._detect_rows(rgb)
         if rows.shape[0] == 0 and max(rgb.shape[:2]) <= _TIGHT_CROP_MAX_SIDE:
             rows = self._detect_in_margins(rgb)
-        return [
-            Face(box=r[0:4], landmarks=r[5:15].reshape(5, 2), confidence=r[4]) for r in rows
-        ]
+        return [Face(box=r[0:4], landmarks=r[5:15].reshape(5, 2), confidence=r[4]) for r in rows]
 
     def detect_batch(self, images) -> list[list[Face]]:
         """:meth:`detect` on each of ``images`` (a list/iterable); one list of faces per photo."""
-        if isinstance(images, (np.ndarray, str, bytes)) and not (
-            isinstance(images, np.ndarray) and images.ndim == 4
-        ):
+        if isinstance(images, (np.ndarray, str, bytes)) and not (isinstance(images, np.ndarray) and images.ndim == 4):
             raise TypeError(
                 "detect_batch() takes a sequence of images (or an (N, H, W, 3) array); use detect() for one"
             )
@@ -209,7 +206,7 @@ class _MTCNNNets:
 
     @staticmethod
     @functools.cache
-    def shared() -> "_MTCNNNets":
+    def shared() -> _MTCNNNets:
         """The process's one set of compiled networks."""
         return _MTCNNNets()
 
@@ -240,9 +237,7 @@ class _MTCNNNets:
             """Whole pyramid in one call: for every level (size), the P-Net cells scoring above
             ``threshold`` as rows (level, y, x, score, 4 regression offsets)."""
             n = tf.shape(sizes)[0]
-            found = tf.TensorArray(
-                tf.float32, size=n, infer_shape=False, element_shape=tf.TensorShape([None, 8])
-            )
+            found = tf.TensorArray(tf.float32, size=n, infer_shape=False, element_shape=tf.TensorShape([None, 8]))
 
             def body(i, found):
                 level = tf.image.resize(image[None], sizes[i], method="area")

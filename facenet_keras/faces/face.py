@@ -6,6 +6,7 @@ width, height); ``landmarks`` are (5, 2) ``(x, y)`` pixels in the order of :data
 where "left" is the image's left. Other conventions (corners, dlib rectangles) are converted at
 the edges that need them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,8 +67,10 @@ class Face:
         out = {
             "box": [round(float(v), 2) for v in self.box],
             "confidence": round(float(self.confidence), 5),
-            "landmarks": {name: [round(float(self.landmarks[i, 0]), 2), round(float(self.landmarks[i, 1]), 2)]
-                          for i, name in enumerate(LANDMARK_NAMES)},
+            "landmarks": {
+                name: [round(float(self.landmarks[i, 0]), 2), round(float(self.landmarks[i, 1]), 2)]
+                for i, name in enumerate(LANDMARK_NAMES)
+            },
         }
         if embedding and self.embedding is not None:
             out["embedding"] = [float(v) for v in self.embedding]

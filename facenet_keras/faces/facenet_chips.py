@@ -17,6 +17,7 @@ and it is the better one on tight crops and on full photos alike:
 The model standardises the pixels itself ((x - 127.5) / 128, FaceNet's fixed standardisation, which
 this model was trained with: per-image prewhitening, the wheel's, made 75 errors on the same pairs).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -58,9 +59,16 @@ def _box_chip(photo: Image.Image, box, margin: float, size: int) -> np.ndarray:
     return np.asarray(chip, dtype=np.uint8)
 
 
-def facenet_chips(image: np.ndarray, detections: Sequence, *, method: str = DEFAULT_METHOD,
-                  margin: float = DEFAULT_MARGIN, padding: float = DEFAULT_PADDING,
-                  size: int = CHIP_SIZE, dlib_points=None) -> np.ndarray:
+def facenet_chips(
+    image: np.ndarray,
+    detections: Sequence,
+    *,
+    method: str = DEFAULT_METHOD,
+    margin: float = DEFAULT_MARGIN,
+    padding: float = DEFAULT_PADDING,
+    size: int = CHIP_SIZE,
+    dlib_points=None,
+) -> np.ndarray:
     """Chips (N, size, size, 3) uint8 of the detected faces of one RGB photo, for Inception-ResNet-v1.
 
     Args:

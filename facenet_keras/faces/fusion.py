@@ -16,6 +16,7 @@ of 0.05 that maximises the ROC's AUC; ties: the middle of the tied range), and t
 the 10-fold cross-validated ones on the same pairs, as for the default dlib threshold.
 Pure numpy: arrays in, arrays out.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,8 +56,10 @@ def fuse(emb_a, emb_b, weight: float = FUSION_WEIGHT) -> np.ndarray:
     single = a.ndim == 1 and b.ndim == 1
     a, b = np.atleast_2d(a), np.atleast_2d(b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
-        raise ValueError(f"emb_a and emb_b must be (N, Da) and (N, Db) for the same N faces, "
-                         f"got {np.shape(emb_a)} and {np.shape(emb_b)}")
+        raise ValueError(
+            f"emb_a and emb_b must be (N, Da) and (N, Db) for the same N faces, "
+            f"got {np.shape(emb_a)} and {np.shape(emb_b)}"
+        )
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise ValueError("embeddings must be finite")
     out = np.concatenate([np.sqrt(1.0 - w) * _unit_rows(a, "emb_a"), np.sqrt(w) * _unit_rows(b, "emb_b")], axis=1)

@@ -29,6 +29,7 @@ Points come out in the order of dlib's model: outer and inner corner of the eye 
 right, outer and inner corner of the other eye, point under the nose (that of
 :data:`facenet_keras.alignment.DLIB_TEMPLATE`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -123,12 +124,8 @@ class ShapePredictor:
         (P, 2) if ``rects`` was a single (4,) box).
         """
         image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
-            image.ndim == 3 and image.shape[2] != 3
-        ):
-            raise ValueError(
-                f"image must be (H, W, 3) or (H, W) uint8, got {image.shape} {image.dtype}"
-            )
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+            raise ValueError(f"image must be (H, W, 3) or (H, W) uint8, got {image.shape} {image.dtype}")
         boxes = np.asarray(rects, dtype=np.float64)
         single = boxes.ndim == 1
         boxes = boxes.reshape(-1, 4)

@@ -8,6 +8,7 @@ template instead (no second landmark stage; chips slightly further from dlib's).
 chip's mirror image is encoded too and the two embeddings averaged (test-time augmentation: a face
 and its mirror are the same person, and averaging cancels part of the pose and lighting asymmetry).
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,7 +51,6 @@ def _load_saved_model(path: str):
     import keras
 
     import facenet_keras.models.layers  # noqa: F401  (registers the custom layers a saved encoder may hold)
-
     from facenet_keras.models.metadata import read_metadata
 
     model = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -73,7 +73,7 @@ def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMEN
 
 # ---------------------------------------------------------------------------- embedding space
 # Digests of encoders this module loaded itself (None, or a path): their weights never change.
-_owned_digests: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_owned_digests: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def weights_digest(model) -> str:
@@ -102,8 +102,11 @@ def chip_alignment_id(alignment: str = DEFAULT_ALIGNMENT, padding: float = 0.25)
 
         parts += [_alignment.DLIB_TEMPLATE.tobytes(), RECT_COEFFS.tobytes()]
     else:
-        parts += [_alignment.MTCNN_TEMPLATE.tobytes(), _alignment.MTCNN_WEIGHTS.tobytes(),
-                  _alignment.DEFAULT_METHOD.encode()]
+        parts += [
+            _alignment.MTCNN_TEMPLATE.tobytes(),
+            _alignment.MTCNN_WEIGHTS.tobytes(),
+            _alignment.DEFAULT_METHOD.encode(),
+        ]
     return f"chip-{alignment}-{hashlib.sha256(b''.join(parts)).hexdigest()[:10]}"
 
 
@@ -164,16 +167,23 @@ def alignment_id(alignment: str = DEFAULT_ALIGNMENT) -> str:
     stale chips): the detector's landmark version and settings, and the route's templates."""
     from facenet_keras.faces import detection
 
-    settings = (detection.DETECTOR_VERSION, detection.DEFAULT_MIN_FACE_SIZE, detection.DEFAULT_MIN_CONFIDENCE,
-                detection.DEFAULT_MAX_SIDE)
+    settings = (
+        detection.DETECTOR_VERSION,
+        detection.DEFAULT_MIN_FACE_SIZE,
+        detection.DEFAULT_MIN_CONFIDENCE,
+        detection.DEFAULT_MAX_SIDE,
+    )
     parts = [str(_alignment.ALIGNMENT_VERSION).encode(), repr(settings).encode()]
     if alignment == "dlib":
         from facenet_keras.faces.landmarks import RECT_COEFFS
 
         parts += [_alignment.DLIB_TEMPLATE.tobytes(), RECT_COEFFS.tobytes()]
     else:
-        parts += [_alignment.MTCNN_TEMPLATE.tobytes(), _alignment.MTCNN_WEIGHTS.tobytes(),
-                  _alignment.DEFAULT_METHOD.encode()]
+        parts += [
+            _alignment.MTCNN_TEMPLATE.tobytes(),
+            _alignment.MTCNN_WEIGHTS.tobytes(),
+            _alignment.DEFAULT_METHOD.encode(),
+        ]
     digest = hashlib.sha256(b"".join(parts)).hexdigest()[:10]
     return f"align-{alignment}-{digest}"
 
@@ -181,9 +191,19 @@ def alignment_id(alignment: str = DEFAULT_ALIGNMENT) -> str:
 # Modules whose code computes an embedding from a photo: their source is part of
 # :func:`embedding_key`, so an edit to any of them (a new main-face rule, a changed template, a
 # dropped mirror average) never meets embeddings cached by the old code, even without a version bump.
-_EMBEDDING_CODE = ("images.py", "faces/detection.py", "faces/landmarks.py", "faces/alignment.py", "faces/face.py",
-                   "faces/pipeline.py", "models/layers.py", "models/dlib_resnet.py", "models/encoder.py",
-                   "weights/dlib_dat.py", "weights/dlib_shape_predictor.py")
+_EMBEDDING_CODE = (
+    "images.py",
+    "faces/detection.py",
+    "faces/landmarks.py",
+    "faces/alignment.py",
+    "faces/face.py",
+    "faces/pipeline.py",
+    "models/layers.py",
+    "models/dlib_resnet.py",
+    "models/encoder.py",
+    "weights/dlib_dat.py",
+    "weights/dlib_shape_predictor.py",
+)
 
 
 def embedding_key(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
@@ -201,8 +221,10 @@ def embedding_key(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNM
 
     if alignment not in ALIGNMENTS:
         raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
-    return (f"facenet-keras-{__version__}|{_encoder_digest(model)}|{alignment_id(alignment)}"
-            f"|flip={int(bool(flip))}|code-{_code_digest()}")
+    return (
+        f"facenet-keras-{__version__}|{_encoder_digest(model)}|{alignment_id(alignment)}"
+        f"|flip={int(bool(flip))}|code-{_code_digest()}"
+    )
 
 
 def _encoder_digest(model) -> str:
@@ -259,11 +281,12 @@ def embed_chips(chips: np.ndarray, model=None, flip: bool = True, batch_size: in
     if not flip:
         return encode_chips(chips, model=model, batch_size=batch_size)
     both = encode_chips(np.concatenate([chips, chips[:, :, ::-1]]), model=model, batch_size=batch_size)
-    return (both[: len(chips)] + both[len(chips):]) / 2.0
+    return (both[: len(chips)] + both[len(chips) :]) / 2.0
 
 
-def face_chips(image: np.ndarray, detections, size: int = 150, alignment: str = DEFAULT_ALIGNMENT,
-               padding: float = 0.25) -> np.ndarray:
+def face_chips(
+    image: np.ndarray, detections, size: int = 150, alignment: str = DEFAULT_ALIGNMENT, padding: float = 0.25
+) -> np.ndarray:
     """Aligned chips (N, size, size, 3) uint8 of the detected faces of one RGB photo.
 
     "dlib": dlib's 5 points predicted from each MTCNN face, mapped onto dlib's chip template, exactly
@@ -277,8 +300,7 @@ def face_chips(image: np.ndarray, detections, size: int = 150, alignment: str = 
     if not detections:
         return np.zeros((0, size, size, 3), np.uint8)
     if alignment == "mtcnn":
-        return _alignment.align_faces(image, np.stack([d.landmarks for d in detections]), size=size,
-                                      padding=padding)
+        return _alignment.align_faces(image, np.stack([d.landmarks for d in detections]), size=size, padding=padding)
     from facenet_keras.faces.landmarks import load_shape_predictor, rect_from_detection
 
     points = load_shape_predictor().predict(image, rect_from_detection(detections))
@@ -292,9 +314,17 @@ def chip_size(model=None) -> int:
     return int(shape[1])
 
 
-def encode_batch(images, *, model=None, detector: FaceDetector | None = None, flip: bool = True,
-                 alignment: str = DEFAULT_ALIGNMENT, batch_size: int = 32, progress: bool | None = None,
-                 return_images: bool = False):
+def encode_batch(
+    images,
+    *,
+    model=None,
+    detector: FaceDetector | None = None,
+    flip: bool = True,
+    alignment: str = DEFAULT_ALIGNMENT,
+    batch_size: int = 32,
+    progress: bool | None = None,
+    return_images: bool = False,
+):
     """Every face of every photo: a list (one per photo) of lists of :class:`Face`.
 
     ``images``: paths, bytes, PIL images or arrays (see :func:`facenet_keras.load_image`). Chips of
@@ -325,12 +355,12 @@ def encode_batch(images, *, model=None, detector: FaceDetector | None = None, fl
     return (out, loaded) if return_images else out
 
 
-def encode(image, *, model=None, detector: FaceDetector | None = None, flip: bool = True,
-           alignment: str = DEFAULT_ALIGNMENT) -> list[Face]:
+def encode(
+    image, *, model=None, detector: FaceDetector | None = None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT
+) -> list[Face]:
     """Every face in one photo, each with box, landmarks, confidence and embedding (an empty list
     when there is none)."""
-    return encode_batch([image], model=model, detector=detector, flip=flip, alignment=alignment,
-                        progress=False)[0]
+    return encode_batch([image], model=model, detector=detector, flip=flip, alignment=alignment, progress=False)[0]
 
 
 def describe_source(src) -> str:

@@ -14,6 +14,7 @@ A batch job: it runs to the end and says, for every photo, what became of it (:d
 Each person's photos are encoded together and written in one transaction, so an interruption
 leaves every person either fully enrolled from this run or untouched.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facenet_keras.faces.face import Face
 from facenet_keras.faces.pipeline import encode_batch, face_chips, primary_face
 from facenet_keras.identity.search import pairwise_distances
 from facenet_keras.images import list_identities, load_image
@@ -81,12 +83,23 @@ class FolderEnrolment:
         return out
 
     def to_dict(self) -> dict:
-        return {"root": self.root, "counts": self.counts(), "people": self.people(),
-                "photos": [asdict(p) for p in self.photos]}
+        return {
+            "root": self.root,
+            "counts": self.counts(),
+            "people": self.people(),
+            "photos": [asdict(p) for p in self.photos],
+        }
 
 
-def enroll_folder(gallery, root: str | os.PathLike, *, model=None, detector=None, progress: bool | None = None,
-                  several_faces: str = "skip") -> FolderEnrolment:
+def enroll_folder(
+    gallery,
+    root: str | os.PathLike,
+    *,
+    model=None,
+    detector=None,
+    progress: bool | None = None,
+    several_faces: str = "skip",
+) -> FolderEnrolment:
     """Enrol every person of ``root`` (``ROOT/<person>/<photo>``) in ``gallery``; one report line per photo.
 
     ``several_faces``: "skip" (default) refuses a photo with more than one face; "main" enrols its
@@ -111,22 +124,23 @@ def enroll_folder(gallery, root: str | os.PathLike, *, model=None, detector=None
     return report
 
 
-def _enroll_person(gallery, person: str, photos: list[Path], model, detector, several_faces: str,
-                   space: str) -> list[PhotoOutcome]:
+def _enroll_person(
+    gallery, person: str, photos: list[Path], model, detector, several_faces: str, space: str
+) -> list[PhotoOutcome]:
     """One person's photos: decide each, then write the accepted ones in one transaction through the
     one enrolment decision (:func:`facenet_keras.identity.recognition.enroll_faces`)."""
     from facenet_keras.identity.recognition import _check_reference, enroll_faces, photo_digest
 
     outcomes: list[PhotoOutcome | None] = [None] * len(photos)
     images, readable = [], []
-    for i, path in enumerate(photos):
+    for i, file in enumerate(photos):
         try:
-            images.append(load_image(path))
+            images.append(load_image(file))
             readable.append(i)
         except (ValueError, OSError) as exc:  # ImageError is a ValueError; OSError: unreadable file
-            outcomes[i] = PhotoOutcome(str(path), person, "unreadable", detail=str(exc))
+            outcomes[i] = PhotoOutcome(str(file), person, "unreadable", detail=str(exc))
     per_image = encode_batch(images, model=model, detector=detector, progress=False) if images else []
-    accepted: list[tuple[int, object]] = []  # (photo index, face)
+    accepted: list[tuple[int, Face]] = []  # (photo index, face)
     for i, image, faces in zip(readable, images, per_image):
         path, n = str(photos[i]), len(faces)
         if n == 0:
@@ -136,27 +150,49 @@ def _enroll_person(gallery, person: str, photos: list[Path], model, detector, se
             outcomes[i] = PhotoOutcome(path, person, "several faces", n)
             continue
         face = primary_face(faces, image.shape)
+        if face is None or face.embedding is None:  # n >= 1, so primary_face found one, encoded
+            raise RuntimeError(f"{path}: a detected face came back without an embedding")
         try:
             _check_reference(face, face_chips(image, [face], 150)[0], path)
         except ValueError as exc:
             outcomes[i] = PhotoOutcome(path, person, "too small or blurred", n, detail=str(exc))
             continue
-        twin = _duplicate_of(gallery, face.embedding, [(str(photos[j]), f.embedding) for j, f in accepted])
+        twin = _duplicate_of(gallery, face.embedding, [(str(photos[j]), _vector(f)) for j, f in accepted])
         if twin is not None:
             outcomes[i] = PhotoOutcome(path, person, "duplicate", n, detail=f"same picture as {twin}")
             continue
         accepted.append((i, face))
     if accepted:
         keep = [readable.index(i) for i, _ in accepted]
-        done = enroll_faces(gallery, person, [str(photos[i]) for i, _ in accepted], [images[k] for k in keep],
-                            [[face] for _, face in accepted], [photo_digest(photos[i]) for i, _ in accepted],
-                            model=model, space=space, force=True)  # checked above, photo by photo
+        done = enroll_faces(
+            gallery,
+            person,
+            [str(photos[i]) for i, _ in accepted],
+            [images[k] for k in keep],
+            [[face] for _, face in accepted],
+            [photo_digest(photos[i]) for i, _ in accepted],
+            model=model,
+            space=space,
+            force=True,
+        )  # checked above, photo by photo
         ids = done.ids
-        for (i, face), photo_id in zip(accepted, ids):
+        for (i, _face), photo_id in zip(accepted, ids):
             n = len(per_image[readable.index(i)])
-            outcomes[i] = PhotoOutcome(str(photos[i]), person, "enrolled", n,
-                                       detail="main face of several" if n > 1 else "", photo_id=int(photo_id))
-    return outcomes  # type: ignore[return-value]  (every slot is filled above)
+            outcomes[i] = PhotoOutcome(
+                str(photos[i]),
+                person,
+                "enrolled",
+                n,
+                detail="main face of several" if n > 1 else "",
+                photo_id=int(photo_id),
+            )
+    return [o for o in outcomes if o is not None]  # every slot is filled above
+
+
+def _vector(face: Face) -> np.ndarray:
+    if face.embedding is None:
+        raise RuntimeError("a face came back without an embedding")
+    return face.embedding
 
 
 def _duplicate_of(gallery, embedding: np.ndarray, pending: list[tuple[str, np.ndarray]]) -> str | None:

@@ -10,6 +10,7 @@ Erasure: :meth:`FaceGallery.remove` deletes a person's embeddings and face crops
 every cached embedding of their photos (keyed by the photos' sha256, which the gallery keeps), so
 nothing derived from their face stays behind in the package's files.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,14 @@ class FaceGallery:
     only (nothing is ever created or changed).
     """
 
-    def __init__(self, url: str | os.PathLike | None = None, *, backend: str = "exact",
-                 store: GalleryStore | None = None, readonly: bool = False):
+    def __init__(
+        self,
+        url: str | os.PathLike | None = None,
+        *,
+        backend: str = "exact",
+        store: GalleryStore | None = None,
+        readonly: bool = False,
+    ):
         self.store = store if store is not None else open_store(url, backend=backend, readonly=readonly)
         self.backend = backend
 
@@ -53,15 +60,15 @@ class FaceGallery:
 
         return migrate(self, model=model, detector=detector)
 
-    def enroll_folder(self, root, *, model=None, detector=None, progress: bool | None = None,
-                      several_faces: str = "skip"):
+    def enroll_folder(
+        self, root, *, model=None, detector=None, progress: bool | None = None, several_faces: str = "skip"
+    ):
         """Enrol everyone in ``root`` (one sub-folder per person); returns the per-photo report
         (enrolled / no face / several faces / duplicate / unreadable); see
         :func:`facenet_keras.identity.folders.enroll_folder`."""
         from facenet_keras.identity.folders import enroll_folder
 
-        return enroll_folder(self, root, model=model, detector=detector, progress=progress,
-                             several_faces=several_faces)
+        return enroll_folder(self, root, model=model, detector=detector, progress=progress, several_faces=several_faces)
 
     # ------------------------------------------------------------------ storage, delegated
     @property
@@ -84,12 +91,29 @@ class FaceGallery:
 
     model_id = space_id  # the 0.2 name
 
-    def add(self, name: str, embeddings, *, sources=None, boxes=None, space_id: str | None = None,
-            crops=None, digests=None, model_id: str | None = None) -> list[int]:
+    def add(
+        self,
+        name: str,
+        embeddings,
+        *,
+        sources=None,
+        boxes=None,
+        space_id: str | None = None,
+        crops=None,
+        digests=None,
+        model_id: str | None = None,
+    ) -> list[int]:
         """Enrol precomputed ``embeddings`` (N, D) for ``name`` in one transaction; returns the row ids.
         ``space_id`` (``model_id`` in 0.2): the embedding space they come from."""
-        return self.store.add(normalize_name(name), embeddings, sources=sources, boxes=boxes,
-                              space_id=space_id if space_id is not None else model_id, crops=crops, digests=digests)
+        return self.store.add(
+            normalize_name(name),
+            embeddings,
+            sources=sources,
+            boxes=boxes,
+            space_id=space_id if space_id is not None else model_id,
+            crops=crops,
+            digests=digests,
+        )
 
     def rename(self, old: str, new: str) -> None:
         """Rename a person (all their photos follow)."""

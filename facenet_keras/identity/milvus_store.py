@@ -27,6 +27,7 @@ Milvus server (milvus-lite locks its file to one process).
 Search: the HNSW index proposes ``candidates`` rows at ``ef`` = ``ef_search``; rows of uncommitted
 batches are dropped and the rest re-ranked exactly in numpy (the same distance every backend reports).
 """
+
 from __future__ import annotations
 
 import base64
@@ -61,7 +62,8 @@ from facenet_keras.identity.store import (
 
 SCHEMA_VERSION = 2  # 2: crops, photo sha256 in every row's info, embedding space and generations
 # pymilvus warns on every iterator that milvus-lite has no server timestamp (it falls back to the client's).
-for _handler in logging.getLogger("pymilvus").handlers or [logging.getLogger("pymilvus")]:
+_filtered: list[logging.Filterer] = list(logging.getLogger("pymilvus").handlers) or [logging.getLogger("pymilvus")]
+for _handler in _filtered:
     _handler.addFilter(lambda record: "mvccTs" not in record.getMessage())
 OPTIONS = {"ef_search": 100, "candidates": 64, "hnsw_m": 16, "ef_construction": 200}
 _NAME_LEN = 1024  # bytes: MAX_NAME_LENGTH (200) characters of UTF-8 fit
@@ -83,7 +85,7 @@ def _message(exc: Exception) -> str:
 
 
 def _parts(crop: bytes) -> list[str]:
-    return [base64.b64encode(crop[k:k + _CROP_PART]).decode("ascii") for k in range(0, len(crop), _CROP_PART)]
+    return [base64.b64encode(crop[k : k + _CROP_PART]).decode("ascii") for k in range(0, len(crop), _CROP_PART)]
 
 
 class MilvusStore:
@@ -95,13 +97,17 @@ class MilvusStore:
 
     def __init__(self, url: str, *, backend: str = "exact", readonly: bool = False, timeout: float = 10.0):
         if backend != "exact":
-            raise ValueError(f"search backend {backend!r} is for SQLite galleries; Milvus searches with "
-                             "its own HNSW index (tune it with ?ef_search=... in the URL)")
+            raise ValueError(
+                f"search backend {backend!r} is for SQLite galleries; Milvus searches with "
+                "its own HNSW index (tune it with ?ef_search=... in the URL)"
+            )
         try:
             from pymilvus import DataType, MilvusClient, MilvusException
         except ImportError as exc:
-            raise GalleryServerError("Milvus galleries need pymilvus (and milvus-lite for a local *.milvus.db): "
-                                     "pip install 'facenet-keras[milvus]'") from exc
+            raise GalleryServerError(
+                "Milvus galleries need pymilvus (and milvus-lite for a local *.milvus.db): "
+                "pip install 'facenet-keras[milvus]'"
+            ) from exc
         self._DataType, self._MilvusException = DataType, MilvusException
         self.readonly = bool(readonly)
         url, self.options = split_options(url, OPTIONS)
@@ -122,8 +128,10 @@ class MilvusStore:
                 raise ValueError(f"a local Milvus gallery is a path ending in .milvus.db, got {url!r}")
             if not local.exists():
                 if self.readonly:
-                    raise GalleryError(f"no gallery at {local} (check --gallery; enrol someone first with "
-                                       "'facenet-keras enroll NAME PHOTO')")
+                    raise GalleryError(
+                        f"no gallery at {local} (check --gallery; enrol someone first with "
+                        "'facenet-keras enroll NAME PHOTO')"
+                    )
                 private_dir(local.parent)
             uri, token, prefix, self.path = str(local), "", "facenet", str(local)
         if not prefix.replace("_", "").isalnum():
@@ -134,8 +142,10 @@ class MilvusStore:
             self._client = MilvusClient(uri=uri, token=token, timeout=timeout)
         except MilvusException as exc:
             if "local" in _message(exc).lower():
-                raise GalleryServerError(f"cannot open {self.path}: milvus-lite could not open it (another process "
-                                         "has it open? milvus-lite allows one process per file)") from None
+                raise GalleryServerError(
+                    f"cannot open {self.path}: milvus-lite could not open it (another process "
+                    "has it open? milvus-lite allows one process per file)"
+                ) from None
             raise GalleryServerError(f"cannot reach Milvus at {self.path}: {_message(exc)}") from None
         finally:
             os.umask(old_umask)
@@ -162,24 +172,29 @@ class MilvusStore:
             self._call(c.load_collection, self._metac)
             version = self._meta("schema_version")
             if version is None or not version.isdigit():
-                raise GalleryServerError(f"{self.path} holds a collection {self._metac!r} that is not a facenet-keras "
-                                         "gallery's: name another gallery (milvus://host:port/NAME); nothing was "
-                                         "changed")
+                raise GalleryServerError(
+                    f"{self.path} holds a collection {self._metac!r} that is not a facenet-keras "
+                    "gallery's: name another gallery (milvus://host:port/NAME); nothing was "
+                    "changed"
+                )
             if int(version) > SCHEMA_VERSION:
-                raise GalleryServerError(f"{self.path} has gallery schema {version}, newer than this version of "
-                                         f"facenet-keras reads ({SCHEMA_VERSION}): upgrade facenet-keras")
+                raise GalleryServerError(
+                    f"{self.path} has gallery schema {version}, newer than this version of "
+                    f"facenet-keras reads ({SCHEMA_VERSION}): upgrade facenet-keras"
+                )
             self.schema_version = int(version)
         else:
             if self._photos in have:
-                raise GalleryServerError(f"{self.path} holds a collection {self._photos!r} without gallery metadata: "
-                                         "name another gallery; nothing was changed")
+                raise GalleryServerError(
+                    f"{self.path} holds a collection {self._photos!r} without gallery metadata: "
+                    "name another gallery; nothing was changed"
+                )
             if self.readonly:
                 raise GalleryError(f"no gallery at {self.path} (enrol someone first); nothing was created")
             schema = self._key_value_schema()
             index = c.prepare_index_params()
             index.add_index("v", index_type="FLAT", metric_type="L2")
-            self._call(c.create_collection, self._metac, schema=schema, index_params=index,
-                       consistency_level="Strong")
+            self._call(c.create_collection, self._metac, schema=schema, index_params=index, consistency_level="Strong")
             self._call(c.load_collection, self._metac)
             self._set_meta("schema_version", str(SCHEMA_VERSION))
         for name in (self._photos, self._crops):
@@ -206,8 +221,12 @@ class MilvusStore:
         schema.add_field("created", DataType.DOUBLE)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
         index = c.prepare_index_params()
-        index.add_index("embedding", index_type="HNSW", metric_type="L2",
-                        params={"M": self.options["hnsw_m"], "efConstruction": self.options["ef_construction"]})
+        index.add_index(
+            "embedding",
+            index_type="HNSW",
+            metric_type="L2",
+            params={"M": self.options["hnsw_m"], "efConstruction": self.options["ef_construction"]},
+        )
         self._call(c.create_collection, self._photos, schema=schema, index_params=index, consistency_level="Strong")
         self._call(c.load_collection, self._photos)
 
@@ -250,8 +269,10 @@ class MilvusStore:
 
     def _require_current(self) -> None:
         if self.needs_upgrade:
-            raise GalleryError(f"{self.path} is a gallery of schema {self.schema_version} (an older facenet-keras); "
-                               f"upgrade it with 'facenet-keras --gallery {self.path} gallery migrate'")
+            raise GalleryError(
+                f"{self.path} is a gallery of schema {self.schema_version} (an older facenet-keras); "
+                f"upgrade it with 'facenet-keras --gallery {self.path} gallery migrate'"
+            )
 
     def _writable(self, action: str) -> None:
         if self.readonly:
@@ -261,8 +282,13 @@ class MilvusStore:
     def _meta_many(self, keys: list[str]) -> dict[str, str]:
         if not keys:
             return {}
-        rows = self._call(self._client.query, self._metac, filter=f"key in {_list(keys)}",
-                          output_fields=["key", "value"], consistency_level="Strong")
+        rows = self._call(
+            self._client.query,
+            self._metac,
+            filter=f"key in {_list(keys)}",
+            output_fields=["key", "value"],
+            consistency_level="Strong",
+        )
         return {r["key"]: r["value"] for r in rows}
 
     def _meta(self, key: str) -> str | None:
@@ -314,13 +340,13 @@ class MilvusStore:
         return int(value)
 
     # ------------------------------------------------------------------ writes
-    def add(self, name: str, embeddings, *, sources=None, boxes=None, space_id: str | None = None,
-            crops=None, digests=None) -> list[int]:
+    def add(
+        self, name: str, embeddings, *, sources=None, boxes=None, space_id: str | None = None, crops=None, digests=None
+    ) -> list[int]:
         """Enrol ``embeddings`` (N, D) for ``name``: crops and rows first, then the one commit marker
         that makes them visible together. ``crops``: encoded face crops (bytes), ``digests``: the
         photos' sha256, one per embedding (or None). Returns the new photo ids."""
-        name, emb, sources, boxes, crops, digests = checked_rows(name, embeddings, sources, boxes, None, crops,
-                                                                 digests)
+        name, emb, sources, boxes, crops, digests = checked_rows(name, embeddings, sources, boxes, None, crops, digests)
         self._writable("enrol into")
         self._require_current()
         meta = self._meta_many(["dim", "space"])
@@ -337,9 +363,17 @@ class MilvusStore:
             self._set_meta("space", json.dumps({"space_id": space_id, "generation": gen}))
         batch, now = secrets.token_hex(16), time.time()
         ids = [secrets.randbits(62) for _ in emb]
-        rows = [{"id": i, "name": name, "batch": batch, "created": now, "embedding": vec,
-                 "info": json.dumps({"pos": k, "source": src, "sha256": sha, "box": box})}
-                for k, (i, vec, src, box, sha) in enumerate(zip(ids, emb, sources, boxes, digests))]
+        rows = [
+            {
+                "id": i,
+                "name": name,
+                "batch": batch,
+                "created": now,
+                "embedding": vec,
+                "info": json.dumps({"pos": k, "source": src, "sha256": sha, "box": box}),
+            }
+            for k, (i, vec, src, box, sha) in enumerate(zip(ids, emb, sources, boxes, digests))
+        ]
         self._write_crops(dict(zip(ids, crops)))
         self._call(self._client.insert, self._photos, rows)
         self._commit(batch, len(rows), gen, now)
@@ -350,18 +384,22 @@ class MilvusStore:
         self._committed[batch] = gen
 
     def _write_crops(self, crops: dict[int, bytes | None]) -> None:
-        rows = [{"key": f"{i}:{k}", "photo": i, "part": k, "value": part, "v": [0.0, 0.0]}
-                for i, crop in crops.items() if crop for k, part in enumerate(_parts(crop))]
+        rows = [
+            {"key": f"{i}:{k}", "photo": i, "part": k, "value": part, "v": [0.0, 0.0]}
+            for i, crop in crops.items()
+            if crop
+            for k, part in enumerate(_parts(crop))
+        ]
         if rows:
             self._ensure_crops()
             for k in range(0, len(rows), 64):
-                self._call(self._client.insert, self._crops, rows[k:k + 64])
+                self._call(self._client.insert, self._crops, rows[k : k + 64])
 
     def _delete_crops(self, ids) -> None:
         ids = [int(i) for i in ids]
         if ids and self._crops in set(self._call(self._client.list_collections)):
             for k in range(0, len(ids), _PAGE):
-                self._call(self._client.delete, self._crops, filter=f"photo in {ids[k:k + _PAGE]}")
+                self._call(self._client.delete, self._crops, filter=f"photo in {ids[k : k + _PAGE]}")
 
     def replace_embeddings(self, ids, embeddings, space_id: str) -> None:
         """Re-encode (``gallery migrate``): the rows ``ids`` get ``embeddings`` and the gallery ``space_id``,
@@ -376,8 +414,10 @@ class MilvusStore:
         self._require_current()
         meta = self._meta_many(["dim", "space"])
         if self._stored_dim(meta.get("dim")) not in (None, emb.shape[1]):
-            raise GalleryError(f"the gallery {self.path} holds {meta['dim']}-D embeddings and Milvus cannot change "
-                               f"a collection's dimension: enrol the people again into a new Milvus gallery")
+            raise GalleryError(
+                f"the gallery {self.path} holds {meta['dim']}-D embeddings and Milvus cannot change "
+                f"a collection's dimension: enrol the people again into a new Milvus gallery"
+            )
         _, gen = self._space(meta.get("space"), read=False)
         rows = self._rows(fields=["id", "name", "batch", "info", "created"], gen=gen)
         if sorted(r["id"] for r in rows) != sorted(ids) or len(set(ids)) != len(ids):
@@ -391,11 +431,19 @@ class MilvusStore:
             info["pos"] = k  # enrolment order kept: (created, batch, pos)
             new_id = secrets.randbits(62)
             moved[r["id"]] = new_id
-            new_rows.append({"id": new_id, "name": r["name"], "batch": batches[r["batch"]], "created": r["created"],
-                             "embedding": new_emb[r["id"]], "info": json.dumps(info)})
+            new_rows.append(
+                {
+                    "id": new_id,
+                    "name": r["name"],
+                    "batch": batches[r["batch"]],
+                    "created": r["created"],
+                    "embedding": new_emb[r["id"]],
+                    "info": json.dumps(info),
+                }
+            )
         self._write_crops({moved[i]: self.crop(i) for i in moved})
         for k in range(0, len(new_rows), 1024):
-            self._call(self._client.insert, self._photos, new_rows[k:k + 1024])
+            self._call(self._client.insert, self._photos, new_rows[k : k + 1024])
         for new_batch in batches.values():  # invisible until the switch: they name the new generation
             self._commit(new_batch, sum(r["batch"] == new_batch for r in new_rows), new_gen, now)
         self._set_meta("threshold", None)  # first: a crash from here on leaves no threshold of another space
@@ -460,9 +508,12 @@ class MilvusStore:
         _, gen = self._space()
         rows = self._rows(fields=["id", "batch", "created"], visible=False)
         self._committed_of({r["batch"] for r in rows})
-        dead = [r["id"] for r in rows
-                if (r["batch"] not in self._committed and r["created"] < time.time() - older_than)
-                or self._committed.get(r["batch"], gen) != gen]
+        dead = [
+            r["id"]
+            for r in rows
+            if (r["batch"] not in self._committed and r["created"] < time.time() - older_than)
+            or self._committed.get(r["batch"], gen) != gen
+        ]
         if dead:
             self._call(self._client.delete, self._photos, ids=dead)
             self._delete_crops(dead)
@@ -473,20 +524,22 @@ class MilvusStore:
         """Which of these batch ids have their commit marker (cached: a marker only goes with its rows)."""
         unknown = [b for b in batches if b not in self._committed]
         for k in range(0, len(unknown), _PAGE):
-            found = self._meta_many([f"batch:{b}" for b in unknown[k:k + _PAGE]])
+            found = self._meta_many([f"batch:{b}" for b in unknown[k : k + _PAGE]])
             for key, value in found.items():
                 try:
                     self._committed[key[6:]] = int(json.loads(value).get("gen", 0))
                 except (ValueError, AttributeError):
-                    raise GalleryError(f"the gallery {self.path} is damaged: its meta row {key!r} holds "
-                                       f"{value!r}") from None
+                    raise GalleryError(
+                        f"the gallery {self.path} is damaged: its meta row {key!r} holds {value!r}"
+                    ) from None
         return {b for b in batches if b in self._committed}
 
     def _visible(self, batches, gen: int) -> set[str]:
         return {b for b in self._committed_of(batches) if self._committed[b] == gen}
 
-    def _rows(self, *, name: str | None = None, ids=None, fields, visible: bool = True,
-              gen: int | None = None) -> list[dict]:
+    def _rows(
+        self, *, name: str | None = None, ids=None, fields, visible: bool = True, gen: int | None = None
+    ) -> list[dict]:
         """Photo rows (all, one person's, or by id), only visible ones (committed, of the current
         generation ``gen``, read when None) unless ``visible=False``, in enrolment order."""
         if not self._has_photos():
@@ -501,9 +554,15 @@ class MilvusStore:
             flt = f"name == {_lit(name)}"
         else:
             flt = "id >= 0 or id < 0"
-        it = self._call(self._client.query_iterator, self._photos, batch_size=_PAGE, filter=flt,
-                        output_fields=fields, consistency_level="Strong")
-        rows = []
+        it = self._call(
+            self._client.query_iterator,
+            self._photos,
+            batch_size=_PAGE,
+            filter=flt,
+            output_fields=fields,
+            consistency_level="Strong",
+        )
+        rows: list[dict] = []
         while True:
             page = self._call(it.next)
             if not page:
@@ -511,6 +570,8 @@ class MilvusStore:
             rows.extend(dict(r) for r in page)
         it.close()
         if visible:
+            if gen is None:
+                raise GalleryError(f"the Milvus gallery {self.path} has no embedding-space generation recorded")
             ok = self._visible({r["batch"] for r in rows}, gen)
             rows = [r for r in rows if r["batch"] in ok]
         rows.sort(key=lambda r: (r["created"], r["batch"], json.loads(r["info"])["pos"]))
@@ -546,9 +607,15 @@ class MilvusStore:
         out = []
         for r in rows:
             info = json.loads(r["info"])
-            out.append(Photo(int(r["id"]), r["name"], info["source"],
-                             None if info["box"] is None else tuple(float(v) for v in info["box"]),
-                             info.get("sha256")))
+            out.append(
+                Photo(
+                    int(r["id"]),
+                    r["name"],
+                    info["source"],
+                    None if info["box"] is None else tuple(float(v) for v in info["box"]),
+                    info.get("sha256"),
+                )
+            )
         return out
 
     def crop(self, photo_id: int) -> bytes | None:
@@ -557,8 +624,13 @@ class MilvusStore:
             raise KeyError(f"no enrolled photo with id {photo_id} in {self.path}")
         if self._crops not in set(self._call(self._client.list_collections)):
             return None
-        parts = self._call(self._client.query, self._crops, filter=f"photo == {int(photo_id)}",
-                           output_fields=["part", "value"], consistency_level="Strong")
+        parts = self._call(
+            self._client.query,
+            self._crops,
+            filter=f"photo == {int(photo_id)}",
+            output_fields=["part", "value"],
+            consistency_level="Strong",
+        )
         if not parts:
             return None
         parts.sort(key=lambda r: r["part"])
@@ -571,7 +643,7 @@ class MilvusStore:
         if name is not None and not rows:
             raise KeyError(self._unknown(name))
         dim = self._stored_dim(self._meta("dim")) or 0
-        emb = (np.asarray([r["embedding"] for r in rows], np.float32) if rows else np.zeros((0, dim), np.float32))
+        emb = np.asarray([r["embedding"] for r in rows], np.float32) if rows else np.zeros((0, dim), np.float32)
         return emb, [r["name"] for r in rows]
 
     def search(self, queries) -> list[Match]:
@@ -590,19 +662,33 @@ class MilvusStore:
             raise ValueError(f"queries have dimension {q.shape[1]}, but the gallery holds {dim}-D embeddings")
         k = self.options["candidates"]
         params = {"metric_type": "L2", "params": {"ef": max(self.options["ef_search"], k)}}
-        hits = self._call(self._client.search, self._photos, data=list(q), limit=k, anns_field="embedding",
-                          output_fields=["name", "batch", "embedding"], search_params=params,
-                          consistency_level="Strong")
+        hits = self._call(
+            self._client.search,
+            self._photos,
+            data=list(q),
+            limit=k,
+            anns_field="embedding",
+            output_fields=["name", "batch", "embedding"],
+            search_params=params,
+            consistency_level="Strong",
+        )
         out = []
         for vec, row in zip(q, hits):
             rows = [h["entity"] for h in row]
             ok = self._visible({r["batch"] for r in rows}, gen)
             rows = [r for r in rows if r["batch"] in ok]
             if rows and len({r["name"] for r in rows}) == 1:  # one identity only: its runner-up from one more search
-                more = self._call(self._client.search, self._photos, data=[vec], limit=k, anns_field="embedding",
-                                  filter=f"name != {_lit(rows[0]['name'])}",
-                                  output_fields=["name", "batch", "embedding"], search_params=params,
-                                  consistency_level="Strong")[0]
+                more = self._call(
+                    self._client.search,
+                    self._photos,
+                    data=[vec],
+                    limit=k,
+                    anns_field="embedding",
+                    filter=f"name != {_lit(rows[0]['name'])}",
+                    output_fields=["name", "batch", "embedding"],
+                    search_params=params,
+                    consistency_level="Strong",
+                )[0]
                 extra = [h["entity"] for h in more]
                 ok = self._visible({r["batch"] for r in extra}, gen)
                 rows += [r for r in extra if r["batch"] in ok]

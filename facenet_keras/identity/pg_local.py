@@ -14,6 +14,7 @@ password (scram-sha-256) authentication. PostgreSQL refuses to run as root: as r
 the system user ``facenet-keras-pg`` (no home, no login shell) and give it ``DIR/pgdata``; nothing
 outside ``DIR`` is changed, and a ``DIR`` whose parents other users cannot traverse is refused.
 """
+
 from __future__ import annotations
 
 import json
@@ -85,7 +86,9 @@ class LocalPostgres:
     @property
     def info(self) -> dict:
         if not self.info_file.exists():
-            raise ValueError(f"no local PostgreSQL in {self.dir}: start one with 'facenet-keras db start --data {self.dir}'")
+            raise ValueError(
+                f"no local PostgreSQL in {self.dir}: start one with 'facenet-keras db start --data {self.dir}'"
+            )
         return json.loads(self.info_file.read_text())
 
     @property
@@ -102,8 +105,14 @@ class LocalPostgres:
     def running(self) -> bool:
         if not (self.pgdata / "PG_VERSION").exists():
             return False
-        r = subprocess.run([str(_bin("pg_ctl")), "status", "-D", str(self.pgdata)], check=False, capture_output=True,
-                           text=True, cwd=self.dir, **self._as_server())
+        r = subprocess.run(
+            [str(_bin("pg_ctl")), "status", "-D", str(self.pgdata)],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=self.dir,
+            **self._as_server(),
+        )
         return r.returncode == 0
 
     # ------------------------------------------------------------------ start / stop
@@ -118,9 +127,26 @@ class LocalPostgres:
             info["port"] = _free_port()
             self._write_info(info)
         opts = f"-p {info['port']} -h 127.0.0.1 -k ''"
-        r = subprocess.run([str(_bin("pg_ctl")), "start", "-w", "-t", str(int(timeout)), "-D", str(self.pgdata),
-                            "-l", str(self.log), "-o", opts], check=False, capture_output=True, text=True, cwd=self.dir,
-                           **self._as_server())
+        r = subprocess.run(
+            [
+                str(_bin("pg_ctl")),
+                "start",
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(self.log),
+                "-o",
+                opts,
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=self.dir,
+            **self._as_server(),
+        )
         if r.returncode != 0:
             tail = self.log.read_text()[-800:] if self.log.exists() else r.stderr
             raise RuntimeError(f"PostgreSQL did not start in {self.pgdata}: {tail.strip()}")
@@ -130,8 +156,14 @@ class LocalPostgres:
         """Stop the server (fast shutdown: open transactions roll back). False when it was not running."""
         if not self.running():
             return False
-        subprocess.run([str(_bin("pg_ctl")), "stop", "-w", "-m", "fast", "-D", str(self.pgdata)],
-                       capture_output=True, text=True, check=True, cwd=self.dir, **self._as_server())
+        subprocess.run(
+            [str(_bin("pg_ctl")), "stop", "-w", "-m", "fast", "-D", str(self.pgdata)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=self.dir,
+            **self._as_server(),
+        )
         return True
 
     def remove(self) -> None:
@@ -162,9 +194,25 @@ class LocalPostgres:
             os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
             os.chown(pwfile, entry.pw_uid, entry.pw_gid)
         try:
-            subprocess.run([str(_bin("initdb")), "-D", str(self.pgdata), "-U", "postgres", "--auth=scram-sha-256",
-                            f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C", "--no-instructions"],
-                           capture_output=True, text=True, check=True, cwd=self.dir, **self._as_server())
+            subprocess.run(
+                [
+                    str(_bin("initdb")),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-instructions",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=self.dir,
+                **self._as_server(),
+            )
         except subprocess.CalledProcessError as exc:
             shutil.rmtree(self.pgdata, ignore_errors=True)
             raise RuntimeError(f"initdb failed in {self.pgdata}: {exc.stderr.strip()[-500:]}") from exc
@@ -193,9 +241,11 @@ class LocalPostgres:
     def _check_parents_traversable(self) -> None:
         for parent in self.dir.parents:
             if not parent.stat().st_mode & 0o001:
-                raise ValueError(f"the server user {SERVER_USER!r} cannot enter {parent} (mode "
-                                 f"{oct(parent.stat().st_mode & 0o777)}): give a --data folder outside it, "
-                                 "e.g. under /var/lib or /tmp; facenet-keras does not open folders to other users")
+                raise ValueError(
+                    f"the server user {SERVER_USER!r} cannot enter {parent} (mode "
+                    f"{oct(parent.stat().st_mode & 0o777)}): give a --data folder outside it, "
+                    "e.g. under /var/lib or /tmp; facenet-keras does not open folders to other users"
+                )
 
     def _as_server(self) -> dict:
         return {"user": SERVER_USER} if self._root else {}
@@ -211,8 +261,12 @@ def _ensure_server_user() -> None:
     try:
         pwd.getpwnam(SERVER_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_USER],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_USER],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         for _ in range(50):  # nss caches can lag a moment
             try:
                 pwd.getpwnam(SERVER_USER)

@@ -18,6 +18,7 @@ is skipped, so an interrupted import can simply be run again. Each person is one
 transaction, or one committed batch). Version 1 files (no space, no crops) are read too; their
 people come without an embedding space (a gallery refuses to compare them until re-enrolled).
 """
+
 from __future__ import annotations
 
 import base64
@@ -57,15 +58,25 @@ def export_document(gallery) -> dict:
     for photo, vec in zip(photos, emb):
         vec = np.ascontiguousarray(vec, dtype="<f4")
         crop = store.crop(photo.id)
-        people.setdefault(photo.name, []).append({
-            "source": photo.source, "box": None if photo.box is None else [float(v) for v in photo.box],
-            "sha256": photo.sha256, "key": embedding_key(vec),
-            "embedding": base64.b64encode(vec.tobytes()).decode("ascii"),
-            "crop": None if crop is None else base64.b64encode(crop).decode("ascii"),
-            "crop_key": None if crop is None else hashlib.sha256(crop).hexdigest()})
-    doc = {"format": FORMAT, "version": VERSION, "space": store.space_id, "threshold": store.threshold,
-           "dim": int(emb.shape[1]) if len(emb) else None,
-           "people": [{"name": n, "photos": p} for n, p in sorted(people.items())]}
+        people.setdefault(photo.name, []).append(
+            {
+                "source": photo.source,
+                "box": None if photo.box is None else [float(v) for v in photo.box],
+                "sha256": photo.sha256,
+                "key": embedding_key(vec),
+                "embedding": base64.b64encode(vec.tobytes()).decode("ascii"),
+                "crop": None if crop is None else base64.b64encode(crop).decode("ascii"),
+                "crop_key": None if crop is None else hashlib.sha256(crop).hexdigest(),
+            }
+        )
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "space": store.space_id,
+        "threshold": store.threshold,
+        "dim": int(emb.shape[1]) if len(emb) else None,
+        "people": [{"name": n, "photos": p} for n, p in sorted(people.items())],
+    }
     return doc
 
 
@@ -79,8 +90,10 @@ def read_export(path: str | os.PathLike) -> dict:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"{path} is not a facenet-keras gallery export")
     if doc.get("version") not in READS:
-        raise ValueError(f"{path} is a gallery export of version {doc.get('version')}; this version reads "
-                         + ", ".join(map(str, READS)))
+        raise ValueError(
+            f"{path} is a gallery export of version {doc.get('version')}; this version reads "
+            + ", ".join(map(str, READS))
+        )
     if doc["version"] == 1:
         doc["space"] = None  # version 1 named the 0.2 pipeline ("encoder"), not an embedding space
     dim = doc.get("dim")
@@ -92,7 +105,7 @@ def read_export(path: str | os.PathLike) -> dict:
                 crop = None if photo.get("crop") is None else base64.b64decode(photo["crop"], validate=True)
             except (binascii.Error, ValueError):
                 raise ValueError(f"{where} is corrupt (not base64); nothing was imported") from None
-            vec = np.frombuffer(raw[:len(raw) - len(raw) % 4], dtype="<f4")
+            vec = np.frombuffer(raw[: len(raw) - len(raw) % 4], dtype="<f4")
             if len(raw) % 4 or (dim is not None and vec.size != dim) or embedding_key(vec) != photo["key"]:
                 raise ValueError(f"{where} is corrupt (its embedding does not match its key); nothing was imported")
             if crop is not None and hashlib.sha256(crop).hexdigest() != photo.get("crop_key"):
@@ -108,8 +121,10 @@ def import_gallery(gallery, path: str | os.PathLike) -> dict:
     doc = read_export(path)
     space, stored = doc["space"], store.space_id
     if space and stored and space != stored and len(store):
-        raise EmbeddingSpaceError(f"{path} holds embeddings of space {space!r}, the gallery {store.path} of "
-                                  f"{stored!r}: nothing was imported (re-encode one of them with 'gallery migrate')")
+        raise EmbeddingSpaceError(
+            f"{path} holds embeddings of space {space!r}, the gallery {store.path} of "
+            f"{stored!r}: nothing was imported (re-encode one of them with 'gallery migrate')"
+        )
     added = skipped = 0
     for person in doc["people"]:
         have = set()
@@ -119,9 +134,15 @@ def import_gallery(gallery, path: str | os.PathLike) -> dict:
         skipped += len(person["photos"]) - len(new)
         if not new:
             continue
-        store.add(person["name"], np.stack([p["vector"] for p in new]), sources=[p["source"] for p in new],
-                  boxes=[p["box"] for p in new], space_id=space, crops=[p["crop_bytes"] for p in new],
-                  digests=[p.get("sha256") for p in new])
+        store.add(
+            person["name"],
+            np.stack([p["vector"] for p in new]),
+            sources=[p["source"] for p in new],
+            boxes=[p["box"] for p in new],
+            space_id=space,
+            crops=[p["crop_bytes"] for p in new],
+            digests=[p.get("sha256") for p in new],
+        )
         added += len(new)
     if doc["threshold"] is not None and store.threshold is None:
         store.threshold = doc["threshold"]

@@ -21,6 +21,7 @@ which are re-ranked exactly in numpy (the same distance function as every other 
 candidates hold one identity only, the runner-up comes from one more filtered index scan.
 URL options (taken out before connecting): ``?exact_below=20000&ef_search=100&candidates=64``.
 """
+
 from __future__ import annotations
 
 import json
@@ -114,15 +115,18 @@ class PostgresStore:
 
     def __init__(self, url: str, *, backend: str = "exact", readonly: bool = False, connect_timeout: float = 5.0):
         if backend != "exact":
-            raise ValueError(f"search backend {backend!r} is for SQLite galleries; PostgreSQL searches "
-                             "with its own HNSW index (tune it with ?ef_search=... in the URL)")
+            raise ValueError(
+                f"search backend {backend!r} is for SQLite galleries; PostgreSQL searches "
+                "with its own HNSW index (tune it with ?ef_search=... in the URL)"
+            )
         try:
             import psycopg
             from pgvector.psycopg import register_vector
             from psycopg_pool import ConnectionPool
         except ImportError as exc:
-            raise GalleryServerError("PostgreSQL galleries need psycopg, psycopg-pool and pgvector: "
-                                     "pip install 'facenet-keras[postgres]'") from exc
+            raise GalleryServerError(
+                "PostgreSQL galleries need psycopg, psycopg-pool and pgvector: pip install 'facenet-keras[postgres]'"
+            ) from exc
         self._psycopg = psycopg
         self._register_vector = register_vector
         self.readonly = bool(readonly)
@@ -137,19 +141,24 @@ class PostgresStore:
             raise _connect_error(dsn, exc) from None
         except psycopg.Error as exc:
             raise GalleryServerError(f"cannot open the gallery {self.path}: {_one_line(exc)}") from None
-        self._pool = ConnectionPool(dsn, min_size=1, max_size=self.options["pool"], open=True,
-                                    kwargs={"connect_timeout": int(max(1, connect_timeout))},
-                                    configure=self._configure, check=ConnectionPool.check_connection,
-                                    timeout=connect_timeout)
+        self._pool: ConnectionPool | None = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=self.options["pool"],
+            open=True,
+            kwargs={"connect_timeout": int(max(1, connect_timeout))},
+            configure=self._configure,
+            check=ConnectionPool.check_connection,
+            timeout=connect_timeout,
+        )
         self._dim = None  # the stored dimension, once known
-        self._pays = None  # (search through the index?, when checked)
+        self._pays: tuple[bool, float] | None = None  # (search through the index?, when checked)
 
     # ------------------------------------------------------------------ schema
     def _check_and_create(self, conn) -> int:
         """Refuse a foreign database or a newer schema (touching nothing); create the schema in an
         empty database (unless read-only). Returns the schema version found (or created)."""
-        tables = {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
         foreign = sorted(tables - OUR_TABLES)
         version = 0
         if "meta" in tables:
@@ -157,29 +166,38 @@ class PostgresStore:
             version = int(row[0]) if row and str(row[0]).isdigit() else 0
         if version == 0 and tables:
             listed = ", ".join(foreign or sorted(tables))
-            raise GalleryServerError(f"database {redact(self._dsn)} holds other tables ({listed}): give the "
-                                     "gallery a database of its own; nothing was changed")
+            raise GalleryServerError(
+                f"database {redact(self._dsn)} holds other tables ({listed}): give the "
+                "gallery a database of its own; nothing was changed"
+            )
         if version > SCHEMA_VERSION:
-            raise GalleryServerError(f"{redact(self._dsn)} has gallery schema {version}, newer than this version of "
-                                     f"facenet-keras reads ({SCHEMA_VERSION}): upgrade facenet-keras")
+            raise GalleryServerError(
+                f"{redact(self._dsn)} has gallery schema {version}, newer than this version of "
+                f"facenet-keras reads ({SCHEMA_VERSION}): upgrade facenet-keras"
+            )
         if version:
             return version  # an older one waits for upgrade_schema ('gallery migrate')
         if self.readonly:
-            raise GalleryServerError(f"no gallery in {redact(self._dsn)} (an empty database; enrol someone first "
-                                     "with 'facenet-keras enroll NAME PHOTO'); nothing was created")
+            raise GalleryServerError(
+                f"no gallery in {redact(self._dsn)} (an empty database; enrol someone first "
+                "with 'facenet-keras enroll NAME PHOTO'); nothing was created"
+            )
         has_vector = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
         if not has_vector:
             available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
             if not available:
-                raise GalleryServerError(f"PostgreSQL at {redact(self._dsn)} has no pgvector extension installed: "
-                                         "install pgvector on the server (or use 'facenet-keras db start')")
+                raise GalleryServerError(
+                    f"PostgreSQL at {redact(self._dsn)} has no pgvector extension installed: "
+                    "install pgvector on the server (or use 'facenet-keras db start')"
+                )
             try:
                 with conn.transaction():
                     conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             except self._psycopg.errors.InsufficientPrivilege:
-                raise GalleryServerError(f"database {redact(self._dsn)} lacks the pgvector extension and this user "
-                                         "may not create it: ask an administrator to run CREATE EXTENSION vector") \
-                    from None
+                raise GalleryServerError(
+                    f"database {redact(self._dsn)} lacks the pgvector extension and this user "
+                    "may not create it: ask an administrator to run CREATE EXTENSION vector"
+                ) from None
         self._migrate(conn)
         return SCHEMA_VERSION
 
@@ -188,14 +206,20 @@ class PostgresStore:
         process may be doing the same)."""
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            row = (conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                   if conn.execute("SELECT to_regclass('meta')").fetchone()[0] else None)
+            row = (
+                conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if conn.execute("SELECT to_regclass('meta')").fetchone()[0]
+                else None
+            )
             current = int(row[0]) if row else 0  # another process may have migrated meanwhile
             for step in range(current + 1, SCHEMA_VERSION + 1):
                 conn.execute(MIGRATIONS[step])
             if current < SCHEMA_VERSION:
-                conn.execute("INSERT INTO meta VALUES ('schema_version', %s) ON CONFLICT (key) DO UPDATE "
-                             "SET value = EXCLUDED.value", (str(SCHEMA_VERSION),))
+                conn.execute(
+                    "INSERT INTO meta VALUES ('schema_version', %s) ON CONFLICT (key) DO UPDATE "
+                    "SET value = EXCLUDED.value",
+                    (str(SCHEMA_VERSION),),
+                )
 
     @property
     def needs_upgrade(self) -> bool:
@@ -218,10 +242,12 @@ class PostgresStore:
 
     def set_space_id(self, space_id: str) -> None:
         """Record the embedding space of embeddings already stored (a schema upgrade that keeps them)."""
+
         def write(conn):
             with conn.transaction():
                 self._put(conn, "space_id", space_id)
                 conn.execute("DELETE FROM meta WHERE key = 'model_id'")
+
         self._write(write, "record the embedding space of")
 
     def _configure(self, conn) -> None:
@@ -245,39 +271,50 @@ class PostgresStore:
         from psycopg_pool import PoolTimeout
 
         if current and self.needs_upgrade:
-            raise GalleryError(f"{self.path} is a gallery of schema {self.schema_version} (an older facenet-keras); "
-                               f"upgrade it with 'facenet-keras --gallery URL gallery migrate'")
+            raise GalleryError(
+                f"{self.path} is a gallery of schema {self.schema_version} (an older facenet-keras); "
+                f"upgrade it with 'facenet-keras --gallery URL gallery migrate'"
+            )
+        pool = self._pool
+        if pool is None:
+            raise GalleryError(f"the gallery {self.path} is closed")
         for attempt in (0, 1):
             try:
-                with self._pool.connection() as conn:
+                with pool.connection() as conn:
                     return fn(conn)
             except PoolTimeout as exc:
-                raise GalleryServerError(f"cannot reach PostgreSQL at {self.path}: no connection within "
-                                         f"{self._timeout:g} s (is the server running?)") from exc
+                raise GalleryServerError(
+                    f"cannot reach PostgreSQL at {self.path}: no connection within "
+                    f"{self._timeout:g} s (is the server running?)"
+                ) from exc
             except psycopg.OperationalError as exc:
                 if attempt == 0 and retry:
-                    self._pool.check()
+                    pool.check()
                     continue
-                raise GalleryServerError(f"PostgreSQL at {self.path} failed: {_one_line(exc)}"
-                                         + ("" if retry else " (the write was rolled back; nothing was stored)")) \
-                    from exc
+                raise GalleryServerError(
+                    f"PostgreSQL at {self.path} failed: {_one_line(exc)}"
+                    + ("" if retry else " (the write was rolled back; nothing was stored)")
+                ) from exc
             except psycopg.errors.ReadOnlySqlTransaction as exc:
-                raise GalleryError(f"the gallery {self.path} is read-only (opened read-only, or a read-only "
-                                   "server): nothing was changed") from exc
+                raise GalleryError(
+                    f"the gallery {self.path} is read-only (opened read-only, or a read-only "
+                    "server): nothing was changed"
+                ) from exc
             except psycopg.Error as exc:  # a constraint, a damaged value...: one line, the transaction rolled back
-                raise GalleryServerError(f"PostgreSQL at {self.path} refused the operation: {_one_line(exc)}") \
-                    from exc
+                raise GalleryServerError(f"PostgreSQL at {self.path} refused the operation: {_one_line(exc)}") from exc
 
     # ------------------------------------------------------------------ metadata
     def _meta(self, key: str, *, current: bool = True) -> str | None:
-        row = self._run(lambda c: c.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone(),
-                        current=current)
+        row = self._run(
+            lambda c: c.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone(), current=current
+        )
         return row[0] if row else None
 
     @staticmethod
     def _put(conn, key: str, value: str) -> None:
-        conn.execute("INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                     (key, value))
+        conn.execute(
+            "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, value)
+        )
 
     def _set_meta(self, key: str, value: str | None) -> None:
         def write(conn):
@@ -286,6 +323,7 @@ class PostgresStore:
                     conn.execute("DELETE FROM meta WHERE key = %s", (key,))
                 else:
                     self._put(conn, key, value)
+
         self._write(write, f"store {key} in")
 
     @property
@@ -311,12 +349,12 @@ class PostgresStore:
         return int(row[0])
 
     # ------------------------------------------------------------------ writes
-    def add(self, name: str, embeddings, *, sources=None, boxes=None, space_id: str | None = None,
-            crops=None, digests=None) -> list[int]:
+    def add(
+        self, name: str, embeddings, *, sources=None, boxes=None, space_id: str | None = None, crops=None, digests=None
+    ) -> list[int]:
         """Enrol ``embeddings`` (N, D) for ``name`` in one transaction; returns the new photo ids.
         ``crops``: encoded face crops (bytes), ``digests``: the photos' sha256, one per embedding (or None)."""
-        name, emb, sources, boxes, crops, digests = checked_rows(name, embeddings, sources, boxes, None, crops,
-                                                                 digests)
+        name, emb, sources, boxes, crops, digests = checked_rows(name, embeddings, sources, boxes, None, crops, digests)
         self._writable("enrol into")
         dim = emb.shape[1]
         now = time.time()
@@ -339,16 +377,20 @@ class PostgresStore:
                     empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM photos)").fetchone()[0]
                     if check_add_space(self.path, stored[0] if stored else None, space_id, empty):
                         self._put(conn, "space_id", space_id)
-                conn.execute("INSERT INTO people(name, created) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-                             (name, now))
+                conn.execute(
+                    "INSERT INTO people(name, created) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING", (name, now)
+                )
                 (person_id,) = conn.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()
                 with conn.cursor() as cur:
                     cur.executemany(
                         "INSERT INTO photos(person_id, source, box, embedding, created, sha256, crop) "
                         "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                        [(person_id, source, None if box is None else json.dumps(box), Vector(vec), now, sha, crop)
-                         for vec, source, box, sha, crop in zip(emb, sources, boxes, digests, crops)],
-                        returning=True)
+                        [
+                            (person_id, source, None if box is None else json.dumps(box), Vector(vec), now, sha, crop)
+                            for vec, source, box, sha, crop in zip(emb, sources, boxes, digests, crops)
+                        ],
+                        returning=True,
+                    )
                     ids = []
                     while True:
                         ids.append(cur.fetchone()[0])
@@ -382,21 +424,25 @@ class PostgresStore:
                     conn.execute("DROP INDEX IF EXISTS photos_hnsw")
                     conn.execute("ALTER TABLE photos ALTER COLUMN embedding TYPE vector")
                 with conn.cursor() as cur:
-                    cur.executemany("UPDATE photos SET embedding = %s WHERE id = %s",
-                                    [(Vector(vec), i) for i, vec in zip(ids, emb)])
+                    cur.executemany(
+                        "UPDATE photos SET embedding = %s WHERE id = %s", [(Vector(vec), i) for i, vec in zip(ids, emb)]
+                    )
                 if new_dim:
                     conn.execute(f"ALTER TABLE photos ALTER COLUMN embedding TYPE vector({emb.shape[1]})")
                 self._put(conn, "dim", str(emb.shape[1]))
                 self._put(conn, "space_id", space_id)
                 conn.execute("DELETE FROM meta WHERE key IN ('model_id', 'threshold')")  # calibrated for the old space
+
         self._write(write, "re-encode")
         self._dim, self._pays = None, None
         self._maybe_build_index()
 
     def has_index(self, conn=None) -> bool:
         """Whether the HNSW index exists (it is built once the gallery reaches ``exact_below`` rows)."""
+
         def read(c):
             return c.execute("SELECT to_regclass('photos_hnsw') IS NOT NULL").fetchone()[0]
+
         return read(conn) if conn is not None else self._run(read)
 
     def _index_pays(self, conn) -> bool:
@@ -414,6 +460,7 @@ class PostgresStore:
         """Build the HNSW index (``vector_l2_ops``) now, CONCURRENTLY so writers are not blocked; one
         process builds it (advisory lock), others go on. Below ``exact_below`` rows it does not pay:
         inserts into an HNSW index cost milliseconds each, a sequential scan of 20k rows a few ms."""
+
         def build(conn):
             if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY + 1,)).fetchone()[0]:
                 return False
@@ -421,11 +468,14 @@ class PostgresStore:
                 if self.has_index(conn):
                     return False
                 conn.execute("DROP INDEX IF EXISTS photos_hnsw")  # an invalid one left by a crashed build
-                conn.execute(f"CREATE INDEX CONCURRENTLY photos_hnsw ON photos USING hnsw (embedding vector_l2_ops) "
-                             f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)})")
+                conn.execute(
+                    f"CREATE INDEX CONCURRENTLY photos_hnsw ON photos USING hnsw (embedding vector_l2_ops) "
+                    f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
+                )
                 return True
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY + 1,))
+
         return self._run(build, retry=False)
 
     def rename(self, old: str, new: str) -> None:
@@ -438,6 +488,7 @@ class PostgresStore:
                     raise ValueError(f"{display_name(new)} is already enrolled")
                 if conn.execute("UPDATE people SET name = %s WHERE name = %s", (new, old)).rowcount == 0:
                     raise KeyError(self._unknown(conn, old))
+
         self._write(write, "rename a person in")
 
     def remove(self, name: str) -> int:
@@ -452,19 +503,24 @@ class PostgresStore:
                 n = conn.execute("DELETE FROM photos WHERE person_id = %s", row).rowcount
                 conn.execute("DELETE FROM people WHERE id = %s", row)
                 return n
+
         n = self._write(write, "remove a person from")
         self._vacuum()
         return n
 
     def remove_photo(self, photo_id: int) -> None:
         """Remove one enrolled photo; a person left with no photo is removed too."""
+
         def write(conn):
             with conn.transaction():
                 row = conn.execute("DELETE FROM photos WHERE id = %s RETURNING person_id", (int(photo_id),)).fetchone()
                 if row is None:
                     raise KeyError(f"no enrolled photo with id {photo_id} in {self.path}")
-                conn.execute("DELETE FROM people WHERE id = %s AND NOT EXISTS "
-                             "(SELECT 1 FROM photos WHERE person_id = %s)", (row[0], row[0]))
+                conn.execute(
+                    "DELETE FROM people WHERE id = %s AND NOT EXISTS (SELECT 1 FROM photos WHERE person_id = %s)",
+                    (row[0], row[0]),
+                )
+
         self._write(write, "remove a photo from")
         self._vacuum()
 
@@ -493,9 +549,12 @@ class PostgresStore:
 
     def people(self) -> dict[str, int]:
         """Each enrolled name with its number of photos."""
-        rows = self._run(lambda c: c.execute(
-            "SELECT p.name, COUNT(f.id) FROM people p LEFT JOIN photos f ON f.person_id = p.id "
-            "GROUP BY p.id ORDER BY p.name").fetchall())
+        rows = self._run(
+            lambda c: c.execute(
+                "SELECT p.name, COUNT(f.id) FROM people p LEFT JOIN photos f ON f.person_id = p.id "
+                "GROUP BY p.id ORDER BY p.name"
+            ).fetchall()
+        )
         return {name: n for name, n in rows}
 
     def photos(self, name: str | None = None) -> list[Photo]:
@@ -504,11 +563,15 @@ class PostgresStore:
         name = None if name is None else normalize_name(name)
 
         def read(conn):
-            rows = (conn.execute(sql + " WHERE p.name = %s ORDER BY f.id", (name,)) if name is not None
-                    else conn.execute(sql + " ORDER BY f.id")).fetchall()
+            rows = (
+                conn.execute(sql + " WHERE p.name = %s ORDER BY f.id", (name,))
+                if name is not None
+                else conn.execute(sql + " ORDER BY f.id")
+            ).fetchall()
             if name is not None and not rows:
                 raise KeyError(self._unknown(conn, name))
             return rows
+
         out = []
         for i, n, s, b, digest in self._run(read):
             try:
@@ -531,25 +594,33 @@ class PostgresStore:
         name = None if name is None else normalize_name(name)
 
         def read(conn):
-            rows = (conn.execute(sql + " WHERE p.name = %s ORDER BY f.id", (name,)) if name is not None
-                    else conn.execute(sql + " ORDER BY f.id")).fetchall()
+            rows = (
+                conn.execute(sql + " WHERE p.name = %s ORDER BY f.id", (name,))
+                if name is not None
+                else conn.execute(sql + " ORDER BY f.id")
+            ).fetchall()
             if name is not None and not rows:
                 raise KeyError(self._unknown(conn, name))
             return rows, self._stored_dim(conn) or 0
+
         rows, dim = self._run(read)
         vecs = [_np(r[1]) for r in rows]
         for r, v in zip(rows, vecs):
             if v.shape != (dim,):
-                raise GalleryError(f"the gallery {self.path} is damaged: photo row {r[2]} holds a {v.size}-D "
-                                   f"embedding, expected {dim}-D")
+                raise GalleryError(
+                    f"the gallery {self.path} is damaged: photo row {r[2]} holds a {v.size}-D "
+                    f"embedding, expected {dim}-D"
+                )
         emb = np.stack(vecs) if rows else np.zeros((0, dim), np.float32)
         return emb, [r[0] for r in rows]
 
     def row_count(self, conn=None) -> int:
         """Rows in ``photos``: the planner's estimate when it has one (cheap), else an exact count."""
+
         def read(c):
             est = c.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = 'photos'::regclass").fetchone()[0]
             return int(est) if est is not None and est >= 0 else c.execute("SELECT COUNT(*) FROM photos").fetchone()[0]
+
         return read(conn) if conn is not None else self._run(read)
 
     def search(self, queries, *, exact: bool | None = None) -> list[Match]:
@@ -580,6 +651,7 @@ class PostgresStore:
                 for vec in q:
                     out.append(self._search_one(conn, vec, Vector(vec), use_exact))
             return out
+
         return self._run(read)
 
     def _search_one(self, conn, vec, qv, exact: bool) -> Match:
@@ -587,16 +659,22 @@ class PostgresStore:
             rows = conn.execute(
                 "SELECT name, embedding FROM (SELECT DISTINCT ON (f.person_id) p.name, f.embedding, "
                 "f.embedding <-> %s AS d FROM photos f JOIN people p ON p.id = f.person_id "
-                "ORDER BY f.person_id, d) best ORDER BY d LIMIT 2", (qv,)).fetchall()
+                "ORDER BY f.person_id, d) best ORDER BY d LIMIT 2",
+                (qv,),
+            ).fetchall()
         else:
             rows = conn.execute(
                 "SELECT p.name, f.embedding FROM (SELECT person_id, embedding FROM photos ORDER BY embedding <-> %s "
-                "LIMIT %s) f JOIN people p ON p.id = f.person_id", (qv, self.options["candidates"])).fetchall()
+                "LIMIT %s) f JOIN people p ON p.id = f.person_id",
+                (qv, self.options["candidates"]),
+            ).fetchall()
             if len({r[0] for r in rows}) == 1:  # one identity only: its runner-up from one more scan
                 rows += conn.execute(
                     "SELECT p.name, f.embedding FROM (SELECT person_id, embedding FROM photos WHERE person_id <> "
                     "(SELECT id FROM people WHERE name = %s) ORDER BY embedding <-> %s LIMIT 1) f "
-                    "JOIN people p ON p.id = f.person_id", (rows[0][0], qv)).fetchall()
+                    "JOIN people p ON p.id = f.person_id",
+                    (rows[0][0], qv),
+                ).fetchall()
         if not rows:
             return NO_MATCH
         return rerank(vec, np.stack([_np(r[1]) for r in rows]), [r[0] for r in rows])
@@ -610,14 +688,18 @@ class PostgresStore:
                 if exact:
                     conn.execute("SET LOCAL enable_indexscan = off")
                 conn.execute(f"SET LOCAL hnsw.ef_search = {int(self.options['ef_search'])}")
-                rows = conn.execute("EXPLAIN SELECT person_id FROM photos ORDER BY embedding <-> %s LIMIT %s",
-                                    (Vector(np.asarray(query, np.float32)), self.options["candidates"])).fetchall()
+                rows = conn.execute(
+                    "EXPLAIN SELECT person_id FROM photos ORDER BY embedding <-> %s LIMIT %s",
+                    (Vector(np.asarray(query, np.float32)), self.options["candidates"]),
+                ).fetchall()
             return "\n".join(r[0] for r in rows)
+
         return self._run(read)
 
     def _unknown(self, conn, name: str) -> str:
-        return unknown_name(self.path, name, [r[0] for r in conn.execute("SELECT name FROM people ORDER BY name "
-                                                                          "LIMIT 11")])
+        return unknown_name(
+            self.path, name, [r[0] for r in conn.execute("SELECT name FROM people ORDER BY name LIMIT 11")]
+        )
 
     def close(self) -> None:
         if self._pool is not None:

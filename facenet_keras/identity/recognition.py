@@ -10,6 +10,7 @@ to one embedding space (:func:`facenet_keras.faces.pipeline.embedding_space_id`)
 another encoder, alignment or augmentation is refused, never answered. Verification can instead use
 a trained Siamese classifier (:class:`facenet_keras.training.siamese.SiameseClassifier`, passed in).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,15 @@ import numpy as np
 
 from facenet_keras.faces.detection import NoFaceError
 from facenet_keras.faces.face import Face
-from facenet_keras.faces.pipeline import (describe_source, embedding_space_id, encode_batch, encoder_threshold,
-                                          face_chips, pipeline_id, primary_face)
+from facenet_keras.faces.pipeline import (
+    describe_source,
+    embedding_space_id,
+    encode_batch,
+    encoder_threshold,
+    face_chips,
+    pipeline_id,
+    primary_face,
+)
 from facenet_keras.files import sha256_file
 from facenet_keras.identity.gallery import FaceGallery
 from facenet_keras.identity.search import pairwise_distances
@@ -60,9 +68,14 @@ class Verification:
     probability: float | None = None  # P(same) when a Siamese classifier made the decision
 
     def to_dict(self) -> dict:
-        out = {"match": self.match, "identity": self.identity, "distance": round(self.distance, 5),
-               "threshold": round(self.threshold, 5), "faces_found": self.faces_found,
-               "face": self.face.to_dict(embedding=False)}
+        out = {
+            "match": self.match,
+            "identity": self.identity,
+            "distance": round(self.distance, 5),
+            "threshold": round(self.threshold, 5),
+            "faces_found": self.faces_found,
+            "face": self.face.to_dict(embedding=False),
+        }
         if self.probability is not None:
             out["probability"] = round(self.probability, 5)
         return out
@@ -87,9 +100,15 @@ class Recognition:
 
     def to_dict(self) -> dict:
         fin = lambda v: None if not np.isfinite(v) else round(float(v), 5)  # noqa: E731
-        return {"identity": self.identity, "distance": fin(self.distance), "nearest": self.nearest,
-                "runner_up": self.runner_up, "runner_up_distance": fin(self.runner_up_distance),
-                "threshold": round(self.threshold, 5), **self.face.to_dict(embedding=False)}
+        return {
+            "identity": self.identity,
+            "distance": fin(self.distance),
+            "nearest": self.nearest,
+            "runner_up": self.runner_up,
+            "runner_up_distance": fin(self.runner_up_distance),
+            "threshold": round(self.threshold, 5),
+            **self.face.to_dict(embedding=False),
+        }
 
 
 @dataclass
@@ -111,8 +130,13 @@ class Enrolment:
         return len(self.ids)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "photo_ids": self.ids, "duplicates": self.duplicates, "faces": self.faces,
-                "warnings": self.warnings}
+        return {
+            "name": self.name,
+            "photo_ids": self.ids,
+            "duplicates": self.duplicates,
+            "faces": self.faces,
+            "warnings": self.warnings,
+        }
 
 
 # ---------------------------------------------------------------------------- thresholds and spaces
@@ -125,9 +149,11 @@ def resolve_threshold(threshold: float | None, gallery: FaceGallery | None = Non
         threshold = encoder_threshold(model)
     if threshold is None:
         where = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name", "this encoder")
-        raise ValueError(f"the encoder {where} carries no distance threshold, so it cannot decide 'same person': "
-                         f"calibrate it first, e.g. 'facenet-keras calibrate PAIRS.csv --model {where} --target-far "
-                         "1e-3 --save-model' (or pass --threshold)")
+        raise ValueError(
+            f"the encoder {where} carries no distance threshold, so it cannot decide 'same person': "
+            f"calibrate it first, e.g. 'facenet-keras calibrate PAIRS.csv --model {where} --target-far "
+            "1e-3 --save-model' (or pass --threshold)"
+        )
     return check_threshold(threshold)
 
 
@@ -153,21 +179,25 @@ def chip_sharpness(chip: np.ndarray) -> float:
     to the spread of its grey levels (so contrast and brightness do not count). Blur lowers it."""
     gray = np.asarray(chip, np.float64).mean(axis=-1)
     n = gray.shape[0]
-    g = gray[n // 6: n - n // 6, n // 6: n - n // 6]
-    lap = (g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4 * g[1:-1, 1:-1])
+    g = gray[n // 6 : n - n // 6, n // 6 : n - n // 6]
+    lap = g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4 * g[1:-1, 1:-1]
     return float(lap.std() / max(g.std(), 1.0))
 
 
 def _check_reference(face: Face, chip: np.ndarray, source: str) -> None:
     eye = eye_distance(face)
     if eye < MIN_EYE_DISTANCE:
-        raise ValueError(f"{source}: the face is too small to serve as a reference (its eyes are {eye:.0f} px apart; "
-                         f"at least {MIN_EYE_DISTANCE:.0f} px are needed, a face about "
-                         f"{2.2 * MIN_EYE_DISTANCE:.0f} px wide); use a larger photo, or --force")
+        raise ValueError(
+            f"{source}: the face is too small to serve as a reference (its eyes are {eye:.0f} px apart; "
+            f"at least {MIN_EYE_DISTANCE:.0f} px are needed, a face about "
+            f"{2.2 * MIN_EYE_DISTANCE:.0f} px wide); use a larger photo, or --force"
+        )
     sharp = chip_sharpness(chip)
     if sharp < MIN_SHARPNESS:
-        raise ValueError(f"{source}: the face is too blurred to serve as a reference (sharpness {sharp:.2f}, "
-                         f"at least {MIN_SHARPNESS:.2f} needed); use a sharper photo, or --force")
+        raise ValueError(
+            f"{source}: the face is too blurred to serve as a reference (sharpness {sharp:.2f}, "
+            f"at least {MIN_SHARPNESS:.2f} needed); use a sharper photo, or --force"
+        )
 
 
 # ---------------------------------------------------------------------------- enrolment
@@ -192,8 +222,10 @@ def choose_face(faces, image_shape, face, source: str) -> tuple[Face, int]:
         raise NoFaceError(f"no face found in {source}; nothing was enrolled")
     if face is None:
         if len(ordered) > 1:
-            raise ValueError(f"{source} shows {len(ordered)} faces: say which to enrol with --face largest, "
-                             f"--face centre or --face INDEX (0 = the largest; 'facenet-keras detect' lists them)")
+            raise ValueError(
+                f"{source} shows {len(ordered)} faces: say which to enrol with --face largest, "
+                f"--face centre or --face INDEX (0 = the largest; 'facenet-keras detect' lists them)"
+            )
         return ordered[0], 0
     if isinstance(face, str) and not face.isdigit():
         if face not in FACE_CHOICES:
@@ -228,8 +260,9 @@ def face_crop(image: np.ndarray, face: Face, margin: float = _CROP_MARGIN, max_s
     return buf.getvalue()
 
 
-def enroll(gallery: FaceGallery, name: str, images, *, model=None, detector=None, face=None,
-           force: bool = False) -> Enrolment:
+def enroll(
+    gallery: FaceGallery, name: str, images, *, model=None, detector=None, face=None, force: bool = False
+) -> Enrolment:
     """Enrol ``name`` in ``gallery`` from one or several photos (paths, bytes, PIL images or arrays).
 
     Each photo must show a face; a photo with several needs ``face`` ('largest', 'centre' or an
@@ -261,13 +294,35 @@ def enroll(gallery: FaceGallery, name: str, images, *, model=None, detector=None
     if not todo:
         return result
     faces_per_image, loaded = encode_batch(todo, model=model, detector=detector, return_images=True)
-    return enroll_faces(gallery, name, [describe_source(src) for src in todo], loaded, faces_per_image,
-                        digests, model=model, face=face, force=force, space=space, result=result)
+    return enroll_faces(
+        gallery,
+        name,
+        [describe_source(src) for src in todo],
+        loaded,
+        faces_per_image,
+        digests,
+        model=model,
+        face=face,
+        force=force,
+        space=space,
+        result=result,
+    )
 
 
-def enroll_faces(gallery: FaceGallery, name: str, sources: list[str], images: list[np.ndarray],
-                 faces_per_image: list[list[Face]], digests: list[str | None], *, model=None, face=None,
-                 force: bool = False, space: str | None = None, result: Enrolment | None = None) -> Enrolment:
+def enroll_faces(
+    gallery: FaceGallery,
+    name: str,
+    sources: list[str],
+    images: list[np.ndarray],
+    faces_per_image: list[list[Face]],
+    digests: list[str | None],
+    *,
+    model=None,
+    face=None,
+    force: bool = False,
+    space: str | None = None,
+    result: Enrolment | None = None,
+) -> Enrolment:
     """The enrolment decision on photos already encoded (one list of faces per photo): choose the face,
     check it can serve as a reference, keep its crop, warn of look-alikes, write in one transaction.
     :func:`enroll` encodes and calls this; the service calls it with faces from its batching queue."""
@@ -284,12 +339,14 @@ def enroll_faces(gallery: FaceGallery, name: str, sources: list[str], images: li
         vectors.append(_embedding(chosen))
         boxes.append(chosen.box)
         crops.append(face_crop(image, chosen))
-        result.faces.append({"photo": source, "face": index, "faces_found": len(faces),
-                             "box": [round(float(v), 1) for v in chosen.box]})
+        result.faces.append(
+            {"photo": source, "face": index, "faces_found": len(faces), "box": [round(float(v), 1) for v in chosen.box]}
+        )
     embeddings = np.stack(vectors)
     result.warnings = _lookalike_warnings(gallery, name, embeddings, sources, model)
-    result.ids = gallery.add(name, embeddings, sources=list(sources), boxes=boxes, space_id=space, crops=crops,
-                             digests=list(digests))
+    result.ids = gallery.add(
+        name, embeddings, sources=list(sources), boxes=boxes, space_id=space, crops=crops, digests=list(digests)
+    )
     return result
 
 
@@ -309,14 +366,24 @@ def _lookalike_warnings(gallery: FaceGallery, name: str, embeddings: np.ndarray,
     for src, row in zip(sources, d):
         j = int(np.argmin(row))
         if row[j] <= tau:
-            out.append(f"{src} looks like {display_name(str(other_labels[j]))} (distance {row[j]:.2f} <= threshold "
-                       f"{tau:.2f}): check that it shows {display_name(name)}")
+            out.append(
+                f"{src} looks like {display_name(str(other_labels[j]))} (distance {row[j]:.2f} <= threshold "
+                f"{tau:.2f}): check that it shows {display_name(name)}"
+            )
     return out
 
 
 # ---------------------------------------------------------------------------- decisions
-def verify(image, identity: str, gallery: FaceGallery, threshold: float | None = None, *,
-           model=None, detector=None, classifier=None) -> Verification:
+def verify(
+    image,
+    identity: str,
+    gallery: FaceGallery,
+    threshold: float | None = None,
+    *,
+    model=None,
+    detector=None,
+    classifier=None,
+) -> Verification:
     """Is the person in ``image`` the enrolled ``identity``? Match when d <= threshold.
 
     d is the distance from the photo's face to the nearest of the identity's enrolled photos.
@@ -341,8 +408,9 @@ def verify(image, identity: str, gallery: FaceGallery, threshold: float | None =
     return verify_face(face, identity, enrolled, tau, faces_found=len(faces[0]), classifier=classifier)
 
 
-def verify_face(face: Face, identity: str, enrolled: np.ndarray, threshold: float, *, faces_found: int = 1,
-                classifier=None) -> Verification:
+def verify_face(
+    face: Face, identity: str, enrolled: np.ndarray, threshold: float, *, faces_found: int = 1, classifier=None
+) -> Verification:
     """The 1:1 decision for an encoded ``face`` against the identity's ``enrolled`` embeddings (M, D):
     match when the nearest is within ``threshold`` (or by the ``classifier``, see :func:`verify`)."""
     embedding = _embedding(face)
@@ -370,15 +438,23 @@ def _threshold_or_nan(gallery, model) -> float:
         return float("nan")
 
 
-def recognize(image, gallery: FaceGallery, threshold: float | None = None, *,
-              model=None, detector=None) -> list[Recognition]:
+def recognize(
+    image, gallery: FaceGallery, threshold: float | None = None, *, model=None, detector=None
+) -> list[Recognition]:
     """Who is each face in ``image``? One :class:`Recognition` per face found (an empty list when
     there is none), largest face first."""
     return recognize_batch([image], gallery, threshold, model=model, detector=detector)[0]
 
 
-def recognize_batch(images, gallery: FaceGallery, threshold: float | None = None, *,
-                    model=None, detector=None, progress: bool | None = None) -> list[list[Recognition]]:
+def recognize_batch(
+    images,
+    gallery: FaceGallery,
+    threshold: float | None = None,
+    *,
+    model=None,
+    detector=None,
+    progress: bool | None = None,
+) -> list[list[Recognition]]:
     """:func:`recognize` for many photos, encoding all their faces in shared batches."""
     check_gallery_space(gallery, model)
     tau = resolve_threshold(threshold, gallery, model)
@@ -390,8 +466,18 @@ def recognize_faces(faces, gallery: FaceGallery, threshold: float) -> list[Recog
     """The 1:K decision for one photo's encoded ``faces``: one :class:`Recognition` each, largest first."""
     faces = sorted(faces, key=lambda f: -f.area)
     matches = gallery.search(np.stack([f.embedding for f in faces])) if faces else []
-    return [Recognition(f, m.identity if m.distance <= threshold else None, m.distance, m.identity,
-                        m.runner_up, m.runner_up_distance, threshold) for f, m in zip(faces, matches)]
+    return [
+        Recognition(
+            f,
+            m.identity if m.distance <= threshold else None,
+            m.distance,
+            m.identity,
+            m.runner_up,
+            m.runner_up_distance,
+            threshold,
+        )
+        for f, m in zip(faces, matches)
+    ]
 
 
 # ---------------------------------------------------------------------------- migration
@@ -406,15 +492,22 @@ def migrate(gallery: FaceGallery, *, model=None, detector=None) -> dict:
     """
     store = gallery.store
     target = embedding_space_id(model)
-    report = {"gallery": str(gallery.path), "space": target, "schema_upgraded": False, "re_encoded": 0,
-              "threshold_dropped": None}
+    report = {
+        "gallery": str(gallery.path),
+        "space": target,
+        "schema_upgraded": False,
+        "re_encoded": 0,
+        "threshold_dropped": None,
+    }
     if isinstance(store, SQLiteStore) and store.needs_upgrade:  # only SQLite galleries have older schemas
         legacy = store.legacy_model_id
         if legacy is not None and legacy != pipeline_id(model):
-            raise GalleryError(f"the gallery {gallery.path} was enrolled by an older facenet-keras pipeline "
-                               f"({legacy!r}, now {pipeline_id(model)!r}) and keeps no face crops to re-encode "
-                               "from: enrol its people again into a new gallery ('gallery list' names their "
-                               "photos); it was left untouched")
+            raise GalleryError(
+                f"the gallery {gallery.path} was enrolled by an older facenet-keras pipeline "
+                f"({legacy!r}, now {pipeline_id(model)!r}) and keeps no face crops to re-encode "
+                "from: enrol its people again into a new gallery ('gallery list' names their "
+                "photos); it was left untouched"
+            )
         store.upgrade_schema()
         report["schema_upgraded"] = True
         if legacy is not None:
@@ -429,9 +522,11 @@ def migrate(gallery: FaceGallery, *, model=None, detector=None) -> dict:
     crops = [store.crop(p.id) for p in photos]
     missing = sorted({p.name for p, c in zip(photos, crops) if c is None})
     if missing:
-        raise GalleryError(f"the gallery {gallery.path} has photos without a stored face crop (of "
-                           f"{', '.join(display_name(n) for n in missing[:5])}), so it cannot be re-encoded: "
-                           "enrol them again into a new gallery")
+        raise GalleryError(
+            f"the gallery {gallery.path} has photos without a stored face crop (of "
+            f"{', '.join(display_name(n) for n in missing[:5])}), so it cannot be re-encoded: "
+            "enrol them again into a new gallery"
+        )
     faces_per_crop, loaded = encode_batch(crops, model=model, detector=detector, return_images=True)
     embeddings: list[np.ndarray] = []
     failed: list[str] = []
@@ -442,12 +537,15 @@ def migrate(gallery: FaceGallery, *, model=None, detector=None) -> dict:
         else:
             embeddings.append(_embedding(face))
     if failed:
-        raise ValueError(f"no face found again in the stored crop of photo(s) {', '.join(failed[:5])}: nothing "
-                         f"was changed; remove those photos ('gallery remove --photo ID') and run migrate again")
+        raise ValueError(
+            f"no face found again in the stored crop of photo(s) {', '.join(failed[:5])}: nothing "
+            f"was changed; remove those photos ('gallery remove --photo ID') and run migrate again"
+        )
     report["threshold_dropped"] = gallery.threshold
     store.replace_embeddings([p.id for p in photos], np.stack(embeddings), target)  # drops the threshold too
     report["re_encoded"] = len(photos)
     return report
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -462,8 +560,13 @@ class Comparison:
     faces_found: tuple[int, int]
 
     def to_dict(self) -> dict:
-        return {"match": self.match, "distance": round(self.distance, 5), "threshold": self.threshold,
-                "faces_found": list(self.faces_found), "faces": [f.to_dict(embedding=False) for f in self.faces]}
+        return {
+            "match": self.match,
+            "distance": round(self.distance, 5),
+            "threshold": self.threshold,
+            "faces_found": list(self.faces_found),
+            "faces": [f.to_dict(embedding=False) for f in self.faces],
+        }
 
 
 def compare(photo1, photo2, threshold: float | None = None, *, model=None, detector=None) -> Comparison:
@@ -475,14 +578,14 @@ def compare(photo1, photo2, threshold: float | None = None, *, model=None, detec
     Raises :class:`NoFaceError` naming the photo when one has no face.
     """
     tau = resolve_threshold(threshold, None, model)
-    per_image, loaded = encode_batch([photo1, photo2], model=model, detector=detector, progress=False,
-                                     return_images=True)
+    per_image, loaded = encode_batch(
+        [photo1, photo2], model=model, detector=detector, progress=False, return_images=True
+    )
     chosen = []
     for src, faces, image in zip((photo1, photo2), per_image, loaded):
         face = primary_face(faces, image.shape)
         if face is None:
             raise NoFaceError(f"no face found in {describe_source(src)}")
         chosen.append(face)
-    distance = float(pairwise_distances(chosen[0].embedding[None], chosen[1].embedding[None])[0, 0])
-    return Comparison(distance <= tau, distance, tau, (chosen[0], chosen[1]),
-                      (len(per_image[0]), len(per_image[1])))
+    distance = float(pairwise_distances(_embedding(chosen[0])[None], _embedding(chosen[1])[None])[0, 0])
+    return Comparison(distance <= tau, distance, tau, (chosen[0], chosen[1]), (len(per_image[0]), len(per_image[1])))

@@ -1,6 +1,7 @@
 """Small pieces shared by the server-backed gallery stores (PostgreSQL, Milvus): their error type,
 URL options, the validation every ``add`` does (the rules of :mod:`facenet_keras.identity.store`),
 the embedding-space rule of ``add``, and the exact re-rank of ANN candidates."""
+
 from __future__ import annotations
 
 import hashlib
@@ -35,8 +36,9 @@ def split_options(url: str, known: dict) -> tuple[str, dict]:
             try:
                 options[key] = type(known[key])(value)
             except ValueError as exc:
-                raise GalleryServerError(f"gallery URL option {key}={value!r} is not a "
-                                         f"{type(known[key]).__name__}") from exc
+                raise GalleryServerError(
+                    f"gallery URL option {key}={value!r} is not a {type(known[key]).__name__}"
+                ) from exc
         else:
             rest.append((key, value))
     return urlunsplit(parts._replace(query=urlencode(rest))), options
@@ -72,8 +74,10 @@ def check_add_space(where, stored: str | None, given: str | None, empty: bool) -
     """The embedding-space rule of ``add`` (as SQLite applies it): a gallery holding embeddings of
     one space refuses another; returns whether ``given`` is to be recorded (the gallery had none, or is empty)."""
     if given is not None and stored is not None and given != stored and not empty:
-        raise EmbeddingSpaceError(f"the gallery {where} holds embeddings of space {stored!r}, not {given!r}; use "
-                                  "another gallery for another encoder, or 'gallery migrate'")
+        raise EmbeddingSpaceError(
+            f"the gallery {where} holds embeddings of space {stored!r}, not {given!r}; use "
+            "another gallery for another encoder, or 'gallery migrate'"
+        )
     return given is not None and (stored is None or empty)
 
 
@@ -84,14 +88,17 @@ def stored_threshold(where, value: str | None) -> float | None:
     try:
         return check_threshold(value)
     except ValueError:
-        raise GalleryError(f"the gallery {where} is damaged: its meta row 'threshold' holds {value!r}, not a "
-                           "positive number (store a new one with 'facenet-keras calibrate ... --save')") from None
+        raise GalleryError(
+            f"the gallery {where} is damaged: its meta row 'threshold' holds {value!r}, not a "
+            "positive number (store a new one with 'facenet-keras calibrate ... --save')"
+        ) from None
 
 
 def unknown_name(where, name: str, names: list[str]) -> str:
     """The message for a name that is not enrolled, listing (escaped) who is."""
-    listed = (", ".join(display_name(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
-              if names else "nobody yet")
+    listed = (
+        ", ".join(display_name(n) for n in names[:10]) + (" ..." if len(names) > 10 else "") if names else "nobody yet"
+    )
     return f"{display_name(name)} is not enrolled in {where} (enrolled: {listed})"
 
 

@@ -4,6 +4,7 @@ Both backends take a matrix of enrolled embeddings (M, D) and answer ``search(qu
 Euclidean distances (Q, k) and row indices (Q, k) of the k nearest rows, nearest first. Rows past M
 are padded with distance inf and index -1, so callers never special-case a small gallery.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -112,8 +113,11 @@ class ExactIndex:
         score = q @ self.embeddings.T
         score *= -2.0
         score += self._sq_norms
-        idx = (np.argpartition(score, kk - 1, axis=1)[:, :kk] if kk < score.shape[1]
-               else np.tile(np.arange(kk), (len(q), 1)))
+        idx = (
+            np.argpartition(score, kk - 1, axis=1)[:, :kk]
+            if kk < score.shape[1]
+            else np.tile(np.arange(kk), (len(q), 1))
+        )
         part = np.take_along_axis(score, idx, axis=1) + np.einsum("ij,ij->i", q, q)[:, None]
         part = np.sqrt(np.maximum(part, 0.0))
         order = np.argsort(part, axis=1, kind="stable")

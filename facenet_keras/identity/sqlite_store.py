@@ -15,6 +15,7 @@ or OS failure becomes a one-line :class:`~facenet_keras.identity.store.GalleryEr
 
 The distance from a query to an identity is the distance to that identity's nearest photo.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,10 +30,24 @@ from pathlib import Path
 import numpy as np
 
 from facenet_keras.files import PRIVATE_FILE_MODE, private_dir
-from facenet_keras.identity.search import (ExactIndex, FaissIndex, Match, check_backend, make_index,
-                                           matches_from_neighbours, rows_for_runner_up)
-from facenet_keras.identity.store import (EmbeddingSpaceError, GalleryError, Photo, check_embeddings,
-                                          check_threshold, display_name, normalize_name)
+from facenet_keras.identity.search import (
+    ExactIndex,
+    FaissIndex,
+    Match,
+    check_backend,
+    make_index,
+    matches_from_neighbours,
+    rows_for_runner_up,
+)
+from facenet_keras.identity.store import (
+    EmbeddingSpaceError,
+    GalleryError,
+    Photo,
+    check_embeddings,
+    check_threshold,
+    display_name,
+    normalize_name,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,8 +103,10 @@ class SQLiteStore:
             raise GalleryError(f"the gallery path {self.path} is a folder; give a file path")
         if not file.exists():
             if self.readonly:
-                raise GalleryError(f"no gallery at {self.path} (check --gallery; enrol someone first with "
-                                   "'facenet-keras enroll NAME PHOTO')")
+                raise GalleryError(
+                    f"no gallery at {self.path} (check --gallery; enrol someone first with "
+                    "'facenet-keras enroll NAME PHOTO')"
+                )
             return  # created at the first write
         self._open_existing()
 
@@ -138,14 +155,18 @@ class SQLiteStore:
             return
         if "meta" not in tables or not {"people", "photos"} <= tables:
             listed = ", ".join(sorted(tables)[:5])
-            raise GalleryError(f"{self.path} is an SQLite database but not a facenet-keras gallery "
-                               f"(its tables: {listed}); it was left untouched")
+            raise GalleryError(
+                f"{self.path} is an SQLite database but not a facenet-keras gallery "
+                f"(its tables: {listed}); it was left untouched"
+            )
         version = self._meta("schema_version")
         if version == "1":
             self.schema_version = "1"
         elif version != SCHEMA_VERSION:
-            raise GalleryError(f"{self.path} has gallery schema {version!r}; this facenet-keras reads schema "
-                               f"{SCHEMA_VERSION} (and upgrades 1): upgrade facenet-keras")
+            raise GalleryError(
+                f"{self.path} has gallery schema {version!r}; this facenet-keras reads schema "
+                f"{SCHEMA_VERSION} (and upgrades 1): upgrade facenet-keras"
+            )
 
     def _create(self, memory: bool = False) -> bool:
         """Create the database file 0600 (folder 0700) with the schema; True if this call created it."""
@@ -185,8 +206,10 @@ class SQLiteStore:
 
     def _require_current(self) -> None:
         if self.schema_version != SCHEMA_VERSION:
-            raise GalleryError(f"{self.path} is a gallery of schema {self.schema_version} (an older facenet-keras); "
-                               f"upgrade it with 'facenet-keras --gallery {self.path} gallery migrate'")
+            raise GalleryError(
+                f"{self.path} is a gallery of schema {self.schema_version} (an older facenet-keras); "
+                f"upgrade it with 'facenet-keras --gallery {self.path} gallery migrate'"
+            )
 
     # ------------------------------------------------------------------ errors and transactions
     @contextlib.contextmanager
@@ -203,8 +226,7 @@ class SQLiteStore:
         text = str(exc).lower()
         where = f"the gallery {self.path}"
         if "locked" in text or "busy" in text:
-            return (f"{where} is locked by another process (waited {BUSY_TIMEOUT_S:g} s); try again when it "
-                    "has finished")
+            return f"{where} is locked by another process (waited {BUSY_TIMEOUT_S:g} s); try again when it has finished"
         if "readonly" in text or "read-only" in text:
             return f"{where} is read-only (the file or its file system): cannot {action} it"
         if "disk is full" in text or "disk full" in text:
@@ -281,8 +303,10 @@ class SQLiteStore:
         try:
             return check_threshold(value)
         except ValueError:
-            raise GalleryError(f"the gallery {self.path} is damaged: its meta row 'threshold' holds {value!r}, "
-                               "not a positive number (store a new one with 'facenet-keras calibrate ... --save')")
+            raise GalleryError(  # noqa: B904 (the one-line message says all; the ValueError adds nothing)
+                f"the gallery {self.path} is damaged: its meta row 'threshold' holds {value!r}, "
+                "not a positive number (store a new one with 'facenet-keras calibrate ... --save')"
+            )
 
     @threshold.setter
     def threshold(self, value: float | None) -> None:
@@ -325,8 +349,9 @@ class SQLiteStore:
         return True
 
     # ------------------------------------------------------------------ writes
-    def add(self, name: str, embeddings, *, sources=None, boxes=None, space_id: str | None = None,
-            crops=None, digests=None) -> list[int]:
+    def add(
+        self, name: str, embeddings, *, sources=None, boxes=None, space_id: str | None = None, crops=None, digests=None
+    ) -> list[int]:
         """Enrol precomputed ``embeddings`` (N, D) for ``name`` in one transaction; returns the row ids.
 
         A new name creates the person; an existing one gets more photos. ``crops``: encoded face
@@ -348,9 +373,11 @@ class SQLiteStore:
             stored = self.space_id
             empty = db.execute("SELECT COUNT(*) FROM photos").fetchone()[0] == 0
             if space_id is not None and stored is not None and space_id != stored and not empty:
-                raise EmbeddingSpaceError(f"the gallery {self.path} holds embeddings of space {stored!r}, not "
-                                          f"{space_id!r}; use another gallery file for another encoder, or "
-                                          "'gallery migrate'")
+                raise EmbeddingSpaceError(
+                    f"the gallery {self.path} holds embeddings of space {stored!r}, not "
+                    f"{space_id!r}; use another gallery file for another encoder, or "
+                    "'gallery migrate'"
+                )
             db.execute("INSERT OR REPLACE INTO meta VALUES ('dim', ?)", (str(emb.shape[1]),))
             if space_id is not None and (stored is None or empty):
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('space_id', ?)", (space_id,))
@@ -360,9 +387,16 @@ class SQLiteStore:
                 cur = db.execute(
                     "INSERT INTO photos(person_id, source, box, embedding, created, crop, sha256) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (person_id, None if source is None else str(source),
-                     None if box is None else json.dumps([float(v) for v in box]), vec.tobytes(), now,
-                     None if crop is None else bytes(crop), digest))
+                    (
+                        person_id,
+                        None if source is None else str(source),
+                        None if box is None else json.dumps([float(v) for v in box]),
+                        vec.tobytes(),
+                        now,
+                        None if crop is None else bytes(crop),
+                        digest,
+                    ),
+                )
                 if cur.lastrowid is None:  # sqlite3 always sets it after an INSERT into a rowid table
                     raise GalleryError(f"the gallery {self.path} did not report the new photo's row id")
                 ids.append(cur.lastrowid)
@@ -417,8 +451,10 @@ class SQLiteStore:
             if row is None:
                 raise KeyError(f"no enrolled photo with id {photo_id} in {self.path}")
             db.execute("DELETE FROM photos WHERE id = ?", (int(photo_id),))
-            db.execute("DELETE FROM people WHERE id = ? AND NOT EXISTS "
-                       "(SELECT 1 FROM photos WHERE person_id = ?)", (row[0], row[0]))
+            db.execute(
+                "DELETE FROM people WHERE id = ? AND NOT EXISTS (SELECT 1 FROM photos WHERE person_id = ?)",
+                (row[0], row[0]),
+            )
 
     # ------------------------------------------------------------------ reads
     def names(self) -> list[str]:
@@ -438,8 +474,10 @@ class SQLiteStore:
 
     def people(self) -> dict[str, int]:
         """Each enrolled name with its number of photos."""
-        rows = self._read("SELECT p.name, COUNT(f.id) FROM people p LEFT JOIN photos f "
-                          "ON f.person_id = p.id GROUP BY p.id ORDER BY p.name")
+        rows = self._read(
+            "SELECT p.name, COUNT(f.id) FROM people p LEFT JOIN photos f "
+            "ON f.person_id = p.id GROUP BY p.id ORDER BY p.name"
+        )
         return {name: n for name, n in rows}
 
     def photos(self, name: str | None = None) -> list[Photo]:
@@ -487,16 +525,22 @@ class SQLiteStore:
             db = self._connection()
             key = (db.execute("PRAGMA data_version").fetchone()[0], db.total_changes)
         if self._cache is None or self._cache_key != key:
-            rows = self._read("SELECT f.id, p.name, f.embedding FROM photos f JOIN people p "
-                              "ON p.id = f.person_id ORDER BY f.id")
+            rows = self._read(
+                "SELECT f.id, p.name, f.embedding FROM photos f JOIN people p ON p.id = f.person_id ORDER BY f.id"
+            )
             dim = self._dim() or 0
             for row_id, _, blob in rows:
                 if not isinstance(blob, bytes) or len(blob) != 4 * dim:
                     size = len(blob) if isinstance(blob, (bytes, str)) else type(blob).__name__
-                    raise GalleryError(f"the gallery {self.path} is damaged: photo row {row_id} holds an embedding "
-                                       f"of {size} bytes, expected {dim} float32 ({4 * dim} bytes)")
-            emb = (np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), dim)
-                   if rows else np.zeros((0, dim), np.float32))
+                    raise GalleryError(
+                        f"the gallery {self.path} is damaged: photo row {row_id} holds an embedding "
+                        f"of {size} bytes, expected {dim} float32 ({4 * dim} bytes)"
+                    )
+            emb = (
+                np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), dim)
+                if rows
+                else np.zeros((0, dim), np.float32)
+            )
             if not np.all(np.isfinite(emb)):
                 bad = int(rows[int(np.flatnonzero(~np.isfinite(emb).all(axis=1))[0])][0])
                 raise GalleryError(f"the gallery {self.path} is damaged: photo row {bad} holds NaN or inf")
@@ -527,8 +571,11 @@ class SQLiteStore:
 
     def _unknown(self, name: str) -> str:
         names = self.names()
-        listed = (", ".join(display_name(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
-                  if names else "nobody yet")
+        listed = (
+            ", ".join(display_name(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
+            if names
+            else "nobody yet"
+        )
         return f"{display_name(name)} is not enrolled in {self.path} (enrolled: {listed})"
 
     def close(self) -> None:

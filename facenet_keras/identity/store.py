@@ -12,6 +12,7 @@ Backend-independent rules live here, so that every backend applies them the same
 :func:`check_embeddings`, :func:`check_threshold` and :func:`check_space` (a gallery is bound to one
 embedding space), and :class:`GalleryError` (every storage failure, a one-line message).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,22 @@ import numpy as np
 
 from facenet_keras.identity.search import Match
 
-__all__ = ["Photo", "GalleryStore", "GalleryError", "EmbeddingSpaceError", "open_store", "default_gallery_path",
-           "check_name", "normalize_name", "display_name", "check_embeddings", "check_threshold", "check_space",
-           "MAX_NAME_LENGTH", "SCHEMES"]
+__all__ = [
+    "Photo",
+    "GalleryStore",
+    "GalleryError",
+    "EmbeddingSpaceError",
+    "open_store",
+    "default_gallery_path",
+    "check_name",
+    "normalize_name",
+    "display_name",
+    "check_embeddings",
+    "check_threshold",
+    "check_space",
+    "MAX_NAME_LENGTH",
+    "SCHEMES",
+]
 
 MAX_NAME_LENGTH = 200  # characters, after normalisation
 # control, format, surrogate and line/paragraph separator characters: never in a name, escaped when printed
@@ -80,8 +94,9 @@ class GalleryStore(Protocol):
     def space_id(self) -> str | None:
         """The embedding space of the stored embeddings (None while the gallery is empty)."""
 
-    def add(self, name: str, embeddings, *, sources=None, boxes=None, space_id: str | None = None,
-            crops=None, digests=None) -> list[int]: ...
+    def add(
+        self, name: str, embeddings, *, sources=None, boxes=None, space_id: str | None = None, crops=None, digests=None
+    ) -> list[int]: ...
 
     def replace_embeddings(self, ids, embeddings, space_id: str) -> None:
         """Overwrite the embeddings of rows ``ids`` and the gallery's space in one transaction (migration)."""
@@ -146,12 +161,10 @@ def _open_milvus_file(location: str, backend: str, readonly: bool = False) -> Ga
 
 
 # URL scheme -> opener(location after the scheme, search backend, readonly)
-SCHEMES = {"sqlite": _open_sqlite, "postgresql": _open_postgres, "postgres": _open_postgres,
-           "milvus": _open_milvus}
+SCHEMES = {"sqlite": _open_sqlite, "postgresql": _open_postgres, "postgres": _open_postgres, "milvus": _open_milvus}
 
 
-def open_store(url: str | os.PathLike | None = None, *, backend: str = "exact",
-               readonly: bool = False) -> GalleryStore:
+def open_store(url: str | os.PathLike | None = None, *, backend: str = "exact", readonly: bool = False) -> GalleryStore:
     """The store a gallery URL names: a path or ``sqlite:///path`` (default: :func:`default_gallery_path`),
     ``postgresql://user:pass@host:port/db``, ``milvus://host:port[/name]`` or a local ``*.milvus.db``.
 
@@ -166,8 +179,10 @@ def open_store(url: str | os.PathLike | None = None, *, backend: str = "exact",
             return _open_milvus_file(text, backend, readonly)
         return _open_sqlite(text, backend, readonly)
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown gallery URL scheme {scheme!r} in {text!r}: use a path or one of "
-                         + ", ".join(f"{s}://" for s in SCHEMES))
+        raise ValueError(
+            f"unknown gallery URL scheme {scheme!r} in {text!r}: use a path or one of "
+            + ", ".join(f"{s}://" for s in SCHEMES)
+        )
     if scheme == "sqlite":
         rest = rest[1:] if rest.startswith("/") else rest  # sqlite:///abs/path -> /abs/path
     return SCHEMES[scheme](rest, backend, readonly)
@@ -187,8 +202,9 @@ def normalize_name(name) -> str:
     bad = sorted({c for c in text if unicodedata.category(c) in _UNPRINTABLE})
     if bad:
         shown = ", ".join(f"U+{ord(c):04X}" for c in bad[:5])
-        raise ValueError(f"a person's name must not contain control or format characters ({shown}): "
-                         f"{display_name(text)}")
+        raise ValueError(
+            f"a person's name must not contain control or format characters ({shown}): {display_name(text)}"
+        )
     if len(text) > MAX_NAME_LENGTH:
         raise ValueError(f"a person's name must be at most {MAX_NAME_LENGTH} characters, got {len(text)}")
     return text
@@ -243,9 +259,12 @@ def check_space(stored: str | None, current: str, where, *, empty: bool = False)
     if stored == current or (stored is None and empty):
         return
     if stored is None:
-        raise EmbeddingSpaceError(f"the gallery {where} holds embeddings of unknown origin (no embedding space "
-                                  "recorded); enrol its people again into a new gallery")
+        raise EmbeddingSpaceError(
+            f"the gallery {where} holds embeddings of unknown origin (no embedding space "
+            "recorded); enrol its people again into a new gallery"
+        )
     raise EmbeddingSpaceError(
         f"the gallery {where} holds embeddings of space {stored!r}, but the encoder in use gives {current!r}: "
         "use the encoder the gallery was built with (--model), or re-encode the gallery with "
-        f"'facenet-keras --gallery {where} gallery migrate' (plus --model for the new encoder)")
+        f"'facenet-keras --gallery {where} gallery migrate' (plus --model for the new encoder)"
+    )

@@ -13,6 +13,7 @@ Scale: below :data:`DENSE_MAX` faces the full distance matrix is used (exact); a
 k nearest neighbours of each face (a sparse graph, found with identity.search's index in chunks),
 so 100k faces never build an N x N matrix.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,16 @@ import numpy as np
 
 from facenet_keras.identity.search import make_index, pairwise_distances
 
-__all__ = ["Calibration", "ENCODER_CALIBRATION", "METHODS", "DEFAULT_METHOD", "clustering_threshold",
-           "knn", "cluster", "relabel"]
+__all__ = [
+    "Calibration",
+    "ENCODER_CALIBRATION",
+    "METHODS",
+    "DEFAULT_METHOD",
+    "clustering_threshold",
+    "knn",
+    "cluster",
+    "relabel",
+]
 
 DENSE_MAX = 3000  # faces up to which the exact N x N distance matrix is used
 DEFAULT_K = 30  # neighbours per face in the sparse graph (k=30 reproduces exact average linkage on LFW-dev)
@@ -63,8 +72,9 @@ ENCODER_CALIBRATION = Calibration()
 FALSE_NEIGHBOURS = 0.25
 
 
-def clustering_threshold(n_faces: int, calibration: Calibration = ENCODER_CALIBRATION,
-                         false_neighbours: float = FALSE_NEIGHBOURS) -> float:
+def clustering_threshold(
+    n_faces: int, calibration: Calibration = ENCODER_CALIBRATION, false_neighbours: float = FALSE_NEIGHBOURS
+) -> float:
     """The average-linkage cut for ``n_faces`` faces: the impostor distance quantile at
     ``false_neighbours / (n_faces - 1)``, i.e. a face meets on average ``false_neighbours`` other
     people within it; never above the 1:1 threshold (faces verification would call two people are
@@ -75,8 +85,9 @@ def clustering_threshold(n_faces: int, calibration: Calibration = ENCODER_CALIBR
 
 
 # ---------------------------------------------------------------------------- neighbours
-def knn(embeddings: np.ndarray, k: int = DEFAULT_K, *, backend: str = "exact",
-        chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def knn(
+    embeddings: np.ndarray, k: int = DEFAULT_K, *, backend: str = "exact", chunk: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest other faces of each face: distances (N, k) float32 and indices (N, k) int64,
     nearest first, padded with inf / -1. Queries go in chunks, so memory is chunk x N, not N x N."""
     x = np.ascontiguousarray(np.asarray(embeddings, np.float32))
@@ -88,7 +99,7 @@ def knn(embeddings: np.ndarray, k: int = DEFAULT_K, *, backend: str = "exact",
     dist = np.empty((n, k), np.float32)
     idx = np.empty((n, k), np.int64)
     for start in range(0, n, chunk):
-        d, i = index.search(x[start:start + chunk], k + 1)
+        d, i = index.search(x[start : start + chunk], k + 1)
         rows = np.arange(start, min(start + chunk, n))
         # drop each face itself (it may not come first when duplicates tie at distance 0)
         is_self = i == rows[:, None]
@@ -166,8 +177,9 @@ def _average(x: np.ndarray, threshold: float, k: int, backend: str, dense_max: i
             from sklearn.cluster import AgglomerativeClustering
 
             sub_graph = _graph(*_restrict(dist, idx, members), len(members))
-            sub = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, linkage="average",
-                                          connectivity=sub_graph).fit_predict(x[members].astype(np.float64))
+            sub = AgglomerativeClustering(
+                n_clusters=None, distance_threshold=threshold, linkage="average", connectivity=sub_graph
+            ).fit_predict(x[members].astype(np.float64))
         labels[members] = sub + next_id
         next_id += int(sub.max()) + 1
     return labels
@@ -201,8 +213,9 @@ def _single(x: np.ndarray, threshold: float, k: int, backend: str) -> np.ndarray
     return connected_components(_graph(dist, idx, len(x), threshold), directed=False)[1]
 
 
-def chinese_whispers(dist: np.ndarray, idx: np.ndarray, threshold: float, iterations: int = 100,
-                     seed: int = 0) -> np.ndarray:
+def chinese_whispers(
+    dist: np.ndarray, idx: np.ndarray, threshold: float, iterations: int = 100, seed: int = 0
+) -> np.ndarray:
     """Chinese whispers (Biemann 2006) over the kNN edges within ``threshold``, each edge of weight 1
     as in dlib: every face, in random order, takes the label most common among its neighbours."""
     n = len(dist)
@@ -213,7 +226,7 @@ def chinese_whispers(dist: np.ndarray, idx: np.ndarray, threshold: float, iterat
     for _ in range(iterations):
         changed = 0
         for i in rng.permutation(n):
-            nb = indices[indptr[i]:indptr[i + 1]]
+            nb = indices[indptr[i] : indptr[i + 1]]
             if len(nb) == 0:
                 continue
             values, counts = np.unique(labels[nb], return_counts=True)
@@ -242,8 +255,14 @@ METHODS = {"average": _average, "chinese-whispers": _whispers, "single": _single
 DEFAULT_METHOD = "average"
 
 
-def cluster(embeddings, *, method: str = DEFAULT_METHOD, threshold: float | None = None,
-            k: int = DEFAULT_K, backend: str = "exact") -> tuple[np.ndarray, float]:
+def cluster(
+    embeddings,
+    *,
+    method: str = DEFAULT_METHOD,
+    threshold: float | None = None,
+    k: int = DEFAULT_K,
+    backend: str = "exact",
+) -> tuple[np.ndarray, float]:
     """Group faces (N, D) into people: ``(labels (N,) int64, threshold used)``, labels 0, 1, ... by
     decreasing size and -1 for faces left alone.
 

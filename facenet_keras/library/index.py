@@ -13,6 +13,7 @@ with their faces. A file that cannot be read as an image is recorded with its er
 only when its bytes change); it never stops the run. Each photo is written in one transaction
 (content, faces, path), so a run killed at any moment resumes where it stopped, with no duplicate.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,8 +66,17 @@ def _file_info(path: Path, known: PathInfo | None) -> tuple[PathInfo, bool]:
     return PathInfo(sha256_file(path), int(st.st_size), int(st.st_mtime_ns)), False
 
 
-def index_folder(folder, library: LibraryStore, gallery, *, model=None, detector=None,
-                 threshold: float | None = None, progress: bool | None = None, chunk: int = CHUNK) -> IndexReport:
+def index_folder(
+    folder,
+    library: LibraryStore,
+    gallery,
+    *,
+    model=None,
+    detector=None,
+    threshold: float | None = None,
+    progress: bool | None = None,
+    chunk: int = CHUNK,
+) -> IndexReport:
     """Index ``folder`` into ``library`` (a :class:`~facenet_keras.library.store.LibraryStore`),
     recognising new faces against ``gallery`` (a FaceGallery). Returns an :class:`IndexReport`."""
     from tqdm.auto import tqdm
@@ -84,8 +94,10 @@ def index_folder(folder, library: LibraryStore, gallery, *, model=None, detector
     model_key = check_gallery_space(gallery, model)  # the embedding space; the gallery must hold the same
     stored = library.meta("model_id")
     if stored is not None and stored != model_key:
-        raise ValueError(f"{library.path} indexes faces of embedding space {stored!r}, not {model_key!r}; "
-                         "use another library file for another encoder")
+        raise ValueError(
+            f"{library.path} indexes faces of embedding space {stored!r}, not {model_key!r}; "
+            "use another library file for another encoder"
+        )
     if stored is None:
         library.set_meta("model_id", model_key)
     tau = resolve_threshold(threshold, gallery)
@@ -128,7 +140,7 @@ def index_folder(folder, library: LibraryStore, gallery, *, model=None, detector
     done_sha: set[str] = set()
     for start in range(0, len(todo), max(1, int(chunk))):
         batch = []
-        for key, info in todo[start:start + chunk]:
+        for key, info in todo[start : start + chunk]:
             if info.sha in done_sha:  # the same bytes twice in this run (a copy): path only
                 library.set_path(key, info)
                 report.recognised_by_content += 1
@@ -158,8 +170,13 @@ def index_folder(folder, library: LibraryStore, gallery, *, model=None, detector
         for key, info, shape, dets, chips in batch:
             faces = []
             for det, chip in zip(dets, chips):
-                record = {"box": det.box, "landmarks": det.landmarks, "confidence": det.confidence,
-                          "embedding": embeddings[i], **face_quality(det.box, det.landmarks, chip)}
+                record = {
+                    "box": det.box,
+                    "landmarks": det.landmarks,
+                    "confidence": det.confidence,
+                    "embedding": embeddings[i],
+                    **face_quality(det.box, det.landmarks, chip),
+                }
                 if matches and matches[i].identity is not None and matches[i].distance <= tau:
                     record["person"], record["distance"] = matches[i].identity, matches[i].distance
                     report.assigned[matches[i].identity] = report.assigned.get(matches[i].identity, 0) + 1
@@ -179,8 +196,9 @@ def index_folder(folder, library: LibraryStore, gallery, *, model=None, detector
     return report
 
 
-def index(folder, gallery=None, *, library=None, model=None, threshold: float | None = None,
-          progress: bool | None = None) -> IndexReport:
+def index(
+    folder, gallery=None, *, library=None, model=None, threshold: float | None = None, progress: bool | None = None
+) -> IndexReport:
     """``fk.index(dir, gallery)``: index every face under ``folder``; ``gallery`` a FaceGallery, a
     gallery path/URL or None (the default gallery); ``library`` the index file (default: beside the
     gallery, see :func:`~facenet_keras.library.store.library_path_for`)."""

@@ -4,6 +4,7 @@ in the gallery with all its faces), merge, split, and show a person or cluster a
 A *target* on the command line is a cluster id (an integer, from the last ``cluster`` run) or a
 person's name. Named people are the gallery's; the library records which faces are theirs.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,7 @@ import numpy as np
 from facenet_keras.library import clustering
 from facenet_keras.library.store import FaceRecord, LibraryStore
 
-__all__ = ["run_clustering", "summary", "parse_target", "name_cluster", "merge", "split", "faces_of",
-           "contact_sheet"]
+__all__ = ["run_clustering", "summary", "parse_target", "name_cluster", "merge", "split", "faces_of", "contact_sheet"]
 
 
 def parse_target(text: str) -> int | str:
@@ -25,20 +25,36 @@ def parse_target(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
-def run_clustering(library: LibraryStore, *, method: str = clustering.DEFAULT_METHOD,
-                   threshold: float | None = None, backend: str = "exact") -> dict:
+def run_clustering(
+    library: LibraryStore,
+    *,
+    method: str = clustering.DEFAULT_METHOD,
+    threshold: float | None = None,
+    backend: str = "exact",
+) -> dict:
     """Group every face that belongs to no named person; clusters numbered 1, 2, ... by size, faces
     left alone in none. Replaces the previous clustering. Returns what was done, threshold included."""
     ids, emb = library.embeddings(unnamed=True)
-    labels, tau = clustering.cluster(emb, method=method, threshold=threshold, backend=backend) if len(ids) else \
-        (np.zeros(0, np.int64), clustering.clustering_threshold(0) if threshold is None else float(threshold))
+    labels, tau = (
+        clustering.cluster(emb, method=method, threshold=threshold, backend=backend)
+        if len(ids)
+        else (np.zeros(0, np.int64), clustering.clustering_threshold(0) if threshold is None else float(threshold))
+    )
     library.set_clusters(ids.tolist(), [None if c < 0 else int(c) + 1 for c in labels], replace_all=True)
     library.set_meta("cluster_threshold", repr(float(tau)))
     library.set_meta("cluster_method", method)
-    return {"faces": int(len(ids)), "clusters": int(labels.max() + 1) if len(labels) and labels.max() >= 0 else 0,
-            "unclustered": int(np.count_nonzero(labels < 0)), "threshold": round(float(tau), 4), "method": method,
-            "threshold_rule": (f"impostor quantile at {clustering.FALSE_NEIGHBOURS}/(N-1), N = {len(ids)} faces"
-                               if threshold is None else "given")}
+    return {
+        "faces": int(len(ids)),
+        "clusters": int(labels.max() + 1) if len(labels) and labels.max() >= 0 else 0,
+        "unclustered": int(np.count_nonzero(labels < 0)),
+        "threshold": round(float(tau), 4),
+        "method": method,
+        "threshold_rule": (
+            f"impostor quantile at {clustering.FALSE_NEIGHBOURS}/(N-1), N = {len(ids)} faces"
+            if threshold is None
+            else "given"
+        ),
+    }
 
 
 def summary(library: LibraryStore, gallery) -> dict:
@@ -54,10 +70,19 @@ def summary(library: LibraryStore, gallery) -> dict:
     enrolled = gallery.people()
     names = sorted(set(people) | set(enrolled))
     return {
-        "people": [{"name": n, "faces": len(people.get(n, [])), "photos": len({f.path for f in people.get(n, [])}),
-                    "enrolled_photos": enrolled.get(n, 0)} for n in names],
-        "clusters": [{"cluster": c, "faces": len(fs), "photos": sorted({f.path for f in fs})[:3]}
-                     for c, fs in sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0]))],
+        "people": [
+            {
+                "name": n,
+                "faces": len(people.get(n, [])),
+                "photos": len({f.path for f in people.get(n, [])}),
+                "enrolled_photos": enrolled.get(n, 0),
+            }
+            for n in names
+        ],
+        "clusters": [
+            {"cluster": c, "faces": len(fs), "photos": sorted({f.path for f in fs})[:3]}
+            for c, fs in sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        ],
         "unclustered": sum(1 for f in faces if f.person is None and f.cluster is None),
         "threshold": library.meta("cluster_threshold"),
     }
@@ -78,8 +103,11 @@ def _unknown(library: LibraryStore, target) -> str:
     recs = library.faces()
     clusters = sorted({f.cluster for f in recs if f.cluster is not None})
     names = sorted({f.person for f in recs if f.person is not None})
-    listing = (f"clusters {', '.join(map(str, clusters[:12]))}{' ...' if len(clusters) > 12 else ''}"
-               if clusters else "no clusters (run 'facenet-keras cluster')")
+    listing = (
+        f"clusters {', '.join(map(str, clusters[:12]))}{' ...' if len(clusters) > 12 else ''}"
+        if clusters
+        else "no clusters (run 'facenet-keras cluster')"
+    )
     listing += f"; people: {', '.join(names[:12]) or 'nobody named yet'}"
     what = f"cluster {target}" if isinstance(target, int) else f"{target!r}"
     return f"no faces of {what} in {library.path} ({listing})"
@@ -92,8 +120,13 @@ def name_cluster(library: LibraryStore, gallery, cluster: int, name: str) -> int
 
     name = check_name(name)
     faces = faces_of(library, int(cluster), embeddings=True)
-    gallery.add(name, np.stack([f.embedding for f in faces]), sources=[f.path for f in faces],
-                boxes=[f.box for f in faces], model_id=library.meta("model_id"))
+    gallery.add(
+        name,
+        np.stack([f.embedding for f in faces]),
+        sources=[f.path for f in faces],
+        boxes=[f.box for f in faces],
+        model_id=library.meta("model_id"),
+    )
     library.set_person([f.id for f in faces], name, [None] * len(faces))
     return len(faces)
 
@@ -126,20 +159,35 @@ def split(library: LibraryStore, cluster: int, threshold: float | None = None) -
     threshold); its parts get new ids, faces left alone leave every cluster."""
     faces = faces_of(library, int(cluster), embeddings=True)
     last = library.meta("cluster_threshold")
-    tau = float(threshold) if threshold is not None else 0.8 * (float(last) if last else
-                                                                   clustering.clustering_threshold(len(faces)))
+    tau = (
+        float(threshold)
+        if threshold is not None
+        else 0.8 * (float(last) if last else clustering.clustering_threshold(len(faces)))
+    )
     labels, _ = clustering.cluster(np.stack([f.embedding for f in faces]), threshold=tau)
     known = [f.cluster for f in library.faces() if f.cluster is not None]
     base = max(known) if known else 0
     new = [None if c < 0 else (int(cluster) if c == 0 else base + int(c)) for c in labels]
     library.set_clusters([f.id for f in faces], new)
     parts = sorted({c for c in new if c is not None})
-    return {"cluster": int(cluster), "threshold": round(tau, 4), "parts": parts,
-            "sizes": [new.count(c) for c in parts], "unclustered": new.count(None)}
+    return {
+        "cluster": int(cluster),
+        "threshold": round(tau, 4),
+        "parts": parts,
+        "sizes": [new.count(c) for c in parts],
+        "unclustered": new.count(None),
+    }
 
 
-def contact_sheet(faces: list[FaceRecord], out: str | os.PathLike, *, title: str = "", tile: int = 112,
-                  columns: int = 8, limit: int = 64) -> int:
+def contact_sheet(
+    faces: list[FaceRecord],
+    out: str | os.PathLike,
+    *,
+    title: str = "",
+    tile: int = 112,
+    columns: int = 8,
+    limit: int = 64,
+) -> int:
     """Write a grid of the faces (cut from their photos with a margin, ``tile`` px square, largest and
     sharpest first) to ``out`` (PNG or JPEG, 0600, atomic). Faces whose photo is gone are skipped.
     Returns the number of faces drawn."""
@@ -164,8 +212,11 @@ def contact_sheet(faces: list[FaceRecord], out: str | os.PathLike, *, title: str
         m = 0.25 * max(w, h)
         side = max(w, h) + 2 * m
         cx, cy = x + w / 2, y + h / 2
-        crop = Image.fromarray(image).crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2),
-                                            int(cy + side / 2))).resize((tile, tile), Image.BILINEAR)
+        crop = (
+            Image.fromarray(image)
+            .crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
+            .resize((tile, tile), Image.BILINEAR)
+        )
         tiles.append((crop, os.path.basename(str(f.path))))
     if not tiles:
         raise ValueError("none of these faces' photos can be read any more; run 'facenet-keras index' again")

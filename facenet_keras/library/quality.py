@@ -4,6 +4,7 @@ Stored with every indexed face so a user (or a later issue) can prefer sharp fro
 contact sheets and enrolment. Pose comes from the five landmarks, not from a 3-D fit: good enough
 to tell a frontal face from a profile, not an angle to quote in degrees (except the roll).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,7 @@ def sharpness(chip: np.ndarray) -> float:
     grey = np.asarray(chip, np.float64)
     if grey.ndim == 3:
         grey = grey @ np.array([0.299, 0.587, 0.114])
-    lap = (grey[1:-1, :-2] + grey[1:-1, 2:] + grey[:-2, 1:-1] + grey[2:, 1:-1] - 4.0 * grey[1:-1, 1:-1])
+    lap = grey[1:-1, :-2] + grey[1:-1, 2:] + grey[:-2, 1:-1] + grey[2:, 1:-1] - 4.0 * grey[1:-1, 1:-1]
     return float(lap.var())
 
 
@@ -48,5 +49,4 @@ def pose(landmarks: np.ndarray) -> tuple[float, float, float]:
 def face_quality(box, landmarks, chip) -> dict:
     """``{"size": shorter box side in px, "sharpness": ..., "yaw": ..., "pitch": ..., "roll": ...}``."""
     yaw, pitch, roll = pose(landmarks)
-    return {"size": float(min(box[2], box[3])), "sharpness": sharpness(chip), "yaw": yaw, "pitch": pitch,
-            "roll": roll}
+    return {"size": float(min(box[2], box[3])), "sharpness": sharpness(chip), "yaw": yaw, "pitch": pitch, "roll": roll}

@@ -4,6 +4,7 @@ Distances are the usual Euclidean distances between embeddings, compared with th
 (:func:`facenet_keras.identity.recognition.resolve_threshold`): a face is someone's when its
 nearest enrolled person is them and within the threshold.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,9 +26,17 @@ def _by_photo(hits: list[tuple[FaceRecord, float | None, str]]) -> list[dict]:
         if old is None or key < (-1.0 if old[1] is None else old[1]):
             best[face.path] = (face, d, how)
     rows = sorted(best.values(), key=lambda t: (-1.0 if t[1] is None else t[1], t[0].path))
-    return [{"photo": f.path, "box": [round(float(v), 1) for v in f.box],
-             "distance": None if d is None else round(float(d), 4), "how": how,
-             "cluster": f.cluster, "person": f.person} for f, d, how in rows]
+    return [
+        {
+            "photo": f.path,
+            "box": [round(float(v), 1) for v in f.box],
+            "distance": None if d is None else round(float(d), 4),
+            "how": how,
+            "cluster": f.cluster,
+            "person": f.person,
+        }
+        for f, d, how in rows
+    ]
 
 
 def photos_of(library: LibraryStore, gallery, name: str, threshold: float | None = None) -> list[dict]:
@@ -68,8 +77,11 @@ def photos_like(library: LibraryStore, gallery, image, threshold: float | None =
     if len(gallery):
         m = gallery.search(face.embedding[None])[0]
         if m.identity is not None and m.distance <= tau:
-            return {"person": m.identity, "distance": round(m.distance, 4),
-                    "photos": photos_of(library, gallery, m.identity, tau)}
+            return {
+                "person": m.identity,
+                "distance": round(m.distance, 4),
+                "photos": photos_of(library, gallery, m.identity, tau),
+            }
     records = library.faces(embeddings=True)
     if not records:
         return {"person": None, "distance": None, "photos": []}
@@ -78,6 +90,9 @@ def photos_like(library: LibraryStore, gallery, image, threshold: float | None =
     if near:
         nearest = records[int(np.argmin(d))]
         if nearest.cluster is not None:
-            near += [(f, float(d[i]), "cluster") for i, f in enumerate(records)
-                     if f.cluster == nearest.cluster and d[i] > tau]
+            near += [
+                (f, float(d[i]), "cluster")
+                for i, f in enumerate(records)
+                if f.cluster == nearest.cluster and d[i] > tau
+            ]
     return {"person": None, "distance": round(float(d.min()), 4), "photos": _by_photo(near)}

@@ -15,6 +15,7 @@ collection of faces with the photo sha, path, cluster and person as scalar field
 of paths. Clustering reads :meth:`LibraryStore.embeddings` and writes :meth:`LibraryStore.set_clusters`
 and so needs nothing backend-specific.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,11 +59,21 @@ class FaceRecord:
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "photo": self.path, "box": [round(float(v), 1) for v in self.box],
-                "cluster": self.cluster, "person": self.person,
-                "distance": None if self.distance is None else round(float(self.distance), 4),
-                "quality": {"size": round(self.size, 1), "sharpness": round(self.sharpness, 1),
-                            "yaw": round(self.yaw, 3), "pitch": round(self.pitch, 3), "roll": round(self.roll, 1)}}
+        return {
+            "id": self.id,
+            "photo": self.path,
+            "box": [round(float(v), 1) for v in self.box],
+            "cluster": self.cluster,
+            "person": self.person,
+            "distance": None if self.distance is None else round(float(self.distance), 4),
+            "quality": {
+                "size": round(self.size, 1),
+                "sharpness": round(self.sharpness, 1),
+                "yaw": round(self.yaw, 3),
+                "pitch": round(self.pitch, 3),
+                "roll": round(self.roll, 1),
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -89,8 +100,15 @@ class LibraryStore(Protocol):
 
     def set_path(self, path: str, info: PathInfo) -> None: ...
 
-    def add_photo(self, path: str, info: PathInfo, faces: Sequence[dict], *, error: str | None = None,
-                  shape: tuple[int, int] | None = None) -> list[int]: ...
+    def add_photo(
+        self,
+        path: str,
+        info: PathInfo,
+        faces: Sequence[dict],
+        *,
+        error: str | None = None,
+        shape: tuple[int, int] | None = None,
+    ) -> list[int]: ...
 
     def paths(self, under: str | None = None) -> list[str]: ...
 
@@ -100,14 +118,23 @@ class LibraryStore(Protocol):
 
     def errors(self) -> dict[str, str]: ...
 
-    def faces(self, *, ids: Sequence[int] | None = None, cluster: int | None = None, person: str | None = None,
-              unnamed: bool = False, embeddings: bool = False) -> list[FaceRecord]: ...
+    def faces(
+        self,
+        *,
+        ids: Sequence[int] | None = None,
+        cluster: int | None = None,
+        person: str | None = None,
+        unnamed: bool = False,
+        embeddings: bool = False,
+    ) -> list[FaceRecord]: ...
 
-    def embeddings(self, ids: Sequence[int] | None = None, *,
-                   unnamed: bool = False) -> tuple[np.ndarray, np.ndarray]: ...
+    def embeddings(
+        self, ids: Sequence[int] | None = None, *, unnamed: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def set_clusters(self, ids: Sequence[int], clusters: Sequence[int | None], *,
-                     replace_all: bool = False) -> None: ...
+    def set_clusters(
+        self, ids: Sequence[int], clusters: Sequence[int | None], *, replace_all: bool = False
+    ) -> None: ...
 
     def set_person(self, ids: Sequence[int], person: str | None, distances: Sequence[float | None]) -> None: ...
 
@@ -146,8 +173,10 @@ CREATE INDEX IF NOT EXISTS faces_person ON faces(person);
 CREATE INDEX IF NOT EXISTS faces_cluster ON faces(cluster);
 """
 _SCHEMA_VERSION = "1"
-_FACE_COLUMNS = ("f.id, f.sha, (SELECT MIN(p.path) FROM paths p WHERE p.sha = f.sha), f.box, f.landmarks, "
-                 "f.confidence, f.size, f.sharpness, f.yaw, f.pitch, f.roll, f.cluster, f.person, f.distance")
+_FACE_COLUMNS = (
+    "f.id, f.sha, (SELECT MIN(p.path) FROM paths p WHERE p.sha = f.sha), f.box, f.landmarks, "
+    "f.confidence, f.size, f.sharpness, f.yaw, f.pitch, f.roll, f.cluster, f.person, f.distance"
+)
 
 
 def library_path_for(gallery_url) -> Path:
@@ -222,11 +251,20 @@ class SQLiteLibrary:
     def set_path(self, path: str, info: PathInfo) -> None:
         """Point ``path`` at already indexed bytes (a moved, renamed, copied or touched file)."""
         with self._tx():
-            self._db.execute("INSERT OR REPLACE INTO paths(path, sha, size, mtime_ns) VALUES (?, ?, ?, ?)",
-                             (path, info.sha, info.size, info.mtime_ns))
+            self._db.execute(
+                "INSERT OR REPLACE INTO paths(path, sha, size, mtime_ns) VALUES (?, ?, ?, ?)",
+                (path, info.sha, info.size, info.mtime_ns),
+            )
 
-    def add_photo(self, path: str, info: PathInfo, faces: Sequence[dict], *, error: str | None = None,
-                  shape: tuple[int, int] | None = None) -> list[int]:
+    def add_photo(
+        self,
+        path: str,
+        info: PathInfo,
+        faces: Sequence[dict],
+        *,
+        error: str | None = None,
+        shape: tuple[int, int] | None = None,
+    ) -> list[int]:
         """One photo in one transaction: its content (or its error), every face, and its path.
         ``faces``: dicts with box, landmarks, confidence, size, sharpness, yaw, pitch, roll,
         embedding (D,) float32, and optionally person and distance. Bytes already indexed add no
@@ -235,20 +273,35 @@ class SQLiteLibrary:
         with self._tx():
             if self._db.execute("SELECT 1 FROM contents WHERE sha = ?", (info.sha,)).fetchone() is None:
                 h, w = shape if shape is not None else (None, None)
-                self._db.execute("INSERT INTO contents(sha, width, height, error, indexed) VALUES (?, ?, ?, ?, ?)",
-                                 (info.sha, w, h, error, time.time()))
+                self._db.execute(
+                    "INSERT INTO contents(sha, width, height, error, indexed) VALUES (?, ?, ?, ?, ?)",
+                    (info.sha, w, h, error, time.time()),
+                )
                 for f in faces:
                     emb = np.asarray(f["embedding"], np.float32).reshape(-1)
                     cur = self._db.execute(
                         "INSERT INTO faces(sha, box, landmarks, confidence, size, sharpness, yaw, pitch, roll, "
                         "embedding, person, distance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (info.sha, json.dumps([float(v) for v in f["box"]]),
-                         json.dumps(np.asarray(f["landmarks"], float).round(2).tolist()), float(f["confidence"]),
-                         float(f["size"]), float(f["sharpness"]), float(f["yaw"]), float(f["pitch"]), float(f["roll"]),
-                         emb.tobytes(), f.get("person"), f.get("distance")))
+                        (
+                            info.sha,
+                            json.dumps([float(v) for v in f["box"]]),
+                            json.dumps(np.asarray(f["landmarks"], float).round(2).tolist()),
+                            float(f["confidence"]),
+                            float(f["size"]),
+                            float(f["sharpness"]),
+                            float(f["yaw"]),
+                            float(f["pitch"]),
+                            float(f["roll"]),
+                            emb.tobytes(),
+                            f.get("person"),
+                            f.get("distance"),
+                        ),
+                    )
                     ids.append(cur.lastrowid)
-            self._db.execute("INSERT OR REPLACE INTO paths(path, sha, size, mtime_ns) VALUES (?, ?, ?, ?)",
-                             (path, info.sha, info.size, info.mtime_ns))
+            self._db.execute(
+                "INSERT OR REPLACE INTO paths(path, sha, size, mtime_ns) VALUES (?, ?, ?, ?)",
+                (path, info.sha, info.size, info.mtime_ns),
+            )
         return ids
 
     def paths(self, under: str | None = None) -> list[str]:
@@ -256,8 +309,9 @@ class SQLiteLibrary:
         if under is None:
             return [r[0] for r in self._db.execute("SELECT path FROM paths ORDER BY path")]
         prefix = under.rstrip(os.sep) + os.sep
-        rows = self._db.execute("SELECT path FROM paths WHERE substr(path, 1, ?) = ? ORDER BY path",
-                                (len(prefix), prefix))
+        rows = self._db.execute(
+            "SELECT path FROM paths WHERE substr(path, 1, ?) = ? ORDER BY path", (len(prefix), prefix)
+        )
         return [r[0] for r in rows]
 
     def remove_paths(self, paths: Iterable[str]) -> int:
@@ -274,13 +328,22 @@ class SQLiteLibrary:
 
     def errors(self) -> dict[str, str]:
         """Path -> reason for every known file that could not be indexed."""
-        rows = self._db.execute("SELECT p.path, c.error FROM paths p JOIN contents c ON c.sha = p.sha "
-                                "WHERE c.error IS NOT NULL ORDER BY p.path")
+        rows = self._db.execute(
+            "SELECT p.path, c.error FROM paths p JOIN contents c ON c.sha = p.sha "
+            "WHERE c.error IS NOT NULL ORDER BY p.path"
+        )
         return dict(rows.fetchall())
 
     # ------------------------------------------------------------------ faces
-    def faces(self, *, ids: Sequence[int] | None = None, cluster: int | None = None, person: str | None = None,
-              unnamed: bool = False, embeddings: bool = False) -> list[FaceRecord]:
+    def faces(
+        self,
+        *,
+        ids: Sequence[int] | None = None,
+        cluster: int | None = None,
+        person: str | None = None,
+        unnamed: bool = False,
+        embeddings: bool = False,
+    ) -> list[FaceRecord]:
         """Faces, in id order, filtered by ids, cluster, person, or ``unnamed`` (no person)."""
         where, args = [], []
         if ids is not None:
@@ -302,8 +365,25 @@ class SQLiteLibrary:
         out = []
         for r in self._db.execute(sql, args):
             emb = np.frombuffer(r[14], np.float32).copy() if embeddings else None
-            out.append(FaceRecord(r[0], r[1], r[2], tuple(json.loads(r[3])), tuple(map(tuple, json.loads(r[4]))),
-                                  r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], emb))
+            out.append(
+                FaceRecord(
+                    r[0],
+                    r[1],
+                    r[2],
+                    tuple(json.loads(r[3])),
+                    tuple(map(tuple, json.loads(r[4]))),
+                    r[5],
+                    r[6],
+                    r[7],
+                    r[8],
+                    r[9],
+                    r[10],
+                    r[11],
+                    r[12],
+                    r[13],
+                    emb,
+                )
+            )
         return out
 
     def embeddings(self, ids: Sequence[int] | None = None, *, unnamed: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -318,14 +398,18 @@ class SQLiteLibrary:
         with self._tx():
             if replace_all:
                 self._db.execute("UPDATE faces SET cluster = NULL")
-            self._db.executemany("UPDATE faces SET cluster = ? WHERE id = ?",
-                                 [(None if c is None else int(c), int(i)) for i, c in zip(ids, clusters)])
+            self._db.executemany(
+                "UPDATE faces SET cluster = ? WHERE id = ?",
+                [(None if c is None else int(c), int(i)) for i, c in zip(ids, clusters)],
+            )
 
     def set_person(self, ids: Sequence[int], person: str | None, distances: Sequence[float | None]) -> None:
         """Name faces (their cluster is cleared: a named face belongs to a person, not a group)."""
         with self._tx():
-            self._db.executemany("UPDATE faces SET person = ?, distance = ?, cluster = NULL WHERE id = ?",
-                                 [(person, None if d is None else float(d), int(i)) for i, d in zip(ids, distances)])
+            self._db.executemany(
+                "UPDATE faces SET person = ?, distance = ?, cluster = NULL WHERE id = ?",
+                [(person, None if d is None else float(d), int(i)) for i, d in zip(ids, distances)],
+            )
 
     def rename_person(self, old: str, new: str) -> int:
         with self._tx():
@@ -333,12 +417,15 @@ class SQLiteLibrary:
 
     def counts(self) -> dict:
         q = lambda sql: self._db.execute(sql).fetchone()[0]  # noqa: E731
-        return {"photos": q("SELECT COUNT(*) FROM paths"), "contents": q("SELECT COUNT(*) FROM contents"),
-                "failed": q("SELECT COUNT(*) FROM contents WHERE error IS NOT NULL"),
-                "faces": q("SELECT COUNT(*) FROM faces"), "named_faces": q("SELECT COUNT(*) FROM faces "
-                                                                            "WHERE person IS NOT NULL"),
-                "clustered_faces": q("SELECT COUNT(*) FROM faces WHERE cluster IS NOT NULL"),
-                "clusters": q("SELECT COUNT(DISTINCT cluster) FROM faces WHERE cluster IS NOT NULL")}
+        return {
+            "photos": q("SELECT COUNT(*) FROM paths"),
+            "contents": q("SELECT COUNT(*) FROM contents"),
+            "failed": q("SELECT COUNT(*) FROM contents WHERE error IS NOT NULL"),
+            "faces": q("SELECT COUNT(*) FROM faces"),
+            "named_faces": q("SELECT COUNT(*) FROM faces WHERE person IS NOT NULL"),
+            "clustered_faces": q("SELECT COUNT(*) FROM faces WHERE cluster IS NOT NULL"),
+            "clusters": q("SELECT COUNT(DISTINCT cluster) FROM faces WHERE cluster IS NOT NULL"),
+        }
 
     def close(self) -> None:
         self._db.close()

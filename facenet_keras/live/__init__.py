@@ -8,6 +8,7 @@
 
 Nothing heavy is imported here: ``import facenet_keras.live`` is cheap.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -24,8 +25,18 @@ _EXPORTS = {
     "LivenessResult": "liveness",
     "Challenge": "liveness",
 }
-__all__ = ["Challenge", "Event", "FrameResult", "LivenessResult", "VideoError", "VideoWriter", "check_liveness",
-           "open_video", "read_frames", "watch"]
+__all__ = [
+    "Challenge",
+    "Event",
+    "FrameResult",
+    "LivenessResult",
+    "VideoError",
+    "VideoWriter",
+    "check_liveness",
+    "open_video",
+    "read_frames",
+    "watch",
+]
 
 
 def __getattr__(name: str):

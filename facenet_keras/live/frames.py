@@ -10,6 +10,7 @@ with one clear message: not a video, no video stream, empty or truncated file, a
 be opened, a stream that stops. Frames decoded before a failure have already been handed out, so
 the caller can close its outputs properly and then report the error.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,9 @@ def _av():
     try:
         import av
     except ModuleNotFoundError:
-        raise VideoError("reading and writing video needs PyAV: pip install 'facenet-keras[video]' "
-                         "(or pip install av)") from None
+        raise VideoError(
+            "reading and writing video needs PyAV: pip install 'facenet-keras[video]' (or pip install av)"
+        ) from None
     return av
 
 
@@ -114,8 +116,10 @@ class VideoSource:
                 raise VideoError(f"cannot open {name}: {getattr(exc, 'strerror', None) or exc}") from None
             if self.live:
                 raise VideoError(f"cannot open stream {name}: {getattr(exc, 'strerror', None) or exc}") from None
-            raise VideoError(f"{name} is not a readable video (a truncated file, or not a video at all: "
-                             f"FFmpeg says {getattr(exc, 'strerror', None) or exc})") from None
+            raise VideoError(
+                f"{name} is not a readable video (a truncated file, or not a video at all: "
+                f"FFmpeg says {getattr(exc, 'strerror', None) or exc})"
+            ) from None
         if not self._container.streams.video:
             self._container.close()
             raise VideoError(f"{name} has no video stream")
@@ -186,8 +190,9 @@ def open_video(source, *, max_seconds: float | None = None, size: tuple[int, int
     return VideoSource(source, max_seconds=max_seconds, size=size)
 
 
-def read_frames(source, *, max_seconds: float | None = None, start: float = 0.0,
-                step: int = 1) -> tuple[np.ndarray, np.ndarray, float]:
+def read_frames(
+    source, *, max_seconds: float | None = None, start: float = 0.0, step: int = 1
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Every ``step``-th frame from ``start`` s up to ``max_seconds`` s of a short clip, in memory:
     (frames (T, H, W, 3) uint8, times (T,) seconds, fps). For the few seconds liveness looks at;
     use :func:`open_video` to walk through long videos."""

@@ -23,6 +23,7 @@ A user-supplied passive anti-spoofing model can be plugged in with ``model=`` (s
 Coordinates are pixels; times seconds; yaw degrees, positive when the person turns to their own
 left (the nose moves towards the image's right in an unmirrored camera).
 """
+
 from __future__ import annotations
 
 import functools
@@ -76,10 +77,16 @@ _LEFT_EYE = np.arange(42, 48)
 # A generic head for the yaw fit (millimetres, x to the person's left (image right), y up, z towards
 # the camera): nose tip, chin, outer eye corners, mouth corners, jaw ends at the ear. Rough average
 # adult proportions; only the yaw's sign and size matter here.
-_MODEL_POINTS = {30: (0.0, 0.0, 0.0), 8: (0.0, -63.6, -12.5),
-                 36: (-43.3, 32.7, -26.0), 45: (43.3, 32.7, -26.0),
-                 48: (-28.9, -28.9, -24.1), 54: (28.9, -28.9, -24.1),
-                 0: (-70.0, 20.0, -95.0), 16: (70.0, 20.0, -95.0)}
+_MODEL_POINTS = {
+    30: (0.0, 0.0, 0.0),
+    8: (0.0, -63.6, -12.5),
+    36: (-43.3, 32.7, -26.0),
+    45: (43.3, 32.7, -26.0),
+    48: (-28.9, -28.9, -24.1),
+    54: (28.9, -28.9, -24.1),
+    0: (-70.0, 20.0, -95.0),
+    16: (70.0, 20.0, -95.0),
+}
 
 
 # ----------------------------------------------------------------------------------- results
@@ -154,8 +161,9 @@ class Challenge:
     prompts: tuple[Prompt, ...]
 
     @classmethod
-    def random(cls, n: int = 3, *, window: float = 1.5, start: float = 0.5,
-               rng: np.random.Generator | int | None = None) -> Challenge:
+    def random(
+        cls, n: int = 3, *, window: float = 1.5, start: float = 0.5, rng: np.random.Generator | int | None = None
+    ) -> Challenge:
         """``n`` prompts drawn at random (no action twice in a row), each with a ``window`` s to be
         done in, the first starting at ``start`` s. Draw it *after* the camera opens, never before."""
         rng = np.random.default_rng(rng)
@@ -184,8 +192,9 @@ class SpoofModel:
     instead of a file.
     """
 
-    def __init__(self, path_or_callable, *, threshold: float = 0.5,
-                 preprocess: Callable[[np.ndarray], np.ndarray] | None = None):
+    def __init__(
+        self, path_or_callable, *, threshold: float = 0.5, preprocess: Callable[[np.ndarray], np.ndarray] | None = None
+    ):
         self.threshold = float(threshold)
         self.preprocess = preprocess
         if callable(path_or_callable):
@@ -251,12 +260,13 @@ def interocular(points: np.ndarray) -> np.ndarray:
     return np.linalg.norm(points[:, _LEFT_EYE].mean(axis=1) - points[:, _RIGHT_EYE].mean(axis=1), axis=-1)
 
 
-def parallax_residuals(points: np.ndarray, times: np.ndarray, *, min_gap: float = 0.2,
-                       max_gap: float = 1.5, max_pairs: int = 200) -> np.ndarray:
+def parallax_residuals(
+    points: np.ndarray, times: np.ndarray, *, min_gap: float = 0.2, max_gap: float = 1.5, max_pairs: int = 200
+) -> np.ndarray:
     """For frame pairs between ``min_gap`` and ``max_gap`` s apart (both with a face): the RMS residual
     of the best homography between their 68 landmarks, in inter-ocular distances. (K,) float64."""
     ok = np.flatnonzero(np.isfinite(points[:, 0, 0]))
-    pairs = [(i, j) for a, i in enumerate(ok) for j in ok[a + 1:] if min_gap <= times[j] - times[i] <= max_gap]
+    pairs = [(i, j) for a, i in enumerate(ok) for j in ok[a + 1 :] if min_gap <= times[j] - times[i] <= max_gap]
     if len(pairs) > max_pairs:  # evenly thinned, deterministic
         pairs = [pairs[k] for k in np.linspace(0, len(pairs) - 1, max_pairs).astype(int)]
     if not pairs:
@@ -264,23 +274,31 @@ def parallax_residuals(points: np.ndarray, times: np.ndarray, *, min_gap: float 
     i, j = np.array(pairs).T
     iod = interocular(points)
     r = _apply(homography(points[i], points[j]), points[i]) - points[j]
-    rms = np.sqrt((r ** 2).sum(axis=-1).mean(axis=-1))
+    rms = np.sqrt((r**2).sum(axis=-1).mean(axis=-1))
     return rms / np.maximum(0.5 * (iod[i] + iod[j]), 1e-6)
 
 
 def eye_aspect_ratio(points: np.ndarray, per_eye: bool = False) -> np.ndarray:
     """EAR per frame, (|p2-p6| + |p3-p5|) / (2 |p1-p4|) of each eye: the mean of both eyes (T,), or
     (T, 2) for (the person's right eye, left eye) with ``per_eye``."""
+
     def ear(eye):
         p = points[:, eye]
         v = np.linalg.norm(p[:, 1] - p[:, 5], axis=-1) + np.linalg.norm(p[:, 2] - p[:, 4], axis=-1)
         return v / np.maximum(2 * np.linalg.norm(p[:, 0] - p[:, 3], axis=-1), 1e-6)
+
     both = np.stack([ear(_RIGHT_EYE), ear(_LEFT_EYE)], axis=1)
     return both if per_eye else both.mean(axis=1)
 
 
-def find_blinks(ear: np.ndarray, times: np.ndarray, *, depth: float = BLINK_DEPTH,
-                max_seconds: float = BLINK_MAX_SECONDS, settle: float = 0.25) -> list[float]:
+def find_blinks(
+    ear: np.ndarray,
+    times: np.ndarray,
+    *,
+    depth: float = BLINK_DEPTH,
+    max_seconds: float = BLINK_MAX_SECONDS,
+    settle: float = 0.25,
+) -> list[float]:
     """Times (s) of blinks from per-eye EAR (T, 2) (or (T,) for one value per frame): a run of at
     least two frames where *both* eyes are below ``depth`` x their median over the clip, lasting at
     most ``max_seconds``, with both eyes open (above the midpoint between that level and the median)
@@ -304,9 +322,15 @@ def find_blinks(ear: np.ndarray, times: np.ndarray, *, depth: float = BLINK_DEPT
         # the eyelid passes through half-closed on its way: look at the frames 0.1-``settle`` s away
         before = (times >= times[i] - settle) & (times < times[i] - 0.1)
         after = (times > times[j] + 0.1) & (times <= times[j] + settle)
-        if (j > i and times[j] - times[i] <= max_seconds and before.any() and after.any()
-                and opened[before].all() and opened[after].all()):
-            blinks.append(float(times[i + int(np.argmin(ear[i:j + 1].mean(axis=1)))]))
+        if (
+            j > i
+            and times[j] - times[i] <= max_seconds
+            and before.any()
+            and after.any()
+            and opened[before].all()
+            and opened[after].all()
+        ):
+            blinks.append(float(times[i + int(np.argmin(ear[i : j + 1].mean(axis=1)))]))
         i = j + 1
     return blinks
 
@@ -333,8 +357,7 @@ def head_yaw(points: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------- measuring
-def measure_face(frames, times=None, *, fps: float = 30.0, detector=None,
-                 predictor=None) -> FaceMeasurements:
+def measure_face(frames, times=None, *, fps: float = 30.0, detector=None, predictor=None) -> FaceMeasurements:
     """The main face's 68 landmarks on every frame of a short clip.
 
     frames: (T, H, W, 3) uint8 or a sequence of such arrays; times: (T,) seconds (default i / fps).
@@ -392,7 +415,7 @@ def measure_face(frames, times=None, *, fps: float = 30.0, detector=None,
     for a, b in itertools.pairwise(found):
         if b - a <= 2 * _DETECT_EVERY:
             w = ((np.arange(a + 1, b) - a) / (b - a))[:, None]
-            rects[a + 1:b] = (1 - w) * rects[a] + w * rects[b]
+            rects[a + 1 : b] = (1 - w) * rects[a] + w * rects[b]
     for t in np.flatnonzero(np.isfinite(rects[:, 0])):
         points[t] = predictor.predict(np.asarray(frames[t]), rects[t], rounded=False)
     return FaceMeasurements(times, points)
@@ -417,8 +440,13 @@ def _check_prompt(prompt: Prompt, times, yaw, blinks) -> tuple[bool, str]:
     return ok, f"{what}: {turned:.0f} deg in {span}" + ("" if ok else f" (needs {TURN_DEGREES:.0f})")
 
 
-def assess(m: FaceMeasurements, challenge: Challenge | None = None, *, spoof_model: SpoofModel | None = None,
-           spoof_score: float | None = None) -> LivenessResult:
+def assess(
+    m: FaceMeasurements,
+    challenge: Challenge | None = None,
+    *,
+    spoof_model: SpoofModel | None = None,
+    spoof_score: float | None = None,
+) -> LivenessResult:
     """The verdict from measurements (pure): passive cues, then the challenge's prompts if any."""
     present = m.present
     n = len(m.times)
@@ -429,28 +457,40 @@ def assess(m: FaceMeasurements, challenge: Challenge | None = None, *, spoof_mod
     span = float(seen[-1] - seen[0]) if seen.size else 0.0
     cues["face_seconds"] = round(span, 3)
     if present.sum() < 10 or span < MIN_SECONDS:
-        fails.append(f"one face was followed for only {span:.1f} s ({int(present.sum())} of {n} frames): "
-                     f"need at least {MIN_SECONDS:g} s of one face")
+        fails.append(
+            f"one face was followed for only {span:.1f} s ({int(present.sum())} of {n} frames): "
+            f"need at least {MIN_SECONDS:g} s of one face"
+        )
         return LivenessResult(False, 0.0, tuple(fails), cues)
     (parallax, pairs), blinks, yaw = m.parallax, m.blinks, m.yaw
-    cues.update(parallax=round(parallax, 4), parallax_pairs=pairs, blinks=[round(b, 3) for b in blinks],
-                yaw_range=round(float(np.nanpercentile(yaw, 95) - np.nanpercentile(yaw, 5)), 2))
+    cues.update(
+        parallax=round(parallax, 4),
+        parallax_pairs=pairs,
+        blinks=[round(b, 3) for b in blinks],
+        yaw_range=round(float(np.nanpercentile(yaw, 95) - np.nanpercentile(yaw, 5)), 2),
+    )
     score = min(1.0, 0.5 * parallax / PARALLAX_THRESHOLD)
     if blinks:
         score = max(score, 0.75)
     if parallax >= PARALLAX_THRESHOLD:
-        reasons.append(f"3-D motion: landmarks depart from a flat plane by {parallax:.3f} IOD "
-                       f"(>= {PARALLAX_THRESHOLD})")
+        reasons.append(
+            f"3-D motion: landmarks depart from a flat plane by {parallax:.3f} IOD (>= {PARALLAX_THRESHOLD})"
+        )
     if blinks:
         reasons.append(f"{len(blinks)} blink(s), at " + ", ".join(f"{b:.2f} s" for b in blinks))
     if not reasons:
-        fails.append(f"looks flat: landmarks fit one plane to {parallax:.3f} IOD (< {PARALLAX_THRESHOLD}) "
-                     "and no blink: a photo?")
+        fails.append(
+            f"looks flat: landmarks fit one plane to {parallax:.3f} IOD (< {PARALLAX_THRESHOLD}) and no blink: a photo?"
+        )
     if spoof_model is not None and spoof_score is not None:
         cues["spoof_model"] = round(spoof_score, 4)
         if spoof_score < spoof_model.threshold:
             fails.append(f"the anti-spoofing model gives P(live) {spoof_score:.2f} < {spoof_model.threshold}")
-        score = min(score, spoof_score / max(2 * spoof_model.threshold, 1e-9)) if spoof_score < spoof_model.threshold else score
+        score = (
+            min(score, spoof_score / max(2 * spoof_model.threshold, 1e-9))
+            if spoof_score < spoof_model.threshold
+            else score
+        )
     if challenge is not None:
         met = 0
         for p in challenge.prompts:
@@ -465,8 +505,15 @@ def assess(m: FaceMeasurements, challenge: Challenge | None = None, *, spoof_mod
     return LivenessResult(live, float(score), tuple(fails + reasons), cues)
 
 
-def check_liveness(frames, challenge: Challenge | None = None, *, times=None, fps: float = 30.0,
-                   spoof_model: SpoofModel | None = None, detector=None) -> LivenessResult:
+def check_liveness(
+    frames,
+    challenge: Challenge | None = None,
+    *,
+    times=None,
+    fps: float = 30.0,
+    spoof_model: SpoofModel | None = None,
+    detector=None,
+) -> LivenessResult:
     """Is the one face in ``frames`` (a few seconds of one person, (T, H, W, 3) uint8 or a sequence of
     such frames) live? Passive cues (parallax, blinks) and, with ``challenge``, its prompts in their
     time windows (``times`` (T,) s, default i / ``fps``). ``spoof_model``: an optional
@@ -488,8 +535,9 @@ def _spoof_score(model: SpoofModel, frames, m: FaceMeasurements) -> float:
         (x0, y0), (x1, y1) = p.min(axis=0), p.max(axis=0)
         cx, cy, s = (x0 + x1) / 2, (y0 + y1) / 2, 1.2 * max(x1 - x0, y1 - y0)
         im = Image.fromarray(np.asarray(frames[t], np.uint8))
-        crops.append(np.asarray(im.crop((int(cx - s / 2), int(cy - s / 2), int(cx + s / 2), int(cy + s / 2)))
-                                .resize((size, size))))
+        crops.append(
+            np.asarray(
+                im.crop((int(cx - s / 2), int(cy - s / 2), int(cx + s / 2), int(cy + s / 2))).resize((size, size))
+            )
+        )
     return model.score(np.stack(crops))
-
-

@@ -9,6 +9,7 @@ finds no detection survives ``max_missed`` updates (coasting on its velocity) be
 
 Boxes are ``(x, y, w, h)`` in pixels; times in seconds.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -65,8 +66,16 @@ def iou_matrix(a, b) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def associate(track_boxes, det_boxes, track_embeddings=None, det_embeddings=None, *, min_iou: float = 0.1,
-              max_distance: float = 0.65, embedding_weight: float = 0.5):
+def associate(
+    track_boxes,
+    det_boxes,
+    track_embeddings=None,
+    det_embeddings=None,
+    *,
+    min_iou: float = 0.1,
+    max_distance: float = 0.65,
+    embedding_weight: float = 0.5,
+):
     """Match detections to tracks.
 
     track_boxes (N, 4), det_boxes (M, 4); embeddings (N, D) / (M, D) or None, with NaN rows where
@@ -121,7 +130,9 @@ class Track:
     def add_embedding(self, embedding: np.ndarray) -> None:
         e = np.asarray(embedding, np.float64)
         self.n_embeddings += 1
-        self.embedding = e.copy() if self.embedding is None else self.embedding + (e - self.embedding) / self.n_embeddings
+        self.embedding = (
+            e.copy() if self.embedding is None else self.embedding + (e - self.embedding) / self.n_embeddings
+        )
 
 
 class Tracker:
@@ -132,8 +143,9 @@ class Tracker:
         min_iou, max_distance, embedding_weight: see :func:`associate`.
     """
 
-    def __init__(self, max_missed: int = 3, *, min_iou: float = 0.1, max_distance: float = 0.65,
-                 embedding_weight: float = 0.5):
+    def __init__(
+        self, max_missed: int = 3, *, min_iou: float = 0.1, max_distance: float = 0.65, embedding_weight: float = 0.5
+    ):
         self.max_missed = int(max_missed)
         self.min_iou, self.max_distance, self.embedding_weight = min_iou, max_distance, embedding_weight
         self.tracks: list[Track] = []
@@ -170,10 +182,18 @@ class Tracker:
         emb = None if embeddings is None else np.asarray(embeddings, np.float64).reshape(len(boxes), -1)
         track_emb = None
         if emb is not None and self.tracks:
-            track_emb = np.array([t.embedding if t.embedding is not None else np.full(emb.shape[1], np.nan)
-                                  for t in self.tracks])
-        pairs, lost, new = associate(self.predicted_boxes(time), boxes, track_emb, emb, min_iou=self.min_iou,
-                                     max_distance=self.max_distance, embedding_weight=self.embedding_weight)
+            track_emb = np.array(
+                [t.embedding if t.embedding is not None else np.full(emb.shape[1], np.nan) for t in self.tracks]
+            )
+        pairs, lost, new = associate(
+            self.predicted_boxes(time),
+            boxes,
+            track_emb,
+            emb,
+            min_iou=self.min_iou,
+            max_distance=self.max_distance,
+            embedding_weight=self.embedding_weight,
+        )
         ids = [0] * len(boxes)
         for ti, di in pairs:
             t = self.tracks[ti]

@@ -7,6 +7,7 @@ nearest enrolled identity when its distance is within the threshold, else "not r
 The track's identity is the majority of its votes once there are ``min_votes`` of them; it can change
 as evidence accrues, and ``settled_at`` says since when the current answer has held.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

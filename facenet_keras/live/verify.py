@@ -1,4 +1,5 @@
 """1:1 verification on a short clip, guarded by liveness: a match counts only from a live face."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,13 +28,26 @@ class ClipVerification:
     liveness: LivenessResult
 
     def to_dict(self) -> dict:
-        return {"match": self.match, "identity": self.identity, "distance": round(self.distance, 5),
-                "threshold": self.threshold, "distance_match": self.distance_match,
-                "liveness": self.liveness.to_dict()}
+        return {
+            "match": self.match,
+            "identity": self.identity,
+            "distance": round(self.distance, 5),
+            "threshold": self.threshold,
+            "distance_match": self.distance_match,
+            "liveness": self.liveness.to_dict(),
+        }
 
 
-def verify_clip(clip, identity: str, gallery, threshold: float | None = None, *, challenge: Challenge | None = None,
-                max_seconds: float = 10.0, model=None) -> ClipVerification:
+def verify_clip(
+    clip,
+    identity: str,
+    gallery,
+    threshold: float | None = None,
+    *,
+    challenge: Challenge | None = None,
+    max_seconds: float = 10.0,
+    model=None,
+) -> ClipVerification:
     """Is the person in ``clip`` (a video file) the enrolled ``identity``, and live?
 
     Liveness looks at the first ``max_seconds`` s (:func:`~.liveness.check_liveness`); the match is

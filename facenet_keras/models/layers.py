@@ -5,6 +5,7 @@ Each layer is serialisable (``get_config``) and registered under the package nam
 ``keras.saving.load_model`` once this module has been imported (importing
 ``facenet_keras.models`` does it).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -81,9 +82,7 @@ class ZeroPadAdd(keras.layers.Layer):
         if any(d is None for d in a[1:] + b[1:]):
             raise ValueError(f"ZeroPadAdd needs static non-batch dimensions, got {a} and {b}")
         target = [max(x, y) for x, y in zip(a[1:], b[1:])]
-        self._pads = [
-            [[0, 0]] + [[0, t - d] for t, d in zip(target, shape[1:])] for shape in (a, b)
-        ]
+        self._pads = [[[0, 0]] + [[0, t - d] for t, d in zip(target, shape[1:])] for shape in (a, b)]
 
     def call(self, inputs):
         a, b = inputs

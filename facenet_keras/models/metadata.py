@@ -6,6 +6,7 @@ threshold chosen for this encoder (by ``train`` on its validation identities, or
 --save-model``), and how it was chosen. A threshold belongs to an encoder: 0.6 is right for dlib's
 pretrained ResNet only, so an encoder without one must not decide "same person" until calibrated.
 """
+
 from __future__ import annotations
 
 import json

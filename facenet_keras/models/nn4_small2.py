@@ -16,6 +16,7 @@ followed by zero-padding back to size, OpenFace's L2 pooling is an average pool,
 average pool is a global one, so other input sizes (e.g. 32x32 for small experiments) also work.
 ``width`` scales every channel count (``width=0.25`` gives a ~0.25M-parameter model for tests).
 """
+
 from __future__ import annotations
 
 import keras
@@ -27,8 +28,7 @@ NN4_SMALL2_INPUT_SIZE = 96
 
 
 def _conv_bn(x, filters, kernel, strides=1, name=None, momentum=0.99):
-    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                      name=f"{name}_conv")(x)
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(momentum=momentum, epsilon=1e-5, name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
@@ -56,8 +56,13 @@ def _inception(x, name, c, *, bn, n1x1=None, n3x3=None, n5x5=None, pool="max", p
     return layers.Concatenate(axis=-1, name=f"{name}_concat")(branches)
 
 
-def nn4_small2(input_shape=(NN4_SMALL2_INPUT_SIZE, NN4_SMALL2_INPUT_SIZE, 3), embedding_dim: int = 128,
-               width: float = 1.0, bn_momentum: float = 0.99, name: str = "nn4_small2") -> keras.Model:
+def nn4_small2(
+    input_shape=(NN4_SMALL2_INPUT_SIZE, NN4_SMALL2_INPUT_SIZE, 3),
+    embedding_dim: int = 128,
+    width: float = 1.0,
+    bn_momentum: float = 0.99,
+    name: str = "nn4_small2",
+) -> keras.Model:
     """Build an untrained NN4.small2 encoder.
 
     Args:
@@ -85,20 +90,19 @@ def nn4_small2(input_shape=(NN4_SMALL2_INPUT_SIZE, NN4_SMALL2_INPUT_SIZE, 3), em
     x = _conv_bn(x, c(64), 1, name="conv2", momentum=bn_momentum)
     x = _conv_bn(x, c(192), 3, name="conv3", momentum=bn_momentum)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool3")(x)
-    x = _inception(x, "inception_3a", c, bn=bn_momentum,
-                   n1x1=64, n3x3=(96, 128), n5x5=(16, 32), pool="max", pool_proj=32)
-    x = _inception(x, "inception_3b", c, bn=bn_momentum,
-                   n1x1=64, n3x3=(96, 128), n5x5=(32, 64), pool="avg", pool_proj=64)
-    x = _inception(x, "inception_3c", c, bn=bn_momentum,
-                   n3x3=(128, 256), n5x5=(32, 64), pool="max", strides=2)
-    x = _inception(x, "inception_4a", c, bn=bn_momentum,
-                   n1x1=256, n3x3=(96, 192), n5x5=(32, 64), pool="avg", pool_proj=128)
-    x = _inception(x, "inception_4e", c, bn=bn_momentum,
-                   n3x3=(160, 256), n5x5=(64, 128), pool="max", strides=2)
-    x = _inception(x, "inception_5a", c, bn=bn_momentum,
-                   n1x1=256, n3x3=(96, 384), pool="avg", pool_proj=96)
-    x = _inception(x, "inception_5b", c, bn=bn_momentum,
-                   n1x1=256, n3x3=(96, 384), pool="max", pool_proj=96)
+    x = _inception(
+        x, "inception_3a", c, bn=bn_momentum, n1x1=64, n3x3=(96, 128), n5x5=(16, 32), pool="max", pool_proj=32
+    )
+    x = _inception(
+        x, "inception_3b", c, bn=bn_momentum, n1x1=64, n3x3=(96, 128), n5x5=(32, 64), pool="avg", pool_proj=64
+    )
+    x = _inception(x, "inception_3c", c, bn=bn_momentum, n3x3=(128, 256), n5x5=(32, 64), pool="max", strides=2)
+    x = _inception(
+        x, "inception_4a", c, bn=bn_momentum, n1x1=256, n3x3=(96, 192), n5x5=(32, 64), pool="avg", pool_proj=128
+    )
+    x = _inception(x, "inception_4e", c, bn=bn_momentum, n3x3=(160, 256), n5x5=(64, 128), pool="max", strides=2)
+    x = _inception(x, "inception_5a", c, bn=bn_momentum, n1x1=256, n3x3=(96, 384), pool="avg", pool_proj=96)
+    x = _inception(x, "inception_5b", c, bn=bn_momentum, n1x1=256, n3x3=(96, 384), pool="max", pool_proj=96)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dense(embedding_dim, name="dense_layer")(x)
     out = layers.UnitNormalization(name="l2_normalize")(x)

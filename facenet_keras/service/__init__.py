@@ -4,6 +4,7 @@ batch queue that lets concurrent requests share encoder batches (:mod:`.batching
 
 Run it with ``facenet-keras serve``; see docs/deploy.md. Needs the ``[service]`` extra.
 """
+
 from __future__ import annotations
 
 __all__ = ["create_app", "Settings"]

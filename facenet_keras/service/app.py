@@ -7,6 +7,7 @@ parsing) and in pixels (by the image loader, from the header); each request has 
 Errors are JSON with a code and a message (:mod:`.errors`). Photos, embeddings, names and keys are
 never logged: the access log names the route template, the status and the time only.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -63,21 +64,21 @@ STYLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 class Settings:
     """What one service process needs; ``facenet-keras serve`` fills it from its options."""
 
-    gallery: str | None = None           # gallery URL or path (None: the default gallery)
-    keys: str | None = None              # keys file (None: $FACENET_KERAS_KEYS or the user data folder)
-    secret: str | None = None            # token signing secret file (None: beside the keys file)
-    jobs: str | None = None              # jobs folder (None: beside the keys file)
-    styles: str | None = None            # folder of built-in style images offered by /v1/styles
-    style_model: str | None = None       # Magenta arbitrary-stylisation SavedModel folder for method=fast
-    max_upload_bytes: int = 10 * 2**20   # whole request body
-    max_pixels: int = 25_000_000         # per photo or video frame, checked before decoding
-    max_frames: int = 150                # per liveness clip
+    gallery: str | None = None  # gallery URL or path (None: the default gallery)
+    keys: str | None = None  # keys file (None: $FACENET_KERAS_KEYS or the user data folder)
+    secret: str | None = None  # token signing secret file (None: beside the keys file)
+    jobs: str | None = None  # jobs folder (None: beside the keys file)
+    styles: str | None = None  # folder of built-in style images offered by /v1/styles
+    style_model: str | None = None  # Magenta arbitrary-stylisation SavedModel folder for method=fast
+    max_upload_bytes: int = 10 * 2**20  # whole request body
+    max_pixels: int = 25_000_000  # per photo or video frame, checked before decoding
+    max_frames: int = 150  # per liveness clip
     request_timeout_s: float = 60.0
     challenge_ttl_s: float = 120.0
     cors_origins: list[str] = field(default_factory=list)  # empty: no CORS (same-origin only)
-    max_batch: int = 32                  # faces per shared encoder batch
-    batch_wait_ms: float = 5.0           # how long the batch queue waits for more faces
-    detect_workers: int | None = None    # detections at once (default: the CPU count)
+    max_batch: int = 32  # faces per shared encoder batch
+    batch_wait_ms: float = 5.0  # how long the batch queue waits for more faces
+    detect_workers: int | None = None  # detections at once (default: the CPU count)
     max_stylize_size: int = 512
     max_stylize_steps: int = 1000
     log_level: str = "info"
@@ -117,8 +118,9 @@ class Guard:
             limit = self.settings.max_upload_bytes
             declared = dict(scope.get("headers", [])).get(b"content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
-                return await self._error(send_wrapper, 413, "too_large",
-                                         f"request body larger than the limit of {limit:,} bytes")
+                return await self._error(
+                    send_wrapper, 413, "too_large", f"request body larger than the limit of {limit:,} bytes"
+                )
             body, more = bytearray(), True
             if scope.get("method") in ("POST", "PUT", "PATCH"):
                 while more:  # read (and bound) the whole body before anything parses it
@@ -128,8 +130,9 @@ class Guard:
                     body += message.get("body", b"")
                     more = message.get("more_body", False)
                     if len(body) > limit:
-                        return await self._error(send_wrapper, 413, "too_large",
-                                                 f"request body larger than the limit of {limit:,} bytes")
+                        return await self._error(
+                            send_wrapper, 413, "too_large", f"request body larger than the limit of {limit:,} bytes"
+                        )
             replayed = False
 
             async def replay():
@@ -143,12 +146,17 @@ class Guard:
                 await asyncio.wait_for(self.app(scope, replay, send_wrapper), self.settings.request_timeout_s)
             except asyncio.TimeoutError:
                 if not state["started"]:
-                    await self._error(send_wrapper, 503, "timeout",
-                                      f"the request took longer than {self.settings.request_timeout_s:g} s")
+                    await self._error(
+                        send_wrapper,
+                        503,
+                        "timeout",
+                        f"the request took longer than {self.settings.request_timeout_s:g} s",
+                    )
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/")
-                                                        else "(unmatched)")
+            template = getattr(route, "path", None) or (
+                "/static" if scope["path"].startswith("/static/") else "(unmatched)"
+            )
             seconds = time.perf_counter() - t0
             self.metrics.observe_request(scope.get("method", ""), template, state["status"], seconds)
             access_log.info("%s %s %d %.1f ms", scope.get("method", ""), template, state["status"], seconds * 1e3)
@@ -188,51 +196,79 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        engine = Engine(settings.gallery, max_pixels=settings.max_pixels, max_batch=settings.max_batch,
-                        batch_wait_s=settings.batch_wait_ms / 1e3, detect_workers=settings.detect_workers,
-                        on_batch=metrics.observe_batch)
+        engine = Engine(
+            settings.gallery,
+            max_pixels=settings.max_pixels,
+            max_batch=settings.max_batch,
+            batch_wait_s=settings.batch_wait_ms / 1e3,
+            detect_workers=settings.detect_workers,
+            on_batch=metrics.observe_batch,
+        )
         svc["engine"] = engine
         svc["secret"] = load_secret(settings.secret or state_dir / "secret.key")
         svc["jobs"] = JobStore(settings.jobs or state_dir / "jobs")
         if len(keystore) == 0:
-            log.warning("no API keys in %s: every /v1 endpoint answers 401 until one is made with "
-                        "'facenet-keras keys create --scope admin'", keystore.path)
+            log.warning(
+                "no API keys in %s: every /v1 endpoint answers 401 until one is made with "
+                "'facenet-keras keys create --scope admin'",
+                keystore.path,
+            )
         threading.Thread(target=engine.load, name="load-models", daemon=True).start()
         yield
         svc["jobs"].close()
         engine.close()
 
-    app = FastAPI(title="facenet-keras", version="1", lifespan=lifespan, responses=ERROR_RESPONSES,
-                  description="Face detection, verification (1:1), recognition (1:K), liveness and a gallery "
-                              "of enrolled people; plus neural style transfer as jobs. Every /v1 endpoint needs "
-                              "an API key (`Authorization: Bearer KEY` or `X-API-Key: KEY`) of the scope it names.")
+    app = FastAPI(
+        title="facenet-keras",
+        version="1",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+        description="Face detection, verification (1:1), recognition (1:K), liveness and a gallery "
+        "of enrolled people; plus neural style transfer as jobs. Every /v1 endpoint needs "
+        "an API key (`Authorization: Bearer KEY` or `X-API-Key: KEY`) of the scope it names.",
+    )
     app.state.settings, app.state.metrics, app.state.svc = settings, metrics, svc
     install_errors(app)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=False,
-                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
     app.add_middleware(Guard, settings=settings, metrics=metrics)
 
     bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer KEY")
     header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
 
     def require(scope: str):
-        def check(request: Request, b: HTTPAuthorizationCredentials | None = Security(bearer),
-                  h: str | None = Security(header)) -> ApiKey:
+        def check(
+            request: Request,
+            b: HTTPAuthorizationCredentials | None = Security(bearer),
+            h: str | None = Security(header),
+        ) -> ApiKey:
             key = h or (b.credentials if b is not None else None)
             if not key:
-                raise ServiceError(401, "unauthorized", "an API key is needed: send 'Authorization: Bearer KEY' "
-                                   "or 'X-API-Key: KEY'", {"WWW-Authenticate": "Bearer"})
+                raise ServiceError(
+                    401,
+                    "unauthorized",
+                    "an API key is needed: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                    {"WWW-Authenticate": "Bearer"},
+                )
             found = keystore.check(key)
             if found is None:
                 raise ServiceError(401, "unauthorized", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
             if not allows(found.scope, scope):
-                raise ServiceError(403, "forbidden", f"this endpoint needs a key of scope {scope!r}; "
-                                   f"this key's scope is {found.scope!r}")
+                raise ServiceError(
+                    403,
+                    "forbidden",
+                    f"this endpoint needs a key of scope {scope!r}; this key's scope is {found.scope!r}",
+                )
             return found
+
         return check
 
     read, write, admin = Depends(require("read")), Depends(require("write")), Depends(require("admin"))
@@ -258,9 +294,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
     # ------------------------------------------------------------------ page and probes
     @app.get("/", include_in_schema=False)
     def page():
-        return FileResponse(STATIC / "index.html", headers={
-            "content-security-policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
-                                       "style-src 'self'; script-src 'self'; frame-ancestors 'none'"})
+        return FileResponse(
+            STATIC / "index.html",
+            headers={
+                "content-security-policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+                "style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+            },
+        )
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -268,27 +308,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
     def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["probes"], summary="the models are loaded (503 until then)",
-             responses={503: ERROR_RESPONSES[503]})
+    @app.get(
+        "/readyz",
+        tags=["probes"],
+        summary="the models are loaded (503 until then)",
+        responses={503: ERROR_RESPONSES[503]},
+    )
     def readyz() -> dict:
         e = engine()
         return {"ready": True, "people": len(e.gallery)}
 
-    @app.get("/metrics", tags=["probes"], response_class=PlainTextResponse, dependencies=[read],
-             summary="requests, latency and encoder batch sizes (Prometheus text format)")
+    @app.get(
+        "/metrics",
+        tags=["probes"],
+        response_class=PlainTextResponse,
+        dependencies=[read],
+        summary="requests, latency and encoder batch sizes (Prometheus text format)",
+    )
     def prometheus():
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     # ------------------------------------------------------------------ faces
-    @app.post("/v1/faces/detect", tags=["faces"], response_model=DetectOut, dependencies=[read],
-              summary="every face in a photo: box, five landmarks, confidence")
+    @app.post(
+        "/v1/faces/detect",
+        tags=["faces"],
+        response_model=DetectOut,
+        dependencies=[read],
+        summary="every face in a photo: box, five landmarks, confidence",
+    )
     def detect(photo: UploadFile = File(...)):
         image = photo_of(photo)
         faces = engine().detect(image)
         return {"width": image.shape[1], "height": image.shape[0], "faces": [f.to_dict(embedding=False) for f in faces]}
 
-    @app.post("/v1/recognize", tags=["faces"], response_model=RecognizeOut, dependencies=[read],
-              summary="1:K: who is each face in the photo (identity null when not recognised)")
+    @app.post(
+        "/v1/recognize",
+        tags=["faces"],
+        response_model=RecognizeOut,
+        dependencies=[read],
+        summary="1:K: who is each face in the photo (identity null when not recognised)",
+    )
     def recognize(photo: UploadFile = File(...), threshold: float | None = Form(None, gt=0, le=10)):
         from facenet_keras.identity.recognition import recognize_faces, resolve_threshold
 
@@ -299,10 +358,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         results = recognize_faces(faces, e.gallery, tau)
         return {"width": image.shape[1], "height": image.shape[0], "faces": [r.to_dict() for r in results]}
 
-    @app.post("/v1/verify", tags=["faces"], response_model=VerifyOut, dependencies=[read],
-              summary="1:1: is the main face of the photo the enrolled identity?")
-    def verify(photo: UploadFile = File(...), identity: str = Form(..., min_length=1, max_length=200),
-               threshold: float | None = Form(None, gt=0, le=10)):
+    @app.post(
+        "/v1/verify",
+        tags=["faces"],
+        response_model=VerifyOut,
+        dependencies=[read],
+        summary="1:1: is the main face of the photo the enrolled identity?",
+    )
+    def verify(
+        photo: UploadFile = File(...),
+        identity: str = Form(..., min_length=1, max_length=200),
+        threshold: float | None = Form(None, gt=0, le=10),
+    ):
         from facenet_keras.faces.pipeline import primary_face
         from facenet_keras.identity.recognition import resolve_threshold, verify_face
 
@@ -317,10 +384,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             raise ServiceError(422, "no_face", "no face found in the photo")
         return verify_face(face, name, enrolled, tau, faces_found=len(faces)).to_dict()
 
-    @app.post("/v1/compare", tags=["faces"], response_model=CompareOut, dependencies=[read],
-              summary="are the main faces of two photos the same person? (no gallery)")
-    def compare(photo1: UploadFile = File(...), photo2: UploadFile = File(...),
-                threshold: float | None = Form(None, gt=0, le=10)):
+    @app.post(
+        "/v1/compare",
+        tags=["faces"],
+        response_model=CompareOut,
+        dependencies=[read],
+        summary="are the main faces of two photos the same person? (no gallery)",
+    )
+    def compare(
+        photo1: UploadFile = File(...),
+        photo2: UploadFile = File(...),
+        threshold: float | None = Form(None, gt=0, le=10),
+    ):
         from facenet_keras.faces.pipeline import primary_face
         from facenet_keras.identity.recognition import resolve_threshold
         from facenet_keras.identity.search import pairwise_distances
@@ -335,16 +410,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
                 raise ServiceError(422, "no_face", f"no face found in the {which} photo")
             main.append(face)
         distance = float(pairwise_distances(main[0].embedding[None], main[1].embedding[None])[0, 0])
-        return {"match": distance <= tau, "distance": round(distance, 5), "threshold": tau,
-                "faces": [f.to_dict(embedding=False) for f in main], "faces_found": [len(f) for f in per_image]}
+        return {
+            "match": distance <= tau,
+            "distance": round(distance, 5),
+            "threshold": tau,
+            "faces": [f.to_dict(embedding=False) for f in main],
+            "faces_found": [len(f) for f in per_image],
+        }
 
     # ------------------------------------------------------------------ liveness
     def liveness_module():
         try:
             from facenet_keras.live import liveness
         except ImportError:
-            raise ServiceError(501, "not_available", "liveness checks need facenet_keras.live.liveness "
-                               "(issue 14), which this installation does not have") from None
+            raise ServiceError(
+                501,
+                "not_available",
+                "liveness checks need facenet_keras.live.liveness (issue 14), which this installation does not have",
+            ) from None
         return liveness
 
     def frames_of(clip: UploadFile | None, frames: list[UploadFile] | None, fps: float):
@@ -361,19 +444,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             return np.stack(images), np.arange(len(images)) / float(fps)
         return decode_clip(clip.file.read(), limit, settings.max_pixels)
 
-    @app.get("/v1/liveness/challenge", tags=["liveness"], response_model=ChallengeOut,
-             summary="a random challenge (prompts with time windows) and its signed, expiring token")
+    @app.get(
+        "/v1/liveness/challenge",
+        tags=["liveness"],
+        response_model=ChallengeOut,
+        summary="a random challenge (prompts with time windows) and its signed, expiring token",
+    )
     def new_challenge(key: ApiKey = read):
         lv = liveness_module()
         challenge = lv.Challenge.random()
         token = sign_token({"challenge": challenge.to_dict(), "kid": key.id}, svc["secret"], settings.challenge_ttl_s)
         return {"token": token, "challenge": challenge.to_dict(), "expires_in": settings.challenge_ttl_s}
 
-    @app.post("/v1/liveness/challenge", tags=["liveness"], response_model=LivenessOut,
-              summary="check a clip recorded while the challenge's prompts were shown")
-    def answer_challenge(token: str = Form(..., max_length=4096), clip: UploadFile | None = File(None),
-                         frames: list[UploadFile] | None = File(None), fps: float = Form(10.0, gt=0, le=120),
-                         key: ApiKey = read):
+    @app.post(
+        "/v1/liveness/challenge",
+        tags=["liveness"],
+        response_model=LivenessOut,
+        summary="check a clip recorded while the challenge's prompts were shown",
+    )
+    def answer_challenge(
+        token: str = Form(..., max_length=4096),
+        clip: UploadFile | None = File(None),
+        frames: list[UploadFile] | None = File(None),
+        fps: float = Form(10.0, gt=0, le=120),
+        key: ApiKey = read,
+    ):
         lv = liveness_module()
         try:
             body = read_token(token, svc["secret"])
@@ -381,28 +476,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             raise ServiceError(422, "bad_token", str(exc)) from None
         if body.get("kid") != key.id:
             raise ServiceError(403, "forbidden", "this challenge was issued to another API key")
-        challenge = lv.Challenge(tuple(lv.Prompt(p["action"], p["start"], p["end"])
-                                       for p in body["challenge"]["prompts"]))
+        challenge = lv.Challenge(
+            tuple(lv.Prompt(p["action"], p["start"], p["end"]) for p in body["challenge"]["prompts"])
+        )
         video, times = frames_of(clip, frames, fps)
         engine()
         return lv.check_liveness(video, challenge, times=times).to_dict()
 
-    @app.post("/v1/liveness", tags=["liveness"], response_model=LivenessOut, dependencies=[read],
-              summary="passive liveness of one face in a short clip or a frame sequence")
-    def liveness(clip: UploadFile | None = File(None), frames: list[UploadFile] | None = File(None),
-                 fps: float = Form(10.0, gt=0, le=120)):
+    @app.post(
+        "/v1/liveness",
+        tags=["liveness"],
+        response_model=LivenessOut,
+        dependencies=[read],
+        summary="passive liveness of one face in a short clip or a frame sequence",
+    )
+    def liveness(
+        clip: UploadFile | None = File(None),
+        frames: list[UploadFile] | None = File(None),
+        fps: float = Form(10.0, gt=0, le=120),
+    ):
         lv = liveness_module()
         video, times = frames_of(clip, frames, fps)
         engine()
         return lv.check_liveness(video, None, times=times).to_dict()
 
     # ------------------------------------------------------------------ gallery
-    @app.get("/v1/people", tags=["gallery"], response_model=PeopleOut, dependencies=[read],
-             summary="enrolled people and their number of photos")
+    @app.get(
+        "/v1/people",
+        tags=["gallery"],
+        response_model=PeopleOut,
+        dependencies=[read],
+        summary="enrolled people and their number of photos",
+    )
     def people():
         g = engine().gallery
-        return {"people": [{"name": n, "photos": k} for n, k in g.people().items()],
-                "threshold": g.threshold, "model": g.model_id}
+        return {
+            "people": [{"name": n, "photos": k} for n, k in g.people().items()],
+            "threshold": g.threshold,
+            "model": g.model_id,
+        }
 
     def enrol(name: str, photos: list[UploadFile]) -> dict:
         from facenet_keras.identity.recognition import enroll_faces
@@ -421,34 +533,55 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         if len(photos) > 20:
             raise ServiceError(413, "too_large", f"{len(photos)} photos in one request; the limit is 20")
 
-    @app.post("/v1/people", tags=["gallery"], response_model=EnrolledOut, status_code=201, dependencies=[write],
-              summary="enrol a new person from one or more photos (the main face of each)")
+    @app.post(
+        "/v1/people",
+        tags=["gallery"],
+        response_model=EnrolledOut,
+        status_code=201,
+        dependencies=[write],
+        summary="enrol a new person from one or more photos (the main face of each)",
+    )
     def create_person(name: str = Form(..., min_length=1, max_length=200), photos: list[UploadFile] = File(...)):
         check_count(photos)
         name = name.strip()
         if not name:
             raise ServiceError(422, "invalid_request", "the name is blank")
         if name in engine().gallery:
-            raise ServiceError(409, "exists", f"{name!r} is already enrolled: add photos with "
-                               "POST /v1/people/{name}/photos")
+            raise ServiceError(
+                409, "exists", f"{name!r} is already enrolled: add photos with POST /v1/people/{{name}}/photos"
+            )
         return enrol(name, photos)
 
-    @app.get("/v1/people/{name}", tags=["gallery"], response_model=PersonPhotosOut, dependencies=[read],
-             summary="one person's enrolled photos (ids, file names, face boxes)")
+    @app.get(
+        "/v1/people/{name}",
+        tags=["gallery"],
+        response_model=PersonPhotosOut,
+        dependencies=[read],
+        summary="one person's enrolled photos (ids, file names, face boxes)",
+    )
     def person(name: str):
         g = engine().gallery
         photos = g.photos(known_person(name))
-        return {"name": name, "photos": [{"id": p.id, "source": p.source,
-                                          "box": None if p.box is None else list(p.box)} for p in photos]}
+        return {
+            "name": name,
+            "photos": [{"id": p.id, "source": p.source, "box": None if p.box is None else list(p.box)} for p in photos],
+        }
 
-    @app.post("/v1/people/{name}/photos", tags=["gallery"], response_model=EnrolledOut, status_code=201,
-              dependencies=[write], summary="add photos to an enrolled person")
+    @app.post(
+        "/v1/people/{name}/photos",
+        tags=["gallery"],
+        response_model=EnrolledOut,
+        status_code=201,
+        dependencies=[write],
+        summary="add photos to an enrolled person",
+    )
     def add_photos(name: str, photos: list[UploadFile] = File(...)):
         check_count(photos)
         return enrol(known_person(name), photos)
 
-    @app.patch("/v1/people/{name}", tags=["gallery"], response_model=PersonOut, dependencies=[write],
-               summary="rename a person")
+    @app.patch(
+        "/v1/people/{name}", tags=["gallery"], response_model=PersonOut, dependencies=[write], summary="rename a person"
+    )
     def rename(name: str, body: RenameIn):
         g = engine().gallery
         new = body.name.strip()
@@ -459,14 +592,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         g.rename(known_person(name), new)
         return {"name": new, "photos": g.people()[new]}
 
-    @app.delete("/v1/people/{name}", tags=["gallery"], response_model=RemovedOut, dependencies=[write],
-                summary="remove a person and all their photos")
+    @app.delete(
+        "/v1/people/{name}",
+        tags=["gallery"],
+        response_model=RemovedOut,
+        dependencies=[write],
+        summary="remove a person and all their photos",
+    )
     def remove(name: str):
         n = engine().gallery.remove(known_person(name))
         return {"removed": name, "photos": n}
 
-    @app.delete("/v1/people/{name}/photos/{photo_id}", tags=["gallery"], response_model=RemovedOut,
-                dependencies=[write], summary="remove one enrolled photo (a person left with none goes too)")
+    @app.delete(
+        "/v1/people/{name}/photos/{photo_id}",
+        tags=["gallery"],
+        response_model=RemovedOut,
+        dependencies=[write],
+        summary="remove one enrolled photo (a person left with none goes too)",
+    )
     def remove_photo(name: str, photo_id: int):
         g = engine().gallery
         if photo_id not in {p.id for p in g.photos(known_person(name))}:
@@ -474,13 +617,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         g.remove_photo(photo_id)
         return {"removed": f"{name}#{photo_id}", "photos": 1}
 
-    @app.get("/v1/gallery/export", tags=["gallery"], dependencies=[admin],
-             summary="the whole gallery with its embeddings (biometric data: admin keys only)")
+    @app.get(
+        "/v1/gallery/export",
+        tags=["gallery"],
+        dependencies=[admin],
+        summary="the whole gallery with its embeddings (biometric data: admin keys only)",
+    )
     def export():
         from facenet_keras.identity.portable import export_document
 
-        return JSONResponse(engine().gallery.call(export_document),
-                            headers={"content-disposition": 'attachment; filename="gallery-export.json"'})
+        return JSONResponse(
+            engine().gallery.call(export_document),
+            headers={"content-disposition": 'attachment; filename="gallery-export.json"'},
+        )
 
     # ------------------------------------------------------------------ style transfer
     def style_files() -> dict[str, Path]:
@@ -489,24 +638,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         folder = Path(settings.styles)
         return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in STYLE_EXTENSIONS}
 
-    @app.get("/v1/styles", tags=["style"], response_model=StylesOut, dependencies=[read],
-             summary="built-in style images, and the methods this server offers")
+    @app.get(
+        "/v1/styles",
+        tags=["style"],
+        response_model=StylesOut,
+        dependencies=[read],
+        summary="built-in style images, and the methods this server offers",
+    )
     def styles():
         methods = ["optimize"] + (["fast"] if settings.style_model else [])
         return {"styles": sorted(style_files()), "methods": methods}
 
-    @app.post("/v1/stylize", tags=["style"], response_model=JobOut, status_code=202, dependencies=[write],
-              summary="start a style transfer job (poll GET /v1/jobs/{id})")
-    def stylize(content: UploadFile = File(...), style: UploadFile | None = File(None),
-                style_name: str | None = Form(None, max_length=200),
-                method: str = Form("optimize", pattern="^(optimize|fast)$"),
-                size: int = Form(256, ge=64), steps: int = Form(100, ge=1)):
+    @app.post(
+        "/v1/stylize",
+        tags=["style"],
+        response_model=JobOut,
+        status_code=202,
+        dependencies=[write],
+        summary="start a style transfer job (poll GET /v1/jobs/{id})",
+    )
+    def stylize(
+        content: UploadFile = File(...),
+        style: UploadFile | None = File(None),
+        style_name: str | None = Form(None, max_length=200),
+        method: str = Form("optimize", pattern="^(optimize|fast)$"),
+        size: int = Form(256, ge=64),
+        steps: int = Form(100, ge=1),
+    ):
         if size > settings.max_stylize_size or steps > settings.max_stylize_steps:
-            raise ServiceError(422, "invalid_request", f"size must be <= {settings.max_stylize_size} and "
-                               f"steps <= {settings.max_stylize_steps}")
+            raise ServiceError(
+                422,
+                "invalid_request",
+                f"size must be <= {settings.max_stylize_size} and steps <= {settings.max_stylize_steps}",
+            )
         if method == "fast" and not settings.style_model:
-            raise ServiceError(501, "not_available", "method 'fast' needs the server to be started with a "
-                               "Magenta stylisation model (--style-model DIR)")
+            raise ServiceError(
+                501,
+                "not_available",
+                "method 'fast' needs the server to be started with a Magenta stylisation model (--style-model DIR)",
+            )
         if (style is None) == (style_name is None):
             raise ServiceError(422, "invalid_request", "give either a 'style' image or a built-in 'style_name'")
         content_img = photo_of(content, "content image")
@@ -527,8 +697,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             if method == "fast":
                 out = style_transfer.fast_stylize(content_img, style_img, settings.style_model, size=size)
             else:
-                out = style_transfer.stylize(content_img, style_img, size=size, steps=steps, progress=False,
-                                             callback=lambda step, image, costs: report(step / steps)).image
+                out = style_transfer.stylize(
+                    content_img,
+                    style_img,
+                    size=size,
+                    steps=steps,
+                    progress=False,
+                    callback=lambda step, image, costs: report(step / steps),
+                ).image
             buf = io.BytesIO()
             Image.fromarray(to_uint8(out)).save(buf, format="PNG")
             return buf.getvalue()
@@ -547,14 +723,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         result = f"/v1/jobs/{job_id}/result" if job["status"] == "done" else None
         return {k: job.get(k, "") for k in ("id", "kind", "status", "progress", "message")} | {"result": result}
 
-    @app.get("/v1/jobs/{job_id}", tags=["style"], response_model=JobOut, dependencies=[read],
-             summary="a job's status and progress (0..1)")
+    @app.get(
+        "/v1/jobs/{job_id}",
+        tags=["style"],
+        response_model=JobOut,
+        dependencies=[read],
+        summary="a job's status and progress (0..1)",
+    )
     def job(job_id: str):
         return job_view(job_id)
 
-    @app.get("/v1/jobs/{job_id}/result", tags=["style"], dependencies=[read], response_class=Response,
-             responses={200: {"content": {"image/png": {}}, "description": "the stylised image"}},
-             summary="a finished job's image (PNG)")
+    @app.get(
+        "/v1/jobs/{job_id}/result",
+        tags=["style"],
+        dependencies=[read],
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}, "description": "the stylised image"}},
+        summary="a finished job's image (PNG)",
+    )
     def job_result(job_id: str):
         try:
             path = svc["jobs"].result(job_id)
@@ -572,8 +758,9 @@ def decode_clip(data: bytes, max_frames: int, max_pixels: int):
     try:
         import av
     except ImportError:
-        raise ServiceError(501, "not_available", "reading video clips needs PyAV (pip install av); "
-                           "send still frames instead") from None
+        raise ServiceError(
+            501, "not_available", "reading video clips needs PyAV (pip install av); send still frames instead"
+        ) from None
     frames, times = [], []
     try:
         with av.open(io.BytesIO(data)) as container:
@@ -581,8 +768,11 @@ def decode_clip(data: bytes, max_frames: int, max_pixels: int):
                 raise ServiceError(422, "bad_video", "the clip has no video stream")
             stream = container.streams.video[0]
             if stream.width * stream.height > max_pixels:
-                raise ServiceError(413, "too_large", f"{stream.width}x{stream.height} frames are larger than "
-                                   f"the limit of {max_pixels:,} pixels")
+                raise ServiceError(
+                    413,
+                    "too_large",
+                    f"{stream.width}x{stream.height} frames are larger than the limit of {max_pixels:,} pixels",
+                )
             for frame in container.decode(stream):
                 if len(frames) == max_frames:
                     raise ServiceError(413, "too_large", f"the clip has more than {max_frames} frames")

@@ -11,6 +11,7 @@ Tokens (liveness challenges): ``payload.signature``, both base64url, the signatu
 over the payload with the service's secret, so that any worker holding the secret can check a token
 another worker issued, with no shared state; each token carries its expiry time.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,8 +27,17 @@ from pathlib import Path
 
 from facenet_keras.files import atomic_write, private_dir
 
-__all__ = ["SCOPES", "ApiKey", "KeyStore", "default_keys_path", "load_secret", "sign_token", "read_token",
-           "TokenError", "allows"]
+__all__ = [
+    "SCOPES",
+    "ApiKey",
+    "KeyStore",
+    "default_keys_path",
+    "load_secret",
+    "sign_token",
+    "read_token",
+    "TokenError",
+    "allows",
+]
 
 SCOPES = ("read", "write", "admin")
 _PREFIX = "fk_"
@@ -105,8 +115,9 @@ class KeyStore:
             while any(r["id"] == key_id for r in rows):
                 key_id = secrets.token_hex(4)
             key = f"{_PREFIX}{key_id}.{secrets.token_urlsafe(32)}"
-            rows.append({"id": key_id, "scope": scope, "label": str(label), "created": time.time(),
-                         "sha256": _digest(key)})
+            rows.append(
+                {"id": key_id, "scope": scope, "label": str(label), "created": time.time(), "sha256": _digest(key)}
+            )
             self._save(rows)
         return key
 
@@ -126,7 +137,7 @@ class KeyStore:
         """The stored key that ``key`` is, or None. Constant-time in the secret part."""
         if not key or not key.startswith(_PREFIX) or "." not in key:
             return None
-        key_id = key[len(_PREFIX):].partition(".")[0]
+        key_id = key[len(_PREFIX) :].partition(".")[0]
         with self._lock:
             rows = self._load()
         digest = _digest(key)

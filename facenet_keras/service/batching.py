@@ -8,6 +8,7 @@ it starts (before its detection stage); the worker waits only while such announc
 not yet submitted, so a lone request pays nothing, and with 32 clients the encoder sees batches
 close to 32 instead of 32 calls of one.
 """
+
 from __future__ import annotations
 
 import queue
@@ -27,8 +28,15 @@ class BatchQueue:
     ``on_batch(n)`` is told the size of every batch run (for the metrics).
     """
 
-    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 32, max_wait_s: float = 0.005,
-                 on_batch: Callable[[int], None] | None = None, name: str = "encoder-batches"):
+    def __init__(
+        self,
+        fn: Callable[[np.ndarray], np.ndarray],
+        *,
+        max_batch: int = 32,
+        max_wait_s: float = 0.005,
+        on_batch: Callable[[int], None] | None = None,
+        name: str = "encoder-batches",
+    ):
         if max_batch < 1 or max_wait_s < 0:
             raise ValueError(f"need max_batch >= 1 and max_wait_s >= 0, got {max_batch}, {max_wait_s}")
         self.fn, self.max_batch, self.max_wait_s, self.on_batch = fn, int(max_batch), float(max_wait_s), on_batch
@@ -108,7 +116,7 @@ class BatchQueue:
                     if out is None or n == 0:
                         fut.set_result(self.fn(items) if out is None else out[:0])
                     else:
-                        fut.set_result(out[start:start + n])
+                        fut.set_result(out[start : start + n])
                     start += n
             except BaseException as exc:  # every waiter hears of the failure
                 for _, fut in batch:

@@ -10,6 +10,7 @@
   them), through :class:`GalleryThread`; its calls are short (a matrix product, a transaction).
 The decisions themselves (thresholds, nearest identity) are :mod:`facenet_keras.identity.recognition`'s.
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,8 +70,16 @@ class GalleryThread:
 class Engine:
     """Detector, encoder, batch queue and gallery of one worker; :meth:`load` warms them up."""
 
-    def __init__(self, gallery_url=None, *, max_pixels: int = 25_000_000, max_batch: int = 32,
-                 batch_wait_s: float = 0.005, detect_workers: int | None = None, on_batch=None):
+    def __init__(
+        self,
+        gallery_url=None,
+        *,
+        max_pixels: int = 25_000_000,
+        max_batch: int = 32,
+        batch_wait_s: float = 0.005,
+        detect_workers: int | None = None,
+        on_batch=None,
+    ):
         self.gallery = GalleryThread(gallery_url)
         self.max_pixels = int(max_pixels)
         self.max_batch, self.batch_wait_s, self.on_batch = int(max_batch), float(batch_wait_s), on_batch
@@ -96,8 +105,9 @@ class Engine:
             def encode(chips: np.ndarray) -> np.ndarray:
                 return embed_chips(chips, model=model, flip=True, batch_size=self.max_batch)
 
-            self.batcher = BatchQueue(encode, max_batch=self.max_batch, max_wait_s=self.batch_wait_s,
-                                      on_batch=self.on_batch)
+            self.batcher = BatchQueue(
+                encode, max_batch=self.max_batch, max_wait_s=self.batch_wait_s, on_batch=self.on_batch
+            )
             rng = np.random.default_rng(0)
             self.detector.detect(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
             encode(np.zeros((1, self.chip_size, self.chip_size, 3), np.uint8))

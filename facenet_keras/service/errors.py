@@ -6,6 +6,7 @@ errors, and the library's own exceptions (bad image -> 422, no face -> 422, unkn
 to that shape. Anything else is a 500 whose body says only that it was logged, with an id; the log
 line carries the exception type and traceback but no request data (no photos, names or keys).
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,16 +45,31 @@ class ErrorBody(BaseModel):
 # What the OpenAPI document lists for every endpoint besides its success answer.
 ERROR_RESPONSES: dict[int | str, dict] = {
     status: {"model": ErrorBody, "description": text, "content": {"application/json": {}}}
-    for status, text in [(400, "bad request"), (401, "missing or unknown API key"),
-                         (403, "the key's scope does not allow this"), (404, "not found"),
-                         (413, "upload too large"), (422, "invalid input (bad image, no face, bad field)"),
-                         (500, "internal error"), (501, "not available in this installation"),
-                         (503, "not ready, or timed out")]
+    for status, text in [
+        (400, "bad request"),
+        (401, "missing or unknown API key"),
+        (403, "the key's scope does not allow this"),
+        (404, "not found"),
+        (413, "upload too large"),
+        (422, "invalid input (bad image, no face, bad field)"),
+        (500, "internal error"),
+        (501, "not available in this installation"),
+        (503, "not ready, or timed out"),
+    ]
 }
 
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 406: "not_acceptable", 413: "too_large", 415: "unsupported_media_type",
-                 422: "invalid_request", 429: "too_many_requests"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+}
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

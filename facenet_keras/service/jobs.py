@@ -4,6 +4,7 @@ A job's state is a small JSON file in the jobs folder (written atomically) and i
 beside it, so any worker process on the host can answer ``GET /v1/jobs/{id}`` for a job another
 worker runs. Job ids are 128 random bits. Inputs are kept in memory only, never written.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,16 +72,24 @@ class JobStore:
             now = time.monotonic()
             if now - last[0] >= 0.5 or fraction >= 1.0:  # at most two file writes a second
                 last[0] = now
-                self._write(job_id, kind=kind, status="running", progress=round(float(fraction), 4),
-                            message="", started=started)
+                self._write(
+                    job_id, kind=kind, status="running", progress=round(float(fraction), 4), message="", started=started
+                )
 
         report(0.0)
         try:
             png = work(report)
             with atomic_write(self._path(job_id, ".png"), "wb") as f:
                 f.write(png)
-            self._write(job_id, kind=kind, status="done", progress=1.0, message="", started=started,
-                        seconds=round(time.time() - started, 2))
+            self._write(
+                job_id,
+                kind=kind,
+                status="done",
+                progress=1.0,
+                message="",
+                started=started,
+                seconds=round(time.time() - started, 2),
+            )
         except Exception as exc:
             from facenet_keras.service.errors import classify
 

@@ -4,6 +4,7 @@ Per process: with several workers each answers for itself (scrape each, or sum t
 Labels are the route *template* (``/v1/people/{name}``), never the path a client sent, so no name
 or other personal data reaches the metrics.
 """
+
 from __future__ import annotations
 
 import threading
@@ -69,16 +70,23 @@ class Metrics:
 
     def render(self) -> str:
         with self._lock:
-            out = ["# HELP facenet_requests_total Requests answered, by method, route template and status.",
-                   "# TYPE facenet_requests_total counter"]
+            out = [
+                "# HELP facenet_requests_total Requests answered, by method, route template and status.",
+                "# TYPE facenet_requests_total counter",
+            ]
             for (method, route, status), n in sorted(self.requests.items()):
-                out.append(f'facenet_requests_total{{method="{method}",route="{_escape(route)}",'
-                           f'status="{status}"}} {n}')
-            out += ["# HELP facenet_request_seconds Time to answer a request, by route template.",
-                    "# TYPE facenet_request_seconds histogram"]
+                out.append(
+                    f'facenet_requests_total{{method="{method}",route="{_escape(route)}",status="{status}"}} {n}'
+                )
+            out += [
+                "# HELP facenet_request_seconds Time to answer a request, by route template.",
+                "# TYPE facenet_request_seconds histogram",
+            ]
             for route, hist in sorted(self.latency.items()):
                 out += hist.lines("facenet_request_seconds", f'route="{_escape(route)}"')
-            out += ["# HELP facenet_encoder_batch_size Face chips per encoder batch (shared across requests).",
-                    "# TYPE facenet_encoder_batch_size histogram"]
+            out += [
+                "# HELP facenet_encoder_batch_size Face chips per encoder batch (shared across requests).",
+                "# TYPE facenet_encoder_batch_size histogram",
+            ]
             out += self.batches.lines("facenet_encoder_batch_size", "")
         return "\n".join(out) + "\n"

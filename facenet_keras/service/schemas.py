@@ -1,12 +1,27 @@
 """The JSON shapes the API answers with (and documents in its OpenAPI schema); errors are in :mod:`.errors`."""
+
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
 __all__ = [
-    "FaceOut", "DetectOut", "RecognitionOut", "RecognizeOut", "VerifyOut", "CompareOut", "PersonOut",
-    "PeopleOut", "PhotoOut", "PersonPhotosOut", "EnrolledOut", "RenameIn", "RemovedOut", "LivenessOut",
-    "ChallengeOut", "JobOut", "StylesOut",
+    "FaceOut",
+    "DetectOut",
+    "RecognitionOut",
+    "RecognizeOut",
+    "VerifyOut",
+    "CompareOut",
+    "PersonOut",
+    "PeopleOut",
+    "PhotoOut",
+    "PersonPhotosOut",
+    "EnrolledOut",
+    "RenameIn",
+    "RemovedOut",
+    "LivenessOut",
+    "ChallengeOut",
+    "JobOut",
+    "StylesOut",
 ]
 
 

@@ -4,5 +4,6 @@
 Nothing on the inference path imports this package. ``facenet_keras.training.embed`` and the other
 names of the former ``facenet_keras.training`` module are re-exported from :mod:`.fit`.
 """
+
 from facenet_keras.training.fit import *  # noqa: F401,F403
 from facenet_keras.training.fit import __all__  # noqa: F401

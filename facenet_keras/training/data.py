@@ -12,10 +12,10 @@ scale, brightness) runs inside the ``tf.data`` graph.
 Also :func:`load_digits_images`, scikit-learn's 8x8 digits as small RGB images, for the one-shot
 experiment that runs in CI without any face data.
 """
+
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +60,7 @@ class ChipSet:
     def __len__(self) -> int:
         return int(len(self.labels))
 
-    def subset(self, identities) -> "ChipSet":
+    def subset(self, identities) -> ChipSet:
         """The chips of the given identity names only (labels re-indexed to the new ``names``)."""
         keep_names = sorted(set(identities))
         unknown = set(keep_names) - set(self.names)
@@ -74,8 +74,9 @@ class ChipSet:
         return ChipSet(self.chips[mask], labels, keep_names, paths, detected)
 
 
-def split_identities(names, val_fraction: float = 0.25, seed: int = 0,
-                     min_val_photos: dict | None = None) -> tuple[list[str], list[str]]:
+def split_identities(
+    names, val_fraction: float = 0.25, seed: int = 0, min_val_photos: dict | None = None
+) -> tuple[list[str], list[str]]:
     """Split identity names into (train, validation), never splitting one person's photos.
 
     Args:
@@ -112,7 +113,8 @@ def face_chip(image: np.ndarray, detector, size: int = 150, padding: float = 0.2
 
     ``image`` is (H, W, 3) uint8 RGB. The detection with the largest box area is cut exactly as the
     recognition pipeline cuts faces (:func:`facenet_keras.pipeline.face_chips`), so an encoder
-    trained on these chips sees the same chips at inference. If no face is found the whole image is resized to ``size`` x ``size``:
+    trained on these chips sees the same chips at inference. If no face is found the whole image is
+    resized to ``size`` x ``size``:
     this is meant for photos that are already tight face crops (e.g. 150x150 chips, where MTCNN
     often misses the face because it fills the frame); on full photos it gives a poor chip, which is
     why the ``detected`` flag is returned.
@@ -142,8 +144,9 @@ def _cache_key(root: Path, files: list[Path], size: int, padding: float) -> str:
     return h.hexdigest()[:24]
 
 
-def load_chips(root, size: int = 150, padding: float = 0.25, cache_dir=None, detector=None,
-               progress: bool = True) -> ChipSet:
+def load_chips(
+    root, size: int = 150, padding: float = 0.25, cache_dir=None, detector=None, progress: bool = True
+) -> ChipSet:
     """Detect, align and cache one chip per photo of a folder of identities.
 
     Args:
@@ -169,8 +172,13 @@ def load_chips(root, size: int = 150, padding: float = 0.25, cache_dir=None, det
         cache_file = Path(cache_dir or default_cache_dir()) / f"chips-{key}.npz"
         if cache_file.is_file():
             with np.load(cache_file, allow_pickle=False) as z:
-                return ChipSet(z["chips"], z["labels"].astype(np.int64), [str(n) for n in z["names"]],
-                               [str(p) for p in z["paths"]], z["detected"].astype(bool))
+                return ChipSet(
+                    z["chips"],
+                    z["labels"].astype(np.int64),
+                    [str(n) for n in z["names"]],
+                    [str(p) for p in z["paths"]],
+                    z["detected"].astype(bool),
+                )
     from facenet_keras.images import ImageError, load_image
 
     if detector is None:
@@ -192,15 +200,26 @@ def load_chips(root, size: int = 150, padding: float = 0.25, cache_dir=None, det
         detected.append(found)
         if progress and (i + 1) % 20 == 0:
             print(f"aligned {i + 1}/{len(files)} photos", file=sys.stderr)
-    out = ChipSet(np.stack(chips) if chips else np.zeros((0, size, size, 3), np.uint8),
-                  np.asarray(labels, np.int64), names, paths, np.asarray(detected, bool))
+    out = ChipSet(
+        np.stack(chips) if chips else np.zeros((0, size, size, 3), np.uint8),
+        np.asarray(labels, np.int64),
+        names,
+        paths,
+        np.asarray(detected, bool),
+    )
     if cache_file is not None:
         from facenet_keras.files import atomic_write, private_dir
 
         private_dir(cache_file.parent)
         with atomic_write(cache_file) as f:
-            np.savez(f, chips=out.chips, labels=out.labels, names=np.asarray(names, dtype=str),
-                     paths=np.asarray(paths, dtype=str), detected=out.detected)
+            np.savez(
+                f,
+                chips=out.chips,
+                labels=out.labels,
+                names=np.asarray(names, dtype=str),
+                paths=np.asarray(paths, dtype=str),
+                detected=out.detected,
+            )
     return out
 
 
@@ -230,8 +249,7 @@ def pk_indices(labels, P: int, K: int, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate(out)
 
 
-def augment_batch(images, size: int, *, flip: bool = True, max_crop: float = 0.1,
-                  brightness: float = 0.1, seed=None):
+def augment_batch(images, size: int, *, flip: bool = True, max_crop: float = 0.1, brightness: float = 0.1, seed=None):
     """Random light augmentation of a batch, inside the TensorFlow graph.
 
     Args:
@@ -261,8 +279,19 @@ def augment_batch(images, size: int, *, flip: bool = True, max_crop: float = 0.1
     return tf.clip_by_value(images, 0.0, 255.0)
 
 
-def pk_dataset(images, labels, P: int = 8, K: int = 4, *, size: int | None = None, augment: bool = True,
-               flip: bool = True, max_crop: float = 0.1, brightness: float = 0.1, seed: int = 0):
+def pk_dataset(
+    images,
+    labels,
+    P: int = 8,
+    K: int = 4,
+    *,
+    size: int | None = None,
+    augment: bool = True,
+    flip: bool = True,
+    max_crop: float = 0.1,
+    brightness: float = 0.1,
+    seed: int = 0,
+):
     """An endless ``tf.data.Dataset`` of P x K batches ``(images, labels)``.
 
     Args:
@@ -316,9 +345,8 @@ def load_digits_images(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(images, labels)``: (1797, size, size, 3) float32 in 0..255 and (1797,) int64 digits.
     """
-    from sklearn.datasets import load_digits
-
     import tensorflow as tf
+    from sklearn.datasets import load_digits
 
     d = load_digits()
     x = d.images.astype(np.float32)[..., None] * (255.0 / 16.0)

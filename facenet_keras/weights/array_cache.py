@@ -8,6 +8,7 @@ converted arrays before they are written (another version of the source package 
 cached), and on every load (a cache edited behind the sidecar's back is refused, never used).
 The digest covers contents, not a file, so it does not depend on how numpy lays out the ``.npz``.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,9 +45,7 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 def _check(arrays: Mapping[str, np.ndarray], expected: str, what: str, remedy: str) -> None:
     got = arrays_digest(arrays)
     if got != expected:
-        raise WeightsDigestError(
-            f"{what}: the weights' sha256 is {got}, not the pinned {expected}; refused. {remedy}"
-        )
+        raise WeightsDigestError(f"{what}: the weights' sha256 is {got}, not the pinned {expected}; refused. {remedy}")
 
 
 def cached_arrays(
@@ -71,12 +70,20 @@ def cached_arrays(
 
     def build(src: Path, out: Path) -> None:
         arrays = convert(src)
-        _check(arrays, expected_digest, f"converted from {src}",
-               "This package version is not the one the model was written for.")
+        _check(
+            arrays,
+            expected_digest,
+            f"converted from {src}",
+            "This package version is not the one the model was written for.",
+        )
         save_arrays(out, arrays)
 
     path = cached_file(name, source, build, tag=tag, directory=directory)
     arrays = load_arrays(path)
-    _check(arrays, expected_digest, f"cached file {path}",
-           f"The cache was altered; delete {path} (and its .json) to rebuild it from {source}.")
+    _check(
+        arrays,
+        expected_digest,
+        f"cached file {path}",
+        f"The cache was altered; delete {path} (and its .json) to rebuild it from {source}.",
+    )
     return arrays

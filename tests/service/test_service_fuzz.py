@@ -1,6 +1,7 @@
 """Fuzzing the OpenAPI document with schemathesis against the real server: for every endpoint, no
 server error (5xx) and every answer as documented (status, content type, schema). A few examples per
 endpoint here; ``make fuzz`` runs many more (FACENET_KERAS_FUZZ_EXAMPLES)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -20,8 +21,6 @@ EXAMPLES = int(os.environ.get("FACENET_KERAS_FUZZ_EXAMPLES", "3"))
 LIVENESS = importlib.util.find_spec("facenet_keras.live") is not None
 
 
-
-
 def _document() -> dict:
     """The app's OpenAPI document (building the app loads no model; the requests go to the live server)."""
     from facenet_keras.service.app import Settings, create_app
@@ -33,8 +32,7 @@ schema = schemathesis.openapi.from_dict(_document())
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_no_server_error_and_answers_as_documented(case, live_server):
     base, keys, _ = live_server
     response = case.call(base_url=base, headers={"Authorization": f"Bearer {keys['write']}"}, timeout=120)
@@ -44,5 +42,6 @@ def test_no_server_error_and_answers_as_documented(case, live_server):
         assert not LIVENESS and "/liveness" in case.path, body
     else:
         assert status < 500, f"{case.method} {case.path}: {status} {body}"
-    case.validate_response(response, checks=[status_code_conformance, content_type_conformance,
-                                             response_schema_conformance])
+    case.validate_response(
+        response, checks=[status_code_conformance, content_type_conformance, response_schema_conformance]
+    )

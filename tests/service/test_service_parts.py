@@ -1,4 +1,5 @@
 """The service's pure parts: API keys, signed tokens, the batch queue, the metrics text. Fast, no models."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """``facenet-keras serve`` as a real server on a loopback port: concurrent clients share batches and
 get the same answers; the log names routes, not people."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +18,12 @@ def test_served_over_http_to_concurrent_clients(live_server, shared_data):
     frame = png_bytes(frames[0])
     with httpx.Client(base_url=base, timeout=120) as c:
         assert c.get("/healthz").json() == {"status": "ok"}
-        r = c.post("/v1/people", data={"name": LIN},
-                   files=[("photos", ("portrait.png", (video / "lin-manuel-miranda.png").read_bytes()))],
-                   headers=auth(keys["write"]))
+        r = c.post(
+            "/v1/people",
+            data={"name": LIN},
+            files=[("photos", ("portrait.png", (video / "lin-manuel-miranda.png").read_bytes()))],
+            headers=auth(keys["write"]),
+        )
         if r.status_code == 409:  # the browser test enrolled him first
             r = c.get(f"/v1/people/{LIN}", headers=auth(keys["read"]))
         assert r.status_code in (200, 201), r.text
@@ -29,8 +33,11 @@ def test_served_over_http_to_concurrent_clients(live_server, shared_data):
 
         def batches() -> dict[str, float]:
             text = c.get("/metrics", headers=auth(keys["read"])).text
-            return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-                    if line.startswith("facenet_encoder_batch_size_")}
+            return {
+                line.split()[0]: float(line.split()[1])
+                for line in text.splitlines()
+                if line.startswith("facenet_encoder_batch_size_")
+            }
 
         before = batches()
         with ThreadPoolExecutor(8) as pool:
@@ -63,10 +70,28 @@ def test_serve_speaks_tls_and_refuses_bad_options(tmp_path):
 
     if not shutil.which("openssl"):
         pytest.skip("needs the openssl command")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout",
-                    str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem"), "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(tmp_path / "key.pem"),
+            "-out",
+            str(tmp_path / "cert.pem"),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO), XDG_DATA_HOME=str(tmp_path / "data"))
     cli = [sys.executable, "-m", "facenet_keras.cli", "serve", "--gallery", str(tmp_path / "g.sqlite")]
     bad = subprocess.run(cli + ["--workers", "2"], env=env, capture_output=True, text=True)
@@ -77,9 +102,12 @@ def test_serve_speaks_tls_and_refuses_bad_options(tmp_path):
     assert bad.returncode == 2 and "unknown gallery URL scheme" in bad.stderr
     trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
     port = free_port()
-    proc = subprocess.Popen(cli + ["--port", str(port), "--tls-cert", str(tmp_path / "cert.pem"),
-                                   "--tls-key", str(tmp_path / "key.pem")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cli + ["--port", str(port), "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         t0, answer = time.monotonic(), None
         while answer is None and time.monotonic() - t0 < 120:
