@@ -57,6 +57,7 @@ def verify_clip(
     from facenet_keras.faces.detection import NoFaceError
     from facenet_keras.faces.pipeline import describe_source, encode_batch, primary_face
     from facenet_keras.identity.recognition import check_gallery_space, resolve_threshold
+    from facenet_keras.identity.search import pairwise_distances
 
     enrolled, _ = gallery.embeddings(identity)  # KeyError naming who is enrolled
     check_gallery_space(gallery, model)
@@ -72,7 +73,7 @@ def verify_clip(
     for faces, k in zip(encode_batch([frames[k] for k in picks], model=model, progress=False), picks):
         face = primary_face(faces, frames[k].shape)
         if face is not None:
-            distances.append(float(np.linalg.norm(enrolled - face.embedding[None], axis=1).min()))
+            distances.append(float(pairwise_distances(face.embedding[None], enrolled).min()))
     if not distances:
         raise NoFaceError(f"no face could be encoded in {describe_source(clip)}")
     d = float(np.median(distances))
