@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import EXIT_BAD_INPUT, EXIT_OK, emit
+from . import EXIT_BAD_INPUT, EXIT_OK, emit, gallery_option
 
 # Gallery URL schemes whose store several processes can share (a server, not a file).
 SHARED_SCHEMES = ("postgresql", "postgres", "milvus")
@@ -62,6 +62,7 @@ def register(sub) -> None:
         "--style-model", metavar="DIR", help="Magenta arbitrary-stylisation SavedModel folder (enables method=fast)"
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    gallery_option(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("keys", help="create, list or revoke the service's API keys")
