@@ -1109,11 +1109,14 @@ so that the two terms pull about as hard as the course's do in the course's sett
 below reads the actual defaults from the code and compares the two balances on the starting image.
 """),
         code(r"""
-import inspect
+from style_transfer.optimize import StyleOptions
 
-defaults = {k: v.default for k, v in inspect.signature(st.stylize).parameters.items()
-            if k in ("content_weight", "style_weight", "tv_weight")}
-print("stylize's default weights:", defaults)
+# The package normalises each style layer's cost by the style image's own Gram magnitude by default
+# (one weight then fits every painting); on the course's unnormalised costs, used here, its weights are:
+names = ("content_weight", "style_weight", "tv_weight")
+defaults = dict(zip(names, StyleOptions(normalize=False).weights()))
+print("stylize's default weights, course-scale costs (normalize=False):", defaults)
+print("and with its normalised costs (the default):", dict(zip(names, StyleOptions().weights())))
 J_c = costs.compute_content_cost(feats["C"][costs.CONTENT_LAYER], feats["noisy C"][costs.CONTENT_LAYER])
 J_s = costs.compute_style_cost(feats["S"], feats["noisy C"])
 for label, alpha, beta in [("course", 10, 40), ("package", defaults["content_weight"], defaults["style_weight"])]:

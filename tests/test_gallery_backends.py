@@ -610,7 +610,9 @@ def test_kill_9_mid_enrolment_leaves_no_half_person(backend, url_for):
         with FaceGallery(url) as g:
             counts = g.people()
         assert set(counts.values()) == {size}, counts
-        assert {n for n in counts if n.startswith(f"r{rnd}-")} in ({f"r{rnd}-0"}, {f"r{rnd}-0", f"r{rnd}-1"})
+        # the adds that finished before the kill, in order (how many depends on the machine's speed)
+        done = {n for n in counts if n.startswith(f"r{rnd}-")}
+        assert done == {f"r{rnd}-{i}" for i in range(len(done))} and f"r{rnd}-0" in done, done
     assert len(counts) >= 5
     print(
         f"{backend}: kill -9 in 5 rounds, {mid_add} of them inside an add of {size} photos; "

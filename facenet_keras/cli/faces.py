@@ -48,8 +48,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_enroll)
 
     p = sub.add_parser("compare", help="are the people in two photos the same person? (exit 0 match, 1 no match)")
-    p.add_argument("photo1", metavar="PHOTO1")
-    p.add_argument("photo2", metavar="PHOTO2")
+    p.add_argument("photo1", metavar="PHOTO1", help="the first photo (its main face is used)")
+    p.add_argument("photo2", metavar="PHOTO2", help="the second photo (its main face is used)")
     _threshold_option(p)
     _model_option(p)
     p.set_defaults(func=cmd_compare)

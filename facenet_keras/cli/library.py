@@ -10,7 +10,7 @@ from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, _add_global_options, emit,
 
 def register(sub) -> None:
     p = sub.add_parser("index", help="index every face of every photo under DIR (incremental, resumable)")
-    p.add_argument("folder", metavar="DIR")
+    p.add_argument("folder", metavar="DIR", help="the photo folder tree to index")
     _library_option(p)
     p.add_argument(
         "--threshold",
@@ -57,19 +57,19 @@ def register(sub) -> None:
     psub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     psub.add_parser("list", help="named people and clusters").set_defaults(func=cmd_people_list)
     r = psub.add_parser("name", help="name a cluster: enrols that person with all its faces")
-    r.add_argument("cluster", type=int, metavar="CLUSTER")
-    r.add_argument("name", metavar="NAME")
+    r.add_argument("cluster", type=int, metavar="CLUSTER", help="the cluster id (from 'cluster' or 'people list')")
+    r.add_argument("name", metavar="NAME", help="the person's name")
     r.set_defaults(func=cmd_people_name)
     r = psub.add_parser("merge", help="merge B into A (clusters by id, people by name)")
-    r.add_argument("a", metavar="A")
-    r.add_argument("b", metavar="B")
+    r.add_argument("a", metavar="A", help="the person or cluster that stays")
+    r.add_argument("b", metavar="B", help="the person or cluster merged into A")
     r.set_defaults(func=cmd_people_merge)
     r = psub.add_parser("split", help="re-cluster one cluster at a stricter cut")
-    r.add_argument("cluster", type=int, metavar="CLUSTER")
+    r.add_argument("cluster", type=int, metavar="CLUSTER", help="the cluster id to split")
     r.add_argument("--threshold", type=float, default=None, help="the cut (default: 0.8 x the last clustering's)")
     r.set_defaults(func=cmd_people_split)
     r = psub.add_parser("show", help="the photos of a person or cluster, and a contact sheet")
-    r.add_argument("target", metavar="NAME|CLUSTER")
+    r.add_argument("target", metavar="NAME|CLUSTER", help="a named person or a cluster id")
     r.add_argument("--sheet", metavar="OUT.png", default=None, help="write a contact sheet of the faces")
     r.set_defaults(func=cmd_people_show)
     for action in psub.choices.values():
@@ -77,7 +77,7 @@ def register(sub) -> None:
         _add_global_options(action, default=False)
 
     p = sub.add_parser("search", help="every photo of a person (NAME) or of whoever is in a face (--photo)")
-    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("name", nargs="?", metavar="NAME", help="the named person whose photos to list")
     p.add_argument("--photo", metavar="FACE.jpg", default=None, help="find whoever is in this photo's main face")
     p.add_argument(
         "--threshold",

@@ -80,7 +80,7 @@ def register(sub) -> None:
     c = ksub.add_parser("list", help="the keys' ids, scopes and labels (never the keys)")
     c.set_defaults(func=cmd_keys_list)
     c = ksub.add_parser("revoke", help="delete a key by its id")
-    c.add_argument("id")
+    c.add_argument("id", help="the key's id (from 'keys list')")
     c.set_defaults(func=cmd_keys_revoke)
     for action in ksub.choices.values():
         action.add_argument(
