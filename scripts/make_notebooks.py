@@ -511,7 +511,8 @@ print("loss per kind:", {k: round(float(per_triplet[kind == k].mean()), 3) for k
 1,797 8x8 digits, upsampled to 32x32 RGB. Digits 0-6 are the training "identities"; **7, 8 and 9
 are never shown to the encoder during training**.
 """),
-        code(r"""
+        code(
+            r"""
 import keras
 
 from facenet_keras.training.data import load_digits_images, pk_dataset
@@ -529,7 +530,9 @@ fig, axes = plt.subplots(1, 10, figsize=(10, 1.3))
 for digit, ax in enumerate(axes):
     ax.imshow(images[labels == digit][0].astype("uint8")); ax.set_title(str(digit)); ax.axis("off")
 plt.show()
-"""),
+""",
+            PRIVATE_TAG,
+        ),  # scikit-learn's digits are CC BY 4.0, not public domain: no stored picture
         md(r"""
 ## A small encoder, before training
 
