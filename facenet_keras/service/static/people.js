@@ -4,6 +4,7 @@
 // could not send the key), released on each refresh.
 "use strict";
 (() => {
+  const MAX_GROUPS = 48;  // cards drawn at once (each fetches up to 4 thumbnails)
   const thumbUrls = [];
   const out = () => $("#people-result");
 
@@ -46,7 +47,7 @@
       try {
         const r = await api("POST", `/v1/library/clusters/${c.cluster}/name`, { name: name.value.trim() });
         say(out(), `${r.name}: ${plural(r.faces, "face")} named and enrolled`, true);
-        refreshGallery();
+        if (typeof refreshGallery === "function") refreshGallery();  // app.js's Gallery tab
         await refreshPeople();
       } catch (e) { say(out(), e.message, false); }
     });
@@ -101,9 +102,12 @@
       ? `Not grouped yet (${plural(clusters.unclustered, "unnamed face")}): press "Group the unnamed faces".`
       : `${plural(clusters.clusters.length, "group")} cut at distance ${clusters.threshold} (${clusters.method}); ` +
         `${plural(clusters.unclustered, "face")} alone. Naming a group after someone already named adds it to them.`;
+    if (clusters.clusters.length > MAX_GROUPS) {
+      $("#people-threshold").textContent += ` Showing the ${MAX_GROUPS} largest: name some, then group again.`;
+    }
     const grid = $("#people-clusters");
     grid.innerHTML = "";
-    clusters.clusters.forEach((c) => grid.appendChild(clusterCard(c)));
+    clusters.clusters.slice(0, MAX_GROUPS).forEach((c) => grid.appendChild(clusterCard(c)));
   }
 
   $("#tabs button[data-tab=people]").addEventListener("click", refreshPeople);
