@@ -142,5 +142,7 @@ def test_people_cluster_merge_split_name_on_a_synthetic_library(tmp_path):
         message = people.merge(lib, g, "Ann", 1)  # a name and a cluster: the cluster is named
         assert "named 'Ann'" in message and g.people() == {"Ann": 10}
         summary = people.summary(lib, g)
-        assert summary["people"] == [{"name": "Ann", "faces": 10, "photos": 10, "enrolled_photos": 10}]
+        assert summary["people"] == [
+            {"name": "Ann", "faces": 10, "photos": 10, "enrolled_photos": 10, "sample": [1, 2, 3, 4]}
+        ]  # sample: her best faces (all alike here: lowest ids first)
         assert summary["clusters"] == [] and summary["unclustered"] == 1

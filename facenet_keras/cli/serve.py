@@ -61,6 +61,13 @@ def register(sub) -> None:
     p.add_argument(
         "--style-model", metavar="DIR", help="Magenta arbitrary-stylisation SavedModel folder (enables method=fast)"
     )
+    p.add_argument(
+        "--library",
+        metavar="PATH",
+        default=None,
+        help="the photo library's face index for the People tab (default: beside the gallery, "
+        "NAME.library.sqlite; fill it with 'facenet-keras index DIR')",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     gallery_option(p)
     p.set_defaults(func=cmd_serve)
@@ -125,6 +132,7 @@ def cmd_serve(args) -> int:
     FaceGallery(gallery).close()  # a bad path or URL fails here, in one line, not in every worker
     settings = Settings(
         gallery=None if gallery is None else str(gallery),
+        library=args.library,
         keys=args.keys,
         styles=args.styles,
         style_model=args.style_model,

@@ -14,7 +14,18 @@ import numpy as np
 from facenet_keras.library import clustering
 from facenet_keras.library.store import FaceRecord, LibraryStore
 
-__all__ = ["run_clustering", "summary", "parse_target", "name_cluster", "merge", "split", "faces_of", "contact_sheet"]
+__all__ = [
+    "run_clustering",
+    "summary",
+    "parse_target",
+    "name_cluster",
+    "merge",
+    "split",
+    "faces_of",
+    "best_faces",
+    "face_crop",
+    "contact_sheet",
+]
 
 
 def parse_target(text: str) -> int | str:
@@ -57,8 +68,9 @@ def run_clustering(
     }
 
 
-def summary(library: LibraryStore, gallery) -> dict:
-    """Named people (faces and photos in the library, enrolled photos in the gallery) and clusters."""
+def summary(library: LibraryStore, gallery, *, sample: int = 4) -> dict:
+    """Named people (faces and photos in the library, enrolled photos in the gallery) and clusters;
+    each with ``sample``: the ids of up to ``sample`` of its best faces (:func:`best_faces`)."""
     faces = library.faces()
     people: dict[str, list[FaceRecord]] = {}
     clusters: dict[int, list[FaceRecord]] = {}
@@ -76,15 +88,22 @@ def summary(library: LibraryStore, gallery) -> dict:
                 "faces": len(people.get(n, [])),
                 "photos": len({f.path for f in people.get(n, [])}),
                 "enrolled_photos": enrolled.get(n, 0),
+                "sample": [f.id for f in best_faces(people.get(n, []), sample)],
             }
             for n in names
         ],
         "clusters": [
-            {"cluster": c, "faces": len(fs), "photos": sorted({f.path for f in fs})[:3]}
+            {
+                "cluster": c,
+                "faces": len(fs),
+                "photos": sorted({f.path for f in fs if f.path is not None})[:3],
+                "sample": [f.id for f in best_faces(fs, sample)],
+            }
             for c, fs in sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0]))
         ],
         "unclustered": sum(1 for f in faces if f.person is None and f.cluster is None),
         "threshold": library.meta("cluster_threshold"),
+        "method": library.meta("cluster_method"),
     }
 
 
@@ -179,6 +198,24 @@ def split(library: LibraryStore, cluster: int, threshold: float | None = None) -
     }
 
 
+def best_faces(faces: list[FaceRecord], n: int) -> list[FaceRecord]:
+    """The ``n`` faces that show a person best: largest and sharpest first (ties: lowest id)."""
+    return sorted(faces, key=lambda f: (-f.size * min(f.sharpness, 500.0), f.id))[: max(0, int(n))]
+
+
+def face_crop(image: np.ndarray, box, tile: int = 112):
+    """A square PIL image ``tile`` px wide of the face at ``box`` (x, y, w, h, pixels of ``image``,
+    an (H, W, 3) uint8 photo) with a margin of a quarter of the box around it (black past the edges)."""
+    from PIL import Image
+
+    x, y, w, h = (float(v) for v in box)
+    side = max(w, h) * 1.5
+    cx, cy = x + w / 2, y + h / 2
+    left, top = int(cx - side / 2), int(cy - side / 2)
+    crop = Image.fromarray(image).crop((left, top, left + int(side), top + int(side)))
+    return crop.resize((tile, tile), Image.BILINEAR)
+
+
 def contact_sheet(
     faces: list[FaceRecord],
     out: str | os.PathLike,
@@ -196,7 +233,7 @@ def contact_sheet(
     from facenet_keras.files import atomic_write
     from facenet_keras.images import ImageError, load_image
 
-    chosen = sorted(faces, key=lambda f: (-f.size * min(f.sharpness, 500.0), f.id))[:limit]
+    chosen = best_faces(faces, limit)
     tiles = []
     loaded: dict = {}
     for f in chosen:
@@ -208,16 +245,7 @@ def contact_sheet(
         image = loaded[f.path]
         if image is None:
             continue
-        x, y, w, h = f.box
-        m = 0.25 * max(w, h)
-        side = max(w, h) + 2 * m
-        cx, cy = x + w / 2, y + h / 2
-        crop = (
-            Image.fromarray(image)
-            .crop((int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)))
-            .resize((tile, tile), Image.BILINEAR)
-        )
-        tiles.append((crop, os.path.basename(str(f.path))))
+        tiles.append((face_crop(image, f.box, tile), os.path.basename(str(f.path))))
     if not tiles:
         raise ValueError("none of these faces' photos can be read any more; run 'facenet-keras index' again")
     columns = min(columns, len(tiles))

@@ -29,6 +29,7 @@ def _by_photo(hits: list[tuple[FaceRecord, float | None, str]]) -> list[dict]:
     return [
         {
             "photo": f.path,
+            "face": f.id,
             "box": [round(float(v), 1) for v in f.box],
             "distance": None if d is None else round(float(d), 4),
             "how": how,

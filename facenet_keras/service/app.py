@@ -33,6 +33,7 @@ from facenet_keras.service.errors import ERROR_RESPONSES, ServiceError, error_re
 from facenet_keras.service.errors import install as install_errors
 from facenet_keras.service.jobs import JobStore
 from facenet_keras.service.metrics import Metrics
+from facenet_keras.service.people_routes import people_router
 from facenet_keras.service.schemas import (
     ChallengeOut,
     CompareOut,
@@ -65,6 +66,7 @@ class Settings:
     """What one service process needs; ``facenet-keras serve`` fills it from its options."""
 
     gallery: str | None = None  # gallery URL or path (None: the default gallery)
+    library: str | None = None  # the photo library's face index (None: beside the gallery); People tab
     keys: str | None = None  # keys file (None: $FACENET_KERAS_KEYS or the user data folder)
     secret: str | None = None  # token signing secret file (None: beside the keys file)
     jobs: str | None = None  # jobs folder (None: beside the keys file)
@@ -630,6 +632,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             engine().gallery.call(export_document),
             headers={"content-disposition": 'attachment; filename="gallery-export.json"'},
         )
+
+    app.include_router(people_router(settings, read=read, write=write, engine=engine))  # /v1/library: People tab
 
     # ------------------------------------------------------------------ style transfer
     def style_files() -> dict[str, Path]:

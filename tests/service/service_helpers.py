@@ -80,3 +80,22 @@ def write_y4m(frames: list[np.ndarray], fps: int, path: Path) -> Path:
             yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
             f.write(b"FRAME\n" + np.ascontiguousarray(yuv).tobytes())
     return path
+
+
+def index_faces(
+    shared_data: Path, folder: Path, people: dict[str, list[int]], gallery: Path, library: Path, detector=None
+):
+    """Copy some photos of ../shared/data/faces (``{person: [1, 2, ...]}``) into ``folder`` and index
+    them into ``library`` beside ``gallery``, with the library's own code (as 'facenet-keras index')."""
+    import shutil
+
+    from facenet_keras.identity.gallery import FaceGallery
+    from facenet_keras.library.index import index_folder
+    from facenet_keras.library.store import open_library
+
+    for person, numbers in people.items():
+        (folder / person).mkdir(parents=True, exist_ok=True)
+        for n in numbers:
+            shutil.copyfile(shared_data / "faces" / person / f"{n}.png", folder / person / f"{n}.png")
+    with FaceGallery(gallery) as g, open_library(library) as lib:
+        return index_folder(folder, lib, g, detector=detector, progress=False)

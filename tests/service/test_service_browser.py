@@ -9,7 +9,7 @@ import os
 import shutil
 
 import pytest
-from service_helpers import LIN_SECONDS, clip_frames, write_y4m
+from service_helpers import LIN_SECONDS, clip_frames, index_faces, write_y4m
 
 CHROMIUM = os.environ.get("FACENET_KERAS_CHROMIUM", "/usr/bin/chromium")
 LIN = "Lin-Manuel Miranda"
@@ -59,8 +59,8 @@ def open_page(browser, base, key, **context):
     return page
 
 
-def test_enrol_from_upload_then_his_name_over_the_live_video(browser, live_server, shared_data, artefacts):
-    base, keys, _ = live_server
+def test_enrol_from_upload_then_his_name_over_the_live_video(browser, live_server, shared_data, artefacts, detector):
+    base, keys, log = live_server
     page = open_page(browser, base, keys["write"], viewport={"width": 1100, "height": 800})
     page.click("#tabs button[data-tab=enrol]")
     page.fill("#enrol-name", LIN)
@@ -83,7 +83,32 @@ def test_enrol_from_upload_then_his_name_over_the_live_video(browser, live_serve
     page.click("#tabs button[data-tab=style]")
     page.wait_for_selector("#style-name option[value=starry_night]", state="attached")
     page.screenshot(path=str(artefacts / "page-style.png"))
+
+    # People: three photos of one person indexed on the server, grouped and named in the page
+    served = log.parent  # the server's gallery.sqlite, and its face index beside it
+    index_faces(
+        shared_data,
+        served / "photos",
+        {"bbt_amy": [1, 2, 3]},
+        served / "gallery.sqlite",
+        served / "gallery.library.sqlite",
+        detector,
+    )
+    page.click("#tabs button[data-tab=people]")
+    page.click("#people-cluster")
+    card = page.wait_for_selector(".cluster-card:has-text('3 faces')", timeout=60_000)
+    card.wait_for_selector("img.thumb[src^='blob:']")  # thumbnails fetched with the key
+    card.query_selector("input").fill("Amy")
+    card.query_selector("button[type=submit]").click()
+    page.click("#people-named button[data-name=Amy]", timeout=60_000)
+    page.wait_for_selector("#people-photos-grid figure:nth-child(3) img[src^='blob:']", timeout=60_000)
+    captions = page.locator("#people-photos-grid figcaption").all_inner_texts()
+    assert sorted(c.split(" ")[0] for c in captions) == ["1.png", "2.png", "3.png"]  # with distances
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(artefacts / "page-people-phone.png"), full_page=True)
     page.context.close()
+    assert "Amy" not in log.read_text() and "bbt_amy" not in log.read_text()
 
 
 def test_verify_tab_and_a_phone_screen(browser, live_server, shared_data, artefacts):
