@@ -606,6 +606,7 @@ def lfw(data: Path, encoders: Encoders, use_cache: bool, chosen: dict, report: d
         at_tau = np.isfinite(d0) & ((d0 <= tau) == same)
         d = _nonneg(d0)
         s = summary(d, same)
+        s["threshold"] += float(np.nanmin(d0 - d))  # back on the fused score's own scale
         ok = cv_correct(d, same, ids)
         assert abs(ok.mean() - s["accuracy"]) < 1e-9, "per-pair decisions disagree with kfold_accuracy"
         fixed, broken = int(np.sum(ok & ~ok_dlib)), int(np.sum(~ok & ok_dlib))
