@@ -1,4 +1,4 @@
-"""Two encoders alone and fused: Inception-ResNet-v1's preprocessing, the fusion weight, thresholds,
+"""Two encoders alone and fused: Inception-ResNet-v1's preprocessing, the fusion, thresholds,
 the LFW fold 1 check and throughput.
 
 Usage::
@@ -6,25 +6,29 @@ Usage::
     python benchmarks/encoder_profiles.py [--data DIR] [--skip-lfw] [--skip-throughput] [--no-cache]
                                           [--json OUT.json]
 
-1. Development pairs (``DIR/faces/pairs.csv``; ``DIR`` = ../shared/data or $FACENET_KERAS_SHARED_DATA):
-   every photo's main face is detected once (the pipeline's detector and face choice); its dlib
-   chip goes through dlib's ResNet, and its Inception chip, cut each way below, through FaceNet's
-   Inception-ResNet-v1, each with and without the mirrored chip's embedding averaged in. Printed:
-   10-fold cross-validated accuracy (the evaluate command's protocol), AUC, EER per variant, and
-   which variant the rule (accuracy, then AUC) picks.
-2. Fusion on the same pairs: the concatenation of the two L2-normalised embeddings weighted by w
-   (``facenet_keras.fusion.fuse``) against a fused distance ``(1 - w) d_dlib + w d_inception``; w
-   on a 0.05 grid, chosen as the one with the best AUC on the training pairs (ties: the middle of
-   the tied range), with a nested 10-fold cross-validation of that choice; then the 10-fold
-   cross-validated thresholds of the Inception encoder alone and of the fused embedding.
-3. LFW fold 1 (``DIR/lfw-dev/pairs.csv``), evaluated once with the package's chosen settings
-   (nothing here is chosen on it): each encoder alone and fused; accuracy, AUC, EER, TAR@FAR, the
-   pairs fusion fixes and breaks against dlib alone and McNemar's exact p.
+1. Development set: every pair of the 186 photos in ``DIR/faces`` (``DIR`` = ../shared/data or
+   $FACENET_KERAS_SHARED_DATA): 17,197 pairs, 504 genuine, 43 people. Every photo's main face is
+   detected once (the pipeline's detector and face choice); dlib's chip goes through dlib's ResNet,
+   the Inception chip, cut each way (FaceNet's MTCNN box + 32 px on 160, 44 px on 182 then the
+   centre 160, a 25% margin, dlib's aligned chip), with fixed standardisation or per-image
+   prewhitening, RGB or BGR, through Inception-ResNet-v1, with and without its mirror image.
+   Each embedding (mirror left out, averaged, or concatenated as FaceNet's validate_on_lfw does;
+   with or without FaceNet's ``--subtract_mean``) is scored by person-disjoint cross-validation:
+   5 folds of people x 5 foldings; threshold of best balanced accuracy on the training people.
+2. Fusion of the two chosen embeddings, same cross-validation: concatenation with a weight, a
+   weighted sum of distances (weights by AUC on the training pairs), the sum of z-normalised
+   distances, logistic regression on the two distances.
+   Every choice follows one rule, fixed before LFW was looked at: best mean cross-validated AUC,
+   then balanced accuracy.
+3. LFW fold 1 (``DIR/lfw-dev/pairs.csv``), evaluated once with the configuration chosen in 1-2
+   (its parameters fitted on every development pair): each encoder alone and fused; accuracy
+   (10-fold inside the fold, the evaluate command's protocol), AUC, EER, TAR@FAR, accuracy at the
+   development thresholds, the pairs fusion fixes and breaks against dlib alone, McNemar's exact p.
 4. Throughput at batch 32 of each encoder and of both, against dlib-bin's batched encoder in the
    same run (if installed).
 
 Embeddings are cached per photo and variant (``facenet_keras.embedding_cache``), so a second run
-takes seconds; ``--no-cache`` recomputes them.
+takes minutes of numpy instead of an hour of encoding; ``--no-cache`` recomputes them.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -56,12 +61,17 @@ def _prewhiten(chips: np.ndarray) -> np.ndarray:
     return ((x - mean) / std * 128.0 + 127.5).astype(np.float32)
 
 
-def inception_variants():
-    """name -> (cut(image, detection) -> (1, 160, 160, 3) uint8, prewhiten?)."""
+def inception_variants() -> dict:
+    """name -> (cut(image, detection) -> (1, 160, 160, 3) uint8, prewhiten?, BGR?)."""
     from facenet_keras.faces.facenet_chips import facenet_chips
 
-    def box(margin):
-        return lambda image, d: facenet_chips(image, [d], method="box", margin=margin)
+    def box(margin, size=160):
+        if size == 160:
+            return lambda image, d: facenet_chips(image, [d], method="box", margin=margin)
+        o = (size - 160) // 2  # FaceNet's training crop: 182 px with a 44 px margin, the centre 160 px
+        return lambda image, d: facenet_chips(image, [d], method="box", margin=margin, size=size)[
+            :, o : o + 160, o : o + 160
+        ]
 
     def box_relative(frac):
         return lambda image, d: facenet_chips(image, [d], method="box", margin=frac * float(max(d.box[2:])))
@@ -69,19 +79,19 @@ def inception_variants():
     def aligned(padding):
         return lambda image, d: facenet_chips(image, [d], method="aligned", padding=padding)
 
+    # Each variant costs a pass of Inception-ResNet-v1 over every photo and its mirror (minutes on
+    # two shared cores): the ones that test FaceNet's protocol, and the package's aligned chip.
     return {
-        "box margin 32 px (FaceNet)": (box(32.0), False),
-        "box margin 32 px, prewhitened": (box(32.0), True),
-        "box margin 44 px (the wheel's)": (box(44.0), False),
-        "box margin 25% of the box": (box_relative(0.25), False),
-        "aligned, padding 0.15": (aligned(0.15), False),
-        "aligned, padding 0.25": (aligned(0.25), False),
-        "aligned, padding 0.35": (aligned(0.35), False),
-        # about FaceNet's own framing: with padding 0.65 the eyes span what they span in its crops
-        "aligned, padding 0.5": (aligned(0.5), False),
-        "aligned, padding 0.65": (aligned(0.65), False),
-        "aligned, padding 0.8": (aligned(0.8), False),
+        "box margin 32 px (FaceNet)": (box(32.0), False, False),
+        "box margin 32 px, prewhitened": (box(32.0), True, False),
+        "box margin 32 px, BGR": (box(32.0), False, True),
+        "box margin 44 px on 182, centre 160": (box(44.0, 182), False, False),
+        "box margin 25% of the box": (box_relative(0.25), False, False),
+        "aligned, padding 0.25": (aligned(0.25), False, False),
     }
+
+
+DLIB_VARIANTS = {"dlib": (None, False, False), "dlib, BGR": (None, False, True)}
 
 
 # ------------------------------------------------------------------------------------ embedding
@@ -111,8 +121,8 @@ class Encoders:
 
 def photo_embeddings(paths, variants: dict, encoders: Encoders, use_cache: bool, label: str):
     """{variant: (n_photos, 2, D) float32, NaN where no face} for the main face of each photo;
-    [:, 0] the chip's embedding, [:, 1] its mirror image's. ``variants``: name -> (cut, prewhiten)
-    plus the key "dlib" (dlib's own chip through dlib's ResNet)."""
+    [:, 0] the chip's embedding, [:, 1] its mirror image's. ``variants``: name -> (cut, prewhiten, BGR);
+    names starting with "dlib" are dlib's own chip through dlib's ResNet (cut None)."""
     from facenet_keras import FaceDetector, load_image
     from facenet_keras.evaluation.embedding_cache import EmbeddingCache
     from facenet_keras.evaluation.protocols import primary_namespace
@@ -123,7 +133,7 @@ def photo_embeddings(paths, variants: dict, encoders: Encoders, use_cache: bool,
     caches = {
         name: EmbeddingCache(f"{base}|encoder-profiles-v1|{name}|inception-{WEIGHTS_DIGEST[:16]}") for name in variants
     }
-    dims = {name: 128 if name == "dlib" else 512 for name in variants}
+    dims = {name: 128 if name.startswith("dlib") else 512 for name in variants}
     out = {name: np.full((len(paths), 2, dims[name]), np.nan, np.float32) for name in variants}
     detector = None
     t0 = time.perf_counter()
@@ -141,18 +151,20 @@ def photo_embeddings(paths, variants: dict, encoders: Encoders, use_cache: bool,
             detector = detector or FaceDetector()
             image = load_image(path)
             face = primary_face(detector.detect(image), image.shape)
-            for name, spec in variants.items():
+            for name, (cut, prewhiten, bgr) in variants.items():
                 if name in cached:
                     continue
                 if face is None:
                     value = None
-                elif name == "dlib":
-                    chip = face_chips(image, [face], 150, "dlib")
-                    value = encoders.dlib_embed(np.concatenate([chip, chip[:, :, ::-1]])).reshape(-1)
                 else:
-                    cut, prewhiten = spec
-                    chip = cut(image, face)
-                    value = encoders.inception_embed(np.concatenate([chip, chip[:, :, ::-1]]), prewhiten).reshape(-1)
+                    chip = face_chips(image, [face], 150, "dlib") if cut is None else cut(image, face)
+                    both = np.concatenate([chip, chip[:, :, ::-1]])
+                    if bgr:
+                        both = np.ascontiguousarray(both[..., ::-1])
+                    if cut is None:
+                        value = encoders.dlib_embed(both).reshape(-1)
+                    else:
+                        value = encoders.inception_embed(both, prewhiten).reshape(-1)
                 cached[name] = value
                 caches[name].put(value, path)
         for name, value in cached.items():
@@ -167,17 +179,466 @@ def _unit(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def pair_distances(emb: np.ndarray, index: dict, p1, p2, flip: bool, normalize: bool = True) -> np.ndarray:
-    """Euclidean distances of the pairs' embeddings (NaN where a photo had no face)."""
-    e = emb.mean(axis=1) if flip else emb[:, 0]
-    if normalize:
-        e = _unit(e)
-    a = e[[index[p] for p in p1]]
-    b = e[[index[p] for p in p2]]
-    return np.linalg.norm(a - b, axis=1)
+# ------------------------------------------------------------------------------------ representations
+FLIPS = ("none", "mean", "concat")
 
 
-# ------------------------------------------------------------------------------------ measures
+@dataclass(frozen=True)
+class Rep:
+    """How a photo's (chip, mirror) embeddings become one vector: ``flip`` "none" (the chip's only),
+    "mean" (the average of the two unit vectors: FaceNet's sum) or "concat" (FaceNet's validate_on_lfw:
+    both side by side); ``center``: subtract the mean embedding of the training photos (FaceNet's
+    ``--subtract_mean``); ``normalize``: unit vectors (cosine distance, as FaceNet's ``--distance_metric 1``
+    ranks pairs) or dlib's raw scale (the pipeline's)."""
+
+    flip: str = "mean"
+    center: bool = False
+    normalize: bool = True
+
+    def label(self) -> str:
+        parts = [{"none": "no mirror", "mean": "mirror averaged", "concat": "mirror concatenated"}[self.flip]]
+        if self.center:
+            parts.append("mean subtracted")
+        if not self.normalize:
+            parts.append("raw scale")
+        return ", ".join(parts)
+
+
+def represent(emb: np.ndarray, rep: Rep, mean_photos: np.ndarray | None = None) -> np.ndarray:
+    """(n, 2, D) chip and mirror embeddings -> (n, D') vectors; ``mean_photos`` (n,) bool: the photos
+    whose average is subtracted when ``rep.center``."""
+    e0, e1 = emb[:, 0].astype(np.float64), emb[:, 1].astype(np.float64)
+    if rep.normalize:
+        e0, e1 = _unit(e0), _unit(e1)
+    r = {"none": e0, "mean": (e0 + e1) / 2.0, "concat": np.concatenate([e0, e1], axis=1) / math.sqrt(2.0)}[rep.flip]
+    if rep.center:
+        r = r - np.nanmean(r[mean_photos], axis=0)
+    return _unit(r) if rep.normalize else r
+
+
+def distances(r: np.ndarray, i1: np.ndarray, i2: np.ndarray) -> np.ndarray:
+    """Euclidean distances of pairs of rows (NaN where a photo had no face)."""
+    return np.linalg.norm(r[i1] - r[i2], axis=1)
+
+
+# ------------------------------------------------------------------------------------ development set
+# The sources name deepface_01 'angelinas' (deepface's test_find.py) and facenet-pytorch's folder
+# angelina_jolie: one person under two folders. They share a fold; their cross pairs are left out
+# (no source labels them).
+SAME_PERSON = {"angelina_jolie": "deepface_01"}
+DEV_FOLDS = 5
+DEV_SEEDS = (0, 1, 2, 3, 4)
+
+
+@dataclass
+class DevSet:
+    """Every pair of photos in faces/: photo paths, the person and kind of each, pair indices, labels."""
+
+    paths: list
+    person: np.ndarray
+    kind: np.ndarray
+    i1: np.ndarray
+    i2: np.ndarray
+    same: np.ndarray
+    left_out: int
+
+
+def dev_set(data: Path) -> DevSet:
+    import csv
+
+    with open(data / "faces" / "manifest.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    paths = [str(data / r["file"]) for r in rows]
+    folder = np.array([r["identity"] for r in rows])
+    person = np.array([SAME_PERSON.get(p, p) for p in folder])
+    kind = np.array(["crop" if r["kind"] == "tight_crop" else "photo" for r in rows])
+    i1, i2 = np.triu_indices(len(rows), 1)
+    unknown = (person[i1] == person[i2]) & (folder[i1] != folder[i2])
+    i1, i2 = i1[~unknown], i2[~unknown]
+    return DevSet(paths, person, kind, i1, i2, person[i1] == person[i2], int(unknown.sum()))
+
+
+def person_folds(person: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold per photo: people (not photos) dealt to ``folds`` folds, largest first, each to the fold
+    with the fewest photos so far (ties at random by ``seed``)."""
+    names, counts = np.unique(person, return_counts=True)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(names))
+    order = order[np.argsort(-counts[order], kind="stable")]
+    load = np.zeros(folds)
+    fold_of = {}
+    for j in order:
+        k = int(np.argmin(load + rng.random(folds) * 1e-3))
+        fold_of[names[j]] = k
+        load[k] += counts[j]
+    return np.array([fold_of[p] for p in person])
+
+
+def balanced_threshold(d: np.ndarray, same: np.ndarray) -> float:
+    """The threshold maximising balanced accuracy ((TAR + TRR) / 2) on these pairs; ties: the smallest."""
+    fin = np.isfinite(d)
+    pos, neg = np.sort(d[fin & same]), np.sort(d[fin & ~same])
+    cand = np.unique(d[fin])
+    gap = 0.5 * float(np.min(np.diff(cand))) if cand.size > 1 else 1e-6
+    mids = np.concatenate([[cand[0] - gap], (cand[:-1] + cand[1:]) / 2.0, [cand[-1] + gap]])
+    tar = np.searchsorted(pos, mids, "right") / max(int(same.sum()), 1)
+    trr = 1.0 - np.searchsorted(neg, mids, "right") / max(int((~same).sum()), 1)
+    return float(mids[int(np.argmax(tar + trr))])
+
+
+def _nonneg(d: np.ndarray) -> np.ndarray:
+    """A constant shift to distances >= 0 (the metrics' domain); ranks and accuracy do not change."""
+    return d - min(0.0, float(np.nanmin(d)))
+
+
+def scores(d: np.ndarray, same: np.ndarray, ok: np.ndarray | None = None) -> dict:
+    """AUC, EER, TAR@FAR=1e-3 of distances (NaN = failed); balanced accuracy of the decisions ``ok``."""
+    from facenet_keras import evaluation as ev
+
+    d = _nonneg(d)
+    out = {"auc": ev.auc(d, same), "eer": ev.eer(d, same), "tar_at_far_1e-3": ev.tar_at_far(d, same, 1e-3)}
+    if ok is not None:
+        out["balanced_accuracy"] = 0.5 * (ok[same].mean() + ok[~same].mean())
+        out["accuracy"] = float(ok.mean())
+        out["errors"] = int((~ok).sum())
+    return out
+
+
+def cross_validate(method, dev: DevSet, kinds: bool = False) -> dict:
+    """Person-disjoint cross-validation of a scoring method, averaged over :data:`DEV_SEEDS` foldings.
+
+    ``method(train_photos (n_photos,) bool, train_pairs (n_pairs,) bool) -> (n_pairs,) distances``
+    may fit anything on the training photos and pairs (none of their people is in the test fold).
+    Each fold tests the pairs whose two people are both in it (every genuine pair, about 1/folds of
+    the impostor pairs) at the threshold of best balanced accuracy on the training pairs. Accuracy
+    pools the folds' decisions; AUC, EER and TAR are each fold's, averaged (a method fitted per fold
+    puts each fold's distances on its own scale, so pooling them would blur the ROC)."""
+    runs, per_fold = [], []
+    for seed in DEV_SEEDS:
+        pf = person_folds(dev.person, DEV_FOLDS, seed)
+        f1, f2 = pf[dev.i1], pf[dev.i2]
+        tested = np.zeros(len(dev.same), bool)
+        ok = np.zeros(len(dev.same), bool)
+        thresholds = []
+        for k in range(DEV_FOLDS):
+            test, train = (f1 == k) & (f2 == k), (f1 != k) & (f2 != k)
+            d = method(pf != k, train)
+            t = balanced_threshold(d[train], dev.same[train])
+            thresholds.append(t)
+            tested |= test
+            ok[test] = np.isfinite(d[test]) & ((d[test] <= t) == dev.same[test])
+            fold = scores(d[test], dev.same[test])
+            if kinds:
+                pk = np.where(dev.kind[dev.i1] == dev.kind[dev.i2], dev.kind[dev.i1], "mixed")[test]
+                for kd in ("crop", "photo"):
+                    m, st = pk == kd, dev.same[test]
+                    if st[m].any() and (~st[m]).any():
+                        fold[f"auc_{kd}"] = scores(d[test][m], st[m])["auc"]
+            per_fold.append(fold)
+        s = dev.same[tested]
+        o = ok[tested]
+        run = {
+            "balanced_accuracy": 0.5 * (o[s].mean() + o[~s].mean()),
+            "accuracy": float(o.mean()),
+            "errors": int((~o).sum()),
+            "threshold": float(np.mean(thresholds)),
+            "tested": int(tested.sum()),
+            "genuine": int(s.sum()),
+        }
+        if kinds:
+            for kd in ("crop", "photo"):
+                m = np.where(dev.kind[dev.i1] == dev.kind[dev.i2], dev.kind[dev.i1], "mixed")[tested] == kd
+                run[f"balanced_accuracy_{kd}"] = 0.5 * (o[m & s].mean() + o[m & ~s].mean())
+        runs.append(run)
+    out = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+    for k in per_fold[0]:
+        out[k] = float(np.mean([f[k] for f in per_fold if k in f]))
+    return out
+
+
+def rank_key(r: dict) -> tuple:
+    """The rule every choice below follows, fixed before looking at LFW: the best mean cross-validated
+    AUC, then balanced accuracy."""
+    return (round(r["auc"], 6), round(r["balanced_accuracy"], 4))
+
+
+# ------------------------------------------------------------------------------------ fusion
+def _auc_fast(d: np.ndarray, same: np.ndarray) -> float:
+    from facenet_keras import evaluation as ev
+
+    return ev.auc(_nonneg(d), same)
+
+
+def _grid_weight(make, same: np.ndarray, mask: np.ndarray) -> float:
+    """The grid weight whose fused distances have the best AUC on the pairs in ``mask``; ties: the middle."""
+    aucs = np.array([_auc_fast(make(w)[mask], same[mask]) for w in GRID])
+    tied = GRID[np.isclose(aucs, aucs.max(), rtol=0, atol=1e-12)]
+    return float(tied[(len(tied) - 1) // 2])
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-4, iters: int = 50) -> np.ndarray:
+    """Class-balanced logistic regression by Newton's method: (n, k) features, (n,) bool -> (k + 1,) weights
+    (last: intercept)."""
+    fin = np.all(np.isfinite(x), axis=1)
+    x, y = x[fin], y[fin].astype(np.float64)
+    xb = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    sw = np.where(y > 0, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1))
+    beta = np.zeros(xb.shape[1])
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ beta, -30, 30)))
+        g = xb.T @ (sw * (p - y)) + l2 * np.r_[beta[:-1], 0.0]
+        h = (xb * (sw * p * (1 - p))[:, None]).T @ xb + l2 * np.diag(np.r_[np.ones(len(beta) - 1), 0.0])
+        step = np.linalg.solve(h, g)
+        beta -= step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return beta
+
+
+def fusion_methods(dist_dlib, dist_inc, same: np.ndarray) -> dict:
+    """name -> method(train_photos, train_pairs) -> fused distances; ``dist_*(train_photos)`` give each
+    encoder's distances (unit vectors) for every pair. Each fits its free parameters on the training pairs."""
+    from facenet_keras.faces.fusion import fused_distance
+
+    def concatenation(tp, tr):
+        dd, di = dist_dlib(tp), dist_inc(tp)
+        w = _grid_weight(lambda w: fused_distance(dd, di, w), same, tr)
+        return fused_distance(dd, di, w)
+
+    def weighted_sum(tp, tr):
+        dd, di = dist_dlib(tp), dist_inc(tp)
+        w = _grid_weight(lambda w: (1.0 - w) * dd + w * di, same, tr)
+        return (1.0 - w) * dd + w * di
+
+    def z_scores(tp, tr):
+        dd, di = dist_dlib(tp), dist_inc(tp)
+        imp = tr & ~same
+        return sum((d - np.nanmean(d[imp])) / np.nanstd(d[imp]) for d in (dd, di))
+
+    def logistic(tp, tr):
+        x = np.stack([dist_dlib(tp), dist_inc(tp)], axis=1)
+        beta = _logistic(x[tr], same[tr])
+        return -(x @ beta[:-1] + beta[-1])
+
+    return {
+        "concatenation, weight by AUC": concatenation,
+        "weighted sum of distances, weight by AUC": weighted_sum,
+        "sum of z-normalised distances (impostor statistics)": z_scores,
+        "logistic regression on the two distances": logistic,
+    }
+
+
+def fit_fusion(name: str, dd: np.ndarray, di: np.ndarray, same: np.ndarray) -> dict:
+    """The chosen fusion's parameters fitted on all development pairs (for LFW and the package)."""
+    from facenet_keras.faces.fusion import fused_distance
+
+    everything = np.ones(len(same), bool)
+    if name.startswith("concatenation"):
+        return {"weight": _grid_weight(lambda w: fused_distance(dd, di, w), same, everything)}
+    if name.startswith("weighted sum"):
+        return {"weight": _grid_weight(lambda w: (1.0 - w) * dd + w * di, same, everything)}
+    if name.startswith("sum of z"):
+        imp = ~same
+        return {
+            "mean": [float(np.nanmean(dd[imp])), float(np.nanmean(di[imp]))],
+            "std": [float(np.nanstd(dd[imp])), float(np.nanstd(di[imp]))],
+        }
+    return {"beta": _logistic(np.stack([dd, di], axis=1), same).tolist()}
+
+
+def apply_fusion(name: str, params: dict, dd: np.ndarray, di: np.ndarray) -> np.ndarray:
+    from facenet_keras.faces.fusion import fused_distance
+
+    if name.startswith("concatenation"):
+        return fused_distance(dd, di, params["weight"])
+    if name.startswith("weighted sum"):
+        w = params["weight"]
+        return (1.0 - w) * dd + w * di
+    if name.startswith("sum of z"):
+        (m1, m2), (s1, s2) = params["mean"], params["std"]
+        return (dd - m1) / s1 + (di - m2) / s2
+    b = params["beta"]
+    return -(b[0] * dd + b[1] * di + b[2])
+
+
+# ------------------------------------------------------------------------------------ sections
+def _row(label: str, r: dict, width: int = 62) -> str:
+    kinds = " / ".join(f"{r.get(f'auc_{k}', float('nan')):.5f}" for k in ("crop", "photo"))
+    return (
+        f"{label:{width}} {r['balanced_accuracy']:.4f} {r['accuracy']:.4f} {r['errors']:7.1f} {r['auc']:.6f} "
+        f"{r['eer']:.4f} {r['tar_at_far_1e-3']:.4f} {r['threshold']:.4f}  {kinds}"
+    )
+
+
+HEADER = (
+    f"{'encoder / chip / embedding':62} bal.acc accuracy errors  AUC      EER    TAR@1e-3 thresh.  AUC crop / photo"
+)
+
+
+def development(data: Path, encoders: Encoders, use_cache: bool, report: dict) -> dict:
+    """Every choice, on all pairs of faces/ with person-disjoint folds. Returns the chosen configuration."""
+    dev = dev_set(data)
+    variants = {**DLIB_VARIANTS, **inception_variants()}
+    emb = photo_embeddings(dev.paths, variants, encoders, use_cache, "faces")
+    n_people = len(np.unique(dev.person))
+    print(
+        f"\n== 1. development: every pair of {len(dev.paths)} photos in {data / 'faces'} ({n_people} people): "
+        f"{len(dev.same)} pairs, {int(dev.same.sum())} genuine ({dev.left_out} cross-folder pairs of one person "
+        f"left out); {DEV_FOLDS} person-disjoint folds x {len(DEV_SEEDS)} foldings =="
+    )
+    print(HEADER)
+    rows: dict = {}
+    for name in variants:
+        reps = [Rep(f, c) for f in FLIPS for c in (False, True)]
+        if name.startswith("dlib"):
+            reps.insert(0, Rep("mean", False, normalize=False))
+        for rep in reps:
+            e = emb[name]
+            fixed = None if rep.center else distances(represent(e, rep), dev.i1, dev.i2)
+
+            def method(tp, tr, e=e, rep=rep, fixed=fixed):
+                return fixed if fixed is not None else distances(represent(e, rep, tp), dev.i1, dev.i2)
+
+            r = cross_validate(method, dev, kinds=True)
+            rows[(name, rep)] = r
+            print(_row(f"{name}: {rep.label()}", r), flush=True)
+    dlib_rows = {k: v for k, v in rows.items() if k[0] == "dlib" and k[1].normalize}
+    inc_rows = {k: v for k, v in rows.items() if not k[0].startswith("dlib")}
+    dlib_best = max(dlib_rows, key=lambda k: rank_key(dlib_rows[k]))
+    inc_best = max(inc_rows, key=lambda k: rank_key(inc_rows[k]))
+    print(
+        f"chosen (best CV AUC, then balanced accuracy): dlib part {dlib_best[0]}: {dlib_best[1].label()}; "
+        f"Inception {inc_best[0]}: {inc_best[1].label()}"
+    )
+
+    def dist_fn(key):
+        e, rep = emb[key[0]], key[1]
+        fixed = None if rep.center else distances(represent(e, rep), dev.i1, dev.i2)
+        return lambda tp: fixed if fixed is not None else distances(represent(e, rep, tp), dev.i1, dev.i2)
+
+    print("\n== 2. fusion of the two chosen embeddings, the same person-disjoint cross-validation ==")
+    print(HEADER)
+    fusion_rows = {}
+    for name, method in fusion_methods(dist_fn(dlib_best), dist_fn(inc_best), dev.same).items():
+        fusion_rows[name] = cross_validate(method, dev, kinds=True)
+        print(_row(name, fusion_rows[name]), flush=True)
+    fusion_best = max(fusion_rows, key=lambda k: rank_key(fusion_rows[k]))
+    everyone = np.ones(len(dev.paths), bool)
+    dd = distances(represent(emb[dlib_best[0]], dlib_best[1], everyone), dev.i1, dev.i2)
+    di = distances(represent(emb[inc_best[0]], inc_best[1], everyone), dev.i1, dev.i2)
+    params = fit_fusion(fusion_best, dd, di, dev.same)
+    fused = apply_fusion(fusion_best, params, dd, di)
+    dlib_raw = distances(represent(emb["dlib"], Rep("mean", False, False)), dev.i1, dev.i2)
+    thresholds = {
+        "dlib (raw, pipeline)": balanced_threshold(dlib_raw, dev.same),
+        "inception": balanced_threshold(di, dev.same),
+        "fused": balanced_threshold(fused, dev.same),
+    }
+    print(f"chosen fusion: {fusion_best}; fitted on every development pair: {params}")
+    print(
+        "thresholds of best balanced accuracy on every development pair: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in thresholds.items())
+    )
+    chosen = {
+        "dlib": dlib_best,
+        "inception": inc_best,
+        "fusion": fusion_best,
+        "fusion_params": params,
+        "thresholds": thresholds,
+        "dev_means": {
+            k: np.nanmean(represent(emb[key[0]], Rep(key[1].flip, False, True)), axis=0)
+            for k, key in (("dlib", dlib_best), ("inception", inc_best))
+        },
+    }
+    report["development"] = {
+        "pairs": len(dev.same),
+        "genuine": int(dev.same.sum()),
+        "variants": {f"{k[0]}: {k[1].label()}": v for k, v in rows.items()},
+        "fusion": fusion_rows,
+        "chosen": {
+            "dlib": f"{dlib_best[0]}: {dlib_best[1].label()}",
+            "inception": f"{inc_best[0]}: {inc_best[1].label()}",
+            "fusion": fusion_best,
+            "fusion_params": params,
+            "thresholds": thresholds,
+        },
+    }
+    return chosen
+
+
+def lfw_represent(emb: np.ndarray, key: tuple, dev_mean: np.ndarray) -> np.ndarray:
+    """The chosen representation on LFW photos; a subtracted mean is the development set's."""
+    name, rep = key
+    r = represent(emb, Rep(rep.flip, False, rep.normalize))
+    return _unit(r - dev_mean) if rep.center else r
+
+
+def lfw(data: Path, encoders: Encoders, use_cache: bool, chosen: dict, report: dict) -> None:
+    from facenet_keras.evaluation.protocols import read_pairs
+    from facenet_keras.identity.recognition import DEFAULT_THRESHOLD
+
+    pairs = data / "lfw-dev" / "pairs.csv"
+    p1, p2, same, folds = read_pairs(pairs)
+    paths = sorted(set(p1) | set(p2))
+    index = {p: i for i, p in enumerate(paths)}
+    i1, i2 = np.array([index[p] for p in p1]), np.array([index[p] for p in p2])
+    all_variants = {**DLIB_VARIANTS, **inception_variants()}
+    names = {"dlib", chosen["dlib"][0], chosen["inception"][0]}
+    emb = photo_embeddings(paths, {n: all_variants[n] for n in names}, encoders, use_cache, "lfw")
+    d_raw = distances(represent(emb["dlib"], Rep("mean", False, False)), i1, i2)
+    dd = distances(lfw_represent(emb[chosen["dlib"][0]], chosen["dlib"], chosen["dev_means"]["dlib"]), i1, i2)
+    di = distances(
+        lfw_represent(emb[chosen["inception"][0]], chosen["inception"], chosen["dev_means"]["inception"]), i1, i2
+    )
+    fused = apply_fusion(chosen["fusion"], chosen["fusion_params"], dd, di)
+    th = chosen["thresholds"]
+    rows = {
+        "dlib ResNet (fast)": (d_raw, DEFAULT_THRESHOLD),
+        f"Inception-ResNet-v1 ({chosen['inception'][0]}: {chosen['inception'][1].label()})": (di, th["inception"]),
+        f"fused ({chosen['fusion']}) (accurate)": (fused, th["fused"]),
+    }
+    ids = fold_ids(same) if folds is None else np.unique(folds, return_inverse=True)[1].reshape(-1)
+    print(f"\n== 3. {pairs}: {len(same)} pairs, checked once with the configuration chosen above ==")
+    out = {}
+    ok_dlib = cv_correct(d_raw, same, ids)
+    at_dlib = np.isfinite(d_raw) & ((d_raw <= DEFAULT_THRESHOLD) == same)
+    for label, (d0, tau) in rows.items():
+        at_tau = np.isfinite(d0) & ((d0 <= tau) == same)
+        d = _nonneg(d0)
+        s = summary(d, same)
+        s["threshold"] += float(np.nanmin(d0 - d))  # back on the fused score's own scale
+        ok = cv_correct(d, same, ids)
+        assert abs(ok.mean() - s["accuracy"]) < 1e-9, "per-pair decisions disagree with kfold_accuracy"
+        fixed, broken = int(np.sum(ok & ~ok_dlib)), int(np.sum(~ok & ok_dlib))
+        fixed_t, broken_t = int(np.sum(at_tau & ~at_dlib)), int(np.sum(~at_tau & at_dlib))
+        s.update(
+            threshold_used=tau,
+            accuracy_at_threshold=float(at_tau.mean()),
+            fixed_vs_dlib=fixed,
+            broken_vs_dlib=broken,
+            mcnemar_p=mcnemar_p(fixed, broken),
+            fixed_vs_dlib_at_threshold=fixed_t,
+            broken_vs_dlib_at_threshold=broken_t,
+            mcnemar_p_at_threshold=mcnemar_p(fixed_t, broken_t),
+        )
+        out[label] = s
+        print(
+            f"{label}\n    accuracy {s['accuracy']:.4f} +- {s['accuracy_std']:.4f} ({s['errors']} errors), "
+            f"AUC {s['auc']:.5f}, EER {s['eer']:.4f}, TAR@FAR=1e-2 {s['tar_at_far_1e-2']:.4f}, "
+            f"TAR@FAR=1e-3 {s['tar_at_far_1e-3']:.4f}; at the development threshold {tau:.4f}: "
+            f"{s['accuracy_at_threshold']:.4f}"
+        )
+        if not label.startswith("dlib"):
+            print(
+                f"    vs dlib alone: fixed {fixed}, broken {broken} (McNemar p {s['mcnemar_p']:.3g}); "
+                f"at the thresholds: fixed {fixed_t}, broken {broken_t} (p {s['mcnemar_p_at_threshold']:.3g})"
+            )
+    n_imp = int((~same).sum())
+    print(f"({n_imp} different-person pairs: TAR@FAR=1e-3 there means no false accept at all)")
+    report["lfw_fold1"] = out
+
+
+# ------------------------------------------------------------------------------------ LFW-fold helpers
 def fold_ids(same: np.ndarray, folds: int = FOLDS) -> np.ndarray:
     """Stratified round-robin folds in file order, as ``evaluation.kfold_accuracy`` deals them."""
     ids = np.empty(len(same), np.int64)
@@ -199,7 +660,7 @@ def cv_correct(d: np.ndarray, same: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return ok
 
 
-def summary(d: np.ndarray, same: np.ndarray, kinds: np.ndarray | None = None) -> dict:
+def summary(d: np.ndarray, same: np.ndarray) -> dict:
     from facenet_keras import evaluation as ev
 
     r = ev.verification_report(d, same, folds=FOLDS)
@@ -208,12 +669,6 @@ def summary(d: np.ndarray, same: np.ndarray, kinds: np.ndarray | None = None) ->
         for k in ("accuracy", "accuracy_std", "threshold", "auc", "eer", "tar_at_far_1e-2", "tar_at_far_1e-3", "failed")
     }
     out["errors"] = round((1.0 - r["accuracy"]) * len(d))
-    if kinds is not None:
-        out["by_kind"] = {
-            k: ev.accuracy_at(d[kinds == k], same[kinds == k], r["threshold"])
-            for k in ("crop", "photo", "mixed")
-            if (kinds == k).any()
-        }
     return out
 
 
@@ -224,188 +679,6 @@ def mcnemar_p(fixed: int, broken: int) -> float:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(fixed, broken) + 1)) / 2.0**n
     return min(1.0, 2.0 * tail)
-
-
-def best_by_auc(make, same, mask) -> float:
-    """The grid weight whose distances have the best AUC on the pairs in ``mask``; ties: the middle."""
-    from facenet_keras import evaluation as ev
-
-    aucs = np.array([ev.auc(make(w)[mask], same[mask]) for w in GRID])
-    tied = GRID[np.isclose(aucs, aucs.max(), rtol=0, atol=1e-12)]
-    return float(tied[(len(tied) - 1) // 2])
-
-
-def fusion_study(dd: np.ndarray, di: np.ndarray, same: np.ndarray) -> dict:
-    """Concatenation vs fused distance: nested-CV accuracy of the weight choice, the weight on all pairs."""
-    from facenet_keras import evaluation as ev
-    from facenet_keras.faces.fusion import fused_distance
-
-    makers = {"concatenation": lambda w: fused_distance(dd, di, w), "fused distance": lambda w: (1.0 - w) * dd + w * di}
-    ids = fold_ids(same)
-    out = {}
-    for kind, make in makers.items():
-        ok = np.zeros(len(same), bool)
-        weights = []
-        for k in range(FOLDS):
-            test = ids == k
-            w = best_by_auc(make, same, ~test)
-            weights.append(w)
-            d = make(w)
-            t = ev.best_threshold(d[~test], same[~test])
-            ok[test] = np.isfinite(d[test]) & ((d[test] <= t) == same[test])
-        w_all = best_by_auc(make, same, np.ones(len(same), bool))
-        out[kind] = {
-            "nested_cv_accuracy": float(ok.mean()),
-            "fold_weights": weights,
-            "weight": w_all,
-            **summary(make(w_all), same),
-        }
-    return out
-
-
-def _kinds(paths_a, paths_b) -> np.ndarray:
-    """'crop' (no side above 160 px), 'photo', or 'mixed' per pair."""
-    from PIL import Image
-
-    def kind(p):
-        with Image.open(p) as im:
-            return "crop" if max(im.size) <= 160 else "photo"
-
-    memo = {}
-    for p in set(paths_a) | set(paths_b):
-        memo[p] = kind(p)
-    return np.array([memo[a] if memo[a] == memo[b] else "mixed" for a, b in zip(paths_a, paths_b)])
-
-
-# ------------------------------------------------------------------------------------ sections
-def development(data: Path, encoders: Encoders, use_cache: bool, report: dict) -> None:
-    from facenet_keras.evaluation.protocols import read_pairs
-    from facenet_keras.faces.facenet_chips import DEFAULT_METHOD, DEFAULT_PADDING
-    from facenet_keras.faces.fusion import FUSED_THRESHOLD, FUSION_WEIGHT
-    from facenet_keras.models.inception_resnet_v1 import SAME_PERSON_THRESHOLD
-
-    pairs = data / "faces" / "pairs.csv"
-    p1, p2, same, _ = read_pairs(pairs)
-    paths = sorted(set(p1) | set(p2))
-    index = {p: i for i, p in enumerate(paths)}
-    kinds = _kinds(p1, p2)
-    variants = {"dlib": None, **inception_variants()}
-    emb = photo_embeddings(paths, variants, encoders, use_cache, "faces")
-    print(f"\n== 1. {pairs}: {len(same)} pairs ({same.sum()} same), {len(paths)} photos; 10-fold CV ==")
-    print(
-        f"{'encoder / chip':40} {'mirror':6} {'accuracy':>16} {'errors':>6} {'threshold':>9} {'AUC':>8} "
-        f"{'EER':>7}  crop / photo / mixed"
-    )
-    rows = {}
-    dlib_raw = pair_distances(emb["dlib"], index, p1, p2, flip=True, normalize=False)
-    for name in variants:
-        for flip in (False, True):
-            d = pair_distances(emb[name], index, p1, p2, flip, normalize=name != "dlib")
-            s = summary(d, same, kinds)
-            rows[f"{name}|flip={int(flip)}"] = s
-            print(
-                f"{name:40} {'yes' if flip else 'no':6} {s['accuracy']:.4f} +- {s['accuracy_std']:.4f} "
-                f"{s['errors']:6d} {s['threshold']:9.4f} {s['auc']:.5f} {s['eer']:7.4f}  "
-                + " / ".join(f"{v:.4f}" for v in s["by_kind"].values())
-            )
-    inception_rows = {k: v for k, v in rows.items() if not k.startswith("dlib|")}
-    best = max(inception_rows, key=lambda k: (inception_rows[k]["accuracy"], inception_rows[k]["auc"]))
-    package = f"aligned, padding {DEFAULT_PADDING:g}|flip=1" if DEFAULT_METHOD == "aligned" else None
-    print(f"best Inception preprocessing (accuracy, then AUC): {best}; the package's default: {package}")
-    if best != package:
-        print("WARNING: the package's default preprocessing is not the best measured here")
-
-    dd = pair_distances(emb["dlib"], index, p1, p2, flip=True)
-    di = pair_distances(emb[f"aligned, padding {DEFAULT_PADDING:g}"], index, p1, p2, flip=True)
-    fusion = fusion_study(dd, di, same)
-    print("\n== 2. fusion on the same pairs (dlib + Inception, both L2-normalised, mirrored chips averaged) ==")
-    for kind, f in fusion.items():
-        print(
-            f"{kind:15} w chosen per fold {f['fold_weights']}: nested-CV accuracy {f['nested_cv_accuracy']:.4f}; "
-            f"w on all pairs {f['weight']:.2f}: accuracy {f['accuracy']:.4f} +- {f['accuracy_std']:.4f}, "
-            f"AUC {f['auc']:.6f}, EER {f['eer']:.4f}, threshold {f['threshold']:.4f}"
-        )
-    conc = fusion["concatenation"]
-    alone = summary(di, same)
-    dlib_alone = summary(dlib_raw, same)
-    print(
-        f"dlib alone (raw, the pipeline's): accuracy {dlib_alone['accuracy']:.4f}, AUC {dlib_alone['auc']:.6f}, "
-        f"EER {dlib_alone['eer']:.4f}, threshold {dlib_alone['threshold']:.4f}"
-    )
-    print(
-        f"thresholds (10-fold CV, mean of the fold thresholds): Inception alone {alone['threshold']:.4f} "
-        f"(package: {SAME_PERSON_THRESHOLD}), fused at w={conc['weight']:.2f} {conc['threshold']:.4f} "
-        f"(package: w={FUSION_WEIGHT}, threshold {FUSED_THRESHOLD})"
-    )
-    report["development"] = {
-        "pairs": str(pairs),
-        "variants": rows,
-        "best_preprocessing": best,
-        "fusion": fusion,
-        "inception_threshold": alone["threshold"],
-        "dlib_raw": dlib_alone,
-    }
-
-
-def lfw(data: Path, encoders: Encoders, use_cache: bool, report: dict) -> None:
-    from facenet_keras.evaluation.protocols import read_pairs
-    from facenet_keras.faces.facenet_chips import DEFAULT_PADDING
-    from facenet_keras.faces.fusion import FUSED_THRESHOLD, FUSION_WEIGHT, fused_distance
-    from facenet_keras.identity.recognition import DEFAULT_THRESHOLD
-    from facenet_keras.models.inception_resnet_v1 import SAME_PERSON_THRESHOLD
-
-    pairs = data / "lfw-dev" / "pairs.csv"
-    p1, p2, same, folds = read_pairs(pairs)
-    paths = sorted(set(p1) | set(p2))
-    index = {p: i for i, p in enumerate(paths)}
-    name = f"aligned, padding {DEFAULT_PADDING:g}"
-    variants = {"dlib": None, name: inception_variants()[name]}
-    emb = photo_embeddings(paths, variants, encoders, use_cache, "lfw")
-    d_dlib_raw = pair_distances(emb["dlib"], index, p1, p2, flip=True, normalize=False)
-    dd = pair_distances(emb["dlib"], index, p1, p2, flip=True)
-    di = pair_distances(emb[name], index, p1, p2, flip=True)
-    distances = {
-        "dlib ResNet (fast)": (d_dlib_raw, DEFAULT_THRESHOLD),
-        "Inception-ResNet-v1": (di, SAME_PERSON_THRESHOLD),
-        f"fused, w={FUSION_WEIGHT} (accurate)": (fused_distance(dd, di, FUSION_WEIGHT), FUSED_THRESHOLD),
-    }
-    ids = fold_ids(same) if folds is None else np.unique(folds, return_inverse=True)[1].reshape(-1)
-    print(f"\n== 3. {pairs}: {len(same)} pairs, checked once with the settings chosen above ==")
-    out = {}
-    ok_dlib = cv_correct(d_dlib_raw, same, ids)
-    fixed_dlib = np.isfinite(d_dlib_raw) & ((d_dlib_raw <= DEFAULT_THRESHOLD) == same)
-    for label, (d, tau) in distances.items():
-        s = summary(d, same)
-        ok = cv_correct(d, same, ids)
-        assert abs(ok.mean() - s["accuracy"]) < 1e-9, "per-pair decisions disagree with kfold_accuracy"
-        at_tau = np.isfinite(d) & ((d <= tau) == same)
-        fixed, broken = int(np.sum(ok & ~ok_dlib)), int(np.sum(~ok & ok_dlib))
-        fixed_t, broken_t = int(np.sum(at_tau & ~fixed_dlib)), int(np.sum(~at_tau & fixed_dlib))
-        s.update(
-            threshold_used=tau,
-            accuracy_at_threshold=float(at_tau.mean()),
-            fixed_vs_dlib=fixed,
-            broken_vs_dlib=broken,
-            mcnemar_p=mcnemar_p(fixed, broken),
-            fixed_vs_dlib_at_threshold=fixed_t,
-            broken_vs_dlib_at_threshold=broken_t,
-            mcnemar_p_at_threshold=mcnemar_p(fixed_t, broken_t),
-        )
-        out[label] = s
-        print(
-            f"{label:28} accuracy {s['accuracy']:.4f} +- {s['accuracy_std']:.4f} ({s['errors']} errors), "
-            f"AUC {s['auc']:.5f}, EER {s['eer']:.4f}, TAR@FAR=1e-2 {s['tar_at_far_1e-2']:.4f}, "
-            f"TAR@FAR=1e-3 {s['tar_at_far_1e-3']:.4f}; at the development threshold {tau:g}: "
-            f"{s['accuracy_at_threshold']:.4f}"
-        )
-        if label != "dlib ResNet (fast)":
-            print(
-                f"{'':28} vs dlib alone: fixed {fixed}, broken {broken} (McNemar p {s['mcnemar_p']:.3g}); "
-                f"at the thresholds: fixed {fixed_t}, broken {broken_t} (p {s['mcnemar_p_at_threshold']:.3g})"
-            )
-    n_imp = int((~same).sum())
-    print(f"({n_imp} different-person pairs: TAR@FAR=1e-3 there means no false accept at all)")
-    report["lfw_fold1"] = out
 
 
 def throughput(data: Path, encoders: Encoders, chips_n: int, repeats: int, report: dict) -> None:
@@ -486,9 +759,9 @@ def main(argv: list[str] | None = None) -> dict:
     data = _find_data(args.data)
     encoders = Encoders()
     report: dict = {}
-    development(data, encoders, not args.no_cache, report)
+    chosen = development(data, encoders, not args.no_cache, report)
     if not args.skip_lfw:
-        lfw(data, encoders, not args.no_cache, report)
+        lfw(data, encoders, not args.no_cache, chosen, report)
     if not args.skip_throughput:
         throughput(data, encoders, args.chips, args.repeats, report)
     if args.json:
