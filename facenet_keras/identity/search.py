@@ -121,10 +121,17 @@ class ExactIndex:
         self._sq_norms = np.einsum("ij,ij->i", self.embeddings, self.embeddings)
         self._max_norm = float(np.sqrt(self._sq_norms.max())) if len(self.embeddings) else 0.0
         self.chunk = CHUNK  # rows per step of the pruned scan
+        self._prune = prune
         self._bound: PartialBound | None = None
-        if prune or (prune is None and len(self.embeddings) >= self.PRUNE_MIN_ROWS):
-            dim = self.embeddings.shape[1]
-            self._bound = PartialBound.fit(self.embeddings, max_rank=dim if prune else dim // 3)
+        self._fitted = False  # the bound is fitted at the first single query (batches never need it)
+
+    def _fit_bound(self) -> PartialBound | None:
+        if not self._fitted:
+            prune, (m, dim) = self._prune, self.embeddings.shape
+            if m and (prune or (prune is None and m >= self.PRUNE_MIN_ROWS)):
+                self._bound = PartialBound.fit(self.embeddings, max_rank=dim if prune else dim // 3)
+            self._fitted = True
+        return self._bound
 
     def __len__(self) -> int:
         return len(self.embeddings)
@@ -132,7 +139,7 @@ class ExactIndex:
     @property
     def pruned(self) -> bool:
         """Whether single queries use the lower-bound pruning (a basis was fitted)."""
-        return self._bound is not None
+        return self._fit_bound() is not None
 
     def distances(self, queries) -> np.ndarray:
         """All distances (Q, M) from each query to each enrolled row."""
@@ -151,8 +158,8 @@ class ExactIndex:
         dist = np.empty((len(q), kk), np.float32)
         idx = np.empty((len(q), kk), np.int64)
         q_norms = np.sqrt(np.einsum("ij,ij->i", q, q))
-        bound = self._bound
-        if prune and bound is not None and len(q) <= self.PRUNE_MAX_QUERIES and kk * 8 <= self.chunk:
+        bound = self._fit_bound() if prune and len(q) <= self.PRUNE_MAX_QUERIES and kk * 8 <= self.chunk else None
+        if bound is not None:
             for j, row in enumerate(q):
                 tol = tolerance(dim, float(q_norms[j]), self._max_norm)
                 rows, _ = pruned_candidates(bound, self.embeddings, self._sq_norms, row, kk, tol, self.chunk)
