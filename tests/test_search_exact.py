@@ -160,3 +160,12 @@ def test_automatic_choice():
 
     assert Lower(emb).pruned
     assert not Lower(isotropic(3000, seed=11)).pruned
+
+
+def test_non_finite_query_is_refused(gallery):
+    emb, _, index = gallery
+    bad = emb[:1].copy()
+    bad[0, 3] = np.nan
+    for prune in (True, False):
+        with pytest.raises(ValueError, match="NaN or inf"):
+            index.search(bad, 3, prune=prune)

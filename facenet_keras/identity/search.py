@@ -151,6 +151,8 @@ class ExactIndex:
 
         ``prune=False`` forces one product over every row (the same answer; for comparisons)."""
         q = _as_matrix(queries, "queries", self.embeddings.shape[1])
+        if not np.isfinite(q).all():
+            raise ValueError("the query embeddings hold NaN or inf: no nearest row can be named")
         m, dim = self.embeddings.shape
         kk = min(k, m)
         if kk == 0:
