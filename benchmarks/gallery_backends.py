@@ -450,7 +450,11 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
     g.add("seed", emb[:1])
     g.remove("seed")
     t = time.perf_counter()
-    for s in range(0, len(emb), 10_000):
+    step = args.milvus_batch
+    for s in range(0, len(emb), step):
+        if args.milvus_flush and s and s % args.milvus_flush == 0:
+            st._client.flush(st._photos)  # seal what was written so far (the 100k load hung without it)
+            print(f"          milvus-lite: {s} rows in {time.perf_counter() - t:.0f} s", flush=True)
         batch = secrets.token_hex(16)
         rows = [
             {
@@ -461,7 +465,7 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
                 "embedding": emb[i],
                 "info": json.dumps({"pos": int(i), "source": None, "sha256": None, "box": None}),
             }
-            for i in range(s, min(s + 10_000, len(emb)))
+            for i in range(s, min(s + step, len(emb)))
         ]
         st._client.insert(st._photos, rows)
         st._set_meta(f"batch:{batch}", json.dumps({"n": len(rows)}))
@@ -527,6 +531,8 @@ def main(argv=None):
     ap.add_argument("--sweep", default="10,20,40,100,200", help="ef_search values to sweep")
     ap.add_argument("--m", type=int, default=16, help="HNSW m (PostgreSQL)")
     ap.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction (PostgreSQL)")
+    ap.add_argument("--milvus-batch", type=int, default=10_000, help="rows per insert into milvus-lite")
+    ap.add_argument("--milvus-flush", type=int, default=0, help="flush milvus-lite every this many rows (0: never)")
     ap.add_argument("--json", metavar="OUT.json")
     args = ap.parse_args(argv)
     args.sweep = [int(x) for x in args.sweep.split(",") if x]
