@@ -26,6 +26,7 @@ EXPECTED = [
     "02_triplet_loss_and_one_shot_learning.ipynb",
     "03_siamese_binary_classification.ipynb",
     "04_neural_style_transfer.ipynb",
+    "05_door_camera.ipynb",
 ]
 # Wall-clock limit per notebook in FAST mode, kernel start included (CI machine: 2 shared cores).
 NOTEBOOK_LIMIT_S = 240
@@ -64,7 +65,7 @@ def kernel_env(tmp_path_factory):
         yield env
 
 
-def test_all_four_notebooks_are_there_with_stored_figures():
+def test_all_five_notebooks_are_there_with_stored_figures():
     assert [p.name for p in NOTEBOOKS] == EXPECTED
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
