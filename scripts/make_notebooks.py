@@ -1420,9 +1420,11 @@ for tid in sorted(tracks):
 Reading it: Lin-Manuel Miranda's tracks (the small face at the top right of the first shot, then
 his song) sit below the threshold for him and above it for Alex. The pianist's close-up (the
 track that starts at 0.67 s) lies just under the threshold for Alex (about 0.57-0.59 at full
-settings): weak evidence, and `watch` never votes on it, because the face is cut by the frame's edge and turned
-(its frames never reach the quality a vote needs), so it stays *pending*: no name is better than a
-guess. The audience is farther than the threshold from both: strangers, "not recognised".
+settings): weak evidence, and `watch` never votes on it: the face is turned away (its frontality,
+from the five landmarks, is 0 on every key frame, so no frame is worth a vote) and it stays
+*pending*: no name is better than a guess. The other small face of the first shot (track 1, about 24 px wide) is nearer to Alex than
+to him, but at that size nothing is sure and `watch` answers "not recognised". The audience is
+farther than the threshold from both: strangers, "not recognised".
 
 ## Liveness: is it a live face?
 
@@ -1459,7 +1461,8 @@ for reason in live.reasons:
 
 The attack the lecture names. The helper below makes the clip an attacker would show: the enrolled
 portrait as a print about 16 cm wide, held 45 cm from the camera by a hand that tilts and turns it
-(up to about 20 degrees), seen in perspective over a plain wall. (The test suite's generator,
+(up to about 20 degrees), seen in perspective over a plain wall. The print is the very photo that was enrolled: the
+attacker's best case for the face match. (The test suite's generator,
 `tests/live_spoofs.py`, adds bent prints, blur and JPEG noise; the idea is the same.) Its face is
 Lin-Manuel Miranda's own, so it matches; only liveness can tell.
 """),
