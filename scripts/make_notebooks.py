@@ -1400,12 +1400,12 @@ for r, faces in zip(sampled, found):
         rows.append((r.time, track, np.linalg.norm(enrolled - face.embedding, axis=1)))
 
 fig, axes = plt.subplots(1, len(names), figsize=(13, 3.8), sharey=True)
-cmap = plt.cm.tab10
+cmap = plt.cm.tab20          # one colour per track
 for ax, (k, name) in zip(axes, enumerate(names)):
     for tid in sorted(tracks):
         pts = np.array([(t, d[k]) for t, tr, d in rows if tr == tid]).reshape(-1, 2)
         if len(pts):
-            ax.plot(*pts.T, "o-", ms=3, color=cmap(tid % 10), label=f"track {tid}")
+            ax.plot(*pts.T, "o-", ms=3, color=cmap(tid % 20), label=f"track {tid}")
     ax.axhline(tau, color="k", ls="--", lw=1, label=f"threshold {tau}")
     ax.set_title(f"distance to the enrolled {name}"); ax.set_xlabel("time in the clip (s)")
 axes[0].set_ylabel("distance"); axes[-1].legend(fontsize=7, ncol=2, loc="lower right")
@@ -1425,7 +1425,8 @@ settings): weak evidence, and `watch` never votes on it: the face is turned away
 from the five landmarks, is 0 on every key frame, so no frame is worth a vote) and it stays
 *pending*: no name is better than a guess. The other small face of the first shot (track 1, about 24 px wide) is nearer to Alex than
 to him, but at that size nothing is sure and `watch` answers "not recognised". The audience is
-farther than the threshold from both: strangers, "not recognised".
+farther than the threshold from both: strangers; `watch` answers "not recognised" for the tracks it
+votes on and leaves the others (faces too turned or small to be worth a vote) pending.
 
 ## Liveness: is it a live face?
 
@@ -1543,7 +1544,7 @@ axes[0].legend(fontsize=8); axes[0].set_title("parallax: one plane or not?", fon
 axes[1].plot(m_live.times, m_live.yaw, label="live: his song")
 axes[1].plot(m_spoof.times + m_live.times[0], m_spoof.yaw, label="held-up photo (same start)")
 axes[1].set_xlabel("time in the clip (s)"); axes[1].set_ylabel("head yaw (degrees)")
-axes[1].legend(fontsize=8); axes[1].set_title("a print turns too, but as a plane", fontsize=10)
+axes[1].legend(fontsize=8); axes[1].set_title("head yaw fitted to the 68 landmarks", fontsize=10)
 labels = ["his song"] + [f"photo, seed {s}" for s in [0, *more_seeds]]
 values = [live.cues["parallax"], *attack_scores]
 axes[2].barh(labels, values, color=["tab:green"] + ["tab:red"] * len(attack_scores))
@@ -1619,7 +1620,8 @@ head turning. That is what the active challenge is for: the door draws a random 
 (turn left, turn right, blink) *after* the camera opens, each to be done inside its time window. A
 recording made earlier follows them only by luck. The clip itself plays the recording here: against
 prompts that happen to match what he did (turn right at 3.2-4.4 s, left at 4.6-5.6 s, right at
-5.8-7.0 s) it passes; against random prompts it fails.
+5.8-7.0 s) it passes; against random prompts it fails, except when the draw happens to match what
+the recording shows (the count below).
 """),
         code(r"""
 from facenet_keras.live.liveness import Prompt, assess
@@ -1671,7 +1673,7 @@ ax.set_title("door camera: tracks (green: household, orange: not recognised, gre
 for tid in order:
     pts = np.array([(t, d.min()) for t, tr, d in rows if tr == tid]).reshape(-1, 2)
     if len(pts):
-        bx.plot(*pts.T, "o-", ms=3, color=cmap(tid % 10))
+        bx.plot(*pts.T, "o-", ms=3, color=cmap(tid % 20))
 bx.axhline(tau, color="k", ls="--", lw=1)
 bx.set_ylabel("nearest enrolled\ndistance"); bx.set_xlabel("time in the clip (s)")
 ax.set_xlim(0, duration + 3.0)
