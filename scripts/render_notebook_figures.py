@@ -10,6 +10,7 @@ the data it is allowed to use:
 * 02: scikit-learn's digits only;
 * 03: the figure is a reliability diagram (numbers only, no photo);
 * 04: runs with ``FACENET_KERAS_NO_SHARED_DATA=1``: scikit-image's public-domain images only.
+* 05: the figure is the door camera's timeline (numbers only; the clip's frames are never drawn in it).
 
 Usage: ``python scripts/render_notebook_figures.py [--only 02 04] [--executed-dir DIR] [--fast]``
 (``--executed-dir`` keeps the executed notebooks, with outputs, for inspection; never commit them).

