@@ -311,12 +311,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
     @app.get(
         "/readyz",
         tags=["probes"],
-        summary="the models are loaded (503 until then)",
+        summary="the models are loaded (503 until then); 'liveness': its landmark model too",
         responses={503: ERROR_RESPONSES[503]},
     )
     def readyz() -> dict:
         e = engine()
-        return {"ready": True, "people": len(e.gallery)}
+        liveness = e.liveness_ready.is_set() and not e.liveness_failure
+        return {"ready": True, "people": len(e.gallery), "liveness": liveness}
 
     @app.get(
         "/metrics",
@@ -430,19 +431,55 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             ) from None
         return liveness
 
-    def frames_of(clip: UploadFile | None, frames: list[UploadFile] | None, fps: float):
-        """(T, H, W, 3) uint8 frames and their times (s) from a video clip or from still frames."""
+    def frames_of(clip: UploadFile | None, frames: list[UploadFile] | None, fps: float, times: str | None):
+        """(T, H, W, 3) uint8 frames and their times (s) from a video clip or from still frames (times:
+        the frames' own, comma-separated, from the start of the recording; default i / fps)."""
         limit = settings.max_frames
         if (clip is None) == (not frames):
             raise ServiceError(422, "invalid_request", "send either a video 'clip' or several 'frames', not both")
-        if frames:
-            if len(frames) > limit:
-                raise ServiceError(413, "too_large", f"{len(frames)} frames is more than the limit of {limit}")
-            images = [photo_of(f, f"frame {i + 1}") for i, f in enumerate(frames)]
-            if len({im.shape for im in images}) != 1:
-                raise ServiceError(422, "bad_image", "the frames must all have the same size")
-            return np.stack(images), np.arange(len(images)) / float(fps)
-        return decode_clip(clip.file.read(), limit, settings.max_pixels)
+        if clip is not None:
+            if times is not None:
+                raise ServiceError(422, "invalid_request", "'times' goes with 'frames'; a clip carries its own")
+            return decode_clip(clip.file.read(), limit, settings.max_pixels)
+        if len(frames) > limit:
+            raise ServiceError(413, "too_large", f"{len(frames)} frames is more than the limit of {limit}")
+        images = [photo_of(f, f"frame {i + 1}") for i, f in enumerate(frames)]
+        if len({im.shape for im in images}) != 1:
+            raise ServiceError(422, "bad_image", "the frames must all have the same size")
+        return np.stack(images), frame_times(times, len(images), fps)
+
+    def detector():
+        from facenet_keras.faces.detection import shared_detector
+
+        e = engine()
+        if not e.liveness_ready.is_set():
+            raise ServiceError(503, "not_ready", "the liveness landmark model is still loading", {"Retry-After": "5"})
+        if e.liveness_failure:
+            raise ServiceError(501, "not_available", f"liveness is not available here: {e.liveness_failure}")
+        return shared_detector(min_face_size=40)  # what the liveness thresholds were calibrated with
+
+    def check(video, times, challenge, identity: str | None, threshold: float | None) -> dict:
+        """The liveness verdict, and with ``identity`` the 1:1 match on the same frames (a match counts
+        only from a live face), through the worker's shared encoder."""
+        e = engine()
+        if identity is None:
+            return liveness_module().check_liveness(video, challenge, times=times, detector=detector()).to_dict()
+        from facenet_keras.live.verify import verify_frames
+
+        result = verify_frames(
+            video,
+            times,
+            known_person(identity),
+            e.gallery,
+            threshold,
+            challenge=challenge,
+            detector=detector(),
+            encode=e.encode,
+            source="the frames",
+        )
+        out = result.liveness.to_dict()
+        out["verification"] = {k: v for k, v in result.to_dict().items() if k != "liveness"}
+        return out
 
     @app.get(
         "/v1/liveness/challenge",
@@ -451,8 +488,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         summary="a random challenge (prompts with time windows) and its signed, expiring token",
     )
     def new_challenge(key: ApiKey = read):
-        lv = liveness_module()
-        challenge = lv.Challenge.random()
+        challenge = liveness_module().Challenge.random()
         token = sign_token({"challenge": challenge.to_dict(), "kid": key.id}, svc["secret"], settings.challenge_ttl_s)
         return {"token": token, "challenge": challenge.to_dict(), "expires_in": settings.challenge_ttl_s}
 
@@ -460,13 +496,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         "/v1/liveness/challenge",
         tags=["liveness"],
         response_model=LivenessOut,
-        summary="check a clip recorded while the challenge's prompts were shown",
+        summary="check frames recorded while the challenge's prompts were shown (and, with 'identity', "
+        "verify the person on them: a match only from a live face)",
     )
     def answer_challenge(
         token: str = Form(..., max_length=4096),
         clip: UploadFile | None = File(None),
         frames: list[UploadFile] | None = File(None),
         fps: float = Form(10.0, gt=0, le=120),
+        times: str | None = Form(None, max_length=8192),
+        identity: str | None = Form(None, min_length=1, max_length=200),
+        threshold: float | None = Form(None, gt=0, le=10),
         key: ApiKey = read,
     ):
         lv = liveness_module()
@@ -476,29 +516,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             raise ServiceError(422, "bad_token", str(exc)) from None
         if body.get("kid") != key.id:
             raise ServiceError(403, "forbidden", "this challenge was issued to another API key")
-        challenge = lv.Challenge(
-            tuple(lv.Prompt(p["action"], p["start"], p["end"]) for p in body["challenge"]["prompts"])
-        )
-        video, times = frames_of(clip, frames, fps)
-        engine()
-        return lv.check_liveness(video, challenge, times=times).to_dict()
+        try:
+            challenge = lv.Challenge(
+                tuple(lv.Prompt(p["action"], float(p["start"]), float(p["end"])) for p in body["challenge"]["prompts"])
+            )
+        except (KeyError, TypeError, ValueError) as exc:  # signed by us, so only a bug or an old format
+            raise ServiceError(422, "bad_token", f"the challenge in the token is not readable ({exc})") from None
+        video, stamps = frames_of(clip, frames, fps, times)
+        return check(video, stamps, challenge, identity, threshold)
 
     @app.post(
         "/v1/liveness",
         tags=["liveness"],
         response_model=LivenessOut,
         dependencies=[read],
-        summary="passive liveness of one face in a short clip or a frame sequence",
+        summary="passive liveness of one face in a short clip or a frame sequence (and, with 'identity', "
+        "1:1 verification on the same frames)",
     )
     def liveness(
         clip: UploadFile | None = File(None),
         frames: list[UploadFile] | None = File(None),
         fps: float = Form(10.0, gt=0, le=120),
+        times: str | None = Form(None, max_length=8192),
+        identity: str | None = Form(None, min_length=1, max_length=200),
+        threshold: float | None = Form(None, gt=0, le=10),
     ):
-        lv = liveness_module()
-        video, times = frames_of(clip, frames, fps)
-        engine()
-        return lv.check_liveness(video, None, times=times).to_dict()
+        liveness_module()
+        video, stamps = frames_of(clip, frames, fps, times)
+        return check(video, stamps, None, identity, threshold)
 
     # ------------------------------------------------------------------ gallery
     @app.get(
@@ -749,6 +794,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         return FileResponse(path, media_type="image/png")
 
     return app
+
+
+def frame_times(text: str | None, n: int, fps: float) -> np.ndarray:
+    """``n`` frame times (s) from a comma-separated list (non-decreasing, >= 0), or i / fps without one."""
+    if text is None:
+        return np.arange(n) / float(fps)
+    try:
+        t = np.array([float(x) for x in text.split(",")], np.float64)
+    except ValueError:
+        raise ServiceError(422, "invalid_request", "'times' must be comma-separated seconds, one per frame") from None
+    if len(t) != n:
+        raise ServiceError(422, "invalid_request", f"{len(t)} times for {n} frames: give one per frame")
+    if not np.all(np.isfinite(t)) or t[0] < 0 or np.any(np.diff(t) < 0):
+        raise ServiceError(422, "invalid_request", "'times' must be finite, >= 0 and in order")
+    return t
 
 
 def decode_clip(data: bytes, max_frames: int, max_pixels: int):

@@ -19,6 +19,7 @@ __all__ = [
     "RenameIn",
     "RemovedOut",
     "LivenessOut",
+    "ClipVerificationOut",
     "ChallengeOut",
     "JobOut",
     "StylesOut",
@@ -106,11 +107,20 @@ class RemovedOut(BaseModel):
     photos: int
 
 
+class ClipVerificationOut(BaseModel):
+    match: bool = Field(description="the same person AND live: the one answer a door should act on")
+    identity: str
+    distance: float = Field(description="median over a few of the frames")
+    threshold: float
+    distance_match: bool = Field(description="the faces match, whether or not the face was live")
+
+
 class LivenessOut(BaseModel):
     live: bool
     score: float
-    reasons: list[str]
+    reasons: list[str] = Field(description="one plain line per finding, failures first")
     cues: dict = Field(default_factory=dict)
+    verification: ClipVerificationOut | None = Field(None, description="only when an 'identity' was given")
 
 
 class ChallengeOut(BaseModel):
