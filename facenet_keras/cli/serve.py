@@ -159,6 +159,13 @@ def cmd_serve(args) -> int:
         uvicorn.run(create_app(settings), **common)
     else:
         os.environ[SETTINGS_ENV] = settings.to_env()
+        import inspect
+
+        # uvicorn's supervisor kills a worker that does not answer its ping in 5 s; a worker importing
+        # TensorFlow and tracing the models holds the GIL longer than that on a busy machine, and was
+        # killed and restarted over and over: give it a minute.
+        if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+            common["timeout_worker_healthcheck"] = 60
         uvicorn.run("facenet_keras.service.app:create_app_from_env", factory=True, workers=args.workers, **common)
     return EXIT_OK
 

@@ -155,11 +155,12 @@ def test_two_workers_share_one_postgresql_gallery(pg, tmp_path, shared_data):
     frames, _ = clip_frames(shared_data / "video" / "short_hamilton_clip.mp4", 5.0, 5.1)
     frame = png_bytes(frames[0])
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as c:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120, headers={"Connection": "close"}) as c:
 
             def answers(method: str, path: str, n: int, **kw) -> list[httpx.Response]:
                 try:
                     with ThreadPoolExecutor(4) as pool:
+                        # a new connection each (a kept-alive one stays with the worker that accepted it)
                         return list(pool.map(lambda _: c.request(method, path, **kw), range(n)))
                 except httpx.TransportError:  # not listening yet
                     return []
