@@ -144,6 +144,9 @@ def test_two_workers_share_one_postgresql_gallery(pg, tmp_path, shared_data):
     for scope in ("read", "write"):
         out = subprocess.run(cli + ["keys", "create", "--scope", scope, "--json"], env=env, capture_output=True)
         made[scope] = json.loads(out.stdout)["key"]
+    from facenet_keras.faces.landmarks import load_shape_predictor_68
+
+    load_shape_predictor_68()  # into the session's cache once, rather than by both workers at once
     port = free_port()
     log = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen(
@@ -166,8 +169,13 @@ def test_two_workers_share_one_postgresql_gallery(pg, tmp_path, shared_data):
                     return []
 
             ready, t0 = set(), time.monotonic()
-            while len(ready) < 2 and time.monotonic() - t0 < 300:  # both workers loaded their models
-                ready |= {r.headers["x-worker"] for r in answers("GET", "/readyz", 8) if r.status_code == 200}
+            while len(ready) < 2 and time.monotonic() - t0 < 600:  # both workers loaded their models
+                # (liveness's landmark model too: its first conversion holds a worker's GIL for minutes)
+                ready |= {
+                    r.headers["x-worker"]
+                    for r in answers("GET", "/readyz", 8)
+                    if r.status_code == 200 and r.json()["liveness"]
+                }
                 time.sleep(0.5)
             assert len(ready) == 2, (ready, (tmp_path / "server.log").read_text()[-2000:])
             r = c.post(
