@@ -86,9 +86,12 @@ def wait_liveness(get, timeout: float = 600) -> None:
     busy machine with an empty cache)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        r = get("/readyz")
-        if r.status_code == 200 and r.json().get("liveness"):
-            return
+        try:
+            r = get("/readyz")
+            if r.status_code == 200 and r.json().get("liveness"):
+                return
+        except Exception:  # a kept-alive connection the busy server closed meanwhile: ask again
+            pass
         time.sleep(1.0)
     raise AssertionError(f"the liveness model was not loaded after {timeout} s")
 
