@@ -54,7 +54,7 @@ def verify_clip(
     the median distance over a few frames spread through the clip. Raises KeyError for an identity
     not enrolled and :class:`~facenet_keras.detection.NoFaceError` when no frame shows a face.
     """
-    enrolled, _ = gallery.embeddings(identity)  # KeyError naming who is enrolled: before reading the clip
+    gallery.embeddings(identity)  # KeyError naming who is enrolled, before reading the clip
     frames, times, _ = read_frames(clip, max_seconds=max_seconds)
     return verify_frames(frames, times, identity, gallery, threshold, challenge=challenge, model=model, source=clip)
 
