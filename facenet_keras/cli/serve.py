@@ -59,7 +59,10 @@ def register(sub) -> None:
     )
     p.add_argument("--styles", metavar="FOLDER", help="style images offered as built-in styles")
     p.add_argument(
-        "--style-model", metavar="DIR", help="Magenta arbitrary-stylisation SavedModel folder (enables method=fast)"
+        "--style-model",
+        metavar="DIR",
+        help="your own TF-Hub-signature stylisation SavedModel for method=fast (default: Magenta's networks, "
+        "offline, with 26 built-in presets)",
     )
     p.add_argument(
         "--library",
@@ -164,6 +167,13 @@ def cmd_serve(args) -> int:
         uvicorn.run(create_app(settings), **common)
     else:
         os.environ[SETTINGS_ENV] = settings.to_env()
+        import inspect
+
+        # uvicorn's supervisor kills a worker that does not answer its ping in 5 s; a worker importing
+        # TensorFlow and tracing the models holds the GIL longer than that on a busy machine, and was
+        # killed and restarted over and over: give it a minute.
+        if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+            common["timeout_worker_healthcheck"] = 60
         uvicorn.run("facenet_keras.service.app:create_app_from_env", factory=True, workers=args.workers, **common)
     return EXIT_OK
 

@@ -67,8 +67,10 @@ BLINK_MAX_SECONDS = 0.5
 TURN_DEGREES = 15.0
 #: the shortest stretch of one face the cues are computed on.
 MIN_SECONDS = 1.5
-#: frames on which detection runs (landmarks run on every frame, from interpolated boxes between).
-_DETECT_EVERY = 3
+#: how often detection runs, in seconds of the clip (landmarks run on every frame, from boxes
+#: interpolated between): every 3rd frame at 30 fps, as calibrated; every frame at 10 fps, where
+#: a head turning moves the box too far between every 3rd frame to be linked by overlap.
+_DETECT_SECONDS = 0.1
 PROMPTS = ("turn_left", "turn_right", "blink")
 
 # 68-point indices (iBUG layout)
@@ -361,7 +363,7 @@ def measure_face(frames, times=None, *, fps: float = 30.0, detector=None, predic
     """The main face's 68 landmarks on every frame of a short clip.
 
     frames: (T, H, W, 3) uint8 or a sequence of such arrays; times: (T,) seconds (default i / fps).
-    Detection (MTCNN) runs every few frames and follows one face (the largest, then the one
+    Detection (MTCNN) runs every 0.1 s of the clip and follows one face (the largest, then the one
     overlapping it; when it is lost, the largest face again starts a new stretch); only the longest
     continuous stretch of one face is kept, so a cut to another shot or person never joins it.
     Boxes are interpolated between detections; the 68-point model runs on every frame of the stretch.
@@ -380,7 +382,9 @@ def measure_face(frames, times=None, *, fps: float = 30.0, detector=None, predic
         raise ValueError(f"got {n} frames but {len(times)} time stamps")
     detector = detector or FaceDetector(min_face_size=40)
     predictor = predictor or load_shape_predictor_68()
-    keys = sorted(set(range(0, n, _DETECT_EVERY)) | {n - 1})
+    dt = np.diff(times)
+    every = max(1, int(round(_DETECT_SECONDS / float(np.median(dt))))) if n > 1 and np.median(dt) > 0 else 1
+    keys = sorted(set(range(0, n, every)) | {n - 1})
     rects = np.full((n, 4), np.nan)
     segment = np.full(n, -1)  # which continuous stretch of one face each detection belongs to
     box, current, misses = None, -1, 0
@@ -413,7 +417,7 @@ def measure_face(frames, times=None, *, fps: float = 30.0, detector=None, predic
         return FaceMeasurements(times, points)
     # interpolate the box between detections no more than two detection steps apart
     for a, b in itertools.pairwise(found):
-        if b - a <= 2 * _DETECT_EVERY:
+        if b - a <= 2 * every:
             w = ((np.arange(a + 1, b) - a) / (b - a))[:, None]
             rects[a + 1 : b] = (1 - w) * rects[a] + w * rects[b]
     for t in np.flatnonzero(np.isfinite(rects[:, 0])):

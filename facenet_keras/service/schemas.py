@@ -19,6 +19,7 @@ __all__ = [
     "RenameIn",
     "RemovedOut",
     "LivenessOut",
+    "ClipVerificationOut",
     "ChallengeOut",
     "JobOut",
     "StylesOut",
@@ -106,11 +107,20 @@ class RemovedOut(BaseModel):
     photos: int
 
 
+class ClipVerificationOut(BaseModel):
+    match: bool = Field(description="the same person AND live: the one answer a door should act on")
+    identity: str
+    distance: float = Field(description="median over a few of the frames")
+    threshold: float
+    distance_match: bool = Field(description="the faces match, whether or not the face was live")
+
+
 class LivenessOut(BaseModel):
     live: bool
     score: float
-    reasons: list[str]
+    reasons: list[str] = Field(description="one plain line per finding, failures first")
     cues: dict = Field(default_factory=dict)
+    verification: ClipVerificationOut | None = Field(None, description="only when an 'identity' was given")
 
 
 class ChallengeOut(BaseModel):
@@ -131,3 +141,4 @@ class JobOut(BaseModel):
 class StylesOut(BaseModel):
     styles: list[str]
     methods: list[str]
+    presets: int = Field(0, description="built-in fast styles, 'preset' 0..presets-1 with method 'fast'")

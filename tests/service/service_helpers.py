@@ -21,6 +21,24 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def jpeg_bytes(image: np.ndarray, quality: int = 85) -> bytes:
+    """What the page sends: a camera frame as a JPEG."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def spoof_frames(shared_data: Path, seed: int, seconds: float, detector=None) -> tuple[np.ndarray, np.ndarray]:
+    """A hand-held print of Lin-Manuel Miranda's portrait (tests/live_spoofs.py), 640x360 at 30 fps:
+    frames and times (s)."""
+    import live_spoofs
+
+    photo = live_spoofs.load_photo(shared_data / "video" / "lin-manuel-miranda.png", detector)
+    return live_spoofs.photo_attack(photo, seed, seconds, bend=0.0)
+
+
 def clip_frames(
     path: Path, start: float, end: float, every: int = 1, width: int | None = None
 ) -> tuple[list[np.ndarray], float]:
@@ -61,6 +79,21 @@ def wait_ready(get, timeout: float = READY_TIMEOUT_S) -> None:
             pass
         time.sleep(0.5)
     raise AssertionError(f"the service was not ready after {timeout} s")
+
+
+def wait_liveness(get, timeout: float = 600) -> None:
+    """Until /readyz says the liveness landmark model is loaded (converted on first use: minutes on a
+    busy machine with an empty cache)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            r = get("/readyz")
+            if r.status_code == 200 and r.json().get("liveness"):
+                return
+        except Exception:  # a kept-alive connection the busy server closed meanwhile: ask again
+            pass
+        time.sleep(1.0)
+    raise AssertionError(f"the liveness model was not loaded after {timeout} s")
 
 
 def free_port() -> int:

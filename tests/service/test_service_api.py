@@ -243,6 +243,37 @@ def test_stylize_runs_as_a_job(client, keys, shared_data):
     assert client.get("/v1/jobs/" + "0" * 32, headers=auth(keys["read"])).status_code == 404
 
 
+def test_fast_style_with_no_model_given(client, keys, shared_data):
+    """method 'fast' works out of the box: Magenta's networks, offline, one of the 26 built-in presets."""
+    import time
+
+    from PIL import Image
+
+    styles = client.get("/v1/styles", headers=auth(keys["read"])).json()
+    assert "fast" in styles["methods"] and styles["presets"] == 26
+    content = (shared_data / "style" / "content" / "chelsea_cat.png").read_bytes()
+    r = client.post(
+        "/v1/stylize",
+        data={"method": "fast", "preset": "7", "size": "64"},
+        files={"content": ("c.png", content)},
+        headers=auth(keys["write"]),
+    )
+    assert r.status_code == 202, r.text
+    job, t0 = r.json(), time.monotonic()
+    while job["status"] in ("queued", "running") and time.monotonic() - t0 < 300:
+        time.sleep(0.5)
+        job = client.get(f"/v1/jobs/{job['id']}", headers=auth(keys["read"])).json()
+    assert job["status"] == "done", job
+    out = np.asarray(Image.open(io.BytesIO(client.get(job["result"], headers=auth(keys["read"])).content)))
+    photo = Image.open(io.BytesIO(content)).convert("RGB")
+    photo.thumbnail((64, 64))
+    assert out.shape == np.asarray(photo).shape  # 64 px on the long side
+    assert np.abs(out.astype(float) - np.asarray(photo, float)).mean() > 20  # restyled, not the photo back
+    for data in ({"method": "optimize", "preset": "7"}, {"method": "fast", "preset": "26"}):
+        r = client.post("/v1/stylize", data=data, files={"content": ("c.png", content)}, headers=auth(keys["write"]))
+        assert r.status_code == 422 and r.json()["error"]["code"] in ("invalid_request", "validation_error"), r.text
+
+
 def test_the_page_is_served(client):
     r = client.get("/")
     assert r.status_code == 200 and "<video" in r.text and "default-src 'self'" in r.headers["content-security-policy"]

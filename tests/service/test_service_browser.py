@@ -1,6 +1,7 @@
 """The web page in a real browser: Debian's Chromium driven by Playwright, its camera a fake device
-playing a few seconds of the Hamilton clip (made here, at test time, as a .y4m file). Screenshots of
-each page go to the test artefacts folder (never committed: real people's faces)."""
+playing a few seconds of the Hamilton clip, or a print of the performer's portrait moved by hand
+(tests/live_spoofs.py), each made here, at test time, as a .y4m file. Screenshots of each page go to
+the test artefacts folder (never committed: real people's faces)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import shutil
 
 import pytest
-from service_helpers import LIN_SECONDS, clip_frames, index_faces, write_y4m
+from service_helpers import LIN_SECONDS, clip_frames, index_faces, spoof_frames, wait_liveness, write_y4m
 
 CHROMIUM = os.environ.get("FACENET_KERAS_CHROMIUM", "/usr/bin/chromium")
 LIN = "Lin-Manuel Miranda"
@@ -28,24 +29,39 @@ def camera_clip(shared_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(camera_clip):
-    if os.environ.get("CI") is None and not CHROMIUM:
-        pytest.skip("no chromium")
+def spoof_clip(shared_data, detector, tmp_path_factory):
+    """A print of his portrait waved in front of the camera: 2 s at 15 fps, played in a loop (~10 MB)."""
+    frames, _ = spoof_frames(shared_data, seed=7, seconds=2.0, detector=detector)
+    return write_y4m(list(frames[::2]), 15, tmp_path_factory.mktemp("camera") / "spoof.y4m")
+
+
+@pytest.fixture(scope="module")
+def playwright():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera_clip}",
-                "--no-sandbox",
-            ],
-        )
-        yield b
-        b.close()
+        yield p
+
+
+def launch(playwright, clip):
+    """Headless Chromium whose camera plays ``clip`` (a .y4m) in a loop."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={clip}",
+            "--no-sandbox",
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, camera_clip):
+    b = launch(playwright, camera_clip)
+    yield b
+    b.close()
 
 
 def open_page(browser, base, key, **context):
@@ -111,7 +127,11 @@ def test_enrol_from_upload_then_his_name_over_the_live_video(browser, live_serve
     assert "Amy" not in log.read_text() and "bbt_amy" not in log.read_text()
 
 
-def test_verify_tab_and_a_phone_screen(browser, live_server, shared_data, artefacts):
+def test_a_photo_held_up_to_the_camera_is_refused_on_a_phone_screen(
+    playwright, spoof_clip, live_server, shared_data, artefacts
+):
+    """The Verify tab's liveness challenge with a print of the enrolled man's portrait as the camera:
+    the page ends in a visible refusal that says liveness failed."""
     import httpx
 
     base, keys, _ = live_server
@@ -123,21 +143,24 @@ def test_verify_tab_and_a_phone_screen(browser, live_server, shared_data, artefa
         headers={"Authorization": f"Bearer {keys['write']}"},
     )
     assert r.status_code in (201, 409), r.text  # 409: the other test enrolled him already
-    page = open_page(
-        browser, base, keys["read"], viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2
-    )
-    page.click("#camera-start")
-    page.wait_for_selector("#camera-state:has-text('camera on')", timeout=60_000)
-    assert page.evaluate("() => document.querySelector('#video').videoWidth") > 0
-    # nothing wider than the phone: no sideways scrolling
-    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
-    page.click("#tabs button[data-tab=verify]")
-    page.wait_for_selector("#verify-name option", state="attached", timeout=60_000)
-    page.click("#verify-form button[type=submit]")
-    if importlib.util.find_spec("facenet_keras.live") is None:
-        # liveness (issue 14) is not in this installation: the page says so instead of failing silently
-        page.wait_for_selector("#verify-result.error:has-text('liveness')", timeout=60_000)
-    else:
-        page.wait_for_selector("#verify-result:not(:empty)", timeout=120_000)
-    page.screenshot(path=str(artefacts / "page-verify-phone.png"), full_page=True)
-    page.context.close()
+    with httpx.Client(base_url=base, timeout=30) as c:
+        wait_liveness(c.get)
+    b = launch(playwright, spoof_clip)
+    try:
+        page = open_page(
+            b, base, keys["read"], viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2
+        )
+        page.click("#camera-start")
+        page.wait_for_selector("#camera-state:has-text('camera on')", timeout=60_000)
+        assert page.evaluate("() => document.querySelector('#video').videoWidth") > 0
+        # nothing wider than the phone: no sideways scrolling
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        page.click("#tabs button[data-tab=verify]")
+        page.wait_for_selector(f"#verify-name option[value='{LIN}']", state="attached", timeout=60_000)
+        page.click("#verify-form button[type=submit]")
+        page.wait_for_selector("#prompt:not([hidden])", timeout=30_000)  # the prompts are shown
+        result = page.wait_for_selector("#verify-result.error:has-text('Refused')", timeout=180_000)
+        page.screenshot(path=str(artefacts / "page-verify-spoof-phone.png"), full_page=True)
+        assert "liveness check failed" in result.text_content() and "Welcome" not in result.text_content()
+    finally:
+        b.close()

@@ -121,3 +121,81 @@ def test_serve_speaks_tls_and_refuses_bad_options(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_two_workers_share_one_postgresql_gallery(pg, tmp_path, shared_data):
+    """``serve --workers 2 --gallery postgresql://...``: a person enrolled through one worker is
+    recognised by both (each answer names the worker's pid in X-Worker)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import psycopg
+    from service_helpers import free_port
+
+    with psycopg.connect(pg.url_for("postgres", pg.info["password"], "postgres"), autocommit=True) as c:
+        c.execute("CREATE DATABASE served OWNER facenet TEMPLATE template1")
+    url = pg.url_for("facenet", pg.info["password"], "served")
+    env = dict(os.environ, PYTHONPATH=str(REPO), XDG_DATA_HOME=str(tmp_path / "data"), TF_CPP_MIN_LOG_LEVEL="2")
+    cli = [sys.executable, "-m", "facenet_keras.cli"]
+    made = {}
+    for scope in ("read", "write"):
+        out = subprocess.run(cli + ["keys", "create", "--scope", scope, "--json"], env=env, capture_output=True)
+        made[scope] = json.loads(out.stdout)["key"]
+    from facenet_keras.faces.landmarks import load_shape_predictor_68
+
+    load_shape_predictor_68()  # into the session's cache once, rather than by both workers at once
+    port = free_port()
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen(
+        cli + ["serve", "--workers", "2", "--port", str(port), "--gallery", url],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    frames, _ = clip_frames(shared_data / "video" / "short_hamilton_clip.mp4", 5.0, 5.1)
+    frame = png_bytes(frames[0])
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120, headers={"Connection": "close"}) as c:
+
+            def answers(method: str, path: str, n: int, **kw) -> list[httpx.Response]:
+                try:
+                    with ThreadPoolExecutor(4) as pool:
+                        # a new connection each (a kept-alive one stays with the worker that accepted it)
+                        return list(pool.map(lambda _: c.request(method, path, **kw), range(n)))
+                except httpx.TransportError:  # not listening yet
+                    return []
+
+            ready, t0 = set(), time.monotonic()
+            while len(ready) < 2 and time.monotonic() - t0 < 600:  # both workers loaded their models
+                # (liveness's landmark model too: its first conversion holds a worker's GIL for minutes)
+                ready |= {
+                    r.headers["x-worker"]
+                    for r in answers("GET", "/readyz", 8)
+                    if r.status_code == 200 and r.json()["liveness"]
+                }
+                time.sleep(0.5)
+            assert len(ready) == 2, (ready, (tmp_path / "server.log").read_text()[-2000:])
+            r = c.post(
+                "/v1/people",
+                data={"name": LIN},
+                files=[("photos", ("p.png", (shared_data / "video" / "lin-manuel-miranda.png").read_bytes()))],
+                headers=auth(made["write"]),
+            )
+            assert r.status_code == 201, r.text
+            seen: dict[str, set] = {}
+            for _ in range(5):
+                for a in answers(
+                    "POST", "/v1/recognize", 8, files={"photo": ("f.png", frame)}, headers=auth(made["read"])
+                ):
+                    assert a.status_code == 200, a.text
+                    seen.setdefault(a.headers["x-worker"], set()).add(a.json()["faces"][0]["identity"])
+                if len(seen) == 2:
+                    break
+        assert seen.keys() == ready and all(names == {LIN} for names in seen.values()), seen
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()

@@ -169,29 +169,27 @@ $("#verify-form").addEventListener("submit", async (ev) => {
   try { ch = await api("GET", "/v1/liveness/challenge"); } catch (e) { return say(out, e.message, false); }
   const prompts = ch.challenge.prompts, fps = 10;
   const end = Math.max(...prompts.map((p) => p.end)) + 0.3;
-  const frames = [], t0 = performance.now(), prompt = $("#prompt");
+  const frames = [], times = [], t0 = performance.now(), prompt = $("#prompt");
   prompt.hidden = false;
   while ((performance.now() - t0) / 1000 < end) {
     const t = (performance.now() - t0) / 1000;
     const now = prompts.find((p) => t >= p.start && t < p.end);
     prompt.textContent = now ? PROMPTS[now.action] || now.action : "Look at the camera";
     const shot = await grab(480);
-    if (shot) frames.push(shot.blob);
-    await sleep(Math.max(0, frames.length * 1000 / fps - (performance.now() - t0)));
+    if (shot) { frames.push(shot.blob); times.push(t.toFixed(3)); }  // t: when the frame was drawn
+    await sleep(Math.max(shot ? 0 : 100, frames.length * 1000 / fps - (performance.now() - t0)));
   }
   prompt.hidden = true;
   say(out, "checking...", true);
   try {
+    // one request: the server checks the prompts and matches the face on the same frames
     const form = new FormData();
-    form.append("token", ch.token); form.append("fps", String(fps));
+    form.append("token", ch.token); form.append("identity", name); form.append("times", times.join(","));
     frames.forEach((b, i) => form.append("frames", b, `frame-${i}.jpg`));
-    const live = await api("POST", "/v1/liveness/challenge", form);
-    if (!live.live) return say(out, "liveness check failed: " + live.reasons.join("; "), false);
-    const vf = new FormData();
-    vf.append("photo", frames[Math.floor(frames.length / 2)], "frame.jpg"); vf.append("identity", name);
-    const v = await api("POST", "/v1/verify", vf);
+    const r = await api("POST", "/v1/liveness/challenge", form), v = r.verification;
+    if (!r.live) return say(out, "Refused: liveness check failed: " + r.reasons.join("; "), false);
     say(out, v.match ? `Welcome, ${name} (distance ${v.distance.toFixed(3)})` :
-      `Not ${name} (distance ${v.distance.toFixed(3)} > ${v.threshold})`, v.match);
+      `Refused: not ${name} (distance ${v.distance.toFixed(3)} > ${v.threshold})`, v.match);
   } catch (e) { say(out, e.message, false); }
 });
 
@@ -229,6 +227,9 @@ async function loadStyles() {
     const sel = $("#style-name");
     sel.innerHTML = "<option value=''>(upload one)</option>";
     s.styles.forEach((n) => { const o = document.createElement("option"); o.value = o.textContent = n; sel.appendChild(o); });
+    for (let i = 0; i < (s.presets || 0); i++) {  // Magenta's built-in styles: one pass, method fast
+      const o = document.createElement("option"); o.value = "preset:" + i; o.textContent = `fast built-in style ${i + 1}`; sel.appendChild(o);
+    }
     if (s.methods.includes("fast") && !$("#style-method option[value=fast]")) {
       const o = document.createElement("option"); o.value = "fast"; o.textContent = "fast (one pass)"; $("#style-method").appendChild(o);
     }
@@ -239,10 +240,12 @@ $("#style-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const out = $("#style-result"), bar = $("#style-progress"), form = new FormData();
   form.append("content", $("#style-content").files[0]);
-  if ($("#style-name").value) form.append("style_name", $("#style-name").value);
+  const picked = $("#style-name").value, preset = picked.startsWith("preset:");
+  if (preset) form.append("preset", picked.slice(7));
+  else if (picked) form.append("style_name", picked);
   else if ($("#style-file").files[0]) form.append("style", $("#style-file").files[0]);
   else return say(out, "upload a style image or pick a built-in one", false);
-  form.append("method", $("#style-method").value);
+  form.append("method", preset ? "fast" : $("#style-method").value);
   form.append("size", $("#style-size").value); form.append("steps", $("#style-steps").value);
   try {
     let job = await api("POST", "/v1/stylize", form);
