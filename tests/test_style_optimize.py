@@ -179,3 +179,16 @@ def test_eta_model_accounts_for_scale_cost_and_start_up():
     assert eta.remaining() == pytest.approx(0.99 + 10 * 0.04, rel=1e-6)
     eta.step(1, 1.04)
     assert eta.remaining() == pytest.approx(9 * 0.04, rel=1e-6)
+
+
+def test_eta_model_counts_each_scales_set_up_and_the_final_costs():
+    # set-up (targets) of 0.2 s at 64x64: 0.8 s at 128x128, plus half that for the final costs
+    eta = EtaModel([(64 * 64, 10), (128 * 128, 10)])
+    eta.setup(0, 0.2)
+    eta.step(0, 1.0)
+    for _ in range(9):
+        eta.step(0, 0.01)
+    assert eta.remaining() == pytest.approx(0.8 + 0.99 + 10 * 0.04 + 0.4, rel=1e-6)
+    eta.setup(1, 0.8)
+    eta.step(1, 1.04)
+    assert eta.remaining() == pytest.approx(9 * 0.04 + 0.4, rel=1e-6)
