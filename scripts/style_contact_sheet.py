@@ -13,8 +13,13 @@ data's ``manifest.csv`` lists as coming from scikit-image (its photos are public
 a painting from ``style/`` (all public domain). Pairs with any other photo (``tubingen.jpg``, whose
 licence is not stated) are left out and named on stderr. The committed sheet in ``docs/images/`` is
 
+    python benchmarks/style_quality.py --size 256 --skip c --save-dir /tmp/sq
     python scripts/style_contact_sheet.py docs/images/style_contact_sheet.jpg --public-domain \
-        --size 256 --thumb 160 --fast
+        --from-dir /tmp/sq --thumb 128
+
+``--from-dir DIR`` runs nothing: it lays out the images that ``benchmarks/style_quality.py
+--save-dir DIR`` wrote (content | style | fast | default | Keras example, those present), so the
+sheet shows exactly the results the benchmark's table scores.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ def main(argv=None) -> int:
         "--public-domain", action="store_true", help="only pairs whose pictures are public domain (see manifest.csv)"
     )
     p.add_argument("--save-dir", default=None, help="also save each stylised image here")
+    p.add_argument("--from-dir", default=None, help="lay out the images benchmarks/style_quality.py saved here")
     args = p.parse_args(argv)
 
     pairs_path = Path(args.pairs)
@@ -91,6 +97,12 @@ def main(argv=None) -> int:
             if c not in allowed or s not in allowed:
                 print(f"left out (not public domain): {c} x {s}", file=sys.stderr)
         pairs = [(c, s) for c, s in pairs if c in allowed and s in allowed]
+    if args.from_dir:
+        rows, columns = saved_rows(Path(args.from_dir), pairs, args.thumb)
+        if not rows:
+            print(f"no saved images for these pairs in {args.from_dir}", file=sys.stderr)
+            return 2
+        return write_sheet(rows, columns, args.thumb, Path(args.output))
     extractor = build_feature_extractor([CONTENT_LAYER] + [n for n, _ in STYLE_LAYERS])
     rows = []
     for content_rel, style_rel in pairs:
@@ -116,21 +128,50 @@ def main(argv=None) -> int:
         rows.append((content_rel, style_rel, seconds, thumbs + [_thumb(r.image, args.thumb)]))
 
     columns = "content | style | " + ("fast | " if args.fast else "") + f"stylize() default, {args.size} px"
+    return write_sheet(rows, columns, args.thumb, Path(args.output))
+
+
+SAVED_COLUMNS = (
+    ("content", "content"),
+    ("style", "style"),
+    ("fast", "(a) fast"),
+    ("default", "(b) stylize() default"),
+    ("init_fast", "(c) init=fast"),
+    ("keras_example", "(d) Keras example, same time"),
+)
+
+
+def saved_rows(folder: Path, pairs, thumb: int):
+    """Rows from ``NAME__LABEL.png`` files written by the quality benchmark (pairs without them skipped)."""
+    rows, labels = [], []
+    for content_rel, style_rel in pairs:
+        name = f"{Path(content_rel).stem}+{Path(style_rel).stem}"
+        present = [(key, text) for key, text in SAVED_COLUMNS if (folder / f"{name}__{key}.png").is_file()]
+        if not any(key == "default" for key, _ in present):
+            continue
+        labels = [text for _, text in present]
+        thumbs = [_thumb(im.load_image(folder / f"{name}__{key}.png"), thumb) for key, _ in present]
+        rows.append((content_rel, style_rel, None, thumbs))
+    return rows, " | ".join(labels)
+
+
+def write_sheet(rows, columns: str, thumb: int, out: Path) -> int:
+    """One labelled row of thumbnails per pair, written atomically (JPEG for .jpg/.jpeg, else PNG)."""
     label_h, gap = 14, 4
     width = max(sum(t.width + gap for t in thumbs) for *_, thumbs in rows)
-    height = len(rows) * (args.thumb + label_h + gap)
+    height = len(rows) * (thumb + label_h + gap)
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     y = 0
     for content_rel, style_rel, seconds, thumbs in rows:
-        label = f"{Path(content_rel).stem} + {Path(style_rel).stem} ({seconds:.0f} s):  {columns}"
+        took = "" if seconds is None else f" ({seconds:.0f} s)"
+        label = f"{Path(content_rel).stem} + {Path(style_rel).stem}{took}:  {columns}"
         draw.text((2, y + 1), label, fill="black")
         x = 0
         for t in thumbs:
             sheet.paste(t, (x, y + label_h))
             x += t.width + gap
-        y += args.thumb + label_h + gap
-    out = Path(args.output)
+        y += thumb + label_h + gap
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     sheet.save(tmp, format="JPEG" if out.suffix.lower() in (".jpg", ".jpeg") else "PNG", quality=85)
