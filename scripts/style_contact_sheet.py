@@ -15,7 +15,7 @@ licence is not stated) are left out and named on stderr. The committed sheet in 
 
     python benchmarks/style_quality.py --size 256 --skip c --save-dir /tmp/sq
     python scripts/style_contact_sheet.py docs/images/style_contact_sheet.jpg --public-domain \
-        --from-dir /tmp/sq --thumb 128
+        --from-dir /tmp/sq --thumb 120
 
 ``--from-dir DIR`` runs nothing: it lays out the images that ``benchmarks/style_quality.py
 --save-dir DIR`` wrote (content | style | fast | default | Keras example, those present), so the
@@ -38,9 +38,8 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from style_transfer import images as im  # noqa: E402
-from style_transfer.costs import CONTENT_LAYER, STYLE_LAYERS  # noqa: E402
-from style_transfer.optimize import DEFAULT_SIZE, stylize  # noqa: E402
-from style_transfer.vgg import build_feature_extractor  # noqa: E402
+
+DEFAULT_SIZE = 512  # = style_transfer.optimize.DEFAULT_SIZE, not imported: --from-dir needs no TensorFlow
 
 DEFAULT_PAIRS = Path(__file__).resolve().parents[2] / "shared" / "data" / "style" / "pairs.csv"
 
@@ -103,6 +102,10 @@ def main(argv=None) -> int:
             print(f"no saved images for these pairs in {args.from_dir}", file=sys.stderr)
             return 2
         return write_sheet(rows, columns, args.thumb, Path(args.output))
+    from style_transfer.costs import CONTENT_LAYER, STYLE_LAYERS
+    from style_transfer.optimize import stylize
+    from style_transfer.vgg import build_feature_extractor
+
     extractor = build_feature_extractor([CONTENT_LAYER] + [n for n, _ in STYLE_LAYERS])
     rows = []
     for content_rel, style_rel in pairs:

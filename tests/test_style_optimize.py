@@ -41,8 +41,18 @@ def test_twenty_adam_steps_lower_the_total_cost(pair, extractor):
 
 def test_lbfgs_lowers_the_cost_and_keeps_pixels_in_range(pair, extractor):
     content, style, _ = pair
+    # content weight 1 (the former default), as this test was written for: with the default 5, 8 steps
+    # took the total from 5.85 to 3.64 (x0.62), a real decrease but not a halving
     r = stylize(
-        content, style, size=64, steps=8, schedule="single", optimizer="lbfgs", extractor=extractor, progress=False
+        content,
+        style,
+        size=64,
+        steps=8,
+        schedule="single",
+        optimizer="lbfgs",
+        content_weight=1.0,
+        extractor=extractor,
+        progress=False,
     )
     assert r.costs["total"] < 0.5 * r.history[0]["total"]
     assert 0.0 <= r.image.min() and r.image.max() <= 1.0
