@@ -348,7 +348,7 @@ class EtaModel:
     its steps (``per_pixel * pixels`` each); the run ends with one more forward pass at full size (the
     final costs, half a set-up). All three are measured as the run goes, from the latest scale: the
     per-pixel step cost from its steps after the first, the start-up from the first step's excess,
-    the set-up per pixel from its set-up. Before anything is measured it says nothing (None). Pure:
+    the set-up per pixel from its set-up. Until a second step is timed it says nothing (None). Pure:
     feed it timings, ask for estimates.
     """
 
@@ -375,10 +375,8 @@ class EtaModel:
         self._enter(scale)
         self._done += 1
         pixels = self.plan[scale][0]
-        if self._first is None:
+        if self._first is None:  # traced and compiled: says nothing about the steps after it
             self._first = seconds
-            if self.per_pixel is None:  # nothing better yet: the first step's cost, start-up included
-                self.per_pixel = seconds / pixels
         else:
             self._steady.append(seconds)
             typical = float(np.median(self._steady))

@@ -183,6 +183,7 @@ def test_eta_model_accounts_for_scale_cost_and_start_up():
     eta = EtaModel([(64 * 64, 10), (128 * 128, 10)])
     assert eta.remaining() is None
     eta.step(0, 1.0)  # the first step of a scale traces the graph
+    assert eta.remaining() is None  # so it alone says nothing about the rest
     for _ in range(9):
         eta.step(0, 0.01)
     # the next scale: its start-up (~0.99 s) plus 10 steps at 4x the pixels (0.04 s each)
