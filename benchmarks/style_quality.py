@@ -157,6 +157,7 @@ def main(argv=None) -> int:
     p.add_argument("--skip", default="", help="comma-separated subset of a,b,c,d to skip")
     p.add_argument("--sheet", default=None, help="write the contact sheet here")
     p.add_argument("--json", default=None)
+    p.add_argument("--save-dir", default=None, help="also save each pair's images here as it finishes (PNG)")
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
 
@@ -207,6 +208,8 @@ def main(argv=None) -> int:
             t1 = time.perf_counter()
             rc = stylize(content, style, size=args.size, extractor=extractor, progress=False, **cfg)
             row[f"config{i}"] = {"options": cfg, "seconds": time.perf_counter() - t1, **judge(rc.image, content, style)}
+            if args.save_dir:
+                im.save_image(rc.image, Path(args.save_dir) / f"{name}__config{i}.png")
         if "c" not in skip:
             stamps_c: list[float] = []
             t1 = time.perf_counter()
@@ -231,9 +234,18 @@ def main(argv=None) -> int:
             ex, steps = keras_example(weights, im.resize(content, *r.image.shape[:2]), style, wall)
             row["keras_example"] = {"seconds": wall, "steps": steps, **judge(ex, content, style)}
             images.append(ex)
+        row["load"] = os.getloadavg()[0]
         results.append(row)
         rows.append((name, images))
         print(json.dumps(row, default=float), flush=True)
+        if args.save_dir:  # partial results survive an interrupted run
+            labels = ["content", "style"] + [k for k in ("fast", "default", "init_fast", "keras_example") if k in row]
+            for label, image in zip(labels, images):
+                im.save_image(image, Path(args.save_dir) / f"{name}__{label}.png")
+        if args.sheet:
+            write_sheet(rows, args.sheet)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"size": args.size, "results": results}, indent=1, default=float))
 
     verdicts = []
     if "d" not in skip:
@@ -249,10 +261,15 @@ def main(argv=None) -> int:
                 max(fast_times) * scale <= 2.0,
             )
         )
-    print("\npair                               " + "  ".join(f"{k:>22s}" for k in results[0] if k != "pair"))
+    print(
+        "\npair                               "
+        + "  ".join(f"{k:>22s}" for k, v in results[0].items() if isinstance(v, dict))
+    )
     for r in results:
-        cells = [f"s {v['style']:.3f} c {v['content']:.3f} {v['seconds']:5.1f}s" for k, v in r.items() if k != "pair"]
-        print(f"{r['pair']:35s}" + "  ".join(f"{c:>22s}" for c in cells))
+        cells = [
+            f"s {v['style']:.3f} c {v['content']:.3f} {v['seconds']:5.1f}s" for k, v in r.items() if isinstance(v, dict)
+        ]
+        print(f"{r['pair']:35s}" + "  ".join(f"{c:>22s}" for c in cells) + f"  load {r['load']:.2f}")
     for what, ok in verdicts:
         print(f"{'PASS' if ok else 'FAIL'}: {what}")
     if args.sheet:

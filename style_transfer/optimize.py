@@ -54,9 +54,13 @@ from .costs import (
 )
 from .vgg import build_feature_extractor
 
-# Weights of the normalised costs (the default): chosen on the seven pairs of the shared data,
-# judged by VGG16 distances the optimiser does not see (benchmarks/style_quality.py).
-DEFAULT_CONTENT_WEIGHT = 1.0
+# Weights of the normalised costs (the default): chosen on the pairs of the shared data, judged by
+# VGG16 distances the optimiser does not see (benchmarks/style_quality.py). Both terms are relative
+# errors (~1 at the start), so the ratio style/content is the whole balance: at 10 (content 1) the
+# faces of astronaut + The Scream and chelsea + The Great Wave dissolved (VGG16 content distance
+# 0.99 and 1.05, worse than the Keras example's); at 2 (content 5) the face stays and the style
+# distance rises only from 0.48 to 0.55 on astronaut + The Scream (the example's: 0.72).
+DEFAULT_CONTENT_WEIGHT = 5.0
 DEFAULT_STYLE_WEIGHT = 10.0
 DEFAULT_TV_WEIGHT = 10.0
 DEFAULT_WEIGHTS = (DEFAULT_CONTENT_WEIGHT, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT)
@@ -339,30 +343,40 @@ def run_scale(
 class EtaModel:
     """Remaining-time estimate across coarse-to-fine scales whose steps cost differently.
 
-    A step is assumed to cost ``per_pixel * pixels``, and each new scale a fixed start-up (its graph
-    is traced and compiled on the first step). Both are measured as the run goes: the per-pixel cost
-    from the latest scale's steps after its first, the start-up from its first step's excess. Before
-    anything is measured it says nothing (None). Pure: feed it timings, ask for estimates.
+    Each scale costs a set-up (content and style targets: two forward passes, so proportional to its
+    pixels), a start-up on its first step (the step's graph is traced and compiled: a fixed time) and
+    its steps (``per_pixel * pixels`` each); the run ends with one more forward pass at full size (the
+    final costs, half a set-up). All three are measured as the run goes, from the latest scale: the
+    per-pixel step cost from its steps after the first, the start-up from the first step's excess,
+    the set-up per pixel from its set-up. Until a second step is timed it says nothing (None). Pure:
+    feed it timings, ask for estimates.
     """
 
     def __init__(self, plan_pixels: Sequence[tuple[int, int]]):
         self.plan = [(int(p), int(n)) for p, n in plan_pixels]  # (pixels, steps) per scale
         self.per_pixel: float | None = None
         self.startup = 0.0
+        self.setup_per_pixel = 0.0
         self._scale = 0
         self._done = 0  # steps done in the current scale
         self._steady: list[float] = []
         self._first: float | None = None
 
-    def step(self, scale: int, seconds: float) -> None:
+    def _enter(self, scale: int) -> None:
         if scale != self._scale:
             self._scale, self._done, self._steady, self._first = scale, 0, [], None
+
+    def setup(self, scale: int, seconds: float) -> None:
+        """The scale's set-up (targets, resizing) took ``seconds``."""
+        self._enter(scale)
+        self.setup_per_pixel = seconds / self.plan[scale][0]
+
+    def step(self, scale: int, seconds: float) -> None:
+        self._enter(scale)
         self._done += 1
         pixels = self.plan[scale][0]
-        if self._first is None:
+        if self._first is None:  # traced and compiled: says nothing about the steps after it
             self._first = seconds
-            if self.per_pixel is None:  # nothing better yet: the first step's cost, start-up included
-                self.per_pixel = seconds / pixels
         else:
             self._steady.append(seconds)
             typical = float(np.median(self._steady))
@@ -376,7 +390,8 @@ class EtaModel:
         left = (steps - self._done) * self.per_pixel * pixels
         for p, n in self.plan[self._scale + 1 :]:
             if n > 0:
-                left += self.startup + n * self.per_pixel * p
+                left += self.setup_per_pixel * p + self.startup + n * self.per_pixel * p
+        left += 0.5 * self.setup_per_pixel * self.plan[-1][0]  # the final costs at full size
         return max(0.0, left)
 
 
@@ -401,10 +416,16 @@ class _Progress:
         self.t_scale = self.t_last
 
     def start_scale(self, k: int) -> None:
+        """Called before the scale's targets are computed: its set-up counts towards its time."""
         self.t_last = self.t_scale = time.perf_counter()
         if self.verbose:
             (h, w), (longest, n) = self.shapes[k], self.plan[k]
             print(f"scale {k + 1}/{len(self.plan)}: {longest} px ({h}x{w}), {n} steps", file=sys.stderr, flush=True)
+
+    def setup_done(self, k: int) -> None:
+        now = time.perf_counter()
+        self.eta.setup(k, now - self.t_last)
+        self.t_last = now
 
     def end_scale(self, k: int) -> None:
         if self.verbose:
@@ -422,11 +443,12 @@ class _Progress:
         self.t_last = now
         if self.bar is not None:
             left = self.eta.remaining()
-            self.bar.update(1)
+            # the postfix first, so the redraw that update() makes shows this step's estimate
             self.bar.set_postfix_str(
                 f"<{'?' if left is None else f'{left:.0f}s'} left, size={self.plan[k][0]}, J={costs['total']:.4g}",
                 refresh=False,
             )
+            self.bar.update(1)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -504,6 +526,7 @@ def stylize(
     obj = None
     try:
         for k, ((longest, n_steps), shape) in enumerate(zip(plan, shapes)):
+            reporter.start_scale(k)
             c = im.resize(content_img, *shape)
             obj = _Objective(extractor, opts.content_layer, layers, opts.weights(), shape, normalize=opts.normalize)
             obj.targets(c, [im.resize_longest(s, longest) for s in style_imgs], blend)
@@ -529,7 +552,7 @@ def stylize(
                     if callback is not None:
                         callback(done, image, costs)
 
-            reporter.start_scale(k)
+            reporter.setup_done(k)
             generated = run_scale(obj, generated, n_steps, opts, k, on_step)
             reporter.end_scale(k)
     finally:
