@@ -21,6 +21,28 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+# Elements whose right edge passes the viewport's: named in the assertion message when a page scrolls sideways.
+WIDER_THAN_SCREEN = """() => [...document.querySelectorAll('body *')]
+    .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
+    .map(e => `${e.tagName.toLowerCase()}#${e.id}.${[...e.classList].join('.')}`
+        + ` right=${e.getBoundingClientRect().right}`)
+    .slice(0, 8)"""
+
+# A box and its name drawn at the right edge of the video, as the overlay does for a face there.
+NAME_AT_THE_RIGHT_EDGE = """() => {
+    const box = document.createElement('div'), label = document.createElement('span');
+    box.className = 'face-box'; box.style.cssText = 'left: 92%; top: 40%; width: 7%; height: 20%';
+    label.className = 'face-label'; label.textContent = 'Lin-Manuel Miranda 0.42';
+    box.appendChild(label); document.querySelector('#overlay').appendChild(box);
+}"""
+
+
+def assert_fits(page, width: int = 390) -> None:
+    """Nothing on the page is wider than a ``width`` px phone screen (no sideways scrolling)."""
+    scroll = page.evaluate("() => document.documentElement.scrollWidth")
+    assert scroll <= width, f"page {scroll} px wide on a {width} px screen: {page.evaluate(WIDER_THAN_SCREEN)}"
+
+
 @pytest.fixture(scope="module")
 def camera_clip(shared_data, tmp_path_factory):
     """4 s of the clip at 10 fps, 480 px wide: Lin-Manuel Miranda facing the camera (~8 MB of y4m)."""
@@ -121,7 +143,8 @@ def test_enrol_from_upload_then_his_name_over_the_live_video(browser, live_serve
     captions = page.locator("#people-photos-grid figcaption").all_inner_texts()
     assert sorted(c.split(" ")[0] for c in captions) == ["1.png", "2.png", "3.png"]  # with distances
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
-    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    page.evaluate(NAME_AT_THE_RIGHT_EDGE)  # a face at the frame's right edge must not widen the page either
+    assert_fits(page)
     page.screenshot(path=str(artefacts / "page-people-phone.png"), full_page=True)
     page.context.close()
     assert "Amy" not in log.read_text() and "bbt_amy" not in log.read_text()
@@ -154,7 +177,7 @@ def test_a_photo_held_up_to_the_camera_is_refused_on_a_phone_screen(
         page.wait_for_selector("#camera-state:has-text('camera on')", timeout=60_000)
         assert page.evaluate("() => document.querySelector('#video').videoWidth") > 0
         # nothing wider than the phone: no sideways scrolling
-        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        assert_fits(page)
         page.click("#tabs button[data-tab=verify]")
         page.wait_for_selector(f"#verify-name option[value='{LIN}']", state="attached", timeout=60_000)
         page.click("#verify-form button[type=submit]")
