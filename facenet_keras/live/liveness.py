@@ -382,8 +382,8 @@ def measure_face(frames, times=None, *, fps: float = 30.0, detector=None, predic
         raise ValueError(f"got {n} frames but {len(times)} time stamps")
     detector = detector or FaceDetector(min_face_size=40)
     predictor = predictor or load_shape_predictor_68()
-    dt = np.diff(times)
-    every = max(1, int(round(_DETECT_SECONDS / float(np.median(dt))))) if n > 1 and np.median(dt) > 0 else 1
+    step = float(np.median(np.diff(times))) if n > 1 else 0.0  # seconds between frames
+    every = max(1, round(_DETECT_SECONDS / step)) if step > 0 else 1
     keys = sorted(set(range(0, n, every)) | {n - 1})
     rects = np.full((n, 4), np.nan)
     segment = np.full(n, -1)  # which continuous stretch of one face each detection belongs to
