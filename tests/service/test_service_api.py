@@ -322,3 +322,48 @@ def test_liveness_clips_are_decoded_within_limits(shared_data):
         with pytest.raises(ServiceError) as err:
             decode_clip(data, **kw)
         assert err.value.status == status
+
+
+def test_the_accurate_profile_is_one_word(enrolled, settings, keys, photos, tmp_path):
+    """``Settings(profile="accurate")`` (``serve --profile accurate``): the fused encoder, its own
+    threshold, galleries of its own space; a gallery enrolled with the fast profile makes it not ready."""
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+    from service_helpers import wait_ready
+
+    from facenet_keras.faces.fusion import FUSED_THRESHOLD
+    from facenet_keras.service.app import create_app
+
+    accurate = replace(settings, gallery=str(tmp_path / "accurate.sqlite"), profile="accurate")
+    with TestClient(create_app(accurate), raise_server_exceptions=False) as c:
+        wait_ready(c.get)
+        h = auth(keys["write"])
+        same = c.post(
+            "/v1/compare",
+            files={"photo1": ("1.jpg", photos["alex_1"]), "photo2": ("2.jpg", photos["alex_2"])},
+            headers=h,
+        ).json()
+        other = c.post(
+            "/v1/compare",
+            files={"photo1": ("1.jpg", photos["alex_1"]), "photo2": ("p.png", photos["lin_portrait"])},
+            headers=h,
+        ).json()
+        assert same["threshold"] == other["threshold"] == FUSED_THRESHOLD
+        assert same["match"] is True and other["match"] is False
+        r = c.post("/v1/people", data={"name": LIN}, files=[("photos", ("p.png", photos["lin_portrait"]))], headers=h)
+        assert r.status_code == 201, r.text
+        r = c.post("/v1/recognize", files={"photo": ("f.png", photos["lin_frame"])}, headers=h)
+        assert r.status_code == 200 and r.json()["faces"][0]["identity"] == LIN
+    # the fast profile's gallery (the session's, Lin and Alex enrolled) is refused by the accurate engine
+    mixed = replace(settings, profile="accurate")
+    with TestClient(create_app(mixed), raise_server_exceptions=False) as c:
+        for _ in range(600):
+            r = c.get("/readyz")
+            if r.status_code == 503 and "embedding" in r.text.lower():
+                break
+            assert r.status_code == 503, "an accurate engine must not serve a fast gallery"
+            import time
+
+            time.sleep(0.5)
+        assert "embedding" in r.text.lower(), r.text
