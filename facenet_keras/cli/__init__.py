@@ -92,26 +92,6 @@ def gallery_option(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(uses_gallery=True)
 
 
-def model_option(parser: argparse.ArgumentParser) -> None:
-    """Give a command that encodes faces ``--profile fast|accurate`` and ``--model MODEL.keras``
-    (one or the other); either lands in ``args.model``, the library's ``model`` argument."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--profile",
-        choices=("fast", "accurate"),
-        default=None,
-        help="encoder profile: fast (dlib's ResNet, the default) or accurate (dlib's ResNet fused with "
-        "FaceNet's Inception-ResNet-v1: ~5x the time per face, a small measured gain; its own threshold)",
-    )
-    group.add_argument(
-        "--model",
-        metavar="MODEL.keras",
-        default=None,
-        help="a trained encoder (from 'facenet-keras train'); default: the pretrained dlib ResNet",
-    )
-    parser.set_defaults(uses_model=True)
-
-
 def open_gallery(args, *, readonly: bool):
     """The gallery named by ``--gallery`` (or the default one); read-only commands never create it."""
     from facenet_keras.identity.gallery import FaceGallery
@@ -197,8 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.gallery is not None and not getattr(args, "uses_gallery", False):
         print(f"facenet-keras: error: --gallery does nothing for '{args.command}'", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if getattr(args, "profile", None):  # a profile is the library's model="fast" / "accurate"
-        args.model = args.profile
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import EXIT_OK, emit, gallery_option, model_option, open_gallery
+from . import EXIT_OK, emit, gallery_option, open_gallery
 
 
 # -------------------------------------------------------------------------------- registration
@@ -139,7 +139,12 @@ def _json_option(p) -> None:
 
 
 def _common_options(p) -> None:
-    model_option(p)
+    p.add_argument(
+        "--model",
+        metavar="MODEL.keras",
+        default=None,
+        help="a trained encoder (from 'facenet-keras train'); default: the pretrained dlib ResNet",
+    )
     p.add_argument(
         "--no-cache", action="store_true", help="recompute every embedding instead of using the embedding cache"
     )

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, emit, gallery_option, model_option, open_gallery, warn
+from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, emit, gallery_option, open_gallery, warn
 
 
 def register(sub) -> None:
@@ -43,7 +43,7 @@ def register(sub) -> None:
         action="store_true",
         help="with --from-folder: exit 2 when any photo failed (no face, several faces, unreadable)",
     )
-    model_option(p)
+    _model_option(p)
     gallery_option(p)
     p.set_defaults(func=cmd_enroll)
 
@@ -51,14 +51,14 @@ def register(sub) -> None:
     p.add_argument("photo1", metavar="PHOTO1", help="the first photo (its main face is used)")
     p.add_argument("photo2", metavar="PHOTO2", help="the second photo (its main face is used)")
     _threshold_option(p)
-    model_option(p)
+    _model_option(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("verify", help="1:1: is the person in PHOTO the enrolled NAME? (exit 0 match, 1 no match)")
     p.add_argument("photo", metavar="PHOTO", help="the photo to check (its main face is used)")
     p.add_argument("name", metavar="NAME", help="the enrolled person it is claimed to show")
     _threshold_option(p)
-    model_option(p)
+    _model_option(p)
     p.add_argument(
         "--classifier",
         metavar="HEAD.keras",
@@ -77,7 +77,7 @@ def register(sub) -> None:
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="photo(s) in which to name every face")
     _annotate_option(p, "boxes and names")
     _threshold_option(p)
-    model_option(p)
+    _model_option(p)
     gallery_option(p)
     p.set_defaults(func=cmd_recognize)
 
@@ -108,7 +108,7 @@ def register(sub) -> None:
         help="re-encode the gallery for another encoder from its stored face crops "
         "(or upgrade a gallery of an older facenet-keras)",
     )
-    model_option(r)
+    _model_option(r)
     r.set_defaults(func=cmd_migrate)
     for action in gsub.choices.values():
         gallery_option(action)
@@ -120,6 +120,15 @@ def _threshold_option(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="distance threshold tau (default: the gallery's calibrated one, else the encoder's own)",
+    )
+
+
+def _model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        metavar="MODEL.keras",
+        default=None,
+        help="a trained encoder (from 'facenet-keras train'); default: the pretrained dlib ResNet",
     )
 
 

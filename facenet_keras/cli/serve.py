@@ -71,13 +71,6 @@ def register(sub) -> None:
         help="the photo library's face index for the People tab (default: beside the gallery, "
         "NAME.library.sqlite; fill it with 'facenet-keras index DIR')",
     )
-    p.add_argument(
-        "--profile",
-        choices=("fast", "accurate"),
-        default="fast",
-        help="encoder profile: fast (dlib's ResNet) or accurate (fused with FaceNet's Inception-ResNet-v1, ~5x the "
-        "time per face); the gallery must hold embeddings of the same profile",
-    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     gallery_option(p)
     p.set_defaults(func=cmd_serve)
@@ -142,7 +135,6 @@ def cmd_serve(args) -> int:
     FaceGallery(gallery).close()  # a bad path or URL fails here, in one line, not in every worker
     settings = Settings(
         gallery=None if gallery is None else str(gallery),
-        profile=args.profile,
         library=args.library,
         keys=args.keys,
         styles=args.styles,

@@ -32,60 +32,22 @@ DEFAULT_ALIGNMENT = "dlib"
 
 
 # ---------------------------------------------------------------------------- model resolution
-#: Encoder profiles, chosen in one word wherever an encoder is (``model="accurate"``, ``--profile``):
-#: "fast" is dlib's ResNet (the default); "accurate" fuses it with FaceNet's Inception-ResNet-v1
-#: (:mod:`facenet_keras.models.fused`): ~5x the time per face for a small measured gain (README).
-PROFILES = ("fast", "accurate")
-DEFAULT_PROFILE = "fast"
-
-
-def profile_name(model) -> str | None:
-    """The profile a ``model`` argument names ("fast" / "accurate"), or None for anything else.
-    A file of that name in the working directory is refused as ambiguous rather than guessed."""
-    if not isinstance(model, str) or model not in PROFILES:
-        return None
-    if Path(model).exists():
-        raise ValueError(f"{model!r} names both an encoder profile and a file here: give the file as ./{model}")
-    return model
-
-
 def resolve_model(model=None):
-    """The encoder to use: None or "fast" -> the pretrained dlib ResNet; "accurate" -> the fused
-    dlib + Inception-ResNet-v1 encoder; a path -> a saved ``.keras`` model (e.g. from
-    ``facenet-keras train``); a Keras model -> itself. Loaded models are shared."""
-    profile = profile_name(model)
-    if model is None or profile == "fast":
+    """The encoder to use: None -> the pretrained dlib ResNet; a path -> a saved ``.keras`` model
+    (e.g. from ``facenet-keras train``); a Keras model -> itself. Loaded models are shared."""
+    if model is None:
         from facenet_keras.models.encoder import load_encoder
 
         return load_encoder()
-    if profile == "accurate":
-        return load_accurate_encoder()
     if isinstance(model, (str, os.PathLike)):
         return _load_saved_model(str(Path(model).expanduser().resolve()))
     return model
 
 
 @functools.cache
-def load_accurate_encoder():
-    """The "accurate" profile's fused encoder (pretrained, built once per process)."""
-    from facenet_keras.faces.fusion import FUSION_WEIGHT
-    from facenet_keras.models.encoder import load_encoder
-    from facenet_keras.models.fused import fused_encoder
-    from facenet_keras.models.inception_resnet_v1 import load_inception_resnet_v1
-
-    return fused_encoder(load_encoder(), load_inception_resnet_v1(), FUSION_WEIGHT)
-
-
-def _is_fused(model) -> bool:
-    from facenet_keras.models.fused import FUSED_NAME
-
-    return getattr(model, "name", None) == FUSED_NAME
-
-
-@functools.cache
 def _load_saved_model(path: str):
     if not Path(path).is_file():
-        raise FileNotFoundError(f"model file not found: {path} (the encoder profiles are {', '.join(PROFILES)})")
+        raise FileNotFoundError(f"model file not found: {path}")
     import keras
 
     import facenet_keras.models.layers  # noqa: F401  (registers the custom layers a saved encoder may hold)
@@ -99,14 +61,8 @@ def _load_saved_model(path: str):
 def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
     """A short id of the encoder and every pipeline setting, for caches of embeddings (a gallery
     keys on :func:`embedding_space_id` instead, which ignores detector settings)."""
-    profile = profile_name(model)
-    if model is None or profile == "fast":
+    if model is None:
         name = "dlib_resnet_v1"
-    elif profile == "accurate":
-        from facenet_keras.faces.facenet_chips import DEFAULT_MARGIN
-        from facenet_keras.faces.fusion import FUSION_WEIGHT
-
-        name = f"accurate:w={FUSION_WEIGHT}:box{DEFAULT_MARGIN:g}"
     elif isinstance(model, (str, os.PathLike)):
         path = Path(model).expanduser()
         name = f"{path.name}:{sha256_file(path)[:16]}"
@@ -165,12 +121,7 @@ def embedding_space_id(model=None, flip: bool = True, alignment: str = DEFAULT_A
         digest = weights_digest(model)
         if owned:
             _owned_digests[model] = digest
-    chips = chip_alignment_id(alignment)
-    if _is_fused(model):  # its Inception chip is FaceNet's box crop
-        from facenet_keras.faces.facenet_chips import DEFAULT_MARGIN
-
-        chips += f"+box{DEFAULT_MARGIN:g}"
-    return f"{model.name}:{digest[:16]}|{chips}|flip={int(bool(flip))}"
+    return f"{model.name}:{digest[:16]}|{chip_alignment_id(alignment)}|flip={int(bool(flip))}"
 
 
 def encoder_threshold(model=None) -> float | None:
@@ -179,13 +130,8 @@ def encoder_threshold(model=None) -> float | None:
     encoder carries none (it must be calibrated before it decides anything)."""
     from facenet_keras.models.metadata import PRETRAINED_THRESHOLD, read_metadata
 
-    profile = profile_name(model)
-    if model is None or profile == "fast":
+    if model is None:
         return PRETRAINED_THRESHOLD
-    if profile == "accurate" or (_is_fused(model) and model is load_accurate_encoder()):
-        from facenet_keras.faces.fusion import FUSED_THRESHOLD
-
-        return FUSED_THRESHOLD
     if isinstance(model, (str, os.PathLike)):
         path = Path(model).expanduser()
         if not path.is_file():
@@ -255,10 +201,6 @@ _EMBEDDING_CODE = (
     "models/layers.py",
     "models/dlib_resnet.py",
     "models/encoder.py",
-    "models/fused.py",
-    "models/inception_resnet_v1.py",
-    "faces/facenet_chips.py",
-    "faces/fusion.py",
     "weights/dlib_dat.py",
     "weights/dlib_shape_predictor.py",
 )
@@ -286,12 +228,7 @@ def embedding_key(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNM
 
 
 def _encoder_digest(model) -> str:
-    profile = profile_name(model)
-    if profile == "accurate":
-        from facenet_keras.models.inception_resnet_v1 import WEIGHTS_DIGEST
-
-        return f"accurate:{_encoder_digest(None)}+inception@{WEIGHTS_DIGEST[:16]}"
-    if model is None or profile == "fast":
+    if model is None:
         from facenet_keras.weights import dlib_resnet_dat_path
 
         # the conversion (and its cache tag) lives in models/dlib_resnet.py, covered by the code digest
@@ -371,26 +308,6 @@ def face_chips(
     return _alignment.warp_affine(image, _alignment.similarity_transform(points, target), size)
 
 
-def cut_chips(image: np.ndarray, detections, model=None, alignment: str = DEFAULT_ALIGNMENT) -> np.ndarray:
-    """The chips (N, S, S, C) uint8 that ``model`` takes for the detected faces of one RGB photo:
-    its own aligned chip, or for the fused encoder both chips stacked in 6 channels (see
-    :mod:`facenet_keras.models.fused`)."""
-    model = resolve_model(model)
-    if not _is_fused(model):
-        return face_chips(image, detections, chip_size(model), alignment)
-    from facenet_keras.faces.facenet_chips import facenet_chips
-    from facenet_keras.models.fused import DLIB_PAD, FUSED_INPUT_SHAPE
-
-    detections = list(detections)
-    size = FUSED_INPUT_SHAPE[0]
-    if not detections:
-        return np.zeros((0, *FUSED_INPUT_SHAPE), np.uint8)
-    dlib = face_chips(image, detections, size - 2 * DLIB_PAD, alignment)
-    dlib = np.pad(dlib, ((0, 0), (DLIB_PAD, DLIB_PAD), (DLIB_PAD, DLIB_PAD), (0, 0)))
-    box = facenet_chips(image, detections, method="box")
-    return np.concatenate([box, dlib], axis=-1)
-
-
 def chip_size(model=None) -> int:
     """The side of the square chip the encoder takes (150 for the dlib ResNet, 96 for NN4.small2)."""
     shape = resolve_model(model).input_shape
@@ -407,19 +324,17 @@ def encode_batch(
     batch_size: int = 32,
     progress: bool | None = None,
     return_images: bool = False,
-    profile: str | None = None,
 ):
     """Every face of every photo: a list (one per photo) of lists of :class:`Face`.
 
     ``images``: paths, bytes, PIL images or arrays (see :func:`facenet_keras.load_image`). Chips of
     all faces are encoded together in batches of ``batch_size``. With ``return_images`` the loaded
-    RGB arrays come back too (a second list). ``profile``: "fast" or "accurate", the same as
-    ``model=profile`` (give one or the other).
+    RGB arrays come back too (a second list).
     """
     from tqdm.auto import tqdm
 
     images = list(images)
-    model = resolve_model(_model_or_profile(model, profile))
+    model = resolve_model(model)
     detector = detector or shared_detector()
     size = chip_size(model)
     show = progress if progress is not None else len(images) >= _PROGRESS_MIN
@@ -430,8 +345,8 @@ def encode_batch(
         loaded.append(image)
         detections.append(dets)
         if dets:
-            chips.append(cut_chips(image, dets, model, alignment))
-    all_chips = np.concatenate(chips) if chips else np.zeros((0, size, size, 3), np.uint8)  # no faces
+            chips.append(face_chips(image, dets, size, alignment))
+    all_chips = np.concatenate(chips) if chips else np.zeros((0, size, size, 3), np.uint8)
     embeddings = embed_chips(all_chips, model=model, flip=flip, batch_size=batch_size)
     out, i = [], 0
     for dets in detections:
@@ -441,29 +356,11 @@ def encode_batch(
 
 
 def encode(
-    image,
-    *,
-    model=None,
-    detector: FaceDetector | None = None,
-    flip: bool = True,
-    alignment: str = DEFAULT_ALIGNMENT,
-    profile: str | None = None,
+    image, *, model=None, detector: FaceDetector | None = None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT
 ) -> list[Face]:
     """Every face in one photo, each with box, landmarks, confidence and embedding (an empty list
-    when there is none). ``profile="accurate"``: the fused encoder (640-D embeddings)."""
-    return encode_batch(
-        [image], model=model, detector=detector, flip=flip, alignment=alignment, progress=False, profile=profile
-    )[0]
-
-
-def _model_or_profile(model, profile: str | None):
-    if profile is None:
-        return model
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    if model is not None:
-        raise ValueError("give an encoder profile or a model, not both")
-    return profile
+    when there is none)."""
+    return encode_batch([image], model=model, detector=detector, flip=flip, alignment=alignment, progress=False)[0]
 
 
 def describe_source(src) -> str:

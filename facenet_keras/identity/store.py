@@ -265,6 +265,6 @@ def check_space(stored: str | None, current: str, where, *, empty: bool = False)
         )
     raise EmbeddingSpaceError(
         f"the gallery {where} holds embeddings of space {stored!r}, but the encoder in use gives {current!r}: "
-        "use the encoder the gallery was built with (--profile or --model), or re-encode the gallery with "
-        f"'facenet-keras --gallery {where} gallery migrate' (plus --profile or --model for the new encoder)"
+        "use the encoder the gallery was built with (--model), or re-encode the gallery with "
+        f"'facenet-keras --gallery {where} gallery migrate' (plus --model for the new encoder)"
     )

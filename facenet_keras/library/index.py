@@ -82,7 +82,7 @@ def index_folder(
     from tqdm.auto import tqdm
 
     from facenet_keras.faces.detection import shared_detector
-    from facenet_keras.faces.pipeline import chip_size, embed_chips, face_chips, profile_name, resolve_model
+    from facenet_keras.faces.pipeline import chip_size, embed_chips, face_chips, resolve_model
     from facenet_keras.identity.recognition import check_gallery_space, resolve_threshold
     from facenet_keras.images import ImageError, iter_image_files, load_image
 
@@ -131,8 +131,6 @@ def index_folder(
 
     # 3. encode what is new, a chunk at a time; each photo written in its own transaction
     if todo:
-        if profile_name(model) == "accurate":  # the clustering's calibration is the fast profile's
-            raise ValueError("a photo library is indexed with the fast profile (its clustering is calibrated for it)")
         encoder = resolve_model(model)
         detector = detector or shared_detector()
         size = chip_size(encoder)

@@ -122,11 +122,8 @@ def watch(
     (their tracks closed with ``left`` events), then raises :class:`~.frames.VideoError`.
     """
     from facenet_keras.faces.detection import FaceDetector
-    from facenet_keras.faces.pipeline import profile_name
     from facenet_keras.identity.recognition import check_gallery_space, resolve_threshold
 
-    if profile_name(model) == "accurate":  # the tracker's appearance distances are calibrated for it
-        raise ValueError("watch runs the fast profile (its tracker's appearance distances are calibrated for it)")
     if int(every) != every or every < 1:
         raise ValueError(f"every must be a positive whole number of frames, got {every!r}")
     every = int(every)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-__all__ = ["InputNormalization", "ChannelAffine", "ZeroPadAdd", "L2Normalize", "ChannelSlice"]
+__all__ = ["InputNormalization", "ChannelAffine", "ZeroPadAdd", "L2Normalize"]
 
 _PACKAGE = "facenet_keras"
 
@@ -119,26 +119,3 @@ class L2Normalize(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class ChannelSlice(keras.layers.Layer):
-    """Channels ``start:stop`` of an image batch: (N, H, W, C) -> (N, H, W, stop - start).
-
-    Lets one input carry two images side by side in its channels (the fused encoder's two chips).
-    """
-
-    def __init__(self, start: int, stop: int, **kwargs):
-        super().__init__(**kwargs)
-        self.start, self.stop = int(start), int(stop)
-        if not 0 <= self.start < self.stop:
-            raise ValueError(f"need 0 <= start < stop, got {self.start}, {self.stop}")
-
-    def call(self, inputs):
-        return inputs[..., self.start : self.stop]
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.stop - self.start)
-
-    def get_config(self):
-        return {**super().get_config(), "start": self.start, "stop": self.stop}

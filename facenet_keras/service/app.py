@@ -67,7 +67,6 @@ class Settings:
     """What one service process needs; ``facenet-keras serve`` fills it from its options."""
 
     gallery: str | None = None  # gallery URL or path (None: the default gallery)
-    profile: str = "fast"  # encoder profile: "fast" (dlib's ResNet) or "accurate" (fused with Inception-ResNet-v1)
     library: str | None = None  # the photo library's face index (None: beside the gallery); People tab
     keys: str | None = None  # keys file (None: $FACENET_KERAS_KEYS or the user data folder)
     secret: str | None = None  # token signing secret file (None: beside the keys file)
@@ -203,7 +202,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
     async def lifespan(app: FastAPI):
         engine = Engine(
             settings.gallery,
-            profile=settings.profile,
             max_pixels=settings.max_pixels,
             max_batch=settings.max_batch,
             batch_wait_s=settings.batch_wait_ms / 1e3,
@@ -360,7 +358,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
 
         image = photo_of(photo)
         e = engine()
-        tau = resolve_threshold(threshold, e.gallery, e.profile)
+        tau = resolve_threshold(threshold, e.gallery)
         faces = e.encode([image])[0]
         results = recognize_faces(faces, e.gallery, tau)
         return {"width": image.shape[1], "height": image.shape[0], "faces": [r.to_dict() for r in results]}
@@ -384,7 +382,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         e = engine()
         name = known_person(identity)
         enrolled, _ = e.gallery.embeddings(name)
-        tau = resolve_threshold(threshold, e.gallery, e.profile)
+        tau = resolve_threshold(threshold, e.gallery)
         faces = e.encode([image])[0]
         face = primary_face(faces, image.shape)
         if face is None:
@@ -408,7 +406,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
         from facenet_keras.identity.search import pairwise_distances
 
         images = [photo_of(photo1, "first photo"), photo_of(photo2, "second photo")]
-        tau = resolve_threshold(threshold, None, engine().profile)
+        tau = resolve_threshold(threshold)
         per_image = engine().encode(images)
         main = []
         for which, faces, image in zip(("first", "second"), per_image, images):
@@ -481,7 +479,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             challenge=challenge,
             detector=detector(),
             encode=e.encode,
-            model=e.profile,
             source="the frames",
         )
         out = result.liveness.to_dict()
@@ -578,9 +575,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901  (the
             upload.file.seek(0)
             digests.append(hashlib.sha256(upload.file.read()).hexdigest())  # the photo's bytes, as enroll keys it
         sources = [Path(upload.filename or f"upload-{i + 1}").name[:200] for i, upload in enumerate(photos)]
-        done = enroll_faces(
-            e.gallery, name, sources, images, e.encode(images), digests, face="largest", model=e.profile
-        )
+        done = enroll_faces(e.gallery, name, sources, images, e.encode(images), digests, face="largest")
         return {"name": done.name, "photo_ids": list(done.ids), "photos": e.gallery.people()[done.name]}
 
     def check_count(photos: list[UploadFile]) -> None:

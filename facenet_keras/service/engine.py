@@ -74,7 +74,6 @@ class Engine:
         self,
         gallery_url=None,
         *,
-        profile: str = "fast",
         max_pixels: int = 25_000_000,
         max_batch: int = 32,
         batch_wait_s: float = 0.005,
@@ -82,7 +81,6 @@ class Engine:
         on_batch=None,
     ):
         self.gallery = GalleryThread(gallery_url)
-        self.profile = profile  # "fast" / "accurate": the encoder, and the threshold that belongs to it
         self.max_pixels = int(max_pixels)
         self.max_batch, self.batch_wait_s, self.on_batch = int(max_batch), float(batch_wait_s), on_batch
         self._detect_slots = threading.BoundedSemaphore(max(1, detect_workers or os.cpu_count() or 1))
@@ -92,18 +90,18 @@ class Engine:
         self.liveness_failure: str | None = None
         self.batcher: BatchQueue | None = None
         self.model = self.detector = None
+        self.chip_size = 150
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
         """Build the encoder and detector and run each once (so the first request is not slow)."""
         try:
             from facenet_keras.faces.detection import shared_detector
-            from facenet_keras.faces.pipeline import embed_chips, resolve_model
-            from facenet_keras.identity.recognition import check_gallery_space
+            from facenet_keras.faces.pipeline import chip_size, embed_chips, resolve_model
 
-            self.model = resolve_model(self.profile)
-            self.gallery.call(check_gallery_space, self.profile)  # a gallery of another profile: not ready
+            self.model = resolve_model(None)
             self.detector = shared_detector()
+            self.chip_size = chip_size(self.model)
             model = self.model
 
             def encode(chips: np.ndarray) -> np.ndarray:
@@ -114,7 +112,7 @@ class Engine:
             )
             rng = np.random.default_rng(0)
             self.detector.detect(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
-            encode(np.zeros((1, *model.input_shape[1:]), np.uint8))
+            encode(np.zeros((1, self.chip_size, self.chip_size, 3), np.uint8))
             self.ready.set()
         except Exception as exc:  # reported by /readyz; the process stays up to say so
             self.failure = f"{type(exc).__name__}: {exc}"
@@ -146,7 +144,7 @@ class Engine:
 
     def encode(self, images: list[np.ndarray]) -> list[list[Face]]:
         """Every face of every photo with its embedding; all their chips in one shared batch."""
-        from facenet_keras.faces.pipeline import cut_chips
+        from facenet_keras.faces.pipeline import face_chips
 
         with self.batcher.expect() as submit:
             detections, chips = [], []
@@ -154,7 +152,7 @@ class Engine:
                 with self._detect_slots:
                     dets = self.detector.detect(image)
                     if dets:
-                        chips.append(cut_chips(image, dets, self.model))
+                        chips.append(face_chips(image, dets, self.chip_size))
                 detections.append(dets)
             if not chips:
                 return [[] for _ in images]
