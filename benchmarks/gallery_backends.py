@@ -246,6 +246,30 @@ def pruned_rows_read(index, q, k) -> float:
     return pruned_candidates(index._bound, index.embeddings, index._sq_norms, q, k, tol, index.chunk)[1] / len(index)
 
 
+# ---------------------------------------------------------------------- kept galleries (--keep-data / --reuse)
+def kept_dir(args, backend: str, n_rows: int) -> Path | None:
+    """Where a kept gallery of this backend, model and size lives (None: a throwaway one)."""
+    base = args.keep_data or args.reuse
+    return Path(base).resolve() / f"{backend}-{args.model}-{n_rows}" if base else None
+
+
+def write_kept(folder: Path, args, n_rows: int, built: dict) -> None:
+    """What a --reuse run needs to check that the kept gallery is the one it would build (bench.json)."""
+    info = {"rows": n_rows, "model": args.model, "seed": 0, **built}
+    (folder / "bench.json").write_text(json.dumps(info, indent=1))
+
+
+def check_kept(folder: Path, args, n_rows: int) -> dict:
+    """The kept gallery's build figures; refuses a folder that holds another model or size."""
+    info_file = folder / "bench.json"
+    if not info_file.exists():
+        sys.exit(f"--reuse: no kept gallery in {folder} (build it first with --keep-data {args.reuse})")
+    info = json.loads(info_file.read_text())
+    if info["rows"] != n_rows or info["model"] != args.model:
+        sys.exit(f"--reuse: {folder} holds {info['rows']} rows of model {info['model']}, not {n_rows} of {args.model}")
+    return info
+
+
 # ---------------------------------------------------------------------- backends
 def bench_sqlite(emb, labels, qs, truth, tmp, args):
     from facenet_keras.identity.gallery import FaceGallery
@@ -327,13 +351,24 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
     from facenet_keras.identity.gallery import FaceGallery
     from facenet_keras.identity.pg_local import LocalPostgres
 
-    server = LocalPostgres(Path(tempfile.mkdtemp(prefix="facenet-keras-bench-pg-")))
+    kept = kept_dir(args, "postgres", len(emb))
+    if args.keep_data and kept.exists():
+        sys.exit(f"--keep-data: {kept} exists; search it with --reuse {args.keep_data}, or delete it to rebuild")
+    server = LocalPostgres(kept or Path(tempfile.mkdtemp(prefix="facenet-keras-bench-pg-")))
+    if args.reuse:
+        built = check_kept(kept, args, len(emb))
     url = server.start()
+    admin = server.url_for("postgres", server.info["password"], "facenet")
     try:
-        with psycopg.connect(server.url_for("postgres", server.info["password"], "facenet"), autocommit=True) as c:
+        if args.reuse:  # the gallery built by an earlier --keep-data run: straight to the searches
+            g = FaceGallery(url + f"?ef_search={args.ef}&candidates={K * 4}")
+            return bench_postgres_search(g, url, admin, built, labels, qs, truth, args)
+        with psycopg.connect(admin, autocommit=True) as c:
             c.execute("ALTER SYSTEM SET maintenance_work_mem = '2GB'")  # the 1M graph (~0.8 GB) stays in memory
             c.execute(f"ALTER SYSTEM SET max_parallel_maintenance_workers = {os.cpu_count() or 2}")  # parallel build
-            c.execute("SELECT pg_reload_conf()")
+            c.execute("ALTER SYSTEM SET shared_buffers = '2GB'")  # index + heap (1.4 GB at 1M) in the server's cache
+        server.stop()  # shared_buffers takes a restart
+        url = server.start()
         g = FaceGallery(url + f"?ef_search={args.ef}&candidates={K * 4}")
         g.add("seed", emb[:1])
         g.remove("seed")
@@ -358,85 +393,106 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
         build = time.perf_counter() - t
         with psycopg.connect(url) as c:
             size = c.execute("SELECT pg_relation_size('photos_hnsw')").fetchone()[0] / 2**20
-        explain = g.store.explain(qs[0])
-        answers = []
-        p50, p99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
-        id_r1 = identity_recall(answers, truth, labels)
-        exact_p50, _ = timed(lambda q: g.store.search(q, exact=True), qs[:5])
-
-        with psycopg.connect(url) as c:
-            first = c.execute("SELECT min(id) FROM photos").fetchone()[0]  # row i of emb has id first + i
-
-        def ann_rows(ef, n):
-            with psycopg.connect(url) as c:
-                register_vector(c)
-                c.execute(f"SET hnsw.ef_search = {ef}")
-                return [
-                    np.asarray(
-                        [
-                            r[0] - first
-                            for r in c.execute(
-                                "SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s", (Vector(q), K)
-                            ).fetchall()
-                        ]
-                    )
-                    for q in qs[:n]
-                ]
-
-        r1, r10 = recall(truth[: args.queries], ann_rows(args.ef, args.queries))
-
-        def server_ms(ef, n=20):
-            """The server's own execution time of the index scan (EXPLAIN ANALYZE), without the client."""
-            with psycopg.connect(url) as c:
-                register_vector(c)
-                c.execute(f"SET hnsw.ef_search = {ef}")
-                out = []
-                for q in qs[:n]:
-                    plan = c.execute(
-                        "EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s",
-                        (Vector(q), K * 4),
-                    ).fetchone()[0]
-                    out.append(plan[0]["Execution Time"])
-                return float(np.median(out))
-
-        low = {}
-        for ef in args.sweep:  # per ef_search: the raw index scan's row recall@1/@10, and the store's own
-            rows = ann_rows(ef, args.queries)  # search (candidates re-ranked): identity recall@1, p50/p99
-            g.store.options["ef_search"] = ef
-            answers = []
-            e50, e99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
-            low[ef] = {
-                "row_recall@1": round(recall(truth[: args.queries], rows)[0], 3),
-                "row_recall@10": round(recall(truth[: args.queries], rows)[1], 3),
-                "identity_recall@1": round(identity_recall(answers, truth, labels), 3),
-                "p50_ms": round(e50, 2),
-                "p99_ms": round(e99, 2),
-                "server_p50_ms": round(server_ms(ef), 2),
-            }
-            print(f"          ef_search {ef:4d}: {low[ef]}", flush=True)
-        g.store.options["ef_search"] = args.ef
-        g.close()
-        one = writers_throughput(url, 1, args.writes) if args.writes else float("nan")
-        four = writers_throughput(url, 4, args.writes // 4) if args.writes else float("nan")
-        return {
-            "p50_ms": p50,
-            "p99_ms": p99,
-            "recall@1": r1,
-            "recall@10": r10,
-            "identity_recall@1": id_r1,
-            "enrol_1": one,
-            "enrol_4": four,
-            "load_s": load,
-            "index_build_s": build,
-            "index_mb": size,
-            "exact_scan_p50_ms": exact_p50,
-            "ef_sweep": low,
-            "explain": explain.splitlines()[:3],
-            "note": f"HNSW m={args.m} ef_construction={args.ef_construction}, ef_search={args.ef}, "
-            f"{K * 4} candidates re-ranked",
-        }
+        built = {"load_s": load, "index_build_s": build, "index_mb": size, "m": args.m}
+        built["ef_construction"] = args.ef_construction
+        if kept:
+            write_kept(kept, args, len(emb), built)
+        return bench_postgres_search(g, url, admin, built, labels, qs, truth, args)
     finally:
-        server.remove()
+        if kept:
+            server.stop()  # the data stay for --reuse
+        else:
+            server.remove()
+
+
+def bench_postgres_search(g, url, admin, built, labels, qs, truth, args):
+    """The search half of the PostgreSQL benchmark (also run alone on a kept gallery by --reuse)."""
+    import psycopg
+    from pgvector import Vector
+    from pgvector.psycopg import register_vector
+
+    with psycopg.connect(admin, autocommit=True) as c:  # a serving database holds its index in memory
+        c.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        t = time.perf_counter()
+        pages = c.execute("SELECT pg_prewarm('photos_hnsw') + pg_prewarm('photos')").fetchone()[0]
+        print(f"          prewarmed {pages} pages (index + table) in {time.perf_counter() - t:.1f} s", flush=True)
+    explain = g.store.explain(qs[0])
+    answers = []
+    p50, p99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
+    id_r1 = identity_recall(answers, truth, labels)
+    exact_p50, _ = timed(lambda q: g.store.search(q, exact=True), qs[:5])
+
+    with psycopg.connect(url) as c:
+        first = c.execute("SELECT min(id) FROM photos").fetchone()[0]  # row i of emb has id first + i
+
+    def ann_rows(ef, n):
+        with psycopg.connect(url) as c:
+            register_vector(c)
+            c.execute(f"SET hnsw.ef_search = {ef}")
+            return [
+                np.asarray(
+                    [
+                        r[0] - first
+                        for r in c.execute(
+                            "SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s", (Vector(q), K)
+                        ).fetchall()
+                    ]
+                )
+                for q in qs[:n]
+            ]
+
+    r1, r10 = recall(truth[: args.queries], ann_rows(args.ef, args.queries))
+
+    def server_ms(ef, n=20):
+        """The server's own execution time of the index scan (EXPLAIN ANALYZE), without the client."""
+        with psycopg.connect(url) as c:
+            register_vector(c)
+            c.execute(f"SET hnsw.ef_search = {ef}")
+            out = []
+            for q in qs[:n]:
+                plan = c.execute(
+                    "EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s",
+                    (Vector(q), K * 4),
+                ).fetchone()[0]
+                out.append(plan[0]["Execution Time"])
+            return float(np.median(out))
+
+    low = {}
+    for ef in args.sweep:  # per ef_search: the raw index scan's row recall@1/@10, and the store's own
+        rows = ann_rows(ef, args.queries)  # search (candidates re-ranked): identity recall@1, p50/p99
+        g.store.options["ef_search"] = ef
+        answers = []
+        e50, e99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
+        low[ef] = {
+            "row_recall@1": round(recall(truth[: args.queries], rows)[0], 3),
+            "row_recall@10": round(recall(truth[: args.queries], rows)[1], 3),
+            "identity_recall@1": round(identity_recall(answers, truth, labels), 3),
+            "p50_ms": round(e50, 2),
+            "p99_ms": round(e99, 2),
+            "server_p50_ms": round(server_ms(ef), 2),
+        }
+        print(f"          ef_search {ef:4d}: {low[ef]}", flush=True)
+    g.store.options["ef_search"] = args.ef
+    g.close()
+    one = writers_throughput(url, 1, args.writes) if args.writes else float("nan")
+    four = writers_throughput(url, 4, args.writes // 4) if args.writes else float("nan")
+    return {
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "recall@1": r1,
+        "recall@10": r10,
+        "identity_recall@1": id_r1,
+        "enrol_1": one,
+        "enrol_4": four,
+        "load_s": built["load_s"],
+        "index_build_s": built["index_build_s"],
+        "index_mb": built["index_mb"],
+        "exact_scan_p50_ms": exact_p50,
+        "ef_sweep": low,
+        "explain": explain.splitlines()[:3],
+        "note": f"HNSW m={built.get('m', args.m)} ef_construction={built.get('ef_construction', args.ef_construction)}"
+        f", ef_search={args.ef}, {K * 4} candidates re-ranked" + (" (kept gallery, --reuse)" if args.reuse else ""),
+    }
 
 
 def bench_milvus(emb, labels, qs, truth, tmp, args):
@@ -533,8 +589,25 @@ def main(argv=None):
     ap.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction (PostgreSQL)")
     ap.add_argument("--milvus-batch", type=int, default=10_000, help="rows per insert into milvus-lite")
     ap.add_argument("--milvus-flush", type=int, default=0, help="flush milvus-lite every this many rows (0: never)")
+    ap.add_argument(
+        "--keep-data",
+        metavar="DIR",
+        help="keep each built server gallery under DIR/BACKEND-MODEL-ROWS (stopped, not deleted) for --reuse",
+    )
+    ap.add_argument(
+        "--reuse",
+        metavar="DIR",
+        help="skip the load and index build: run only the search and recall measurements on the galleries "
+        "kept by an earlier --keep-data DIR run (same --model and --sizes)",
+    )
     ap.add_argument("--json", metavar="OUT.json")
     args = ap.parse_args(argv)
+    if args.keep_data and args.reuse:
+        ap.error("--keep-data builds a gallery, --reuse searches a kept one: give one of them")
+    if (args.keep_data or args.reuse) and args.writes:
+        ap.error("--keep-data / --reuse need --writes 0 (the enrolment timing would add rows to the kept gallery)")
+    if (args.keep_data or args.reuse) and set(args.backends.split(",")) - {"postgres", "milvus"}:
+        ap.error("--keep-data / --reuse are for the server backends: --backends postgres and/or milvus")
     args.sweep = [int(x) for x in args.sweep.split(",") if x]
     print(
         f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} on "
