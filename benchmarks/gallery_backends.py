@@ -246,6 +246,37 @@ def pruned_rows_read(index, q, k) -> float:
     return pruned_candidates(index._bound, index.embeddings, index._sq_norms, q, k, tol, index.chunk)[1] / len(index)
 
 
+def legacy_pg_search(store, q):
+    """PostgresStore.search through the index before it became one round trip (kept here to be timed in
+    the same run): a liveness check on checkout, BEGIN, two SET LOCALs, the index scan (vectors as
+    text, the limit a parameter), the runner-up scan when the candidates hold one person, COMMIT."""
+    from pgvector import Vector
+
+    from facenet_keras.identity.postgres_store import _np
+    from facenet_keras.identity.remote import rerank
+
+    with store._pool.connection() as conn:
+        store._pool.check_connection(conn)
+        with conn.transaction():
+            ef = max(store.options["ef_search"], store.options["candidates"])
+            conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            qv = Vector(q)
+            rows = conn.execute(
+                "SELECT p.name, f.embedding FROM (SELECT person_id, embedding FROM photos ORDER BY embedding <-> %s "
+                "LIMIT %s) f JOIN people p ON p.id = f.person_id",
+                (qv, store.options["candidates"]),
+            ).fetchall()
+            if len({r[0] for r in rows}) == 1:
+                rows += conn.execute(
+                    "SELECT p.name, f.embedding FROM (SELECT person_id, embedding FROM photos WHERE person_id <> "
+                    "(SELECT id FROM people WHERE name = %s) ORDER BY embedding <-> %s LIMIT 1) f "
+                    "JOIN people p ON p.id = f.person_id",
+                    (rows[0][0], qv),
+                ).fetchall()
+    return rerank(q, np.stack([_np(r[1]) for r in rows]), [r[0] for r in rows])
+
+
 # ---------------------------------------------------------------------- kept galleries (--keep-data / --reuse)
 def kept_dir(args, backend: str, n_rows: int) -> Path | None:
     """Where a kept gallery of this backend, model and size lives (None: a throwaway one)."""
@@ -417,8 +448,25 @@ def bench_postgres_search(g, url, admin, built, labels, qs, truth, args):
         pages = c.execute("SELECT pg_prewarm('photos_hnsw') + pg_prewarm('photos')").fetchone()[0]
         print(f"          prewarmed {pages} pages (index + table) in {time.perf_counter() - t:.1f} s", flush=True)
     explain = g.store.explain(qs[0])
-    answers = []
-    p50, p99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
+    for q in qs[:10]:  # a first use of each pooled connection (prepared statements, settings): untimed
+        g.search(q), legacy_pg_search(g.store, q)
+    answers, new_t, old_t, same = [], [], [], 0
+    for q in qs[: args.queries]:  # the store's search and the old one interleaved: the same load for each
+        t = time.perf_counter()
+        m = g.search(q)[0]
+        new_t.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        old = legacy_pg_search(g.store, q)
+        old_t.append(time.perf_counter() - t)
+        answers.append(m.identity)
+        same += m == old
+    p50, p99 = np.percentile(new_t, 50) * 1e3, np.percentile(new_t, 99) * 1e3
+    old_ms = [round(float(np.percentile(old_t, v)) * 1e3, 2) for v in (50, 99)]
+    print(
+        f"          store search p50/p99 {p50:.2f} / {p99:.2f} ms; the old search (6 round trips) in the same run "
+        f"{old_ms[0]} / {old_ms[1]} ms; same answers {same}/{len(new_t)}; load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     id_r1 = identity_recall(answers, truth, labels)
     exact_p50, _ = timed(lambda q: g.store.search(q, exact=True), qs[:5])
 
@@ -488,6 +536,9 @@ def bench_postgres_search(g, url, admin, built, labels, qs, truth, args):
         "index_build_s": built["index_build_s"],
         "index_mb": built["index_mb"],
         "exact_scan_p50_ms": exact_p50,
+        "old_search_ms": old_ms,
+        "old_same_answers": f"{same}/{len(new_t)}",
+        "load_average_search": os.getloadavg()[0],
         "ef_sweep": low,
         "explain": explain.splitlines()[:3],
         "note": f"HNSW m={built.get('m', args.m)} ef_construction={built.get('ef_construction', args.ef_construction)}"
@@ -496,12 +547,39 @@ def bench_postgres_search(g, url, admin, built, labels, qs, truth, args):
 
 
 def bench_milvus(emb, labels, qs, truth, tmp, args):
-    import secrets
-
     from facenet_keras.identity.gallery import FaceGallery
 
-    path = str(tmp / "g.milvus.db")
+    server = bool(args.milvus_url)  # a Milvus server (milvus://host:port), else milvus-lite in a temp file
+    kept = kept_dir(args, "milvus", len(emb))
+    if args.keep_data and kept.exists():
+        sys.exit(f"--keep-data: {kept} exists; search it with --reuse {args.keep_data}, or delete it to rebuild")
+    if kept and not server:
+        sys.exit("--keep-data / --reuse with --backends milvus need a server: --milvus-url milvus://HOST:PORT")
+    name = f"bench_{args.model}_{len(emb)}"
+    path = f"{args.milvus_url.rstrip('/')}/{name}" if server else str(tmp / "g.milvus.db")
     g = FaceGallery(path + f"?ef_search={args.ef}&candidates={K * 4}")
+    st = g.store
+    try:
+        if args.reuse:
+            built = check_kept(kept, args, len(emb))
+        else:
+            built = milvus_load(g, emb, labels, qs, server, args)
+            if kept:
+                kept.mkdir(parents=True)
+                write_kept(kept, args, len(emb), built)
+        return bench_milvus_search(g, built, emb, labels, qs, truth, server, args)
+    finally:
+        if server and not kept:
+            for c in (st._photos, st._metac, st._crops):
+                st._client.drop_collection(c)
+        g.close()
+
+
+def milvus_load(g, emb, labels, qs, server, args) -> dict:
+    """Bulk load (the store's own row format, one commit marker per insert) and, on a server, the wait
+    until the HNSW index covers every row."""
+    import secrets
+
     st = g.store
     g.add("seed", emb[:1])
     g.remove("seed")
@@ -510,7 +588,7 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
     for s in range(0, len(emb), step):
         if args.milvus_flush and s and s % args.milvus_flush == 0:
             st._client.flush(st._photos)  # seal what was written so far (the 100k load hung without it)
-            print(f"          milvus-lite: {s} rows in {time.perf_counter() - t:.0f} s", flush=True)
+            print(f"          milvus: {s} rows in {time.perf_counter() - t:.0f} s", flush=True)
         batch = secrets.token_hex(16)
         rows = [
             {
@@ -528,11 +606,44 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
     load = time.perf_counter() - t
     before = rss_mb()
     t = time.perf_counter()
-    g.search(qs[0])  # the first search builds what the index needs
+    if server:  # seal the segments; the server builds their HNSW indexes in the background
+        st._client.flush(st._photos)
+        while True:
+            info = st._client.describe_index(st._photos, "embedding")
+            if info.get("indexed_rows", 0) >= len(emb) and not info.get("pending_index_rows"):
+                break
+            print(f"          milvus index: {info.get('indexed_rows')} / {len(emb)} rows", flush=True)
+            time.sleep(10)
+    g.search(qs[0])  # the first search loads what the index needs
     build = time.perf_counter() - t
+    return {"load_s": load, "index_build_s": build, "index_mb": max(rss_mb() - before, 0.0)}
+
+
+def bench_milvus_search(g, built, emb, labels, qs, truth, server, args):
+    """The search half of the Milvus benchmark (also run alone on a kept gallery by --reuse)."""
+    st = g.store
+    for q in qs[:10]:
+        g.search(q)
     answers = []
     p50, p99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
     id_r1 = identity_recall(answers, truth, labels)
+    load_avg = os.getloadavg()[0]
+
+    def raw(consistency):  # the index search alone, one query per request (no meta read, no re-rank)
+        return timed(
+            lambda q: st._client.search(
+                st._photos,
+                data=[q],
+                limit=K * 4,
+                anns_field="embedding",
+                search_params={"metric_type": "L2", "params": {"ef": max(args.ef, K * 4)}},
+                consistency_level=consistency,
+            ),
+            qs[: args.queries],
+        )
+
+    raw_ms = {c: [round(float(v), 2) for v in raw(c)] for c in ("Strong", "Bounded")}
+    print(f"          raw index search p50/p99 ms by consistency level: {raw_ms}; load average {load_avg:.1f}")
 
     def ann_rows(ef, n):
         res = st._client.search(
@@ -553,7 +664,6 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
     for k in range(args.writes):
         g.add(f"bench-{k % 50}", emb[k : k + 1])
     one = args.writes / (time.perf_counter() - one_t) if args.writes else float("nan")
-    g.close()
     return {
         "p50_ms": p50,
         "p99_ms": p99,
@@ -562,11 +672,17 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
         "identity_recall@1": id_r1,
         "enrol_1": one,
         "enrol_4": None,
-        "load_s": load,
-        "index_build_s": build,
-        "index_mb": max(rss_mb() - before, 0.0),
+        "load_s": built["load_s"],
+        "index_build_s": built["index_build_s"],
+        "index_mb": built["index_mb"],
         "ef_sweep": low,
-        "note": "milvus-lite (in-process, one process per file: no 4-writer figure)",
+        "raw_search_ms": raw_ms,
+        "load_average_search": load_avg,
+        "note": (
+            f"Milvus server at {args.milvus_url} (index built by the server; MB = client RSS only)"
+            if server
+            else "milvus-lite (in-process, one process per file: no 4-writer figure)"
+        ),
     }
 
 
@@ -599,6 +715,12 @@ def main(argv=None):
         metavar="DIR",
         help="skip the load and index build: run only the search and recall measurements on the galleries "
         "kept by an earlier --keep-data DIR run (same --model and --sizes)",
+    )
+    ap.add_argument(
+        "--milvus-url",
+        metavar="milvus://HOST:PORT",
+        help="benchmark a Milvus server (e.g. the embedded standalone started by benchmarks/milvus_server.py) "
+        "instead of milvus-lite",
     )
     ap.add_argument("--json", metavar="OUT.json")
     args = ap.parse_args(argv)
