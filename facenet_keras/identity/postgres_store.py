@@ -18,7 +18,10 @@ Search: below ``exact_below`` rows it is exact (a sequential scan); the HNSW ind
 is built (concurrently, once) when the gallery reaches that size, and from then on it proposes
 ``candidates`` rows at ``hnsw.ef_search`` = ``ef_search``,
 which are re-ranked exactly in numpy (the same distance function as every other backend). When the
-candidates hold one identity only, the runner-up comes from one more filtered index scan.
+candidates hold one identity only, the runner-up comes from one more filtered index scan. A search
+through the index is one round trip per query otherwise: ``hnsw.ef_search`` is a setting of each
+pooled connection (set once), not of a transaction, and no liveness check precedes it (a read on a
+dead connection is retried once on a fresh one).
 URL options (taken out before connecting): ``?exact_below=20000&ef_search=100&candidates=64``.
 """
 
