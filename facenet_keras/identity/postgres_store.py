@@ -295,15 +295,13 @@ class PostgresStore:
                         try:
                             pool.check_connection(conn)
                         except psycopg.OperationalError as exc:
-                            raise _DeadConnection from exc  # nothing was sent: safe to retry, write or not
+                            raise _DeadConnection(_one_line(exc)) from exc  # nothing sent: safe to retry
                     return fn(conn)
             except _DeadConnection as exc:
                 if attempt == 0:
                     pool.check()
                     continue
-                raise GalleryServerError(
-                    f"PostgreSQL at {self.path} failed: {_one_line(exc.__cause__ or exc)}"
-                ) from exc
+                raise GalleryServerError(f"PostgreSQL at {self.path} failed: {exc}") from exc
             except PoolTimeout as exc:
                 raise GalleryServerError(
                     f"cannot reach PostgreSQL at {self.path}: no connection within "
