@@ -573,7 +573,11 @@ def test_postgres_server_restart_mid_run(pg):
         g.add("ada", np.ones((1, 128), np.float32))
         pg.stop()
         pg.start()
-        assert g.search(np.ones(128, np.float32))[0].identity == "ada"  # reconnected
+        assert g.search(np.ones(128, np.float32))[0].identity == "ada"  # reconnected (the read is retried)
+        pg.stop()
+        pg.start()
+        g.add("bob", np.zeros((1, 128), np.float32))  # a write is not retried: its dead connection is replaced first
+        assert g.people() == {"ada": 1, "bob": 1}
         pg.stop()
         try:
             t = time.perf_counter()
@@ -582,7 +586,7 @@ def test_postgres_server_restart_mid_run(pg):
             assert time.perf_counter() - t < 30
         finally:
             pg.start()
-        assert g.names() == ["ada"]
+        assert g.names() == ["ada", "bob"]
 
 
 # ---------------------------------------------------------------------- kill -9 and concurrent writers
