@@ -21,6 +21,13 @@ from pathlib import Path
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path, help="the server's folder (kept: a later start serves the same collections)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a milvus.yaml setting, e.g. proxy.timeTickInterval=20 (ms; default 200: Strong reads wait for it)",
+    )
     args = ap.parse_args(argv)
     try:
         from milvus import MilvusServer
@@ -28,6 +35,9 @@ def main(argv=None) -> None:
         sys.exit("needs the milvus wheel: pip install --no-deps milvus==2.3.5")
     server = MilvusServer()
     server.set_base_dir(str(args.data.resolve()))
+    for item in args.set:
+        key, _, value = item.partition("=")
+        server.config.set(key, int(value) if value.isdigit() else value)
     t = time.perf_counter()
     server.start()  # unpacks the binary into DIR/bin the first time, then waits for /healthz
     ready = time.perf_counter() - t
