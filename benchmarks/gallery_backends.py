@@ -246,6 +246,61 @@ def pruned_rows_read(index, q, k) -> float:
     return pruned_candidates(index._bound, index.embeddings, index._sq_norms, q, k, tol, index.chunk)[1] / len(index)
 
 
+def legacy_pg_search(store, q):
+    """PostgresStore.search through the index before it became one round trip (kept here to be timed in
+    the same run): a liveness check on checkout, BEGIN, two SET LOCALs, the index scan (vectors as
+    text, the limit a parameter), the runner-up scan when the candidates hold one person, COMMIT."""
+    from pgvector import Vector
+
+    from facenet_keras.identity.postgres_store import _np
+    from facenet_keras.identity.remote import rerank
+
+    with store._pool.connection() as conn:
+        store._pool.check_connection(conn)
+        with conn.transaction():
+            ef = max(store.options["ef_search"], store.options["candidates"])
+            conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            qv = Vector(q)
+            rows = conn.execute(
+                "SELECT p.name, f.embedding FROM (SELECT person_id, embedding FROM photos ORDER BY embedding <-> %s "
+                "LIMIT %s) f JOIN people p ON p.id = f.person_id",
+                (qv, store.options["candidates"]),
+            ).fetchall()
+            if len({r[0] for r in rows}) == 1:
+                rows += conn.execute(
+                    "SELECT p.name, f.embedding FROM (SELECT person_id, embedding FROM photos WHERE person_id <> "
+                    "(SELECT id FROM people WHERE name = %s) ORDER BY embedding <-> %s LIMIT 1) f "
+                    "JOIN people p ON p.id = f.person_id",
+                    (rows[0][0], qv),
+                ).fetchall()
+    return rerank(q, np.stack([_np(r[1]) for r in rows]), [r[0] for r in rows])
+
+
+# ---------------------------------------------------------------------- kept galleries (--keep-data / --reuse)
+def kept_dir(args, backend: str, n_rows: int) -> Path | None:
+    """Where a kept gallery of this backend, model and size lives (None: a throwaway one)."""
+    base = args.keep_data or args.reuse
+    return Path(base).resolve() / f"{backend}-{args.model}-{n_rows}" if base else None
+
+
+def write_kept(folder: Path, args, n_rows: int, built: dict) -> None:
+    """What a --reuse run needs to check that the kept gallery is the one it would build (bench.json)."""
+    info = {"rows": n_rows, "model": args.model, "seed": 0, **built}
+    (folder / "bench.json").write_text(json.dumps(info, indent=1))
+
+
+def check_kept(folder: Path, args, n_rows: int) -> dict:
+    """The kept gallery's build figures; refuses a folder that holds another model or size."""
+    info_file = folder / "bench.json"
+    if not info_file.exists():
+        sys.exit(f"--reuse: no kept gallery in {folder} (build it first with --keep-data {args.reuse})")
+    info = json.loads(info_file.read_text())
+    if info["rows"] != n_rows or info["model"] != args.model:
+        sys.exit(f"--reuse: {folder} holds {info['rows']} rows of model {info['model']}, not {n_rows} of {args.model}")
+    return info
+
+
 # ---------------------------------------------------------------------- backends
 def bench_sqlite(emb, labels, qs, truth, tmp, args):
     from facenet_keras.identity.gallery import FaceGallery
@@ -327,13 +382,24 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
     from facenet_keras.identity.gallery import FaceGallery
     from facenet_keras.identity.pg_local import LocalPostgres
 
-    server = LocalPostgres(Path(tempfile.mkdtemp(prefix="facenet-keras-bench-pg-")))
+    kept = kept_dir(args, "postgres", len(emb))
+    if args.keep_data and kept.exists():
+        sys.exit(f"--keep-data: {kept} exists; search it with --reuse {args.keep_data}, or delete it to rebuild")
+    server = LocalPostgres(kept or Path(tempfile.mkdtemp(prefix="facenet-keras-bench-pg-")))
+    if args.reuse:
+        built = check_kept(kept, args, len(emb))
     url = server.start()
+    admin = server.url_for("postgres", server.info["password"], "facenet")
     try:
-        with psycopg.connect(server.url_for("postgres", server.info["password"], "facenet"), autocommit=True) as c:
+        if args.reuse:  # the gallery built by an earlier --keep-data run: straight to the searches
+            g = FaceGallery(url + f"?ef_search={args.ef}&candidates={K * 4}")
+            return bench_postgres_search(g, url, admin, built, labels, qs, truth, args)
+        with psycopg.connect(admin, autocommit=True) as c:
             c.execute("ALTER SYSTEM SET maintenance_work_mem = '2GB'")  # the 1M graph (~0.8 GB) stays in memory
             c.execute(f"ALTER SYSTEM SET max_parallel_maintenance_workers = {os.cpu_count() or 2}")  # parallel build
-            c.execute("SELECT pg_reload_conf()")
+            c.execute("ALTER SYSTEM SET shared_buffers = '2GB'")  # index + heap (1.4 GB at 1M) in the server's cache
+        server.stop()  # shared_buffers takes a restart
+        url = server.start()
         g = FaceGallery(url + f"?ef_search={args.ef}&candidates={K * 4}")
         g.add("seed", emb[:1])
         g.remove("seed")
@@ -358,94 +424,162 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
         build = time.perf_counter() - t
         with psycopg.connect(url) as c:
             size = c.execute("SELECT pg_relation_size('photos_hnsw')").fetchone()[0] / 2**20
-        explain = g.store.explain(qs[0])
-        answers = []
-        p50, p99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
-        id_r1 = identity_recall(answers, truth, labels)
-        exact_p50, _ = timed(lambda q: g.store.search(q, exact=True), qs[:5])
-
-        with psycopg.connect(url) as c:
-            first = c.execute("SELECT min(id) FROM photos").fetchone()[0]  # row i of emb has id first + i
-
-        def ann_rows(ef, n):
-            with psycopg.connect(url) as c:
-                register_vector(c)
-                c.execute(f"SET hnsw.ef_search = {ef}")
-                return [
-                    np.asarray(
-                        [
-                            r[0] - first
-                            for r in c.execute(
-                                "SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s", (Vector(q), K)
-                            ).fetchall()
-                        ]
-                    )
-                    for q in qs[:n]
-                ]
-
-        r1, r10 = recall(truth[: args.queries], ann_rows(args.ef, args.queries))
-
-        def server_ms(ef, n=20):
-            """The server's own execution time of the index scan (EXPLAIN ANALYZE), without the client."""
-            with psycopg.connect(url) as c:
-                register_vector(c)
-                c.execute(f"SET hnsw.ef_search = {ef}")
-                out = []
-                for q in qs[:n]:
-                    plan = c.execute(
-                        "EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s",
-                        (Vector(q), K * 4),
-                    ).fetchone()[0]
-                    out.append(plan[0]["Execution Time"])
-                return float(np.median(out))
-
-        low = {}
-        for ef in args.sweep:  # per ef_search: the raw index scan's row recall@1/@10, and the store's own
-            rows = ann_rows(ef, args.queries)  # search (candidates re-ranked): identity recall@1, p50/p99
-            g.store.options["ef_search"] = ef
-            answers = []
-            e50, e99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
-            low[ef] = {
-                "row_recall@1": round(recall(truth[: args.queries], rows)[0], 3),
-                "row_recall@10": round(recall(truth[: args.queries], rows)[1], 3),
-                "identity_recall@1": round(identity_recall(answers, truth, labels), 3),
-                "p50_ms": round(e50, 2),
-                "p99_ms": round(e99, 2),
-                "server_p50_ms": round(server_ms(ef), 2),
-            }
-            print(f"          ef_search {ef:4d}: {low[ef]}", flush=True)
-        g.store.options["ef_search"] = args.ef
-        g.close()
-        one = writers_throughput(url, 1, args.writes) if args.writes else float("nan")
-        four = writers_throughput(url, 4, args.writes // 4) if args.writes else float("nan")
-        return {
-            "p50_ms": p50,
-            "p99_ms": p99,
-            "recall@1": r1,
-            "recall@10": r10,
-            "identity_recall@1": id_r1,
-            "enrol_1": one,
-            "enrol_4": four,
-            "load_s": load,
-            "index_build_s": build,
-            "index_mb": size,
-            "exact_scan_p50_ms": exact_p50,
-            "ef_sweep": low,
-            "explain": explain.splitlines()[:3],
-            "note": f"HNSW m={args.m} ef_construction={args.ef_construction}, ef_search={args.ef}, "
-            f"{K * 4} candidates re-ranked",
-        }
+        built = {"load_s": load, "index_build_s": build, "index_mb": size, "m": args.m}
+        built["ef_construction"] = args.ef_construction
+        if kept:
+            write_kept(kept, args, len(emb), built)
+        return bench_postgres_search(g, url, admin, built, labels, qs, truth, args)
     finally:
-        server.remove()
+        if kept:
+            server.stop()  # the data stay for --reuse
+        else:
+            server.remove()
+
+
+def bench_postgres_search(g, url, admin, built, labels, qs, truth, args):
+    """The search half of the PostgreSQL benchmark (also run alone on a kept gallery by --reuse)."""
+    import psycopg
+    from pgvector import Vector
+    from pgvector.psycopg import register_vector
+
+    with psycopg.connect(admin, autocommit=True) as c:  # a serving database holds its index in memory
+        c.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        t = time.perf_counter()
+        pages = c.execute("SELECT pg_prewarm('photos_hnsw') + pg_prewarm('photos')").fetchone()[0]
+        print(f"          prewarmed {pages} pages (index + table) in {time.perf_counter() - t:.1f} s", flush=True)
+    explain = g.store.explain(qs[0])
+    for q in qs[:10]:  # a first use of each pooled connection (prepared statements, settings): untimed
+        g.search(q), legacy_pg_search(g.store, q)
+    answers, new_t, old_t, same = [], [], [], 0
+    for q in qs[: args.queries]:  # the store's search and the old one interleaved: the same load for each
+        t = time.perf_counter()
+        m = g.search(q)[0]
+        new_t.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        old = legacy_pg_search(g.store, q)
+        old_t.append(time.perf_counter() - t)
+        answers.append(m.identity)
+        same += m == old
+    p50, p99 = np.percentile(new_t, 50) * 1e3, np.percentile(new_t, 99) * 1e3
+    old_ms = [round(float(np.percentile(old_t, v)) * 1e3, 2) for v in (50, 99)]
+    print(
+        f"          store search p50/p99 {p50:.2f} / {p99:.2f} ms; the old search (6 round trips) in the same run "
+        f"{old_ms[0]} / {old_ms[1]} ms; same answers {same}/{len(new_t)}; load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    id_r1 = identity_recall(answers, truth, labels)
+    exact_p50, _ = timed(lambda q: g.store.search(q, exact=True), qs[:5])
+
+    with psycopg.connect(url) as c:
+        first = c.execute("SELECT min(id) FROM photos").fetchone()[0]  # row i of emb has id first + i
+
+    def ann_rows(ef, n):
+        with psycopg.connect(url) as c:
+            register_vector(c)
+            c.execute(f"SET hnsw.ef_search = {ef}")
+            return [
+                np.asarray(
+                    [
+                        r[0] - first
+                        for r in c.execute(
+                            "SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s", (Vector(q), K)
+                        ).fetchall()
+                    ]
+                )
+                for q in qs[:n]
+            ]
+
+    r1, r10 = recall(truth[: args.queries], ann_rows(args.ef, args.queries))
+
+    def server_ms(ef, n=20):
+        """The server's own execution time of the index scan (EXPLAIN ANALYZE), without the client."""
+        with psycopg.connect(url) as c:
+            register_vector(c)
+            c.execute(f"SET hnsw.ef_search = {ef}")
+            out = []
+            for q in qs[:n]:
+                plan = c.execute(
+                    "EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM photos ORDER BY embedding <-> %s LIMIT %s",
+                    (Vector(q), K * 4),
+                ).fetchone()[0]
+                out.append(plan[0]["Execution Time"])
+            return float(np.median(out))
+
+    low = {}
+    for ef in args.sweep:  # per ef_search: the raw index scan's row recall@1/@10, and the store's own
+        rows = ann_rows(ef, args.queries)  # search (candidates re-ranked): identity recall@1, p50/p99
+        g.store.options["ef_search"] = ef
+        answers = []
+        e50, e99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
+        low[ef] = {
+            "row_recall@1": round(recall(truth[: args.queries], rows)[0], 3),
+            "row_recall@10": round(recall(truth[: args.queries], rows)[1], 3),
+            "identity_recall@1": round(identity_recall(answers, truth, labels), 3),
+            "p50_ms": round(e50, 2),
+            "p99_ms": round(e99, 2),
+            "server_p50_ms": round(server_ms(ef), 2),
+        }
+        print(f"          ef_search {ef:4d}: {low[ef]}", flush=True)
+    g.store.options["ef_search"] = args.ef
+    g.close()
+    one = writers_throughput(url, 1, args.writes) if args.writes else float("nan")
+    four = writers_throughput(url, 4, args.writes // 4) if args.writes else float("nan")
+    return {
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "recall@1": r1,
+        "recall@10": r10,
+        "identity_recall@1": id_r1,
+        "enrol_1": one,
+        "enrol_4": four,
+        "load_s": built["load_s"],
+        "index_build_s": built["index_build_s"],
+        "index_mb": built["index_mb"],
+        "exact_scan_p50_ms": exact_p50,
+        "old_search_ms": old_ms,
+        "old_same_answers": f"{same}/{len(new_t)}",
+        "load_average_search": os.getloadavg()[0],
+        "ef_sweep": low,
+        "explain": explain.splitlines()[:3],
+        "note": f"HNSW m={built.get('m', args.m)} ef_construction={built.get('ef_construction', args.ef_construction)}"
+        f", ef_search={args.ef}, {K * 4} candidates re-ranked" + (" (kept gallery, --reuse)" if args.reuse else ""),
+    }
 
 
 def bench_milvus(emb, labels, qs, truth, tmp, args):
-    import secrets
-
     from facenet_keras.identity.gallery import FaceGallery
 
-    path = str(tmp / "g.milvus.db")
+    server = bool(args.milvus_url)  # a Milvus server (milvus://host:port), else milvus-lite in a temp file
+    kept = kept_dir(args, "milvus", len(emb))
+    if args.keep_data and kept.exists():
+        sys.exit(f"--keep-data: {kept} exists; search it with --reuse {args.keep_data}, or delete it to rebuild")
+    if kept and not server:
+        sys.exit("--keep-data / --reuse with --backends milvus need a server: --milvus-url milvus://HOST:PORT")
+    name = f"bench_{args.model}_{len(emb)}"
+    path = f"{args.milvus_url.rstrip('/')}/{name}" if server else str(tmp / "g.milvus.db")
     g = FaceGallery(path + f"?ef_search={args.ef}&candidates={K * 4}")
+    st = g.store
+    try:
+        if args.reuse:
+            built = check_kept(kept, args, len(emb))
+        else:
+            built = milvus_load(g, emb, labels, qs, server, args)
+            if kept:
+                kept.mkdir(parents=True)
+                write_kept(kept, args, len(emb), built)
+        return bench_milvus_search(g, built, emb, labels, qs, truth, server, args)
+    finally:
+        if server and not kept:
+            for c in (st._photos, st._metac, st._crops):
+                st._client.drop_collection(c)
+        g.close()
+
+
+def milvus_load(g, emb, labels, qs, server, args) -> dict:
+    """Bulk load (the store's own row format, one commit marker per insert) and, on a server, the wait
+    until the HNSW index covers every row."""
+    import secrets
+
     st = g.store
     g.add("seed", emb[:1])
     g.remove("seed")
@@ -454,7 +588,7 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
     for s in range(0, len(emb), step):
         if args.milvus_flush and s and s % args.milvus_flush == 0:
             st._client.flush(st._photos)  # seal what was written so far (the 100k load hung without it)
-            print(f"          milvus-lite: {s} rows in {time.perf_counter() - t:.0f} s", flush=True)
+            print(f"          milvus: {s} rows in {time.perf_counter() - t:.0f} s", flush=True)
         batch = secrets.token_hex(16)
         rows = [
             {
@@ -472,11 +606,57 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
     load = time.perf_counter() - t
     before = rss_mb()
     t = time.perf_counter()
-    g.search(qs[0])  # the first search builds what the index needs
+    if server:  # seal the segments; the server builds their HNSW indexes in the background
+        st._client.flush(st._photos)
+        milvus_wait_index(st, len(emb), settled=False)
+    g.search(qs[0])  # the first search loads what the index needs
     build = time.perf_counter() - t
+    return {"load_s": load, "index_build_s": build, "index_mb": max(rss_mb() - before, 0.0)}
+
+
+def milvus_wait_index(st, n_rows: int, *, settled: bool) -> None:
+    """Wait until the server's HNSW indexes cover every row; ``settled``: also until the re-indexing of
+    segments merged by compaction is done (it runs in the background for many minutes after a bulk
+    load, and after a restart; timings taken beside it measure the re-index as much as the search)."""
+    while True:
+        info = st._client.describe_index(st._photos, "embedding")
+        if info.get("indexed_rows", 0) >= n_rows and not (settled and info.get("pending_index_rows")):
+            return
+        print(
+            f"          milvus index: {info.get('indexed_rows')} / {n_rows} rows, "
+            f"{info.get('pending_index_rows')} rows waiting for a re-index",
+            flush=True,
+        )
+        time.sleep(10)
+
+
+def bench_milvus_search(g, built, emb, labels, qs, truth, server, args):
+    """The search half of the Milvus benchmark (also run alone on a kept gallery by --reuse)."""
+    st = g.store
+    if server:
+        milvus_wait_index(st, len(emb), settled=True)
+    for q in qs[:10]:
+        g.search(q)
     answers = []
     p50, p99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
     id_r1 = identity_recall(answers, truth, labels)
+    load_avg = os.getloadavg()[0]
+
+    def raw(consistency):  # the index search alone, one query per request (no meta read, no re-rank)
+        return timed(
+            lambda q: st._client.search(
+                st._photos,
+                data=[q],
+                limit=K * 4,
+                anns_field="embedding",
+                search_params={"metric_type": "L2", "params": {"ef": max(args.ef, K * 4)}},
+                consistency_level=consistency,
+            ),
+            qs[: args.queries],
+        )
+
+    raw_ms = {c: [round(float(v), 2) for v in raw(c)] for c in ("Strong", "Bounded")}
+    print(f"          raw index search p50/p99 ms by consistency level: {raw_ms}; load average {load_avg:.1f}")
 
     def ann_rows(ef, n):
         res = st._client.search(
@@ -497,7 +677,6 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
     for k in range(args.writes):
         g.add(f"bench-{k % 50}", emb[k : k + 1])
     one = args.writes / (time.perf_counter() - one_t) if args.writes else float("nan")
-    g.close()
     return {
         "p50_ms": p50,
         "p99_ms": p99,
@@ -506,11 +685,17 @@ def bench_milvus(emb, labels, qs, truth, tmp, args):
         "identity_recall@1": id_r1,
         "enrol_1": one,
         "enrol_4": None,
-        "load_s": load,
-        "index_build_s": build,
-        "index_mb": max(rss_mb() - before, 0.0),
+        "load_s": built["load_s"],
+        "index_build_s": built["index_build_s"],
+        "index_mb": built["index_mb"],
         "ef_sweep": low,
-        "note": "milvus-lite (in-process, one process per file: no 4-writer figure)",
+        "raw_search_ms": raw_ms,
+        "load_average_search": load_avg,
+        "note": (
+            f"Milvus server at {args.milvus_url} (index built by the server; MB = client RSS only)"
+            if server
+            else "milvus-lite (in-process, one process per file: no 4-writer figure)"
+        ),
     }
 
 
@@ -533,8 +718,31 @@ def main(argv=None):
     ap.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction (PostgreSQL)")
     ap.add_argument("--milvus-batch", type=int, default=10_000, help="rows per insert into milvus-lite")
     ap.add_argument("--milvus-flush", type=int, default=0, help="flush milvus-lite every this many rows (0: never)")
+    ap.add_argument(
+        "--keep-data",
+        metavar="DIR",
+        help="keep each built server gallery under DIR/BACKEND-MODEL-ROWS (stopped, not deleted) for --reuse",
+    )
+    ap.add_argument(
+        "--reuse",
+        metavar="DIR",
+        help="skip the load and index build: run only the search and recall measurements on the galleries "
+        "kept by an earlier --keep-data DIR run (same --model and --sizes)",
+    )
+    ap.add_argument(
+        "--milvus-url",
+        metavar="milvus://HOST:PORT",
+        help="benchmark a Milvus server (e.g. the embedded standalone started by benchmarks/milvus_server.py) "
+        "instead of milvus-lite",
+    )
     ap.add_argument("--json", metavar="OUT.json")
     args = ap.parse_args(argv)
+    if args.keep_data and args.reuse:
+        ap.error("--keep-data builds a gallery, --reuse searches a kept one: give one of them")
+    if (args.keep_data or args.reuse) and args.writes:
+        ap.error("--keep-data / --reuse need --writes 0 (the enrolment timing would add rows to the kept gallery)")
+    if (args.keep_data or args.reuse) and set(args.backends.split(",")) - {"postgres", "milvus"}:
+        ap.error("--keep-data / --reuse are for the server backends: --backends postgres and/or milvus")
     args.sweep = [int(x) for x in args.sweep.split(",") if x]
     print(
         f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} on "

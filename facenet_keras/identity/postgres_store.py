@@ -18,7 +18,10 @@ Search: below ``exact_below`` rows it is exact (a sequential scan); the HNSW ind
 is built (concurrently, once) when the gallery reaches that size, and from then on it proposes
 ``candidates`` rows at ``hnsw.ef_search`` = ``ef_search``,
 which are re-ranked exactly in numpy (the same distance function as every other backend). When the
-candidates hold one identity only, the runner-up comes from one more filtered index scan.
+candidates hold one identity only, the runner-up comes from one more filtered index scan. A search
+through the index is one round trip per query otherwise: ``hnsw.ef_search`` is a setting of each
+pooled connection (set once), not of a transaction, and no liveness check precedes it (a read on a
+dead connection is retried once on a fresh one).
 URL options (taken out before connecting): ``?exact_below=20000&ef_search=100&candidates=64``.
 """
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import weakref
 
 import numpy as np
 
@@ -110,6 +114,10 @@ def _np(value) -> np.ndarray:
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
 
 
+class _DeadConnection(Exception):
+    """A pooled connection found dead before anything was sent on it."""
+
+
 class PostgresStore:
     """Enrolled people and their embeddings in PostgreSQL with pgvector (see the module docstring)."""
 
@@ -148,9 +156,9 @@ class PostgresStore:
             open=True,
             kwargs={"connect_timeout": int(max(1, connect_timeout))},
             configure=self._configure,
-            check=ConnectionPool.check_connection,
-            timeout=connect_timeout,
+            timeout=connect_timeout,  # liveness: checked in _run (writes), or the read retried
         )
+        self._hnsw_set: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> its ef_search
         self._dim = None  # the stored dimension, once known
         self._pays: tuple[bool, float] | None = None  # (search through the index?, when checked)
 
@@ -264,9 +272,11 @@ class PostgresStore:
         self._writable(action)
         return self._run(fn, retry=False)
 
-    def _run(self, fn, *, retry: bool = True, current: bool = True):
+    def _run(self, fn, *, retry: bool = True, current: bool = True, check: bool = True):
         """Run ``fn(conn)``; a read whose connection died (server restarted) is retried once on a fresh one.
-        ``current``: refuse a gallery of an older schema (until ``gallery migrate``)."""
+        ``current``: refuse a gallery of an older schema (until ``gallery migrate``). ``check``: first make
+        sure the pooled connection is alive (one empty round trip; a dead one is replaced), so a write
+        after a server restart goes through; a search skips it (its retry covers a dead connection)."""
         psycopg = self._psycopg
         from psycopg_pool import PoolTimeout
 
@@ -281,7 +291,17 @@ class PostgresStore:
         for attempt in (0, 1):
             try:
                 with pool.connection() as conn:
+                    if check:
+                        try:
+                            pool.check_connection(conn)
+                        except psycopg.OperationalError as exc:
+                            raise _DeadConnection(_one_line(exc)) from exc  # nothing sent: safe to retry
                     return fn(conn)
+            except _DeadConnection as exc:
+                if attempt == 0:
+                    pool.check()
+                    continue
+                raise GalleryServerError(f"PostgreSQL at {self.path} failed: {exc}") from exc
             except PoolTimeout as exc:
                 raise GalleryServerError(
                     f"cannot reach PostgreSQL at {self.path}: no connection within "
@@ -639,20 +659,25 @@ class PostgresStore:
             if q.shape[1] != int(dim[0]):
                 raise ValueError(f"queries have dimension {q.shape[1]}, but the gallery holds {dim[0]}-D embeddings")
             use_exact = exact if exact is not None else not self._index_pays(conn)
-            out = []
-            with conn.transaction():
-                if use_exact:
+            if use_exact:  # planner settings for this transaction only (other queries keep their indexes)
+                with conn.transaction():
                     conn.execute("SET LOCAL enable_indexscan = off")
                     conn.execute("SET LOCAL enable_bitmapscan = off")
-                else:
-                    ef = max(self.options["ef_search"], self.options["candidates"])
-                    conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-                    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                for vec in q:
-                    out.append(self._search_one(conn, vec, Vector(vec), use_exact))
-            return out
+                    return [self._search_one(conn, vec, Vector(vec), True) for vec in q]
+            # The index path, one round trip per query in the common case: the HNSW settings are the
+            # connection's own (set once, not per search), no transaction, no liveness check (a read on
+            # a dead connection is retried by _run).
+            self._hnsw_session(conn, max(self.options["ef_search"], self.options["candidates"]))
+            return [self._search_one(conn, vec, Vector(vec), False) for vec in q]
 
-        return self._run(read)
+        return self._run(read, check=False)
+
+    def _hnsw_session(self, conn, ef: int) -> None:
+        """``hnsw.ef_search`` = ``ef`` and relaxed-order iterative scans for this pooled connection's
+        session; one round trip only when its value differs from what this connection already has."""
+        if self._hnsw_set.get(conn) != int(ef):
+            conn.execute(f"SET hnsw.ef_search = {int(ef)}; SET hnsw.iterative_scan = relaxed_order")
+            self._hnsw_set[conn] = int(ef)
 
     def _search_one(self, conn, vec, qv, exact: bool) -> Match:
         if exact:  # the nearest photo of the two nearest people: exact and complete
@@ -662,18 +687,21 @@ class PostgresStore:
                 "ORDER BY f.person_id, d) best ORDER BY d LIMIT 2",
                 (qv,),
             ).fetchall()
-        else:
+        else:  # the limit is a literal, so a prepared (generic) plan still knows it and keeps the index scan;
+            # vectors travel in binary (exact float32, no text formatting or parsing)
             rows = conn.execute(
-                "SELECT p.name, f.embedding FROM (SELECT person_id, embedding FROM photos ORDER BY embedding <-> %s "
-                "LIMIT %s) f JOIN people p ON p.id = f.person_id",
-                (qv, self.options["candidates"]),
+                "SELECT p.name, f.embedding FROM (SELECT person_id, embedding FROM photos ORDER BY embedding <-> %b "
+                f"LIMIT {int(self.options['candidates'])}) f JOIN people p ON p.id = f.person_id",
+                (qv,),
+                binary=True,
             ).fetchall()
             if len({r[0] for r in rows}) == 1:  # one identity only: its runner-up from one more scan
                 rows += conn.execute(
                     "SELECT p.name, f.embedding FROM (SELECT person_id, embedding FROM photos WHERE person_id <> "
-                    "(SELECT id FROM people WHERE name = %s) ORDER BY embedding <-> %s LIMIT 1) f "
+                    "(SELECT id FROM people WHERE name = %s) ORDER BY embedding <-> %b LIMIT 1) f "
                     "JOIN people p ON p.id = f.person_id",
                     (rows[0][0], qv),
+                    binary=True,
                 ).fetchall()
         if not rows:
             return NO_MATCH
