@@ -3,8 +3,9 @@
 For each content/style pair of ``../shared/data/style/pairs.csv``:
   (a) the fast path: Magenta's arbitrary network (``stylize_fast``), one forward pass;
   (b) the default optimisation (``stylize`` with its defaults);
-  (c) the same optimisation started from the fast result (``init="fast"``), with the wall time at
-      which it reached (b)'s final total cost, if it did;
+  (c) the same optimisation (same seed) started from the fast result (``init="fast"``), with the step
+      and wall time at which its full-size steps first reached (b)'s final total cost, if they did
+      (coarser scales' costs are of smaller images and do not count);
   (d) the Keras example's method (keras-io ``neural_style_transfer.py``: content, style and generated
       images through the whole VGG19 each step, its weights 2.5e-8 / 1e-6 / 1e-6 on block5_conv2 and
       block1..5_conv1, SGD with learning rate 100 decayed 0.96 every 100 steps, started from the
@@ -111,11 +112,17 @@ def keras_example(weights, content: np.ndarray, style: np.ndarray, seconds: floa
     return np.clip(img[..., ::-1] / 255.0, 0, 1).astype(np.float32), steps
 
 
-def reached_at(history: list[dict], target: float, t_start: float, stamps: list[float]) -> float | None:
-    """Seconds after ``t_start`` at which the total cost first fell to ``target`` (None: never)."""
+def reached_at(
+    history: list[dict], target: float, t_start: float, stamps: list[float], scale: int | None = None
+) -> tuple[int, float] | None:
+    """(step, seconds after ``t_start``) at which the total cost first fell to ``target`` (None: never).
+
+    scale: only steps at this longest side count (the costs of coarser scales are of smaller images,
+    not comparable with a full-size cost).
+    """
     for costs, t in zip(history, stamps):
-        if costs["total"] <= target:
-            return t - t_start
+        if (scale is None or costs["scale"] == scale) and costs["total"] <= target:
+            return int(costs["step"]), t - t_start
     return None
 
 
@@ -222,11 +229,17 @@ def main(argv=None) -> int:
                 init="fast",
                 callback=lambda *a, stamps_c=stamps_c: stamps_c.append(time.perf_counter()),
             )
+            seconds_c = time.perf_counter() - t1
             final_c = evaluate_costs(rf.image, content, style, extractor=extractor)["total"]
+            # the default's final cost (after its last step) as the target: when did init="fast" get there?
+            hit = reached_at(rf.history, r.costs["total"], t1, stamps_c, scale=r.schedule[-1][0])
             row["init_fast"] = {
-                "seconds": time.perf_counter() - t1,
+                "seconds": seconds_c,
                 "total_cost": final_c,
-                "reached_default_cost_at_s": reached_at(rf.history, r.costs["total"], t1, stamps_c),
+                "default_total_cost": r.costs["total"],
+                "default_steps": len(r.history),
+                "reached_default_cost_at_step": None if hit is None else hit[0],
+                "reached_default_cost_at_s": None if hit is None else hit[1],
                 **judge(rf.image, content, style),
             }
             images.append(rf.image)
@@ -270,6 +283,19 @@ def main(argv=None) -> int:
             f"s {v['style']:.3f} c {v['content']:.3f} {v['seconds']:5.1f}s" for k, v in r.items() if isinstance(v, dict)
         ]
         print(f"{r['pair']:35s}" + "  ".join(f"{c:>22s}" for c in cells) + f"  load {r['load']:.2f}")
+    for r in results:
+        if "init_fast" in r:
+            f = r["init_fast"]
+            when = (
+                f"reached it at step {f['reached_default_cost_at_step']} ({f['reached_default_cost_at_s']:.1f} s)"
+                if f["reached_default_cost_at_step"] is not None
+                else "never reached it"
+            )
+            print(
+                f"{r['pair']:35s} init=fast: default's final cost {f['default_total_cost']:.4g} after "
+                f"{f['default_steps']} steps ({r['default']['seconds']:.1f} s); init=fast {when}, "
+                f"its own final {f['total_cost']:.4g} ({f['seconds']:.1f} s)"
+            )
     for what, ok in verdicts:
         print(f"{'PASS' if ok else 'FAIL'}: {what}")
     if args.sheet:

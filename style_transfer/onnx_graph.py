@@ -10,7 +10,9 @@ Keras. Nothing here executes a graph.
 - the outputs of ``DequantizeLinear`` nodes whose inputs are all constant: ``(q - zero_point) * scale``,
   per axis when the scale is a vector (int8 weights of a converted TFLite model become float32 here).
 It also indexes nodes by their first output, so a builder asks for ``conv("name/Conv2D_prequant")``
-and gets the kernel, the bias and the attributes of that convolution.
+and gets the kernel, the bias and the attributes of that convolution, and ``qparams("name/Relu")``
+for the scale and zero point of the activation ``QuantizeLinear`` producing that tensor (the int8
+rounding the shipped files apply to every activation; :mod:`style_transfer.magenta` can reproduce it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,23 @@ from pathlib import Path
 import numpy as np
 
 ONNX_INSTALL = "pip install onnx"
+
+
+@dataclass(frozen=True)
+class QParams:
+    """A per-tensor ONNX quantisation: q = saturate(round_half_even(x / scale) + zero_point) in [qmin, qmax]."""
+
+    scale: float
+    zero_point: int
+    dtype: str  # "int8" | "uint8": the zero point's type decides the saturation range
+
+    @property
+    def qmin(self) -> int:
+        return -128 if self.dtype == "int8" else 0
+
+    @property
+    def qmax(self) -> int:
+        return 127 if self.dtype == "int8" else 255
 
 
 @dataclass(frozen=True)
@@ -101,6 +120,21 @@ class OnnxWeights:
         kernel = self.array(node.inputs[1])
         bias = self.array(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
         return kernel, bias, node.attrs
+
+    def qparams(self, output: str) -> QParams:
+        """Scale and zero point of the activation ``QuantizeLinear`` node producing ``output``.
+
+        Only per-tensor int8 / uint8 quantisation (what these files use); anything else is refused.
+        """
+        node = self.nodes.get(output)
+        if node is None or node.op != "QuantizeLinear":
+            raise KeyError(f"{self.path.name}: no QuantizeLinear node producing {output!r}")
+        scale = np.asarray(self.values[node.inputs[1]])
+        has_zp = len(node.inputs) > 2 and node.inputs[2]
+        zp = np.asarray(self.values[node.inputs[2]]) if has_zp else np.zeros((), np.uint8)  # ONNX default
+        if scale.size != 1 or zp.size != 1 or zp.dtype not in (np.int8, np.uint8):
+            raise ValueError(f"{self.path.name}: {output!r} is not a per-tensor int8/uint8 quantisation")
+        return QParams(float(np.float32(scale.reshape(()))), int(zp.reshape(())), str(zp.dtype))
 
     def find(self, op: str, contains: str = "") -> list[Node]:
         """Nodes of type ``op`` whose first output contains ``contains``, in graph order."""
