@@ -109,10 +109,21 @@ def test_enrol_from_upload_then_his_name_over_the_live_video(browser, live_serve
 
     page.click("#tabs button[data-tab=camera]")
     page.click("#camera-start")
-    label = page.wait_for_selector(f".face-box .face-label:has-text('{LIN}')", timeout=120_000)
-    box = label.evaluate("el => el.parentElement.getBoundingClientRect().toJSON()")
-    video = page.eval_on_selector("#video", "el => el.getBoundingClientRect().toJSON()")
-    assert box["width"] > 20 and video["left"] <= box["left"] and box["right"] <= video["right"] + 1
+    # The overlay is redrawn every frame, so a label found by one call may be detached (all zeros) by
+    # the next: the name's box and the video are measured together, in the page, in one frame.
+    rects = page.wait_for_function(
+        """name => {
+          const label = [...document.querySelectorAll('.face-box .face-label')]
+            .find((el) => el.isConnected && el.textContent.includes(name));
+          if (!label) return null;
+          return {box: label.parentElement.getBoundingClientRect().toJSON(),
+                  video: document.querySelector('#video').getBoundingClientRect().toJSON()};
+        }""",
+        arg=LIN,
+        timeout=120_000,
+    ).json_value()
+    box, video = rects["box"], rects["video"]
+    assert box["width"] > 20 and video["left"] <= box["left"] and box["right"] <= video["right"] + 1, rects
     page.screenshot(path=str(artefacts / "page-camera.png"))
 
     page.click("#tabs button[data-tab=gallery]")
