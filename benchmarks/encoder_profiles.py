@@ -465,39 +465,6 @@ def fusion_methods(dist_dlib, dist_inc, same: np.ndarray) -> dict:
     }
 
 
-def fit_fusion(name: str, dd: np.ndarray, di: np.ndarray, same: np.ndarray) -> dict:
-    """The chosen fusion's parameters fitted on all development pairs (for LFW and the package)."""
-    from facenet_keras.faces.fusion import fused_distance
-
-    everything = np.ones(len(same), bool)
-    if name.startswith("concatenation"):
-        return {"weight": _grid_weight(lambda w: fused_distance(dd, di, w), same, everything)}
-    if name.startswith("weighted sum"):
-        return {"weight": _grid_weight(lambda w: (1.0 - w) * dd + w * di, same, everything)}
-    if name.startswith("sum of z"):
-        imp = ~same
-        return {
-            "mean": [float(np.nanmean(dd[imp])), float(np.nanmean(di[imp]))],
-            "std": [float(np.nanstd(dd[imp])), float(np.nanstd(di[imp]))],
-        }
-    return {"beta": _logistic(np.stack([dd, di], axis=1), same).tolist()}
-
-
-def apply_fusion(name: str, params: dict, dd: np.ndarray, di: np.ndarray) -> np.ndarray:
-    from facenet_keras.faces.fusion import fused_distance
-
-    if name.startswith("concatenation"):
-        return fused_distance(dd, di, params["weight"])
-    if name.startswith("weighted sum"):
-        w = params["weight"]
-        return (1.0 - w) * dd + w * di
-    if name.startswith("sum of z"):
-        (m1, m2), (s1, s2) = params["mean"], params["std"]
-        return (dd - m1) / s1 + (di - m2) / s2
-    b = params["beta"]
-    return -(b[0] * dd + b[1] * di + b[2])
-
-
 # ------------------------------------------------------------------------------------ sections
 def _row(label: str, r: dict, width: int = 62) -> str:
     kinds = " / ".join(f"{r.get(f'auc_{k}', float('nan')):.5f}" for k in ("crop", "photo"))
@@ -571,7 +538,6 @@ def development(data: Path, encoders: Encoders, use_cache: bool, report: dict) -
         w = _grid_weight(make, dev.same, np.ones(len(dev.same), bool))
         fusion_params[kind] = {"weight": w, "threshold": balanced_threshold(make(w), dev.same)}
         print(f"    on every development pair: weight {w}, threshold {fusion_params[kind]['threshold']:.4f}")
-    fusion_best, params = "one vector", fusion_params
     everyone = np.ones(len(dev.paths), bool)
     di = distances(represent(emb[inc_best[0]], inc_best[1], everyone), dev.i1, dev.i2)
     dlib_raw = distances(represent(emb["dlib"], Rep("mean", False, False)), dev.i1, dev.i2)
@@ -586,8 +552,7 @@ def development(data: Path, encoders: Encoders, use_cache: bool, report: dict) -
     chosen = {
         "dlib": dlib_best,
         "inception": inc_best,
-        "fusion": fusion_best,
-        "fusion_params": params,
+        "fusion_params": fusion_params,
         "thresholds": thresholds,
         "dev_means": {
             k: np.nanmean(represent(emb[key[0]], Rep(key[1].flip, False, True)), axis=0)
@@ -602,8 +567,8 @@ def development(data: Path, encoders: Encoders, use_cache: bool, report: dict) -
         "chosen": {
             "dlib": f"{dlib_best[0]}: {dlib_best[1].label()}",
             "inception": f"{inc_best[0]}: {inc_best[1].label()}",
-            "fusion": fusion_best,
-            "fusion_params": params,
+            "fusion": "one vector",
+            "fusion_params": fusion_params,
             "thresholds": thresholds,
         },
     }
