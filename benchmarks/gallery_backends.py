@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from facenet_keras.identity.milvus_store import CONSISTENCY  # noqa: E402
 from facenet_keras.identity.search import ExactIndex, pairwise_distances  # noqa: E402
 
 DIM = 128
@@ -641,6 +642,21 @@ def bench_milvus_search(g, built, emb, labels, qs, truth, server, args):
     p50, p99 = timed(lambda q: g.search(q), qs[: args.queries], answers)
     id_r1 = identity_recall(answers, truth, labels)
     load_avg = os.getloadavg()[0]
+    levels = {}  # the store's search at other ?consistency= levels, the same queries, the same run
+    for level in args.milvus_consistency:
+        st.options["consistency"], st._search_level = level, CONSISTENCY[level]
+        for q in qs[:10]:
+            g.search(q)
+        got = []
+        lp50, lp99 = timed(lambda q: g.search(q), qs[: args.queries], got)
+        levels[level] = {
+            "p50_ms": round(float(lp50), 2),
+            "p99_ms": round(float(lp99), 2),
+            "identity_recall@1": identity_recall(got, truth, labels),
+            "load_average": os.getloadavg()[0],
+        }
+        print(f"          store search at consistency={level}: {levels[level]}", flush=True)
+    st.options["consistency"], st._search_level = "strong", "Strong"
 
     def raw(consistency):  # the index search alone, one query per request (no meta read, no re-rank)
         return timed(
@@ -690,6 +706,7 @@ def bench_milvus_search(g, built, emb, labels, qs, truth, server, args):
         "index_mb": built["index_mb"],
         "ef_sweep": low,
         "raw_search_ms": raw_ms,
+        "store_search_by_consistency": levels,
         "load_average_search": load_avg,
         "note": (
             f"Milvus server at {args.milvus_url} (index built by the server; MB = client RSS only)"
@@ -735,6 +752,11 @@ def main(argv=None):
         help="benchmark a Milvus server (e.g. the embedded standalone started by benchmarks/milvus_server.py) "
         "instead of milvus-lite",
     )
+    ap.add_argument(
+        "--milvus-consistency",
+        default="bounded,session",
+        help="also time the store's Milvus search at these ?consistency= levels (after the default, strong)",
+    )
     ap.add_argument("--json", metavar="OUT.json")
     args = ap.parse_args(argv)
     if args.keep_data and args.reuse:
@@ -744,6 +766,9 @@ def main(argv=None):
     if (args.keep_data or args.reuse) and set(args.backends.split(",")) - {"postgres", "milvus"}:
         ap.error("--keep-data / --reuse are for the server backends: --backends postgres and/or milvus")
     args.sweep = [int(x) for x in args.sweep.split(",") if x]
+    args.milvus_consistency = [x.strip().lower() for x in args.milvus_consistency.split(",") if x.strip()]
+    if set(args.milvus_consistency) - set(CONSISTENCY):
+        ap.error(f"--milvus-consistency: levels are {', '.join(CONSISTENCY)}")
     print(
         f"load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} on "
         f"{os.cpu_count()} cores",

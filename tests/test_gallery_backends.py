@@ -377,6 +377,27 @@ def test_hnsw_search_settings_follow_the_options(url_for):
             assert shown == expected and status.name == "IDLE"
 
 
+def test_milvus_consistency_levels_give_the_same_answers(url_for, capsys):
+    """?consistency= changes only how fresh a Milvus search must be (what it waits for on a server), never
+    the answer on a settled gallery; an unknown level is refused at opening, naming the levels."""
+    rng = np.random.default_rng(11)
+    url = url_for("milvus")
+    queries = _unit(rng, 6)
+    with FaceGallery(url) as g:
+        for k, name in enumerate(["ada", "bob", "cy"]):
+            g.add(name, queries[2 * k : 2 * k + 2] + 0.05 * _unit(rng, 2))
+        strong = g.search(queries)
+        assert [m.identity for m in strong] == ["ada", "ada", "bob", "bob", "cy", "cy"]
+    for level in ["bounded", "session", "eventually", "Strong"]:
+        with FaceGallery(url + f"?consistency={level}") as g:
+            assert g.store._search_level == level.capitalize()
+            got = g.search(queries)
+            assert [(m.identity, m.runner_up) for m in got] == [(m.identity, m.runner_up) for m in strong]
+            assert [m.distance for m in got] == pytest.approx([m.distance for m in strong], abs=1e-6)
+    err = _cli_error(capsys, url + "?consistency=weak")
+    assert "consistency='weak'" in err and "bounded" in err
+
+
 def test_persisted_and_seen_by_a_second_client(url_for):
     for backend in ["sqlite", "postgres"]:  # milvus-lite is one process per file: reopened below instead
         url = url_for(backend)

@@ -16,8 +16,16 @@ only when its batch's marker exists and names the gallery's current generation, 
 written atomically, so a writer killed mid-enrolment leaves only invisible rows (cleaned by
 :meth:`MilvusStore.vacuum`), never half a person. ``gallery migrate`` (:meth:`replace_embeddings`)
 writes the re-encoded rows (new ids) under a new generation, drops the threshold, then switches
-the generation and the space in one meta row: the whole gallery changes space at once. Reads use
-Strong consistency (they see every write acknowledged before them). Removing a person deletes their
+the generation and the space in one meta row: the whole gallery changes space at once.
+
+Reads use Strong consistency by default: a search sees every write acknowledged before it began, in
+any process (a removed person is never found again), and waits for the server's next time tick to
+know it (``proxy.timeTickInterval``, 200 ms by default). ``?consistency=bounded`` (or ``session``,
+``eventually``: Milvus's levels) lets searches alone read without that wait: a search may then miss
+writes of the last ``common.gracefulTime`` (5 s by default) made by other processes, so a person
+enrolled or removed elsewhere is found or still found for up to that long, and during another
+process's ``gallery migrate`` a search may find no one; ``session`` also sees this process's own
+writes. Listings, exports and every read a write decides on stay Strong. Removing a person deletes their
 batches' markers first (each batch vanishes whole), then the rows and crops (milvus-lite and
 Milvus drop deleted rows' bytes at compaction, not at once). ``rename`` rewrites the person's rows
 in one upsert request: atomic in milvus-lite, per-shard on a cluster (a crash mid-rename there can
@@ -65,7 +73,9 @@ SCHEMA_VERSION = 2  # 2: crops, photo sha256 in every row's info, embedding spac
 _filtered: list[logging.Filterer] = list(logging.getLogger("pymilvus").handlers) or [logging.getLogger("pymilvus")]
 for _handler in _filtered:
     _handler.addFilter(lambda record: "mvccTs" not in record.getMessage())
-OPTIONS = {"ef_search": 100, "candidates": 64, "hnsw_m": 16, "ef_construction": 200}
+OPTIONS = {"ef_search": 100, "candidates": 64, "hnsw_m": 16, "ef_construction": 200, "consistency": "strong"}
+# ?consistency= -> the Milvus level a search reads at (writes, listings and every read a write decides on stay Strong)
+CONSISTENCY = {"strong": "Strong", "bounded": "Bounded", "session": "Session", "eventually": "Eventually"}
 _NAME_LEN = 1024  # bytes: MAX_NAME_LENGTH (200) characters of UTF-8 fit
 _PAGE = 4096
 _CROP_PART = 48_000  # bytes per crop row (base64: 64 000 characters; a Milvus VARCHAR holds 65535)
@@ -111,6 +121,13 @@ class MilvusStore:
         self._DataType, self._MilvusException = DataType, MilvusException
         self.readonly = bool(readonly)
         url, self.options = split_options(url, OPTIONS)
+        level = self.options["consistency"].lower()
+        if level not in CONSISTENCY:
+            raise GalleryServerError(
+                f"gallery URL option consistency={self.options['consistency']!r} is not one of "
+                f"{', '.join(CONSISTENCY)} (Milvus's read consistency levels; strong is the default)"
+            )
+        self._search_level = CONSISTENCY[level]
         self._local = not url.startswith("milvus://")
         if not self._local:
             parts = urlsplit(url)
@@ -279,7 +296,7 @@ class MilvusStore:
             raise GalleryError(f"the gallery {self.path} was opened read-only: cannot {action} it")
 
     # ------------------------------------------------------------------ metadata
-    def _meta_many(self, keys: list[str]) -> dict[str, str]:
+    def _meta_many(self, keys: list[str], level: str = "Strong") -> dict[str, str]:
         if not keys:
             return {}
         rows = self._call(
@@ -287,7 +304,7 @@ class MilvusStore:
             self._metac,
             filter=f"key in {_list(keys)}",
             output_fields=["key", "value"],
-            consistency_level="Strong",
+            consistency_level=level,
         )
         return {r["key"]: r["value"] for r in rows}
 
@@ -520,11 +537,12 @@ class MilvusStore:
         return len(dead)
 
     # ------------------------------------------------------------------ reads
-    def _committed_of(self, batches) -> set[str]:
-        """Which of these batch ids have their commit marker (cached: a marker only goes with its rows)."""
+    def _committed_of(self, batches, level: str = "Strong") -> set[str]:
+        """Which of these batch ids have their commit marker (cached: a marker only goes with its rows),
+        read at consistency ``level``."""
         unknown = [b for b in batches if b not in self._committed]
         for k in range(0, len(unknown), _PAGE):
-            found = self._meta_many([f"batch:{b}" for b in unknown[k : k + _PAGE]])
+            found = self._meta_many([f"batch:{b}" for b in unknown[k : k + _PAGE]], level)
             for key, value in found.items():
                 try:
                     self._committed[key[6:]] = int(json.loads(value).get("gen", 0))
@@ -534,8 +552,8 @@ class MilvusStore:
                     ) from None
         return {b for b in batches if b in self._committed}
 
-    def _visible(self, batches, gen: int) -> set[str]:
-        return {b for b in self._committed_of(batches) if self._committed[b] == gen}
+    def _visible(self, batches, gen: int, level: str = "Strong") -> set[str]:
+        return {b for b in self._committed_of(batches, level) if self._committed[b] == gen}
 
     def _rows(
         self, *, name: str | None = None, ids=None, fields, visible: bool = True, gen: int | None = None
@@ -648,12 +666,13 @@ class MilvusStore:
 
     def search(self, queries) -> list[Match]:
         """Per query (Q, D): the nearest identity, its distance and the runner-up (HNSW candidates,
-        invisible rows dropped, exact re-rank)."""
+        invisible rows dropped, exact re-rank). Every read here is at the URL's ``?consistency=`` level."""
         q = np.asarray(queries, dtype=np.float32)
         if q.ndim == 1:
             q = q[None]
         self._require_current()
-        meta = self._meta_many(["dim", "space"])  # one round trip: the dimension and the current generation
+        level = self._search_level
+        meta = self._meta_many(["dim", "space"], level)  # one round trip: the dimension and the current generation
         dim = self._stored_dim(meta.get("dim"))
         if dim is None or not self._has_photos():
             return [NO_MATCH for _ in q]
@@ -670,12 +689,12 @@ class MilvusStore:
             anns_field="embedding",
             output_fields=["name", "batch", "embedding"],
             search_params=params,
-            consistency_level="Strong",
+            consistency_level=level,
         )
         out = []
         for vec, row in zip(q, hits):
             rows = [h["entity"] for h in row]
-            ok = self._visible({r["batch"] for r in rows}, gen)
+            ok = self._visible({r["batch"] for r in rows}, gen, level)
             rows = [r for r in rows if r["batch"] in ok]
             if rows and len({r["name"] for r in rows}) == 1:  # one identity only: its runner-up from one more search
                 more = self._call(
@@ -687,10 +706,10 @@ class MilvusStore:
                     filter=f"name != {_lit(rows[0]['name'])}",
                     output_fields=["name", "batch", "embedding"],
                     search_params=params,
-                    consistency_level="Strong",
+                    consistency_level=level,
                 )[0]
                 extra = [h["entity"] for h in more]
-                ok = self._visible({r["batch"] for r in extra}, gen)
+                ok = self._visible({r["batch"] for r in extra}, gen, level)
                 rows += [r for r in extra if r["batch"] in ok]
             if not rows:
                 out.append(NO_MATCH)
