@@ -732,7 +732,9 @@ def main(argv=None):
     ap.add_argument("--ef", type=int, default=100)
     ap.add_argument("--sweep", default="10,20,40,100,200", help="ef_search values to sweep")
     ap.add_argument("--m", type=int, default=16, help="HNSW m (PostgreSQL)")
-    ap.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction (PostgreSQL)")
+    ap.add_argument(
+        "--ef-construction", type=int, default=128, help="HNSW ef_construction (PostgreSQL; the store's default)"
+    )
     ap.add_argument("--milvus-batch", type=int, default=10_000, help="rows per insert into milvus-lite")
     ap.add_argument("--milvus-flush", type=int, default=0, help="flush milvus-lite every this many rows (0: never)")
     ap.add_argument(

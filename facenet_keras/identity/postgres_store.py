@@ -476,10 +476,12 @@ class PostgresStore:
         if not self.has_index() and self.row_count() >= self.options["exact_below"]:
             self.build_index()
 
-    def build_index(self, *, m: int = 16, ef_construction: int = 64) -> bool:
+    def build_index(self, *, m: int = 16, ef_construction: int = 128) -> bool:
         """Build the HNSW index (``vector_l2_ops``) now, CONCURRENTLY so writers are not blocked; one
         process builds it (advisory lock), others go on. Below ``exact_below`` rows it does not pay:
-        inserts into an HNSW index cost milliseconds each, a sequential scan of 20k rows a few ms."""
+        inserts into an HNSW index cost milliseconds each, a sequential scan of 20k rows a few ms.
+        ``ef_construction`` 128 rather than pgvector's 64: at 1M rows recall@1 at ef_search 40 goes
+        from 0.983 to 0.993; the 1M build took 761 s on 2 quiet cores (benchmarks/gallery_backends.py)."""
 
         def build(conn):
             if not conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY + 1,)).fetchone()[0]:
