@@ -644,7 +644,7 @@ def bench_milvus_search(g, built, emb, labels, qs, truth, server, args):
     load_avg = os.getloadavg()[0]
     levels = {}  # the store's search at other ?consistency= levels, the same queries, the same run
     for level in args.milvus_consistency:
-        st.options["consistency"], st._search_level = level, CONSISTENCY[level]
+        st.options["consistency"] = level
         for q in qs[:10]:
             g.search(q)
         got = []
@@ -656,7 +656,7 @@ def bench_milvus_search(g, built, emb, labels, qs, truth, server, args):
             "load_average": os.getloadavg()[0],
         }
         print(f"          store search at consistency={level}: {levels[level]}", flush=True)
-    st.options["consistency"], st._search_level = "strong", "Strong"
+    st.options["consistency"] = "strong"
 
     def raw(consistency):  # the index search alone, one query per request (no meta read, no re-rank)
         return timed(

@@ -121,13 +121,13 @@ class MilvusStore:
         self._DataType, self._MilvusException = DataType, MilvusException
         self.readonly = bool(readonly)
         url, self.options = split_options(url, OPTIONS)
-        level = self.options["consistency"].lower()
-        if level not in CONSISTENCY:
+        level = self.options["consistency"]
+        if level.lower() not in CONSISTENCY:
             raise GalleryServerError(
-                f"gallery URL option consistency={self.options['consistency']!r} is not one of "
+                f"gallery URL option consistency={level!r} is not one of "
                 f"{', '.join(CONSISTENCY)} (Milvus's read consistency levels; strong is the default)"
             )
-        self._search_level = CONSISTENCY[level]
+        self.options["consistency"] = level.lower()
         self._local = not url.startswith("milvus://")
         if not self._local:
             parts = urlsplit(url)
@@ -174,6 +174,11 @@ class MilvusStore:
         except BaseException:
             self.close()
             raise
+
+    @property
+    def _search_level(self) -> str:
+        """The Milvus consistency level a search reads at (from ``options["consistency"]``)."""
+        return CONSISTENCY[self.options["consistency"]]
 
     # ------------------------------------------------------------------ schema
     def _call(self, fn, *args, **kwargs):
