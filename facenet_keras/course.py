@@ -16,8 +16,15 @@ What differs from the course, and why:
 * photos need not be 96x96 face crops: any photo with a face works (its main face is used);
   a photo without a face raises :class:`~facenet_keras.faces.detection.NoFaceError` instead of
   encoding whatever is there;
-* the threshold is the package's (:data:`~facenet_keras.identity.recognition.DEFAULT_THRESHOLD`,
-  0.6 on this encoder's raw embeddings; the course's 0.7 was for its L2-normalised FaceNet);
+* the threshold is the one that belongs to the encoder in use (0.6 for the pretrained encoder's raw
+  embeddings, the one stored in a trained ``.keras`` file; the course's 0.7 was for its
+  L2-normalised FaceNet), from the package's one rulebook (:mod:`facenet_keras.identity.rules`);
+* faces the quality gate turns away (too small, not a face?, low quality) are never encoded as a
+  person: :class:`~facenet_keras.faces.pipeline.UnusableFaceError` says why;
+* the course's plain dict database carries no embedding space, so the encodings
+  :func:`img_to_encoding` returns carry theirs (an :class:`Encoding`, still a numpy array):
+  ``verify`` / ``who_is_it`` refuse a database holding encodings of another encoder, and any
+  encoding (plain arrays included) whose width is not the encoder's;
 * ``who_is_it`` returns ``identity=None`` for a face farther than the threshold from everyone,
   where the course returns the nearest name and prints "Not in the database" (a stranger is never
   named);
@@ -35,13 +42,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from facenet_keras.faces.detection import NoFaceError
-from facenet_keras.faces.pipeline import describe_source, encode_batch, primary_face
+from facenet_keras.faces.pipeline import pipeline_for
 from facenet_keras.identity.gallery import FaceGallery
-from facenet_keras.identity.recognition import resolve_threshold
+from facenet_keras.identity.rules import check_gallery_space, resolve_threshold
 from facenet_keras.identity.search import pairwise_distances
+from facenet_keras.identity.store import EmbeddingSpaceError
 
-__all__ = ["img_to_encoding", "verify", "who_is_it"]
+__all__ = ["Encoding", "img_to_encoding", "verify", "who_is_it"]
+
+
+class Encoding(np.ndarray):
+    """An encoding f(x) that remembers its embedding space (``.space``): a plain numpy array in
+    every other way, so the course's dict database can be checked against the encoder in use."""
+
+    space: str | None
+
+    def __new__(cls, values, space: str | None):
+        out = np.asarray(values, np.float32).view(cls)
+        out.space = space
+        return out
+
+    def __array_finalize__(self, obj):
+        self.space = getattr(obj, "space", None)
 
 
 def img_to_encoding(image_path, model=None, *, detector=None) -> np.ndarray:
@@ -51,13 +73,13 @@ def img_to_encoding(image_path, model=None, *, detector=None) -> np.ndarray:
     ``image_path``: a photo (a path, or anything :func:`facenet_keras.load_image` takes); its main
     face is detected, aligned and encoded. ``model``: None (the pretrained encoder), a Keras encoder
     or a saved ``.keras`` file. Returns a (1, 128) float32 array, as the course's does (its
-    ``model.predict_on_batch`` of one image). Raises NoFaceError when the photo shows no face.
+    ``model.predict_on_batch`` of one image), an :class:`Encoding` that carries its embedding
+    space. Raises NoFaceError when the photo shows no face (UnusableFaceError, with the reason,
+    when the quality gate turned the face away).
     """
-    (faces,), (image,) = encode_batch([image_path], model=model, detector=detector, progress=False, return_images=True)
-    face = primary_face(faces, image.shape)
-    if face is None:
-        raise NoFaceError(f"no face found in {describe_source(image_path)}")
-    return np.asarray(face.embedding, np.float32).reshape(1, -1)
+    pipe = pipeline_for(model, detector=detector)
+    face, _, _ = pipe.encode_main(image_path)
+    return Encoding(np.asarray(face.embedding, np.float32).reshape(1, -1), pipe.space_id)
 
 
 def verify(
@@ -71,9 +93,10 @@ def verify(
     encodings. The package's :func:`facenet_keras.verify` does the same with a richer answer.
     Raises KeyError for an identity not in the database.
     """
-    enrolled, _ = _encodings(database, identity)
-    tau = resolve_threshold(threshold, database if isinstance(database, FaceGallery) else None)
-    encoding = img_to_encoding(image_path, model, detector=detector)
+    pipe = pipeline_for(model, detector=detector)
+    enrolled, _ = _encodings(database, pipe, identity)
+    tau = resolve_threshold(threshold, database if isinstance(database, FaceGallery) else None, pipe)
+    encoding = img_to_encoding(image_path, pipe)
     dist = float(pairwise_distances(encoding, enrolled).min())
     return dist, dist <= tau
 
@@ -89,20 +112,24 @@ def who_is_it(
     than the threshold (the course returns the nearest name and prints "Not in the database").
     The package's :func:`facenet_keras.recognize` answers for every face in a photo, with the runner-up.
     """
-    enrolled, labels = _encodings(database)
+    pipe = pipeline_for(model, detector=detector)
+    enrolled, labels = _encodings(database, pipe)
     if len(labels) == 0:
         raise ValueError("the database is empty: enrol someone first")
-    tau = resolve_threshold(threshold, database if isinstance(database, FaceGallery) else None)
-    encoding = img_to_encoding(image_path, model, detector=detector)
+    tau = resolve_threshold(threshold, database if isinstance(database, FaceGallery) else None, pipe)
+    encoding = img_to_encoding(image_path, pipe)
     d = pairwise_distances(encoding, enrolled)[0]
     j = int(np.argmin(d))
     min_dist = float(d[j])
     return min_dist, (labels[j] if min_dist <= tau else None)
 
 
-def _encodings(database, identity: str | None = None) -> tuple[np.ndarray, list[str]]:
-    """The database's encodings (M, D) and the name of each row (one identity's, or everyone's)."""
+def _encodings(database, pipe, identity: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """The database's encodings (M, D) and the name of each row (one identity's, or everyone's),
+    after checking they belong to the pipeline's encoder: a gallery by its embedding space; a dict
+    by the space its :class:`Encoding` values carry, and every value by its width."""
     if isinstance(database, FaceGallery):
+        check_gallery_space(database, pipe)
         return database.embeddings(identity)
     if not isinstance(database, dict):
         raise TypeError(f"database must be a dict name -> encoding or a FaceGallery, not {type(database).__name__}")
@@ -113,7 +140,18 @@ def _encodings(database, identity: str | None = None) -> tuple[np.ndarray, list[
         database = {identity: database[identity]}
     rows, labels = [], []
     for name, encoding in database.items():
+        space = getattr(encoding, "space", None)
+        if space is not None and space != pipe.space_id:
+            raise EmbeddingSpaceError(
+                f"the encoding of {name!r} was made by another encoder (embedding space {space!r}, this "
+                f"one is {pipe.space_id!r}): distances between them mean nothing; encode it again with this model"
+            )
         e = np.asarray(encoding, np.float32)
+        if e.shape[-1] != pipe.dimension:
+            raise ValueError(
+                f"the encoding of {name!r} has {e.shape[-1]} values, this encoder makes {pipe.dimension}: "
+                "it was made by another encoder"
+            )
         e = e.reshape(1, -1) if e.ndim == 1 else e
         if e.ndim != 2:
             raise ValueError(f"the encoding of {name!r} must have shape (128,) or (N, 128), got {e.shape}")

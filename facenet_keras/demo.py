@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"1. one-shot enrolment: 'Grace Hopper' from one photo -> {gallery_path}")
     gallery.enroll("Grace Hopper", grace)
-    print(f"   threshold tau = {fk.recognition.resolve_threshold(None, gallery):.3f} (Euclidean distance)")
+    print(f"   threshold tau = {fk.recognition.resolve_threshold(None, gallery, None):.3f} (Euclidean distance)")
 
     print("2. recognise her in a changed copy (cropped, scaled 0.7x, 30% brighter, mirrored)")
     (r,) = fk.recognize(changed_copy(grace), gallery)

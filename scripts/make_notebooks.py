@@ -188,12 +188,13 @@ print(f"{encoder.name}: input {encoder.input_shape} -> output {encoder.output_sh
 
 The encoder wants every face the same way: a face detector (MTCNN) finds each face and five
 landmarks (eyes, nose, mouth corners); a similarity transform (rotation, scale, shift) then maps the
-landmarks onto a fixed template, so the eyes always land on the same pixels of the chip.
+face's landmarks onto a fixed template, so the eyes always land on the same pixels of the chip.
+`fk.align_faces` cuts exactly the chips the pipeline feeds the encoder (its size, its alignment),
+so `fk.encode_chips(fk.align_faces(photo))` lands in the same embedding space as a gallery.
 """),
         code(r"""
 detections = {name: fk.detect_faces(photo) for name, photo in people.items()}
-chips = {name: fk.align_faces(people[name], np.stack([d.landmarks for d in dets]))
-         for name, dets in detections.items()}
+chips = {name: fk.align_faces(people[name], dets) for name, dets in detections.items()}
 
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.3, 1, 1.3, 1]})
 for i, name in enumerate(people):
@@ -217,7 +218,7 @@ copy* of her photo (cropped, rescaled, brighter, mirrored), and Eileen's.
 """),
         code(r"""
 probe = changed_copy(grace)                      # same person, different picture
-(probe_chip,) = fk.align_faces(probe, fk.detect_faces(probe)[0].landmarks[None])
+(probe_chip,) = fk.align_faces(probe, fk.detect_faces(probe)[:1])
 emb = fk.encode_chips(np.stack([chips["Grace Hopper"][0], probe_chip, chips["Eileen Collins"][0]]))
 labels = ["Grace Hopper", "Grace Hopper (changed copy)", "Eileen Collins"]
 print("encodings:", emb.shape, emb.dtype)

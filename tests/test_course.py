@@ -145,7 +145,7 @@ def test_folder_enrolment_of_faces_reports_exactly_the_photos_without_one_face(
         # faces too small or blurred to serve as a reference are refused, each for a measured reason
         from facenet_keras.identity.recognition import MIN_EYE_DISTANCE, eye_distance
 
-        weak = report.by_outcome("too small or blurred")
+        weak = report.by_outcome("unusable face")
         detail = {p.path: p.detail for p in report.photos}
         for path in weak:
             (face,) = detections[path]

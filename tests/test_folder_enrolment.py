@@ -86,7 +86,7 @@ def test_enroll_from_folder_command(folder, tmp_path, capsys, encoder):
         "enrolled": 4,
         "no face": 1,
         "several faces": 1,
-        "too small or blurred": 0,
+        "unusable face": 0,
         "duplicate": 1,
         "unreadable": 1,
     }

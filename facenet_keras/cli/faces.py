@@ -156,10 +156,10 @@ def _check_output(path: str) -> None:
         raise ValueError(f"--annotate {path}: cannot write in {parent}")
 
 
-def _save_annotated(image, boxes, labels, out: str, landmarks=None) -> None:
+def _save_annotated(image, boxes, labels, out: str, landmarks=None, gated=None) -> None:
     from facenet_keras.faces.annotate import annotate
 
-    picture = annotate(image, boxes, labels)
+    picture = annotate(image, boxes, labels, gated=gated)
     if landmarks is not None:
         from PIL import ImageDraw
 
@@ -284,6 +284,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_recognize(args) -> int:
+    from facenet_keras.faces.pipeline import unusable_because
     from facenet_keras.identity.recognition import recognize_batch
     from facenet_keras.images import load_image
 
@@ -303,6 +304,9 @@ def cmd_recognize(args) -> int:
         lines.append(f"{photo}: {len(faces)} face(s)")
         for r in faces:
             x, y, w, h = (int(round(v)) for v in r.box)
+            if r.face.gated is not None:
+                lines.append(f"  [{x},{y},{w},{h}] not usable ({unusable_because(r.face)}): not recognised")
+                continue
             who = (
                 _name(r.identity)
                 if r.identity
@@ -315,7 +319,8 @@ def cmd_recognize(args) -> int:
             anyone |= r.identity is not None
         if args.annotate:
             out = args.annotate if len(args.photos) == 1 else _numbered(args.annotate, n + 1)
-            _save_annotated(load_image(photo), [r.box for r in faces], [r.identity or "?" for r in faces], out)
+            labels = [r.identity or (r.face.gated or "?") for r in faces]
+            _save_annotated(load_image(photo), [r.box for r in faces], labels, out, gated=[r.face.gated for r in faces])
             lines.append(f"  annotated photo written to {out}")
             payload[-1]["annotated"] = out
     emit(args, payload, lines)
@@ -325,6 +330,7 @@ def cmd_recognize(args) -> int:
 def cmd_detect(args) -> int:
     from facenet_keras.faces.detection import FaceDetector
     from facenet_keras.faces.face import LANDMARK_NAMES
+    from facenet_keras.faces.pipeline import FacePipeline, unusable_because
     from facenet_keras.images import load_image
 
     if args.annotate:
@@ -334,11 +340,11 @@ def cmd_detect(args) -> int:
         for k, v in (("min_face_size", args.min_face_size), ("min_confidence", args.min_confidence))
         if v is not None
     }
-    detector = FaceDetector(**kwargs)
+    pipe = FacePipeline(detector=FaceDetector(**kwargs))  # detection and the quality gate (no encoder)
     payload, lines, found = [], [], False
     for n, photo in enumerate(args.photos):
         image = load_image(photo)
-        faces = sorted(detector.detect(image), key=lambda f: -f.area)  # largest first: the index --face takes
+        faces = sorted(pipe.detect(image), key=lambda f: -f.area)  # largest first: the index --face takes
         found |= bool(faces)
         payload.append({"photo": photo, "faces": [{"index": i, **d.to_dict()} for i, d in enumerate(faces)]})
         lines.append(f"{photo}: {len(faces)} face(s)")
@@ -347,15 +353,17 @@ def cmd_detect(args) -> int:
             points = ", ".join(
                 f"{name} ({d.landmarks[j, 0]:.0f},{d.landmarks[j, 1]:.0f})" for j, name in enumerate(LANDMARK_NAMES)
             )
-            lines.append(f"  #{i} [{x},{y},{w},{h}] confidence {d.confidence:.3f}; landmarks: {points}")
+            gate = f"; not usable ({unusable_because(d)})" if d.gated else ""
+            lines.append(f"  #{i} [{x},{y},{w},{h}] confidence {d.confidence:.3f}; landmarks: {points}{gate}")
         if args.annotate:
             out = args.annotate if len(args.photos) == 1 else _numbered(args.annotate, n + 1)
             _save_annotated(
                 image,
                 [d.box for d in faces],
-                [f"#{i}" for i in range(len(faces))],
+                [f"#{i}" + (f" {d.gated}" if d.gated else "") for i, d in enumerate(faces)],
                 out,
                 landmarks=[d.landmarks for d in faces],
+                gated=[d.gated for d in faces],
             )
             lines.append(f"  annotated photo written to {out}")
             payload[-1]["annotated"] = out

@@ -18,12 +18,7 @@ def register(sub) -> None:
         default=None,
         help="distance threshold for recognising named people (default: the gallery's, else the package's)",
     )
-    p.add_argument(
-        "--model",
-        metavar="MODEL.keras",
-        default=None,
-        help="a trained encoder (from 'facenet-keras train'); default: the pretrained dlib ResNet",
-    )
+    _model_option(p)
     p.add_argument("--strict", action="store_true", help="exit 2 if any file could not be indexed")
     p.set_defaults(func=cmd_index)
 
@@ -83,10 +78,21 @@ def register(sub) -> None:
         "--threshold",
         type=float,
         default=None,
-        help="distance threshold (default: the gallery's calibrated one, else the package default)",
+        help="distance threshold (default: the gallery's calibrated one, else the encoder's own)",
     )
+    _model_option(p)
     _library_option(p)
     p.set_defaults(func=cmd_search)
+
+
+def _model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        metavar="MODEL.keras",
+        default=None,
+        help="the encoder the library is indexed with (a .keras file from 'facenet-keras train'); "
+        "default: the pretrained dlib ResNet",
+    )
 
 
 def _library_option(p: argparse.ArgumentParser) -> None:
@@ -243,10 +249,11 @@ def cmd_search(args) -> int:
     gallery, library = _open(args)
     with gallery, library:
         if args.name is not None:
-            result = {"person": args.name, "photos": photos_of(library, gallery, args.name, args.threshold)}
+            found = photos_of(library, gallery, args.name, args.threshold, model=args.model)
+            result = {"person": args.name, "photos": found}
             head = f"{args.name}: {len(result['photos'])} photo(s)"
         else:
-            result = photos_like(library, gallery, args.photo, args.threshold)
+            result = photos_like(library, gallery, args.photo, args.threshold, model=args.model)
             who = result["person"] or "someone not named"
             head = f"{args.photo}: {who}: {len(result['photos'])} photo(s)"
     lines = [head]

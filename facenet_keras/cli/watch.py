@@ -192,7 +192,9 @@ def _draw(result):
     if not result.faces:
         return result.image
     known = [f.identity is not None for f in result.faces]
-    return np.asarray(annotate(result.image, [f.box for f in result.faces], [f.label for f in result.faces], known))
+    gated = [f.gated is not None and f.identity is None for f in result.faces]
+    boxes, labels = [f.box for f in result.faces], [f.label for f in result.faces]
+    return np.asarray(annotate(result.image, boxes, labels, known, gated))
 
 
 def _event_text(event) -> str:

@@ -24,7 +24,7 @@ from facenet_keras.evaluation.metrics import (
     open_set_identification,
     threshold_for_gallery_size,
 )
-from facenet_keras.faces.pipeline import embedding_key, encode_batch, primary_face
+from facenet_keras.faces.pipeline import embedding_key, pipeline_for, primary_face, unusable_because
 from facenet_keras.identity.recognition import DEFAULT_THRESHOLD
 from facenet_keras.identity.search import pairwise_distances
 from facenet_keras.images import ImageError, list_identities, load_image
@@ -187,10 +187,11 @@ def primary_embeddings(
                 store.hits += 1
                 results[i] = value
                 if value is None:
-                    problems[p] = "no face found"
+                    problems[p] = "no usable face found"
                 continue
             store.misses += 1
         todo.append((i, digest))
+    pipe = pipeline_for(model, detector=detector)
     show = progress if progress is not None else len(todo) >= 8
     bar = tqdm(total=len(todo), desc="embedding photos", unit="photo", disable=not show)
     for start in range(0, len(todo), chunk):
@@ -202,13 +203,15 @@ def primary_embeddings(
                 kept.append((i, digest))
             except ImageError as exc:
                 problems[paths[i]] = str(exc)
-        faces_per_image = encode_batch(images, model=model, detector=detector, progress=False) if images else []
+        faces_per_image = pipe.encode_images(images) if images else []
         for (i, digest), image, faces in zip(kept, images, faces_per_image):
             face = primary_face(faces, image.shape)
-            value = None if face is None else np.asarray(face.embedding, np.float32).reshape(-1)
+            usable = face is not None and face.gated is None  # evaluated through the quality gate
+            value = np.asarray(face.embedding, np.float32).reshape(-1) if usable else None
             results[i] = value
             if value is None:
-                problems[paths[i]] = "no face found"
+                why = "no face found" if face is None else f"no usable face ({unusable_because(face)})"
+                problems[paths[i]] = why
             if store is not None:
                 store.put(value, digest=digest)
         bar.update(len(batch))

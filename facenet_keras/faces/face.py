@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -29,12 +30,15 @@ class Face:
             the photo for faces cut by its border.
         confidence: the detector's face probability in [0, 1].
         embedding: float32 (D,) once encoded, else None.
+        quality: the pipeline's :class:`~facenet_keras.faces.quality.FaceQuality` (size, score,
+            landmark geometry, pose, sharpness and the gate's ``reason``), else None (a bare detection).
     """
 
     box: np.ndarray
     landmarks: np.ndarray
     confidence: float
     embedding: np.ndarray | None = field(default=None, repr=False)
+    quality: Any = field(default=None, repr=False)
 
     def __post_init__(self):
         box = np.asarray(self.box, dtype=np.float32).reshape(4)
@@ -57,13 +61,24 @@ class Face:
         """Box centre (x, y) in pixels."""
         return (float(self.box[0] + self.box[2] / 2.0), float(self.box[1] + self.box[3] / 2.0))
 
+    @property
+    def gated(self) -> str | None:
+        """Why the quality gate turned this face away ("too small", "not a face?", "low quality"),
+        or None when it is usable (or was never judged)."""
+        return None if self.quality is None else self.quality.reason
+
     def with_embedding(self, embedding) -> Face:
         """The same face carrying ``embedding`` (D,)."""
         return dataclasses.replace(self, embedding=embedding)
 
+    def with_quality(self, quality) -> Face:
+        """The same face carrying the gate's judgement of it."""
+        return dataclasses.replace(self, quality=quality)
+
     def to_dict(self, embedding: bool = True) -> dict:
         """The one JSON shape of a face: ``{"box": [x, y, w, h], "confidence": c,
-        "landmarks": {name: [x, y]}}`` plus ``"embedding": [...]`` when it has one and ``embedding``."""
+        "landmarks": {name: [x, y]}}``, plus ``"gated": reason-or-null`` and ``"quality": {...}`` once
+        judged, and ``"embedding": [...]`` when it has one and ``embedding``."""
         out = {
             "box": [round(float(v), 2) for v in self.box],
             "confidence": round(float(self.confidence), 5),
@@ -72,6 +87,9 @@ class Face:
                 for i, name in enumerate(LANDMARK_NAMES)
             },
         }
+        if self.quality is not None:
+            out["gated"] = self.quality.reason
+            out["quality"] = self.quality.to_dict()
         if embedding and self.embedding is not None:
             out["embedding"] = [float(v) for v in self.embedding]
         return out
@@ -79,4 +97,5 @@ class Face:
     def __repr__(self) -> str:
         x, y, w, h = (round(float(v), 1) for v in self.box)
         enc = f", embedding=({self.embedding.shape[0]},)" if self.embedding is not None else ""
-        return f"Face(box=[{x}, {y}, {w}, {h}], confidence={self.confidence:.4f}{enc})"
+        gated = f", gated={self.gated!r}" if self.gated else ""
+        return f"Face(box=[{x}, {y}, {w}, {h}], confidence={self.confidence:.4f}{enc}{gated})"

@@ -11,6 +11,7 @@ and its mirror are the same person, and averaging cancels part of the pose and l
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from facenet_keras.faces import alignment as _alignment
-from facenet_keras.faces.detection import FaceDetector, shared_detector
+from facenet_keras.faces.detection import FaceDetector, NoFaceError, shared_detector
 from facenet_keras.faces.face import Face
 from facenet_keras.files import sha256_file
 from facenet_keras.images import load_image
@@ -29,6 +30,7 @@ from facenet_keras.images import load_image
 _PROGRESS_MIN = 8
 ALIGNMENTS = ("dlib", "mtcnn")
 DEFAULT_ALIGNMENT = "dlib"
+_DEFAULT = object()  # "the default gate" (None means: no gate)
 
 
 # ---------------------------------------------------------------------------- model resolution
@@ -198,6 +200,7 @@ _EMBEDDING_CODE = (
     "faces/alignment.py",
     "faces/face.py",
     "faces/pipeline.py",
+    "faces/quality.py",
     "models/layers.py",
     "models/dlib_resnet.py",
     "models/encoder.py",
@@ -314,6 +317,219 @@ def chip_size(model=None) -> int:
     return int(shape[1])
 
 
+class UnusableFaceError(NoFaceError):
+    """A photo's main face was found but the quality gate turned it away (too small, not a face?,
+    low quality): nothing is decided on it. A :class:`NoFaceError`, so every door that reports "no
+    face" reports this too, with the reason."""
+
+    def __init__(self, message: str, face: Face):
+        super().__init__(message)
+        self.face = face
+        self.reason = face.gated
+
+
+class FacePipeline:
+    """The one owner of photo -> faces -> quality -> chips -> embeddings -> main face.
+
+    Every door (``fk.encode``, the decisions in :mod:`facenet_keras.identity.recognition`, the
+    service's batching queue, ``watch`` and liveness, the photo library, the course functions)
+    runs photos through one of these, so a face is found, judged, cut and encoded the same way
+    everywhere. ``model``: None (the pretrained encoder), a saved ``.keras`` path or a Keras model;
+    chips are cut at that encoder's own input size. ``gate``: the
+    :class:`~facenet_keras.faces.quality.QualityGate` (None: judge and report, but let every face
+    through, as ``--force`` does). Faces the gate turns away keep their reason and get no
+    embedding, so no decision can name them. ``embedder``: chips -> embeddings, to put a shared
+    batching queue in front of the encoder (default: :func:`embed_chips`, mirror averaged with ``flip``).
+    """
+
+    def __init__(
+        self,
+        model=None,
+        *,
+        detector: FaceDetector | None = None,
+        flip: bool = True,
+        alignment: str = DEFAULT_ALIGNMENT,
+        gate=_DEFAULT,
+        batch_size: int = 32,
+        embedder=None,
+    ):
+        from facenet_keras.faces import quality
+
+        if alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+        self.model_ref = model
+        self._model = None if model is None or isinstance(model, (str, os.PathLike)) else model
+        self._detector = detector
+        self.flip, self.alignment, self.batch_size = bool(flip), alignment, int(batch_size)
+        self.gate = quality.DEFAULT_GATE if gate is _DEFAULT else gate
+        self._embedder = embedder
+        self._space: str | None = None
+
+    @property
+    def model(self):
+        """The Keras encoder, built (or loaded) on first use: detecting and judging faces needs none."""
+        if self._model is None:
+            self._model = resolve_model(self.model_ref)
+        return self._model
+
+    @property
+    def chip_size(self) -> int:
+        """The side of the encoder's own input chip."""
+        return chip_size(self.model)
+
+    @property
+    def detector(self) -> FaceDetector:
+        if self._detector is None:
+            self._detector = shared_detector()
+        return self._detector
+
+    # ------------------------------------------------------------------ what it is
+    @property
+    def space_id(self) -> str:
+        """The embedding space of this pipeline's embeddings (what a gallery is bound to)."""
+        if self._space is None:
+            ref = (
+                self.model_ref
+                if self.model_ref is None or isinstance(self.model_ref, (str, os.PathLike))
+                else self.model
+            )
+            self._space = embedding_space_id(ref, self.flip, self.alignment)
+        return self._space
+
+    @property
+    def threshold(self) -> float | None:
+        """The distance threshold that belongs to this encoder (None: it must be calibrated)."""
+        return encoder_threshold(self._ref())
+
+    def _ref(self):
+        """The encoder as the module-level helpers take it: None / a path (shared, digest cached) or the model."""
+        owned = self.model_ref is None or isinstance(self.model_ref, (str, os.PathLike))
+        return self.model_ref if owned else self.model
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.output_shape[-1])
+
+    def with_gate(self, gate) -> FacePipeline:
+        """The same pipeline (encoder, detector, batching) with another gate (None: let all through)."""
+        other = object.__new__(FacePipeline)
+        other.__dict__.update(self.__dict__)
+        other.gate = gate
+        return other
+
+    # ------------------------------------------------------------------ the steps
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Every face of one RGB photo, each judged by the quality gate (``face.gated``), no embedding."""
+        from facenet_keras.faces import quality
+
+        faces = self.detector.detect(image)
+        if not faces:
+            return []
+        judged = quality.assess(image, faces, self.gate) if self.gate is not None else quality.assess(image, faces)
+        if self.gate is None:  # judged and reported, but nothing is turned away
+            judged = [dataclasses.replace(q, reason=None) for q in judged]
+        return [f.with_quality(q) for f, q in zip(faces, judged)]
+
+    def chips(self, image: np.ndarray, faces) -> np.ndarray:
+        """The encoder's own chips (N, S, S, 3) uint8 of ``faces`` of ``image``: its input size, its alignment."""
+        return face_chips(image, faces, self.chip_size, self.alignment)
+
+    def embed(self, chips: np.ndarray) -> np.ndarray:
+        """Embeddings (N, D) of chips, through the shared queue when there is one."""
+        chips = np.asarray(chips)
+        if len(chips) == 0:
+            return np.zeros((0, self.dimension), np.float32)
+        if self._embedder is not None:
+            return np.asarray(self._embedder(chips))
+        return embed_chips(chips, model=self.model, flip=self.flip, batch_size=self.batch_size)
+
+    def encode_images(self, images: list[np.ndarray], faces_per_image=None) -> list[list[Face]]:
+        """Every face of every loaded photo, judged, the usable ones with their embedding; all chips
+        in shared batches. ``faces_per_image``: detections already made (e.g. by a tracker's frame)."""
+        if faces_per_image is None:
+            faces_per_image = [self.detect(image) for image in images]
+        chips, where = [], []
+        for k, (image, faces) in enumerate(zip(images, faces_per_image)):
+            keep = [i for i, f in enumerate(faces) if f.gated is None]
+            if keep:
+                chips.append(self.chips(image, [faces[i] for i in keep]))
+                where += [(k, i) for i in keep]
+        out = [list(faces) for faces in faces_per_image]
+        if chips:
+            embeddings = self.embed(np.concatenate(chips))
+            for (k, i), e in zip(where, embeddings):
+                out[k][i] = out[k][i].with_embedding(e)
+        return out
+
+    def encode_batch(self, images, *, progress: bool | None = None, return_images: bool = False):
+        """Every face of every photo (paths, bytes, PIL images or arrays): a list of lists of
+        :class:`Face`; with ``return_images`` the loaded RGB arrays too."""
+        from tqdm.auto import tqdm
+
+        images = list(images)
+        show = progress if progress is not None else len(images) >= _PROGRESS_MIN
+        loaded, detections = [], []
+        for src in tqdm(images, desc="detecting faces", unit="photo", disable=not show):
+            image = load_image(src)
+            loaded.append(image)
+            detections.append(self.detect(image))
+        out = self.encode_images(loaded, detections)
+        return (out, loaded) if return_images else out
+
+    def encode(self, image) -> list[Face]:
+        """Every face in one photo (see :meth:`encode_batch`)."""
+        return self.encode_batch([image], progress=False)[0]
+
+    # ------------------------------------------------------------------ the main face
+    def main_face(self, faces, image_shape, source) -> Face:
+        """The face a photo is about (:func:`primary_face`), refused when there is none
+        (:class:`NoFaceError`) or when the gate turned it away (:class:`UnusableFaceError`, with
+        the reason): a decision is never made on a face that is not usable."""
+        face = primary_face(faces, image_shape)
+        where = describe_source(source)
+        if face is None:
+            raise NoFaceError(f"no face found in {where}")
+        if face.gated is not None:
+            raise UnusableFaceError(f"{where}: the face found is not usable ({unusable_because(face)})", face)
+        return face
+
+    def encode_main(self, image) -> tuple[Face, int, np.ndarray]:
+        """(main face with its embedding, how many faces the photo has, the loaded photo)."""
+        (faces,), (loaded,) = self.encode_batch([image], progress=False, return_images=True)
+        return self.main_face(faces, loaded.shape, image), len(faces), loaded
+
+
+def unusable_because(face: Face) -> str:
+    """The gate's reason for ``face`` in words a user can act on, e.g. "too small: its eyes are 9 px apart"."""
+    q = face.quality
+    if q is None or q.reason is None:
+        return "usable"
+    detail = {
+        "too small": f"its eyes are {q.eye_distance:.0f} px apart",
+        "not a face?": f"detector score {q.score:.2f}, landmark layout {q.geometry:.2f}",
+        "low quality": f"sharpness {q.sharpness:.2f}, yaw {q.yaw:.2f}",
+    }.get(q.reason)
+    return f"{q.reason}: {detail}" if detail else q.reason
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_pipeline(model, flip: bool, alignment: str) -> FacePipeline:
+    return FacePipeline(model, flip=flip, alignment=alignment)
+
+
+def pipeline_for(
+    model=None, *, detector: FaceDetector | None = None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT
+) -> FacePipeline:
+    """The pipeline of an encoder (None, a path or a model); shared (built once) with the default
+    detector, a new one around a given ``detector``; a FacePipeline passed as ``model`` is itself."""
+    if isinstance(model, FacePipeline):
+        return model
+    if detector is not None:
+        return FacePipeline(model, detector=detector, flip=flip, alignment=alignment)
+    key = str(Path(model).expanduser().resolve()) if isinstance(model, (str, os.PathLike)) else model
+    return _shared_pipeline(key, bool(flip), alignment)
+
+
 def encode_batch(
     images,
     *,
@@ -325,42 +541,43 @@ def encode_batch(
     progress: bool | None = None,
     return_images: bool = False,
 ):
-    """Every face of every photo: a list (one per photo) of lists of :class:`Face`.
+    """Every face of every photo: a list (one per photo) of lists of :class:`Face`, through the
+    encoder's :class:`FacePipeline` (judged by the quality gate: a face it turns away carries its
+    reason in ``face.gated`` and no embedding).
 
     ``images``: paths, bytes, PIL images or arrays (see :func:`facenet_keras.load_image`). Chips of
     all faces are encoded together in batches of ``batch_size``. With ``return_images`` the loaded
     RGB arrays come back too (a second list).
     """
-    from tqdm.auto import tqdm
-
-    images = list(images)
-    model = resolve_model(model)
-    detector = detector or shared_detector()
-    size = chip_size(model)
-    show = progress if progress is not None else len(images) >= _PROGRESS_MIN
-    loaded, detections, chips = [], [], []
-    for src in tqdm(images, desc="detecting faces", unit="photo", disable=not show):
-        image = load_image(src)
-        dets = detector.detect(image)
-        loaded.append(image)
-        detections.append(dets)
-        if dets:
-            chips.append(face_chips(image, dets, size, alignment))
-    all_chips = np.concatenate(chips) if chips else np.zeros((0, size, size, 3), np.uint8)
-    embeddings = embed_chips(all_chips, model=model, flip=flip, batch_size=batch_size)
-    out, i = [], 0
-    for dets in detections:
-        out.append([d.with_embedding(embeddings[i + j]) for j, d in enumerate(dets)])
-        i += len(dets)
-    return (out, loaded) if return_images else out
+    if batch_size != 32 and not isinstance(model, FacePipeline):
+        pipe = FacePipeline(model, detector=detector, flip=flip, alignment=alignment, batch_size=batch_size)
+    else:
+        pipe = pipeline_for(model, detector=detector, flip=flip, alignment=alignment)
+    return pipe.encode_batch(images, progress=progress, return_images=return_images)
 
 
 def encode(
     image, *, model=None, detector: FaceDetector | None = None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT
 ) -> list[Face]:
-    """Every face in one photo, each with box, landmarks, confidence and embedding (an empty list
-    when there is none)."""
+    """Every face in one photo, each with box, landmarks, confidence, quality and (when usable)
+    embedding (an empty list when there is none)."""
     return encode_batch([image], model=model, detector=detector, flip=flip, alignment=alignment, progress=False)[0]
+
+
+def align_faces(image, faces=None, *, model=None) -> np.ndarray:
+    """The chips the pipeline feeds the encoder, (N, S, S, 3) uint8: the faces of ``image`` (every
+    face found when ``faces`` is None) cut at the encoder's own size and alignment, so
+    ``encode_chips(align_faces(photo))`` lands in the same embedding space as a gallery (up to the
+    mirror averaging the pipeline adds)."""
+    pipe = pipeline_for(model)
+    image = load_image(image)
+    if isinstance(faces, np.ndarray):
+        raise TypeError(
+            "align_faces takes the photo's faces (from fk.detect_faces or fk.encode), not landmark arrays; "
+            "facenet_keras.faces.alignment.align_faces aligns raw MTCNN points onto their own template"
+        )
+    faces = pipe.detect(image) if faces is None else list(faces)
+    return pipe.chips(image, faces)
 
 
 def describe_source(src) -> str:

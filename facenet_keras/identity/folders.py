@@ -4,8 +4,11 @@ A batch job: it runs to the end and says, for every photo, what became of it (:d
 
 * ``enrolled``: one face, stored under the folder's name;
 * ``no face``: nothing to enrol;
-* ``several faces``: refused by default, since which face is the person is a guess (``several_faces="main"``
-  takes the main face, as :func:`~facenet_keras.identity.recognition.enroll` does);
+* ``several faces``: several usable faces, refused by default, since which face is the person is a guess
+  (``several_faces="main"`` takes the main face, as :func:`~facenet_keras.identity.recognition.enroll`
+  does); detections the quality gate turned away (a background speck, a button) do not count;
+* ``unusable face``: the main face cannot serve as a reference (the gate's reason, or below the
+  reference gate: too small, blurred, turned away), see :func:`~facenet_keras.identity.rules.check_reference`;
 * ``duplicate``: the same pixels as a photo already enrolled (in the gallery, or earlier in this
   run): a copy of the file, or the folder enrolled again, which therefore adds nothing. A re-saved
   JPEG is a different picture to the encoder and is enrolled (see :data:`DUPLICATE_DISTANCE`);
@@ -24,14 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from facenet_keras.faces.face import Face
-from facenet_keras.faces.pipeline import encode_batch, face_chips, primary_face
+from facenet_keras.faces.pipeline import pipeline_for, primary_face
 from facenet_keras.identity.search import pairwise_distances
 from facenet_keras.images import list_identities, load_image
 
-OUTCOMES = ("enrolled", "no face", "several faces", "too small or blurred", "duplicate", "unreadable")
+OUTCOMES = ("enrolled", "no face", "several faces", "unusable face", "duplicate", "unreadable")
 #: Outcomes that are failures (``--strict`` turns any of them into exit code 2). A duplicate is not:
 #: the photo is already enrolled, which is what was asked.
-FAILURES = frozenset({"no face", "several faces", "too small or blurred", "unreadable"})
+FAILURES = frozenset({"no face", "several faces", "unusable face", "unreadable"})
 #: Two embeddings closer than this come from the same pixels (float noise of batching only). A JPEG
 #: re-save moves the embedding 0.045-0.076 (Grace Hopper's portrait, quality 95-75), as far as two
 #: near-identical video frames in faces/ (0.045), so no threshold could tell "re-saved" from "another
@@ -129,7 +132,8 @@ def _enroll_person(
 ) -> list[PhotoOutcome]:
     """One person's photos: decide each, then write the accepted ones in one transaction through the
     one enrolment decision (:func:`facenet_keras.identity.recognition.enroll_faces`)."""
-    from facenet_keras.identity.recognition import _check_reference, enroll_faces, photo_digest
+    from facenet_keras.identity.recognition import enroll_faces, photo_digest
+    from facenet_keras.identity.rules import check_reference
 
     outcomes: list[PhotoOutcome | None] = [None] * len(photos)
     images, readable = [], []
@@ -139,23 +143,23 @@ def _enroll_person(
             readable.append(i)
         except (ValueError, OSError) as exc:  # ImageError is a ValueError; OSError: unreadable file
             outcomes[i] = PhotoOutcome(str(file), person, "unreadable", detail=str(exc))
-    per_image = encode_batch(images, model=model, detector=detector, progress=False) if images else []
+    per_image = pipeline_for(model, detector=detector).encode_images(images) if images else []
     accepted: list[tuple[int, Face]] = []  # (photo index, face)
     for i, image, faces in zip(readable, images, per_image):
         path, n = str(photos[i]), len(faces)
         if n == 0:
             outcomes[i] = PhotoOutcome(path, person, "no face")
             continue
-        if n > 1 and several_faces == "skip":
+        if sum(f.gated is None for f in faces) > 1 and several_faces == "skip":
             outcomes[i] = PhotoOutcome(path, person, "several faces", n)
             continue
         face = primary_face(faces, image.shape)
-        if face is None or face.embedding is None:  # n >= 1, so primary_face found one, encoded
-            raise RuntimeError(f"{path}: a detected face came back without an embedding")
+        if face is None:  # n >= 1, so primary_face found one
+            raise RuntimeError(f"{path}: no main face among {n} faces")
         try:
-            _check_reference(face, face_chips(image, [face], 150)[0], path)
+            check_reference(image, face, path)  # the gate's reason when it turned the face away
         except ValueError as exc:
-            outcomes[i] = PhotoOutcome(path, person, "too small or blurred", n, detail=str(exc))
+            outcomes[i] = PhotoOutcome(path, person, "unusable face", n, detail=str(exc))
             continue
         twin = _duplicate_of(gallery, face.embedding, [(str(photos[j]), _vector(f)) for j, f in accepted])
         if twin is not None:

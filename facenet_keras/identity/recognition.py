@@ -20,37 +20,58 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facenet_keras.faces.detection import NoFaceError
+from facenet_keras.faces.detection import NoFaceError  # noqa: F401  (re-exported: doors catch it from here)
 from facenet_keras.faces.face import Face
 from facenet_keras.faces.pipeline import (
     describe_source,
     embedding_space_id,
     encode_batch,
-    encoder_threshold,
-    face_chips,
+    pipeline_for,
     pipeline_id,
     primary_face,
 )
 from facenet_keras.files import sha256_file
 from facenet_keras.identity.gallery import FaceGallery
+from facenet_keras.identity.rules import (
+    FACE_CHOICES,
+    SeveralFacesError,
+    check_gallery_space,
+    check_reference,
+    choose_face,
+    enrolment_warnings,
+    resolve_threshold,
+)
 from facenet_keras.identity.search import pairwise_distances
 from facenet_keras.identity.sqlite_store import SQLiteStore
-from facenet_keras.identity.store import GalleryError, check_space, check_threshold, display_name, normalize_name
+from facenet_keras.identity.store import GalleryError, display_name, normalize_name
 from facenet_keras.models.metadata import PRETRAINED_THRESHOLD
+
+__all__ = [
+    "FACE_CHOICES",
+    "Comparison",
+    "Enrolment",
+    "Recognition",
+    "SeveralFacesError",
+    "Verification",
+    "check_gallery_space",
+    "choose_face",
+    "compare",
+    "enroll",
+    "enroll_faces",
+    "migrate",
+    "recognize",
+    "recognize_batch",
+    "recognize_faces",
+    "resolve_threshold",
+    "verify",
+    "verify_face",
+]
 
 # tau for the pretrained dlib ResNet with the default pipeline (MTCNN, 5-point alignment, mirrored
 # chip averaged in), on its raw (not L2-normalised) 128-D embeddings: see README "How the default
 # threshold was chosen". Other encoders carry their own (see encoder_threshold).
 DEFAULT_THRESHOLD = PRETRAINED_THRESHOLD
 
-# Reference-photo limits, from scripts/measure_enrolment_quality.py (150 lfw-dev photos, the 185 of faces/):
-# eye distance in the photo's pixels: LFW 250x250 min 27.5 (median 41), 150x150 chips min 49.9, LFW
-# shrunk to 125 px median 21, to 75 px median 13. Chip sharpness: LFW min 0.093 (median 0.21), chips
-# min 0.129; LFW blurred with sigma 1.5 px median 0.079, sigma 3 px median 0.044 (p5 0.028).
-# Every LFW photo and chip passes with a margin of 1.4x (size) and 1.5x (sharpness).
-MIN_EYE_DISTANCE = 20.0
-MIN_SHARPNESS = 0.06
-FACE_CHOICES = ("largest", "centre", "center")
 _CROP_MARGIN = 0.5  # stored crop: the face box plus half its size on every side
 _CROP_MAX_SIDE = 256
 
@@ -139,67 +160,6 @@ class Enrolment:
         }
 
 
-# ---------------------------------------------------------------------------- thresholds and spaces
-def resolve_threshold(threshold: float | None, gallery: FaceGallery | None = None, model=None) -> float:
-    """The threshold argument, else the gallery's calibrated one, else the encoder's own; an encoder
-    without one (a trained model never calibrated) raises ValueError saying how to calibrate it."""
-    if threshold is None and gallery is not None:
-        threshold = gallery.threshold
-    if threshold is None:
-        threshold = encoder_threshold(model)
-    if threshold is None:
-        where = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name", "this encoder")
-        raise ValueError(
-            f"the encoder {where} carries no distance threshold, so it cannot decide 'same person': "
-            f"calibrate it first, e.g. 'facenet-keras calibrate PAIRS.csv --model {where} --target-far "
-            "1e-3 --save-model' (or pass --threshold)"
-        )
-    return check_threshold(threshold)
-
-
-def check_gallery_space(gallery: FaceGallery, model=None, *, space: str | None = None) -> str:
-    """The encoder's embedding space, after checking that ``gallery`` holds embeddings of the same
-    space (an empty gallery takes any). Raises :class:`~facenet_keras.identity.store.EmbeddingSpaceError`."""
-    space = space or embedding_space_id(model)
-    stored = gallery.space_id
-    if stored != space:
-        check_space(stored, space, gallery.path, empty=len(gallery) == 0)
-    return space
-
-
-# ---------------------------------------------------------------------------- reference quality
-def eye_distance(face: Face) -> float:
-    """Distance between the two eye landmarks, in the photo's pixels (the face's scale)."""
-    (lx, ly), (rx, ry) = np.asarray(face.landmarks[:2], np.float64)
-    return float(np.hypot(rx - lx, ry - ly))
-
-
-def chip_sharpness(chip: np.ndarray) -> float:
-    """How sharp a 150 px face chip is: the spread of its Laplacian over the face's centre, relative
-    to the spread of its grey levels (so contrast and brightness do not count). Blur lowers it."""
-    gray = np.asarray(chip, np.float64).mean(axis=-1)
-    n = gray.shape[0]
-    g = gray[n // 6 : n - n // 6, n // 6 : n - n // 6]
-    lap = g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4 * g[1:-1, 1:-1]
-    return float(lap.std() / max(g.std(), 1.0))
-
-
-def _check_reference(face: Face, chip: np.ndarray, source: str) -> None:
-    eye = eye_distance(face)
-    if eye < MIN_EYE_DISTANCE:
-        raise ValueError(
-            f"{source}: the face is too small to serve as a reference (its eyes are {eye:.0f} px apart; "
-            f"at least {MIN_EYE_DISTANCE:.0f} px are needed, a face about "
-            f"{2.2 * MIN_EYE_DISTANCE:.0f} px wide); use a larger photo, or --force"
-        )
-    sharp = chip_sharpness(chip)
-    if sharp < MIN_SHARPNESS:
-        raise ValueError(
-            f"{source}: the face is too blurred to serve as a reference (sharpness {sharp:.2f}, "
-            f"at least {MIN_SHARPNESS:.2f} needed); use a sharper photo, or --force"
-        )
-
-
 # ---------------------------------------------------------------------------- enrolment
 def photo_digest(src) -> str | None:
     """sha256 of a photo's bytes (a path or bytes), the key of the embedding cache; None for
@@ -212,32 +172,6 @@ def photo_digest(src) -> str | None:
     if isinstance(src, (bytes, bytearray)):
         return hashlib.sha256(bytes(src)).hexdigest()
     return None
-
-
-def choose_face(faces, image_shape, face, source: str) -> tuple[Face, int]:
-    """The face to enrol and its index in largest-first order. One face: it. Several: ``face``
-    must say which ('largest', 'centre': large and nearest the centre, or an index)."""
-    ordered: list[Face] = sorted(faces, key=lambda f: -f.area)
-    if not ordered:
-        raise NoFaceError(f"no face found in {source}; nothing was enrolled")
-    if face is None:
-        if len(ordered) > 1:
-            raise ValueError(
-                f"{source} shows {len(ordered)} faces: say which to enrol with --face largest, "
-                f"--face centre or --face INDEX (0 = the largest; 'facenet-keras detect' lists them)"
-            )
-        return ordered[0], 0
-    if isinstance(face, str) and not face.isdigit():
-        if face not in FACE_CHOICES:
-            raise ValueError(f"face must be 'largest', 'centre' or an index, got {face!r}")
-        chosen = ordered[0] if face == "largest" else primary_face(ordered, image_shape)
-        if chosen is None:  # primary_face finds none only among no faces, ruled out above
-            raise NoFaceError(f"no face found in {source}; nothing was enrolled")
-        return chosen, ordered.index(chosen)
-    index = int(face)
-    if not 0 <= index < len(ordered):
-        raise ValueError(f"{source} shows {len(ordered)} face(s): face index {index} does not exist")
-    return ordered[index], index
 
 
 def face_crop(image: np.ndarray, face: Face, margin: float = _CROP_MARGIN, max_side: int = _CROP_MAX_SIDE) -> bytes:
@@ -293,7 +227,10 @@ def enroll(
         digests.append(digest)
     if not todo:
         return result
-    faces_per_image, loaded = encode_batch(todo, model=model, detector=detector, return_images=True)
+    pipe = pipeline_for(model, detector=detector)
+    if force:  # judged and reported, but a gated face may be enrolled
+        pipe = pipe.with_gate(None)
+    faces_per_image, loaded = pipe.encode_batch(todo, return_images=True)
     return enroll_faces(
         gallery,
         name,
@@ -323,9 +260,11 @@ def enroll_faces(
     space: str | None = None,
     result: Enrolment | None = None,
 ) -> Enrolment:
-    """The enrolment decision on photos already encoded (one list of faces per photo): choose the face,
-    check it can serve as a reference, keep its crop, warn of look-alikes, write in one transaction.
-    :func:`enroll` encodes and calls this; the service calls it with faces from its batching queue."""
+    """The enrolment decision on photos already encoded (one list of faces per photo): choose the face
+    (:func:`~facenet_keras.identity.rules.choose_face`), check it can serve as a reference (the
+    quality gate, unless ``force``), keep its crop, warn of photos enrolled under another name and of
+    look-alikes, write in one transaction. :func:`enroll` encodes and calls this; the service and
+    folder enrolment call it with faces already encoded."""
     name = normalize_name(name)
     space = space if space is not None else check_gallery_space(gallery, model)
     result = result if result is not None else Enrolment(name)
@@ -335,7 +274,7 @@ def enroll_faces(
     for source, faces, image in zip(sources, faces_per_image, images):
         chosen, index = choose_face(faces, image.shape, face, source)
         if not force:
-            _check_reference(chosen, face_chips(image, [chosen], 150)[0], source)
+            check_reference(image, chosen, source)
         vectors.append(_embedding(chosen))
         boxes.append(chosen.box)
         crops.append(face_crop(image, chosen))
@@ -343,34 +282,15 @@ def enroll_faces(
             {"photo": source, "face": index, "faces_found": len(faces), "box": [round(float(v), 1) for v in chosen.box]}
         )
     embeddings = np.stack(vectors)
-    result.warnings = _lookalike_warnings(gallery, name, embeddings, sources, model)
+    try:
+        tau: float | None = resolve_threshold(None, gallery, model)
+    except ValueError:
+        tau = None  # an encoder without a threshold cannot say what "close" is
+    result.warnings = enrolment_warnings(gallery, name, embeddings, sources, digests, tau)
     result.ids = gallery.add(
         name, embeddings, sources=list(sources), boxes=boxes, space_id=space, crops=crops, digests=list(digests)
     )
     return result
-
-
-def _lookalike_warnings(gallery: FaceGallery, name: str, embeddings: np.ndarray, sources, model) -> list[str]:
-    """One warning per new photo already within the threshold of another enrolled person."""
-    try:
-        tau = resolve_threshold(None, gallery, model)
-    except ValueError:
-        return []  # an encoder without a threshold cannot say what "close" is
-    emb, labels = gallery.embeddings()
-    others = [i for i, n in enumerate(labels) if n != name]
-    if not others:
-        return []
-    other_labels = np.array(labels)[others]
-    d = pairwise_distances(embeddings, emb[others])
-    out = []
-    for src, row in zip(sources, d):
-        j = int(np.argmin(row))
-        if row[j] <= tau:
-            out.append(
-                f"{src} looks like {display_name(str(other_labels[j]))} (distance {row[j]:.2f} <= threshold "
-                f"{tau:.2f}): check that it shows {display_name(name)}"
-            )
-    return out
 
 
 # ---------------------------------------------------------------------------- decisions
@@ -391,8 +311,9 @@ def verify(
     is its decision instead: P(same) >= its threshold for the best of the enrolled photos, and the
     probability is reported. When the photo shows several faces the main one (large, nearest the
     centre) is used and ``faces_found`` says how many there were. Raises KeyError for an identity
-    not enrolled, :class:`NoFaceError` when the photo has no face, and an EmbeddingSpaceError when
-    the gallery was enrolled with another encoder.
+    not enrolled, :class:`NoFaceError` when the photo has no face (its subclass
+    :class:`~facenet_keras.faces.pipeline.UnusableFaceError` when the quality gate turned the main
+    face away), and an EmbeddingSpaceError when the gallery was enrolled with another encoder.
     """
     identity = normalize_name(identity)
     enrolled, _ = gallery.embeddings(identity)  # KeyError naming who is enrolled
@@ -401,11 +322,8 @@ def verify(
         tau = resolve_threshold(threshold, gallery, model)
     else:  # the classifier decides; the distance threshold is only reported
         tau = _threshold_or_nan(gallery, model)
-    faces, loaded = encode_batch([image], model=model, detector=detector, progress=False, return_images=True)
-    face = primary_face(faces[0], loaded[0].shape)
-    if face is None:
-        raise NoFaceError(f"no face found in {describe_source(image)}")
-    return verify_face(face, identity, enrolled, tau, faces_found=len(faces[0]), classifier=classifier)
+    face, found, _ = pipeline_for(model, detector=detector).encode_main(image)
+    return verify_face(face, identity, enrolled, tau, faces_found=found, classifier=classifier)
 
 
 def verify_face(
@@ -458,26 +376,26 @@ def recognize_batch(
     """:func:`recognize` for many photos, encoding all their faces in shared batches."""
     check_gallery_space(gallery, model)
     tau = resolve_threshold(threshold, gallery, model)
-    per_image = encode_batch(images, model=model, detector=detector, progress=progress)
+    per_image = pipeline_for(model, detector=detector).encode_batch(images, progress=progress)
     return [recognize_faces(faces, gallery, tau) for faces in per_image]
 
 
 def recognize_faces(faces, gallery: FaceGallery, threshold: float) -> list[Recognition]:
-    """The 1:K decision for one photo's encoded ``faces``: one :class:`Recognition` each, largest first."""
+    """The 1:K decision for one photo's encoded ``faces``: one :class:`Recognition` each, largest
+    first. A face the quality gate turned away is never named: it is reported with no identity and
+    no nearest person (its ``face.gated`` says why), and is not searched for."""
     faces = sorted(faces, key=lambda f: -f.area)
-    matches = gallery.search(np.stack([f.embedding for f in faces])) if faces else []
-    return [
-        Recognition(
-            f,
-            m.identity if m.distance <= threshold else None,
-            m.distance,
-            m.identity,
-            m.runner_up,
-            m.runner_up_distance,
-            threshold,
-        )
-        for f, m in zip(faces, matches)
-    ]
+    usable = [f for f in faces if f.gated is None]
+    matches = iter(gallery.search(np.stack([_embedding(f) for f in usable])) if usable else [])
+    out = []
+    for f in faces:
+        if f.gated is not None:
+            out.append(Recognition(f, None, float("nan"), None, None, float("nan"), threshold))
+            continue
+        m = next(matches)
+        named = m.identity if m.distance <= threshold else None
+        out.append(Recognition(f, named, m.distance, m.identity, m.runner_up, m.runner_up_distance, threshold))
+    return out
 
 
 # ---------------------------------------------------------------------------- migration
@@ -578,14 +496,8 @@ def compare(photo1, photo2, threshold: float | None = None, *, model=None, detec
     Raises :class:`NoFaceError` naming the photo when one has no face.
     """
     tau = resolve_threshold(threshold, None, model)
-    per_image, loaded = encode_batch(
-        [photo1, photo2], model=model, detector=detector, progress=False, return_images=True
-    )
-    chosen = []
-    for src, faces, image in zip((photo1, photo2), per_image, loaded):
-        face = primary_face(faces, image.shape)
-        if face is None:
-            raise NoFaceError(f"no face found in {describe_source(src)}")
-        chosen.append(face)
+    pipe = pipeline_for(model, detector=detector)
+    per_image, loaded = pipe.encode_batch([photo1, photo2], progress=False, return_images=True)
+    chosen = [pipe.main_face(faces, image.shape, src) for src, faces, image in zip((photo1, photo2), per_image, loaded)]
     distance = float(pairwise_distances(_embedding(chosen[0])[None], _embedding(chosen[1])[None])[0, 0])
     return Comparison(distance <= tau, distance, tau, (chosen[0], chosen[1]), (len(per_image[0]), len(per_image[1])))

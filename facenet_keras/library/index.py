@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from facenet_keras.files import sha256_file
-from facenet_keras.library.quality import face_quality
 from facenet_keras.library.store import LibraryStore, PathInfo, library_path_for, open_library
 
 __all__ = ["IndexReport", "index_folder", "index"]
@@ -35,7 +34,8 @@ CHUNK = 8  # photos whose chips are encoded together
 @dataclass
 class IndexReport:
     """What an index run did. ``failed``: path -> reason, for files that could not be indexed
-    (this run's and earlier runs' still on disk)."""
+    (this run's and earlier runs' still on disk); ``gated``: reason -> how many new faces the quality
+    gate turned away (kept in the index with their reason, never recognised, clustered or named)."""
 
     folder: str
     files: int = 0
@@ -44,6 +44,7 @@ class IndexReport:
     indexed: int = 0
     faces: int = 0
     assigned: dict[str, int] = field(default_factory=dict)
+    gated: dict[str, int] = field(default_factory=dict)  # faces the quality gate turned away, per reason
     removed_paths: int = 0
     pruned_photos: int = 0
     pruned_faces: int = 0
@@ -81,9 +82,8 @@ def index_folder(
     recognising new faces against ``gallery`` (a FaceGallery). Returns an :class:`IndexReport`."""
     from tqdm.auto import tqdm
 
-    from facenet_keras.faces.detection import shared_detector
-    from facenet_keras.faces.pipeline import chip_size, embed_chips, face_chips, resolve_model
-    from facenet_keras.identity.recognition import check_gallery_space, resolve_threshold
+    from facenet_keras.faces.pipeline import pipeline_for
+    from facenet_keras.identity.rules import check_gallery_space, resolve_threshold
     from facenet_keras.images import ImageError, iter_image_files, load_image
 
     t0 = time.perf_counter()
@@ -91,7 +91,8 @@ def index_folder(
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
     root = Path(os.path.abspath(root))  # paths as the user reaches them (symlinks kept, so pruning sees them)
-    model_key = check_gallery_space(gallery, model)  # the embedding space; the gallery must hold the same
+    pipe = pipeline_for(model, detector=detector)
+    model_key = check_gallery_space(gallery, pipe)  # the embedding space; the gallery must hold the same
     stored = library.meta("model_id")
     if stored is not None and stored != model_key:
         raise ValueError(
@@ -100,7 +101,7 @@ def index_folder(
         )
     if stored is None:
         library.set_meta("model_id", model_key)
-    tau = resolve_threshold(threshold, gallery)
+    tau = resolve_threshold(threshold, gallery, pipe)
     report = IndexReport(str(root), threshold=tau)
 
     # 1. list and recognise what is known; hash only what changed
@@ -130,10 +131,6 @@ def index_folder(
     report.pruned_photos, report.pruned_faces = library.prune()
 
     # 3. encode what is new, a chunk at a time; each photo written in its own transaction
-    if todo:
-        encoder = resolve_model(model)
-        detector = detector or shared_detector()
-        size = chip_size(encoder)
     t_encode = time.perf_counter()
     show = progress if progress is not None else len(todo) >= 8
     bar = tqdm(total=len(todo), desc="indexing photos", unit="photo", disable=not show)
@@ -148,8 +145,7 @@ def index_folder(
                 continue
             try:
                 image = load_image(key)
-                dets = detector.detect(image)
-                chips = face_chips(image, dets, size) if dets else np.zeros((0, size, size, 3), np.uint8)
+                dets = pipe.detect(image)  # judged by the quality gate
             except (ImageError, OSError) as exc:
                 library.add_photo(key, info, [], error=str(exc))
                 report.failed[key] = str(exc)
@@ -159,29 +155,38 @@ def index_folder(
                 report.failed[key] = f"{type(exc).__name__}: {exc}"
                 bar.update(1)
                 continue
-            batch.append((key, info, image.shape[:2], dets, chips))
+            batch.append((key, info, image, dets))
             done_sha.add(info.sha)
         if not batch:
             continue
-        all_chips = np.concatenate([b[4] for b in batch])
-        embeddings = embed_chips(all_chips, model=encoder) if len(all_chips) else np.zeros((0, 0), np.float32)
-        matches = gallery.search(embeddings) if len(embeddings) and len(gallery) else []
-        i = 0
-        for key, info, shape, dets, chips in batch:
+        encoded = pipe.encode_images([b[2] for b in batch], [b[3] for b in batch])
+        usable = [f for faces in encoded for f in faces if f.gated is None]
+        found = iter(gallery.search(np.stack([f.embedding for f in usable])) if usable and len(gallery) else [])
+        for (key, info, image, _), faces_of_photo in zip(batch, encoded):
+            shape = image.shape[:2]
             faces = []
-            for det, chip in zip(dets, chips):
+            for face in faces_of_photo:
+                q = face.quality
                 record = {
-                    "box": det.box,
-                    "landmarks": det.landmarks,
-                    "confidence": det.confidence,
-                    "embedding": embeddings[i],
-                    **face_quality(det.box, det.landmarks, chip),
+                    "box": face.box,
+                    "landmarks": face.landmarks,
+                    "confidence": face.confidence,
+                    "embedding": face.embedding,
+                    "gated": face.gated,
+                    "size": q.size,
+                    "sharpness": q.sharpness,
+                    "yaw": q.yaw,
+                    "pitch": q.pitch,
+                    "roll": q.roll,
                 }
-                if matches and matches[i].identity is not None and matches[i].distance <= tau:
-                    record["person"], record["distance"] = matches[i].identity, matches[i].distance
-                    report.assigned[matches[i].identity] = report.assigned.get(matches[i].identity, 0) + 1
+                if face.gated is None and len(gallery):
+                    m = next(found)
+                    if m.identity is not None and m.distance <= tau:
+                        record["person"], record["distance"] = m.identity, m.distance
+                        report.assigned[m.identity] = report.assigned.get(m.identity, 0) + 1
+                elif face.gated is not None:
+                    report.gated[face.gated] = report.gated.get(face.gated, 0) + 1
                 faces.append(record)
-                i += 1
             library.add_photo(key, info, faces, shape=shape)
             report.indexed += 1
             report.faces += len(faces)

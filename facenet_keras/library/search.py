@@ -40,13 +40,12 @@ def _by_photo(hits: list[tuple[FaceRecord, float | None, str]]) -> list[dict]:
     ]
 
 
-def photos_of(library: LibraryStore, gallery, name: str, threshold: float | None = None) -> list[dict]:
+def photos_of(library: LibraryStore, gallery, name: str, threshold: float | None = None, *, model=None) -> list[dict]:
     """Every photo of ``name``: faces named or recognised as them, plus unnamed faces whose nearest
-    enrolled person is ``name`` within the threshold. ``distance``: to the nearest of their enrolled
-    photos other than the face itself (None when the face is their only enrolled photo)."""
-    from facenet_keras.identity.recognition import resolve_threshold
-
-    tau = resolve_threshold(threshold, gallery)
+    enrolled person is ``name`` within the threshold (the one that belongs to ``model``, the encoder
+    the library was indexed with). ``distance``: to the nearest of their enrolled photos other than
+    the face itself (None when the face is their only enrolled photo). Gated faces never match."""
+    tau = _checked_threshold(library, gallery, threshold, model)
     enrolled, _ = gallery.embeddings(name)  # KeyError naming who is enrolled
     hits = []
     own = library.faces(person=name, embeddings=True)
@@ -66,22 +65,20 @@ def photos_of(library: LibraryStore, gallery, name: str, threshold: float | None
 def photos_like(library: LibraryStore, gallery, image, threshold: float | None = None, *, model=None) -> dict:
     """The photos of whoever is in ``image`` (its main face): if that face is a named person's, all
     their photos; else every indexed face within the threshold, with the rest of the cluster of the
-    nearest of them. Returns ``{"person", "distance", "photos"}``; ValueError when no face is found."""
-    from facenet_keras.faces.pipeline import encode_batch, primary_face
-    from facenet_keras.identity.recognition import resolve_threshold
+    nearest of them. Returns ``{"person", "distance", "photos"}``; NoFaceError (a ValueError) when
+    no face is found, UnusableFaceError when the quality gate turned it away."""
+    from facenet_keras.faces.pipeline import pipeline_for
 
-    tau = resolve_threshold(threshold, gallery)
-    faces, loaded = encode_batch([image], model=model, progress=False, return_images=True)
-    face = primary_face(faces[0], loaded[0].shape)
-    if face is None:
-        raise ValueError("no face found in the query photo")
+    pipe = pipeline_for(model)
+    tau = _checked_threshold(library, gallery, threshold, pipe)
+    face, _, _ = pipe.encode_main(image)
     if len(gallery):
         m = gallery.search(face.embedding[None])[0]
         if m.identity is not None and m.distance <= tau:
             return {
                 "person": m.identity,
                 "distance": round(m.distance, 4),
-                "photos": photos_of(library, gallery, m.identity, tau),
+                "photos": photos_of(library, gallery, m.identity, tau, model=pipe),
             }
     records = library.faces(embeddings=True)
     if not records:
@@ -97,3 +94,20 @@ def photos_like(library: LibraryStore, gallery, image, threshold: float | None =
                 if f.cluster == nearest.cluster and d[i] > tau
             ]
     return {"person": None, "distance": round(float(d.min()), 4), "photos": _by_photo(near)}
+
+
+def _checked_threshold(library: LibraryStore, gallery, threshold: float | None, model) -> float:
+    """The threshold of the encoder ``model``, after checking the gallery and the library hold its
+    embedding space (a library of another encoder's faces is refused, never searched)."""
+    from facenet_keras.faces.pipeline import pipeline_for
+    from facenet_keras.identity.rules import check_gallery_space, resolve_threshold
+
+    pipe = pipeline_for(model)
+    space = check_gallery_space(gallery, pipe)
+    stored = library.meta("model_id")
+    if stored is not None and stored != space:
+        raise ValueError(
+            f"{library.path} indexes faces of embedding space {stored!r}, not {space!r} (the encoder in use): "
+            "search it with the encoder it was indexed with"
+        )
+    return resolve_threshold(threshold, gallery, pipe)

@@ -40,7 +40,9 @@ class FaceRecord:
     ``size`` the box's shorter side in px; ``sharpness`` the variance of the Laplacian of the aligned
     grey chip; ``yaw``/``pitch`` the nose's offset from the eye-mouth centre line in eye distances
     (0 = frontal), ``roll`` the eye line's angle in degrees; ``cluster`` None when not in a group;
-    ``person`` the name it was given or recognised as, ``distance`` to that person's gallery entry."""
+    ``person`` the name it was given or recognised as, ``distance`` to that person's gallery entry;
+    ``gated`` why the quality gate turned the face away ("too small", "not a face?", "low quality"):
+    such a face has no embedding and is never recognised, clustered or named."""
 
     id: int
     sha: str
@@ -56,6 +58,7 @@ class FaceRecord:
     cluster: int | None = None
     person: str | None = None
     distance: float | None = None
+    gated: str | None = None
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -66,6 +69,7 @@ class FaceRecord:
             "cluster": self.cluster,
             "person": self.person,
             "distance": None if self.distance is None else round(float(self.distance), 4),
+            "gated": self.gated,
             "quality": {
                 "size": round(self.size, 1),
                 "sharpness": round(self.sharpness, 1),
@@ -166,16 +170,19 @@ CREATE TABLE IF NOT EXISTS faces (
     box TEXT NOT NULL, landmarks TEXT NOT NULL, confidence REAL NOT NULL,
     size REAL NOT NULL, sharpness REAL NOT NULL, yaw REAL NOT NULL, pitch REAL NOT NULL, roll REAL NOT NULL,
     embedding BLOB NOT NULL,
-    cluster INTEGER, person TEXT, distance REAL
+    cluster INTEGER, person TEXT, distance REAL,
+    gated TEXT
 );
 CREATE INDEX IF NOT EXISTS faces_sha ON faces(sha);
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person);
 CREATE INDEX IF NOT EXISTS faces_cluster ON faces(cluster);
 """
-_SCHEMA_VERSION = "1"
+# 2: faces.gated (the quality gate's reason). A schema-1 file gets the column on opening; its faces,
+# indexed before the gate existed, count as usable until their photos are indexed again.
+_SCHEMA_VERSION = "2"
 _FACE_COLUMNS = (
     "f.id, f.sha, (SELECT MIN(p.path) FROM paths p WHERE p.sha = f.sha), f.box, f.landmarks, "
-    "f.confidence, f.size, f.sharpness, f.yaw, f.pitch, f.roll, f.cluster, f.person, f.distance"
+    "f.confidence, f.size, f.sharpness, f.yaw, f.pitch, f.roll, f.cluster, f.person, f.distance, f.gated"
 )
 
 
@@ -216,6 +223,11 @@ class SQLiteLibrary:
                 os.chmod(self.path, PRIVATE_FILE_MODE)
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA journal_mode = WAL")
+            version = self._existing_version()
+            if version == "1":
+                self._db.execute("ALTER TABLE faces ADD COLUMN gated TEXT")
+                self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (_SCHEMA_VERSION,))
+                version = _SCHEMA_VERSION
             self._db.executescript(_SCHEMA)
             version = self.meta("schema_version")
         except sqlite3.DatabaseError as exc:
@@ -224,6 +236,14 @@ class SQLiteLibrary:
             self.set_meta("schema_version", _SCHEMA_VERSION)
         elif version != _SCHEMA_VERSION:
             raise ValueError(f"{self.path} has library schema {version}; this version reads {_SCHEMA_VERSION}")
+
+    def _existing_version(self) -> str | None:
+        """The schema version of an existing file (None for a new one)."""
+        has_meta = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        if not has_meta:
+            return None
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return row[0] if row else None
 
     # ------------------------------------------------------------------ metadata
     def _tx(self):
@@ -267,8 +287,8 @@ class SQLiteLibrary:
     ) -> list[int]:
         """One photo in one transaction: its content (or its error), every face, and its path.
         ``faces``: dicts with box, landmarks, confidence, size, sharpness, yaw, pitch, roll,
-        embedding (D,) float32, and optionally person and distance. Bytes already indexed add no
-        face again (returns [])."""
+        embedding (D,) float32 (None for a gated face), and optionally person, distance and gated
+        (the gate's reason). Bytes already indexed add no face again (returns [])."""
         ids = []
         with self._tx():
             if self._db.execute("SELECT 1 FROM contents WHERE sha = ?", (info.sha,)).fetchone() is None:
@@ -278,10 +298,15 @@ class SQLiteLibrary:
                     (info.sha, w, h, error, time.time()),
                 )
                 for f in faces:
-                    emb = np.asarray(f["embedding"], np.float32).reshape(-1)
+                    gated = f.get("gated")
+                    if (gated is None) == (f.get("embedding") is None):
+                        raise ValueError("a face is either usable with an embedding, or gated without one")
+                    emb = np.zeros(0, np.float32) if gated else np.asarray(f["embedding"], np.float32).reshape(-1)
+                    if gated and f.get("person") is not None:
+                        raise ValueError(f"a face the quality gate turned away ({gated}) is never named")
                     cur = self._db.execute(
                         "INSERT INTO faces(sha, box, landmarks, confidence, size, sharpness, yaw, pitch, roll, "
-                        "embedding, person, distance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "embedding, person, distance, gated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             info.sha,
                             json.dumps([float(v) for v in f["box"]]),
@@ -295,6 +320,7 @@ class SQLiteLibrary:
                             emb.tobytes(),
                             f.get("person"),
                             f.get("distance"),
+                            gated,
                         ),
                     )
                     ids.append(cur.lastrowid)
@@ -344,7 +370,8 @@ class SQLiteLibrary:
         unnamed: bool = False,
         embeddings: bool = False,
     ) -> list[FaceRecord]:
-        """Faces, in id order, filtered by ids, cluster, person, or ``unnamed`` (no person)."""
+        """Faces, in id order, filtered by ids, cluster, person, or ``unnamed`` (no person). With
+        ``embeddings`` only usable faces come back (a gated face has no embedding)."""
         where, args = [], []
         if ids is not None:
             ids = [int(i) for i in ids]
@@ -360,11 +387,13 @@ class SQLiteLibrary:
             args.append(person)
         if unnamed:
             where.append("f.person IS NULL")
+        if embeddings:
+            where.append("f.gated IS NULL")
         cols = _FACE_COLUMNS + (", f.embedding" if embeddings else "")
         sql = f"SELECT {cols} FROM faces f" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY f.id"
         out = []
         for r in self._db.execute(sql, args):
-            emb = np.frombuffer(r[14], np.float32).copy() if embeddings else None
+            emb = np.frombuffer(r[15], np.float32).copy() if embeddings else None
             out.append(
                 FaceRecord(
                     r[0],
@@ -381,13 +410,15 @@ class SQLiteLibrary:
                     r[11],
                     r[12],
                     r[13],
+                    r[14],
                     emb,
                 )
             )
         return out
 
     def embeddings(self, ids: Sequence[int] | None = None, *, unnamed: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(face ids (N,) int64, embeddings (N, D) float32), of the given faces or all (or the unnamed)."""
+        """(face ids (N,) int64, embeddings (N, D) float32), of the given usable faces or all usable
+        ones (or the unnamed usable ones): gated faces never take part in clustering or search."""
         recs = self.faces(ids=ids, unnamed=unnamed, embeddings=True)
         if not recs:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
@@ -404,8 +435,16 @@ class SQLiteLibrary:
             )
 
     def set_person(self, ids: Sequence[int], person: str | None, distances: Sequence[float | None]) -> None:
-        """Name faces (their cluster is cleared: a named face belongs to a person, not a group)."""
+        """Name faces (their cluster is cleared: a named face belongs to a person, not a group). A face
+        the quality gate turned away is never named (ValueError)."""
         with self._tx():
+            if person is not None and ids:
+                marks = ",".join("?" * len(ids))
+                gated = self._db.execute(
+                    f"SELECT id, gated FROM faces WHERE gated IS NOT NULL AND id IN ({marks})", [int(i) for i in ids]
+                ).fetchall()
+                if gated:
+                    raise ValueError(f"face {gated[0][0]} is not usable ({gated[0][1]}): it cannot be named")
             self._db.executemany(
                 "UPDATE faces SET person = ?, distance = ?, cluster = NULL WHERE id = ?",
                 [(person, None if d is None else float(d), int(i)) for i, d in zip(ids, distances)],
@@ -422,6 +461,7 @@ class SQLiteLibrary:
             "contents": q("SELECT COUNT(*) FROM contents"),
             "failed": q("SELECT COUNT(*) FROM contents WHERE error IS NOT NULL"),
             "faces": q("SELECT COUNT(*) FROM faces"),
+            "gated_faces": q("SELECT COUNT(*) FROM faces WHERE gated IS NOT NULL"),
             "named_faces": q("SELECT COUNT(*) FROM faces WHERE person IS NOT NULL"),
             "clustered_faces": q("SELECT COUNT(*) FROM faces WHERE cluster IS NOT NULL"),
             "clusters": q("SELECT COUNT(DISTINCT cluster) FROM faces WHERE cluster IS NOT NULL"),

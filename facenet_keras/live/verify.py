@@ -75,17 +75,19 @@ def verify_frames(
     """:func:`verify_clip` on frames already decoded: ``frames`` (T, H, W, 3) uint8, ``times`` (T,) s.
 
     ``detector``: for the liveness landmarks (default MTCNN with 40 px faces); ``encode``: a function
-    images -> faces with embeddings per image (default :func:`~facenet_keras.faces.pipeline.encode_batch`;
-    the service passes its shared, batched encoder). ``source`` names the frames in messages.
+    images -> faces with embeddings per image (default: the encoder's
+    :class:`~facenet_keras.faces.pipeline.FacePipeline`; the service passes its shared, batched one).
+    Frames whose main face the quality gate turns away do not count. ``source`` names the frames in messages.
     """
     from facenet_keras.faces.detection import NoFaceError
-    from facenet_keras.faces.pipeline import describe_source, encode_batch, primary_face
-    from facenet_keras.identity.recognition import check_gallery_space, resolve_threshold
+    from facenet_keras.faces.pipeline import describe_source, pipeline_for, primary_face
+    from facenet_keras.identity.rules import check_gallery_space, resolve_threshold
     from facenet_keras.identity.search import pairwise_distances
 
     enrolled, _ = gallery.embeddings(identity)  # KeyError naming who is enrolled
-    check_gallery_space(gallery, model)
-    tau = resolve_threshold(threshold, gallery, model)
+    pipe = pipeline_for(model)
+    check_gallery_space(gallery, pipe)
+    tau = resolve_threshold(threshold, gallery, pipe)
     m = measure_face(frames, times, detector=detector)
     live = assess(m, challenge)
     present = np.flatnonzero(m.present)
@@ -93,17 +95,14 @@ def verify_frames(
         raise NoFaceError(f"no face found in {describe_source(source)}")
     picks = present[np.linspace(0, present.size - 1, min(_MATCH_FRAMES, present.size)).astype(int)]
     if encode is None:
-
-        def encode(images):
-            return encode_batch(images, model=model, progress=False)
-
+        encode = pipe.encode_images
     distances = []
     for faces, k in zip(encode([frames[k] for k in picks]), picks):
         face = primary_face(faces, frames[k].shape)
-        if face is not None:
+        if face is not None and face.gated is None:
             distances.append(float(pairwise_distances(face.embedding[None], enrolled).min()))
     if not distances:
-        raise NoFaceError(f"no face could be encoded in {describe_source(source)}")
+        raise NoFaceError(f"no usable face could be encoded in {describe_source(source)}")
     d = float(np.median(distances))
     close = d <= tau
     return ClipVerification(close and live.live, close, d, tau, identity, live)

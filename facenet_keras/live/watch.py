@@ -21,7 +21,7 @@ import numpy as np
 
 from facenet_keras.live.frames import Frame, VideoError, open_video
 from facenet_keras.live.tracking import Tracker, frame_signature, scene_changed
-from facenet_keras.live.tracks import PENDING, TrackIdentity, Vote, face_quality
+from facenet_keras.live.tracks import PENDING, TrackIdentity, Vote
 
 __all__ = ["WATCH_DEFAULTS", "Event", "FaceResult", "FrameResult", "watch"]
 
@@ -73,10 +73,13 @@ class FaceResult:
     status: str
     settled_at: float | None
     detected: bool
+    gated: str | None = None  # why the quality gate turned the track's latest face away (never named then)
 
     @property
     def label(self) -> str:
         who = "..." if self.status == PENDING else (self.identity or "?")
+        if self.gated is not None and self.identity is None:
+            who = f"({self.gated})"
         return f"#{self.track} {who}"
 
 
@@ -122,15 +125,17 @@ def watch(
     (their tracks closed with ``left`` events), then raises :class:`~.frames.VideoError`.
     """
     from facenet_keras.faces.detection import FaceDetector
-    from facenet_keras.identity.recognition import check_gallery_space, resolve_threshold
+    from facenet_keras.faces.pipeline import pipeline_for
+    from facenet_keras.identity.rules import check_gallery_space, resolve_threshold
 
     if int(every) != every or every < 1:
         raise ValueError(f"every must be a positive whole number of frames, got {every!r}")
     every = int(every)
     detector = detector or FaceDetector(min_face_size=min_face_size, max_side=max_side)
+    pipe = pipeline_for(model, detector=detector)  # the encoder's own chips, the one quality gate
     if gallery is not None:
-        check_gallery_space(gallery, model)  # never compare faces across embedding spaces
-    tau = resolve_threshold(threshold, gallery, model) if gallery is not None else None
+        check_gallery_space(gallery, pipe)  # never compare faces across embedding spaces
+    tau = resolve_threshold(threshold, gallery, pipe) if gallery is not None else None
     if gallery is not None and len(gallery) == 0:
         gallery = None
     if isinstance(source, (str, int)) or hasattr(source, "__fspath__"):
@@ -138,7 +143,7 @@ def watch(
     else:
         video = None
     frames = iter(video) if video is not None else iter(source)
-    loop = _Loop(detector, gallery, tau, model, every, max_missed)
+    loop = _Loop(pipe, gallery, tau, every, max_missed)
     try:
         pending: list[Frame] = []
         last: Frame | None = None
@@ -172,8 +177,9 @@ def watch(
 class _Loop:
     """The state of one watch: tracker, identities, the previous key frame."""
 
-    def __init__(self, detector, gallery, tau, model, every, max_missed):
-        self.detector, self.gallery, self.tau, self.model = detector, gallery, tau, model
+    def __init__(self, pipe, gallery, tau, every, max_missed):
+        self.pipe, self.gallery, self.tau = pipe, gallery, tau
+        self.gated: dict[int, str | None] = {}  # each track's latest gate reason
         self.tracker = Tracker(max_missed=max_missed)
         self.ids: dict[int, TrackIdentity] = {}
         self.first_seen: dict[int, float] = {}
@@ -184,8 +190,6 @@ class _Loop:
 
     # ------------------------------------------------------------------ one key frame
     def key_frame(self, frame: Frame, between: list[Frame], final: bool = False) -> Iterator[FrameResult]:
-        from facenet_keras.faces.pipeline import face_chips
-
         image = frame.image
         events: list[Event] = []
         signature = frame_signature(image)
@@ -194,10 +198,12 @@ class _Loop:
             events += [self._left(t.id, frame.index) for t in self.tracker.finish()]
             self.prev = None
         self.signature = signature
-        dets = self.detector.detect(image)
+        dets = self.pipe.detect(image)  # each judged by the quality gate
         boxes = np.array([d.box for d in dets], np.float64).reshape(-1, 4)
-        quality = np.array([face_quality(image, d.box, d.landmarks) for d in dets])
-        # which faces to encode: where boxes alone are ambiguous, and each track's better frames
+        usable = np.array([d.gated is None for d in dets], bool)
+        quality = np.array([d.quality.rank() if d.gated is None else 0.0 for d in dets])
+        # which faces to encode: where boxes alone are ambiguous, and each track's better frames;
+        # never a face the gate turned away (it is tracked, drawn grey, never named)
         need = self.tracker.ambiguous(boxes, frame.time) if self.gallery is not None else np.zeros(len(dets), bool)
         if self.gallery is not None:
             for i, tid in enumerate(self.tracker.likely_tracks(boxes, frame.time)):
@@ -207,13 +213,11 @@ class _Loop:
                     if ident is not None
                     else quality[i] >= TrackIdentity.min_quality
                 )
+        need &= usable
         embeddings = None
         if need.any():
             idx = np.flatnonzero(need)
-            chips = face_chips(image, [dets[i] for i in idx])
-            from facenet_keras.faces.pipeline import embed_chips
-
-            emb = embed_chips(chips, model=self.model)
+            emb = self.pipe.embed(self.pipe.chips(image, [dets[i] for i in idx]))
             embeddings = np.full((len(dets), emb.shape[1]), np.nan)
             embeddings[idx] = emb
         track_ids, ended = self.tracker.update(boxes, frame.time, embeddings)
@@ -223,6 +227,8 @@ class _Loop:
                 self.first_seen[tid] = frame.time
                 events.append(Event("appeared", frame.time, frame.index, tid))
             self.last_seen[tid] = frame.time
+        for i, tid in enumerate(track_ids):
+            self.gated[tid] = dets[i].gated
         if embeddings is not None:
             matches = self.gallery.search(np.nan_to_num(embeddings))
             for i, tid in enumerate(track_ids):
@@ -290,7 +296,9 @@ class _Loop:
         out = []
         for tid, box in (boxes if boxes is not None else state.boxes).items():
             identity, status, settled = state.answers.get(tid, (None, PENDING, None))
-            out.append(FaceResult(tid, np.asarray(box, np.float32), identity, status, settled, detected))
+            out.append(
+                FaceResult(tid, np.asarray(box, np.float32), identity, status, settled, detected, self.gated.get(tid))
+            )
         return out
 
     def _between(self, frame: Frame, nxt: _State) -> FrameResult:
