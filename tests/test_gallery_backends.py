@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from facenet_keras.identity.gallery import FaceGallery
-from facenet_keras.identity.remote import GalleryServerError
-from facenet_keras.identity.store import EmbeddingSpaceError, GalleryError
+from facenet_keras.identity.stores.base import EmbeddingSpaceError, GalleryError
+from facenet_keras.identity.stores.remote import GalleryServerError
 
 REPO = Path(__file__).resolve().parents[1]
 BACKENDS = ["sqlite", "postgres", "milvus"]
@@ -518,7 +518,7 @@ def test_postgres_failures_are_clear(pg, capsys):
 def test_postgres_schema_migrates(pg):
     """A gallery of schema 1 (0.3 before issue 11: no crops, no space) is left untouched until
     ``gallery migrate`` upgrades it; then it keeps its embeddings and takes the space."""
-    from facenet_keras.identity import postgres_store
+    from facenet_keras.identity.stores import postgres as postgres_store
 
     db = new_database(pg)
     url = pg.url_for("facenet", pg.info["password"], db)

@@ -25,6 +25,7 @@ import numpy as np
 
 from facenet_keras.faces.face import Face
 from facenet_keras.faces.pipeline import encode_batch, face_chips, primary_face
+from facenet_keras.identity.recognition import _check_reference, check_gallery_space, enroll_faces, photo_digest
 from facenet_keras.identity.search import pairwise_distances
 from facenet_keras.images import list_identities, load_image
 
@@ -114,8 +115,6 @@ def enroll_folder(
     report = FolderEnrolment(str(root))
     total = sum(len(photos) for photos in people.values())
     show = progress if progress is not None else total >= 8
-    from facenet_keras.identity.recognition import check_gallery_space
-
     space = check_gallery_space(gallery, model)  # refused before any work when the encoder does not fit
     with tqdm(total=total, desc="enrolling", unit="photo", disable=not show) as bar:
         for person, photos in people.items():
@@ -129,8 +128,6 @@ def _enroll_person(
 ) -> list[PhotoOutcome]:
     """One person's photos: decide each, then write the accepted ones in one transaction through the
     one enrolment decision (:func:`facenet_keras.identity.recognition.enroll_faces`)."""
-    from facenet_keras.identity.recognition import _check_reference, enroll_faces, photo_digest
-
     outcomes: list[PhotoOutcome | None] = [None] * len(photos)
     images, readable = [], []
     for i, file in enumerate(photos):

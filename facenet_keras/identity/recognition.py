@@ -32,10 +32,9 @@ from facenet_keras.faces.pipeline import (
     primary_face,
 )
 from facenet_keras.files import sha256_file
-from facenet_keras.identity.gallery import FaceGallery
 from facenet_keras.identity.search import pairwise_distances
-from facenet_keras.identity.sqlite_store import SQLiteStore
-from facenet_keras.identity.store import GalleryError, check_space, check_threshold, display_name, normalize_name
+from facenet_keras.identity.stores.base import Gallery as FaceGallery  # a protocol: gallery.py imports this module
+from facenet_keras.identity.stores.base import GalleryError, check_space, check_threshold, display_name, normalize_name
 from facenet_keras.models.metadata import PRETRAINED_THRESHOLD
 
 # tau for the pretrained dlib ResNet with the default pipeline (MTCNN, 5-point alignment, mirrored
@@ -499,7 +498,7 @@ def migrate(gallery: FaceGallery, *, model=None, detector=None) -> dict:
         "re_encoded": 0,
         "threshold_dropped": None,
     }
-    if isinstance(store, SQLiteStore) and store.needs_upgrade:  # only SQLite galleries have older schemas
+    if store.needs_upgrade:  # every backend declares its schema upgrade (the store protocol)
         legacy = store.legacy_model_id
         if legacy is not None and legacy != pipeline_id(model):
             raise GalleryError(
