@@ -79,17 +79,12 @@ def _imports(path: Path, root: Path = REPO):
                 yield node.lineno, mod
 
 
+STORAGE_MODULES = {("identity", "search.py"), ("identity", "pruning.py")}  # besides identity/stores/
+
+
 def _is_storage(rel: Path) -> bool:
     """Gallery storage (the stores, the search they use): it stores and searches, never infers."""
-    return (
-        rel.parts[:2] == ("identity", "stores")
-        or rel.parts == ("identity", "search.py")
-        or rel.parts
-        == (
-            "identity",
-            "pruning.py",
-        )
-    )
+    return rel.parts[:2] == ("identity", "stores") or rel.parts in STORAGE_MODULES
 
 
 def violations(root: Path = REPO) -> list[str]:
