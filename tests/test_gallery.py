@@ -105,7 +105,7 @@ def test_interrupted_write_leaves_gallery_as_it_was(gallery, monkeypatch):
             raise Boom()
         return real_dumps(obj, *a, **k)
 
-    monkeypatch.setattr("facenet_keras.identity.sqlite_store.json.dumps", exploding_dumps)
+    monkeypatch.setattr("facenet_keras.identity.stores.sqlite.json.dumps", exploding_dumps)
     with pytest.raises(Boom):
         gallery.add("bob", _unit(rng, 3), boxes=[(0, 0, 1, 1)] * 3)
     monkeypatch.undo()

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from facenet_keras.identity.gallery import FaceGallery
-from facenet_keras.identity.remote import GalleryServerError
-from facenet_keras.identity.store import EmbeddingSpaceError, GalleryError
+from facenet_keras.identity.stores.base import EmbeddingSpaceError, GalleryError
+from facenet_keras.identity.stores.remote import GalleryServerError
 
 REPO = Path(__file__).resolve().parents[1]
 BACKENDS = ["sqlite", "postgres", "milvus"]
@@ -515,23 +515,44 @@ def test_postgres_failures_are_clear(pg, capsys):
         assert c.execute("SELECT count(*) FROM photos").fetchone()[0] == 1
 
 
-def test_postgres_schema_migrates(pg):
-    """A gallery of schema 1 (0.3 before issue 11: no crops, no space) is left untouched until
-    ``gallery migrate`` upgrades it; then it keeps its embeddings and takes the space."""
-    from facenet_keras.identity import postgres_store
+def _postgres_schema_1(pg, model_id: str, embedding=(1, 2, 3)) -> tuple[str, str]:
+    """A PostgreSQL gallery as schema 1 left it (0.3 before issue 11: no crops, no space, its
+    pipeline recorded as 'model_id'), holding 'ada' with one embedding; returns (url, database)."""
+    from facenet_keras.identity.stores import postgres as postgres_store
 
     db = new_database(pg)
-    url = pg.url_for("facenet", pg.info["password"], db)
-    with _superuser(pg, db) as c:  # a gallery left by schema version 1
+    vector = "[" + ",".join(str(float(v)) for v in embedding) + "]"
+    with _superuser(pg, db) as c:
         c.execute(postgres_store.MIGRATIONS[1])
-        c.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('dim', '3'), ('model_id', 'pipe-1')")
+        c.execute(
+            "INSERT INTO meta VALUES ('schema_version', '1'), ('dim', %s), ('model_id', %s)",
+            (str(len(embedding)), model_id),
+        )
         c.execute("INSERT INTO people(name, created) VALUES ('ada', 0)")
-        c.execute("INSERT INTO photos(person_id, embedding, created) SELECT id, '[1,2,3]', 0 FROM people")
+        c.execute("INSERT INTO photos(person_id, embedding, created) SELECT id, %s, 0 FROM people", (vector,))
         c.execute(
             "ALTER TABLE meta OWNER TO facenet; ALTER TABLE people OWNER TO facenet; "
             "ALTER TABLE photos OWNER TO facenet; ALTER SEQUENCE people_id_seq OWNER TO facenet; "
             "ALTER SEQUENCE photos_id_seq OWNER TO facenet"
         )
+    return pg.url_for("facenet", pg.info["password"], db), db
+
+
+def _milvus_schema_1(url: str, model_id: str, embedding) -> str:
+    """A milvus-lite gallery as schema 1 left it (0.3 before issue 11), holding 'ada'; returns its URL."""
+    with FaceGallery(url) as g:
+        g.add("ada", np.asarray(embedding, np.float32)[None])
+        g.store._set_meta("schema_version", "1")
+        g.store._set_meta("model_id", model_id)
+    return url
+
+
+def test_postgres_schema_migrates(pg):
+    """A gallery of schema 1 (0.3 before issue 11: no crops, no space) is left untouched until
+    ``gallery migrate`` upgrades it; then it keeps its embeddings and takes the space."""
+    from facenet_keras.identity.stores import postgres as postgres_store
+
+    url, db = _postgres_schema_1(pg, "pipe-1")
     for readonly in (True, False):
         with FaceGallery(url, readonly=readonly) as g:
             assert g.store.needs_upgrade and g.store.legacy_model_id == "pipe-1"
@@ -554,11 +575,7 @@ def test_postgres_schema_migrates(pg):
 
 
 def test_milvus_schema_1_waits_for_migrate(url_for):
-    url = url_for("milvus")
-    with FaceGallery(url) as g:
-        g.add("ada", np.ones((1, 128), np.float32))
-        g.store._set_meta("schema_version", "1")  # as facenet-keras 0.3 before issue 11 left it
-        g.store._set_meta("model_id", "pipe-1")
+    url = _milvus_schema_1(url_for("milvus"), "pipe-1", np.ones(128))
     with FaceGallery(url) as g:
         assert g.store.needs_upgrade and g.store.legacy_model_id == "pipe-1"
         with pytest.raises(GalleryError, match="gallery migrate"):
@@ -566,6 +583,39 @@ def test_milvus_schema_1_waits_for_migrate(url_for):
         assert g.store.upgrade_schema()
         g.store.set_space_id("space-1")
         assert g.names() == ["ada"] and g.space_id == "space-1" and g.store.legacy_model_id is None
+
+
+@pytest.mark.parametrize("backend", ["postgres", "milvus"])  # SQLite: tests/test_trust_identity.py (item 1)
+def test_gallery_migrate_upgrades_an_older_schema_on_every_backend(backend, request, url_for, encoder, capsys):
+    """Issue 25 (5): ``facenet-keras gallery migrate`` upgrades an older-schema PostgreSQL or
+    milvus-lite gallery through the store protocol, as it does SQLite: one from the current pipeline
+    keeps its embeddings and takes the current embedding space; one from another pipeline (no crops
+    to re-encode) is refused, exit 2, untouched."""
+    from facenet_keras.cli import main
+    from facenet_keras.faces.pipeline import embedding_space_id, pipeline_id
+
+    embedding = _unit(np.random.default_rng(25), 1)[0]
+
+    def old_gallery(model_id: str) -> str:
+        if backend == "postgres":
+            return _postgres_schema_1(request.getfixturevalue("pg"), model_id, embedding)[0]
+        return _milvus_schema_1(url_for("milvus"), model_id, embedding)
+
+    same, other = old_gallery(pipeline_id(None)), old_gallery("dlib_resnet_v1|align-dlib-0123456789|flip=1")
+    assert main(["gallery", "migrate", "--gallery", other]) == 2
+    assert "enrol its people again" in capsys.readouterr().err
+    with FaceGallery(other) as g:
+        assert g.store.needs_upgrade and g.store.legacy_model_id.endswith("0123456789|flip=1")
+
+    assert main(["gallery", "migrate", "--gallery", same]) == 0
+    assert "to the current gallery format" in capsys.readouterr().out
+    with FaceGallery(same) as g:
+        assert not g.store.needs_upgrade and g.store.legacy_model_id is None
+        assert g.space_id == embedding_space_id(None) and g.names() == ["ada"]
+        np.testing.assert_array_equal(g.embeddings()[0], embedding[None])  # the same pipeline: kept
+        assert g.search(embedding)[0].identity == "ada"
+    assert main(["gallery", "migrate", "--gallery", same]) == 0
+    assert "nothing to do" in capsys.readouterr().out
 
 
 def test_milvus_failures_are_clear(url_for, capsys):

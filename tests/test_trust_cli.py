@@ -351,7 +351,7 @@ def test_hostile_input(case, photos, enrolled, tmp_path, capsys):
 
 def _sqlite_failure(monkeypatch, kind):
     """Make the gallery's SQLite fail as a full disk, a read-only file system or a lock would."""
-    from facenet_keras.identity import sqlite_store
+    from facenet_keras.identity.stores import sqlite as sqlite_store
 
     real = sqlite_store.SQLiteStore._configure
 
@@ -395,7 +395,7 @@ def test_hostile_sqlite_failures(kind, words, photos, enrolled, tmp_path, capsys
 
 
 def test_hostile_permission_denied_on_create(photos, tmp_path, capsys, monkeypatch):
-    from facenet_keras.identity import sqlite_store
+    from facenet_keras.identity.stores import sqlite as sqlite_store
 
     def denied(path):  # as mkdir in a folder the user may not write
         raise PermissionError(13, "Permission denied", str(path))

@@ -61,7 +61,7 @@ def _tree(folder) -> dict:
 
 # ------------------------------------------------------------------------------------ item 1
 def test_item1_gallery_refuses_another_embedding_space(portrait_files, tmp_path, detector, normalized_encoder):
-    from facenet_keras.identity.store import EmbeddingSpaceError
+    from facenet_keras.identity.stores.base import EmbeddingSpaceError
 
     with fk.FaceGallery(tmp_path / "g.sqlite") as g:
         g.enroll("grace", portrait_files["grace"], detector=detector)
@@ -133,7 +133,7 @@ def _schema1_gallery(path, model_id: str) -> np.ndarray:
 
 def test_item1_old_galleries_migrate_or_are_refused(tmp_path, encoder, portrait_files, detector):
     from facenet_keras.faces.pipeline import embedding_space_id, pipeline_id
-    from facenet_keras.identity.store import GalleryError
+    from facenet_keras.identity.stores.base import GalleryError
 
     same = tmp_path / "same.sqlite"
     emb = _schema1_gallery(same, pipeline_id(None))
@@ -155,7 +155,7 @@ def test_item1_old_galleries_migrate_or_are_refused(tmp_path, encoder, portrait_
 
 # ------------------------------------------------------------------------------------ item 3
 def test_item3_names_have_one_spelling_everywhere(tmp_path, portrait_files, detector):
-    from facenet_keras.identity.store import display_name
+    from facenet_keras.identity.stores.base import display_name
 
     with fk.FaceGallery(tmp_path / "g.sqlite") as g:
         g.add("  Amy Adams  ", np.ones((1, 4), np.float32))
@@ -336,7 +336,7 @@ def test_item6_private_gallery_and_erasure_leaves_nothing(tmp_path, portrait_fil
 
 # ------------------------------------------------------------------------------------ item 7
 def test_item7_read_only_opening_creates_and_changes_nothing(tmp_path):
-    from facenet_keras.identity.store import GalleryError
+    from facenet_keras.identity.stores.base import GalleryError
 
     with pytest.raises(GalleryError, match="no gallery at"):
         fk.FaceGallery(tmp_path / "typo" / "gallery.sqlite", readonly=True)
@@ -364,8 +364,8 @@ def test_item7_read_only_opening_creates_and_changes_nothing(tmp_path):
 
 # ------------------------------------------------------------------------------------ item 8
 def test_item8_sqlite_failures_are_one_line_errors(tmp_path, monkeypatch):
-    from facenet_keras.identity import sqlite_store
-    from facenet_keras.identity.store import GalleryError
+    from facenet_keras.identity.stores import sqlite as sqlite_store
+    from facenet_keras.identity.stores.base import GalleryError
 
     path = tmp_path / "g.sqlite"
     with fk.FaceGallery(path) as g:

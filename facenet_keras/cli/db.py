@@ -54,7 +54,7 @@ def _subcommands(parser: argparse.ArgumentParser):
 
 
 def cmd_db_start(args) -> int:
-    from facenet_keras.identity.pg_local import LocalPostgres
+    from facenet_keras.identity.stores.pg_local import LocalPostgres
 
     server = LocalPostgres(args.data)
     was_running = server.running()
@@ -75,7 +75,7 @@ def cmd_db_start(args) -> int:
 
 
 def cmd_db_stop(args) -> int:
-    from facenet_keras.identity.pg_local import LocalPostgres
+    from facenet_keras.identity.stores.pg_local import LocalPostgres
 
     server = LocalPostgres(args.data)
     stopped = server.stop()

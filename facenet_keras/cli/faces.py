@@ -173,7 +173,7 @@ def _save_annotated(image, boxes, labels, out: str, landmarks=None, gated=None) 
 
 
 def _name(name: str) -> str:
-    from facenet_keras.identity.store import display_name
+    from facenet_keras.identity.stores.base import display_name
 
     return display_name(name)
 
@@ -190,7 +190,7 @@ def cmd_enroll(args) -> int:
     if args.strict:
         print("facenet-keras: error: --strict applies to --from-folder only", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from facenet_keras.identity.store import normalize_name
+    from facenet_keras.identity.stores.base import normalize_name
 
     name = normalize_name(args.name)  # before any work: a bad name is refused at once
     with open_gallery(args, readonly=False) as g:
@@ -410,7 +410,7 @@ def cmd_remove(args) -> int:
             g.remove_photo(args.photo)
             emit(args, {"removed_photo": args.photo}, [f"removed photo #{args.photo}"])
         else:
-            from facenet_keras.identity.store import normalize_name
+            from facenet_keras.identity.stores.base import normalize_name
 
             name = normalize_name(args.name)  # reported as stored, not as typed
             n = g.remove(name)

@@ -207,7 +207,7 @@ def primary_embeddings(
         for (i, digest), image, faces in zip(kept, images, faces_per_image):
             face = primary_face(faces, image.shape)
             usable = face is not None and face.gated is None  # evaluated through the quality gate
-            value = np.asarray(face.embedding, np.float32).reshape(-1) if usable else None
+            value = np.asarray(face.embedding, np.float32).reshape(-1) if face is not None and usable else None
             results[i] = value
             if value is None:
                 why = "no face found" if face is None else f"no usable face ({unusable_because(face)})"

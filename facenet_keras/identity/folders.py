@@ -28,6 +28,8 @@ import numpy as np
 
 from facenet_keras.faces.face import Face
 from facenet_keras.faces.pipeline import pipeline_for, primary_face
+from facenet_keras.identity.recognition import enroll_faces, photo_digest
+from facenet_keras.identity.rules import check_gallery_space, check_reference
 from facenet_keras.identity.search import pairwise_distances
 from facenet_keras.images import list_identities, load_image
 
@@ -117,8 +119,6 @@ def enroll_folder(
     report = FolderEnrolment(str(root))
     total = sum(len(photos) for photos in people.values())
     show = progress if progress is not None else total >= 8
-    from facenet_keras.identity.recognition import check_gallery_space
-
     space = check_gallery_space(gallery, model)  # refused before any work when the encoder does not fit
     with tqdm(total=total, desc="enrolling", unit="photo", disable=not show) as bar:
         for person, photos in people.items():
@@ -132,9 +132,6 @@ def _enroll_person(
 ) -> list[PhotoOutcome]:
     """One person's photos: decide each, then write the accepted ones in one transaction through the
     one enrolment decision (:func:`facenet_keras.identity.recognition.enroll_faces`)."""
-    from facenet_keras.identity.recognition import enroll_faces, photo_digest
-    from facenet_keras.identity.rules import check_reference
-
     outcomes: list[PhotoOutcome | None] = [None] * len(photos)
     images, readable = [], []
     for i, file in enumerate(photos):
@@ -161,7 +158,7 @@ def _enroll_person(
         except ValueError as exc:
             outcomes[i] = PhotoOutcome(path, person, "unusable face", n, detail=str(exc))
             continue
-        twin = _duplicate_of(gallery, face.embedding, [(str(photos[j]), _vector(f)) for j, f in accepted])
+        twin = _duplicate_of(gallery, _vector(face), [(str(photos[j]), _vector(f)) for j, f in accepted])
         if twin is not None:
             outcomes[i] = PhotoOutcome(path, person, "duplicate", n, detail=f"same picture as {twin}")
             continue

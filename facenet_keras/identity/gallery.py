@@ -18,7 +18,8 @@ import os
 import numpy as np
 
 from facenet_keras.identity.search import Match
-from facenet_keras.identity.store import GalleryStore, Photo, default_gallery_path, normalize_name, open_store
+from facenet_keras.identity.stores.base import GalleryStore, Photo, normalize_name
+from facenet_keras.identity.stores.urls import default_gallery_path, open_store
 from facenet_keras.weights.cache import erase_photo_entries
 
 __all__ = ["FaceGallery", "Match", "Photo", "default_gallery_path"]

@@ -30,8 +30,8 @@ import os
 import numpy as np
 
 from facenet_keras.files import atomic_write
-from facenet_keras.identity.remote import embedding_key
-from facenet_keras.identity.store import EmbeddingSpaceError, display_name
+from facenet_keras.identity.stores.base import EmbeddingSpaceError, display_name
+from facenet_keras.identity.stores.remote import embedding_key
 
 FORMAT = "facenet-keras-gallery"
 VERSION = 2

@@ -31,7 +31,6 @@ from facenet_keras.faces.pipeline import (
     primary_face,
 )
 from facenet_keras.files import sha256_file
-from facenet_keras.identity.gallery import FaceGallery
 from facenet_keras.identity.rules import (
     FACE_CHOICES,
     SeveralFacesError,
@@ -42,8 +41,8 @@ from facenet_keras.identity.rules import (
     resolve_threshold,
 )
 from facenet_keras.identity.search import pairwise_distances
-from facenet_keras.identity.sqlite_store import SQLiteStore
-from facenet_keras.identity.store import GalleryError, display_name, normalize_name
+from facenet_keras.identity.stores.base import Gallery as FaceGallery  # a protocol: gallery.py imports this module
+from facenet_keras.identity.stores.base import GalleryError, display_name, normalize_name
 from facenet_keras.models.metadata import PRETRAINED_THRESHOLD
 
 __all__ = [
@@ -417,7 +416,7 @@ def migrate(gallery: FaceGallery, *, model=None, detector=None) -> dict:
         "re_encoded": 0,
         "threshold_dropped": None,
     }
-    if isinstance(store, SQLiteStore) and store.needs_upgrade:  # only SQLite galleries have older schemas
+    if store.needs_upgrade:  # every backend declares its schema upgrade (the store protocol)
         legacy = store.legacy_model_id
         if legacy is not None and legacy != pipeline_id(model):
             raise GalleryError(

@@ -23,7 +23,7 @@ from facenet_keras.faces.detection import NoFaceError
 from facenet_keras.faces.face import Face
 from facenet_keras.faces.pipeline import FacePipeline, embedding_space_id, encoder_threshold, primary_face
 from facenet_keras.identity.search import pairwise_distances
-from facenet_keras.identity.store import check_space, check_threshold, display_name
+from facenet_keras.identity.stores.base import check_space, check_threshold, display_name
 
 __all__ = [
     "FACE_CHOICES",
@@ -147,7 +147,7 @@ def enrolment_warnings(gallery, name: str, embeddings: np.ndarray, sources, dige
     """One warning per new photo that is already enrolled under another name (same bytes), or whose
     face is within the threshold ``tau`` of another enrolled person (None: no look-alike check)."""
     out = []
-    by_digest = {}
+    by_digest: dict[str, str] = {}
     for p in gallery.photos():
         if p.name != name and getattr(p, "sha256", None):
             by_digest.setdefault(p.sha256, p.name)

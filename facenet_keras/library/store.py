@@ -189,7 +189,7 @@ _FACE_COLUMNS = (
 def library_path_for(gallery_url) -> Path:
     """Where the face index of a gallery lives by default: beside a file gallery
     (``people.sqlite`` -> ``people.library.sqlite``), else in the user data folder."""
-    from facenet_keras.identity.store import default_gallery_path
+    from facenet_keras.identity.stores.urls import default_gallery_path
 
     text = os.fspath(gallery_url) if gallery_url is not None else os.fspath(default_gallery_path())
     scheme, sep, rest = text.partition("://")

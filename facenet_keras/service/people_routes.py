@@ -193,7 +193,7 @@ def people_router(settings, *, read, write, engine: Callable) -> APIRouter:
         summary="name a cluster: enrols that person with all its faces (an existing name: adds them)",
     )
     def name(body: NameClusterIn, cluster_id: int = PathParam(ge=0, le=MAX_ID)):
-        from facenet_keras.identity.store import normalize_name
+        from facenet_keras.identity.stores.base import normalize_name
         from facenet_keras.library.people import name_cluster
 
         who = normalize_name(body.name)  # ValueError -> 422 with the reason
@@ -209,7 +209,7 @@ def people_router(settings, *, read, write, engine: Callable) -> APIRouter:
         summary="merge 'merge' into 'into': two clusters, a cluster and a name (names it), or two people",
     )
     def merge(body: MergeIn):
-        from facenet_keras.identity.store import normalize_name
+        from facenet_keras.identity.stores.base import normalize_name
         from facenet_keras.library.people import merge as merge_targets
 
         gallery = engine().gallery

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the table of outcomes below is one row per line)
 """One hostile set through every door: the same photo gets the same decision everywhere.
 
 The doors: the Python API (``fk.*``), the CLI (in-process), HTTP (the app under a TestClient, and
@@ -230,7 +231,9 @@ def test_the_jacket_button_is_never_named_at_any_door(door, capsys, http, keys):
         assert button and all(r.identity is None and r.nearest is None and r.face.gated for r in button)
         reason = button[0].face.gated
         # watch: the button's track is followed, drawn grey, never identified
-        results = _watch_all(_clip(door, door.button, "button"), g, min_face_size=20, max_side=1024)  # as recognize finds it
+        results = _watch_all(
+            _clip(door, door.button, "button"), g, min_face_size=20, max_side=1024
+        )  # as recognize finds it
         small_tracks = {f.track for res in results for f in res.faces if f.box[2] < 40}
         assert small_tracks
         for res in results:

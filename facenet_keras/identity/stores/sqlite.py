@@ -11,7 +11,7 @@ journal the file's mode), and only at the first write, so a failed enrolment or 
 file behind. Deleted rows are overwritten (``secure_delete``), so a removed person's embeddings and
 crops do not linger in free pages. ``readonly=True`` opens with SQLite's read-only mode and never
 creates or changes anything. A database that is not a gallery is refused untouched. Every SQLite
-or OS failure becomes a one-line :class:`~facenet_keras.identity.store.GalleryError`.
+or OS failure becomes a one-line :class:`~facenet_keras.identity.stores.base.GalleryError`.
 
 The distance from a query to an identity is the distance to that identity's nearest photo.
 """
@@ -39,7 +39,7 @@ from facenet_keras.identity.search import (
     matches_from_neighbours,
     rows_for_runner_up,
 )
-from facenet_keras.identity.store import (
+from facenet_keras.identity.stores.base import (
     EmbeddingSpaceError,
     GalleryError,
     Photo,

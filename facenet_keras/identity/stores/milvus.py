@@ -48,7 +48,16 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from facenet_keras.identity.remote import (
+from facenet_keras.identity.search import NO_MATCH, Match
+from facenet_keras.identity.stores.base import (
+    GalleryError,
+    Photo,
+    check_embeddings,
+    check_threshold,
+    display_name,
+    normalize_name,
+)
+from facenet_keras.identity.stores.remote import (
     GalleryServerError,
     check_add_space,
     checked_rows,
@@ -57,15 +66,6 @@ from facenet_keras.identity.remote import (
     split_options,
     stored_threshold,
     unknown_name,
-)
-from facenet_keras.identity.search import NO_MATCH, Match
-from facenet_keras.identity.store import (
-    GalleryError,
-    Photo,
-    check_embeddings,
-    check_threshold,
-    display_name,
-    normalize_name,
 )
 
 SCHEMA_VERSION = 2  # 2: crops, photo sha256 in every row's info, embedding space and generations

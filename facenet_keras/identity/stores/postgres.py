@@ -10,7 +10,7 @@ and the threshold. The schema is versioned in ``meta`` and created by the packag
 (:data:`MIGRATIONS`); a gallery of an older schema is only read by ``gallery migrate``, which
 upgrades it (as for SQLite); a newer schema, or a database holding other tables, is refused
 untouched. ``readonly`` opens create and change nothing (the sessions are read-only too). Every
-failure is a one-line :class:`~facenet_keras.identity.store.GalleryError`. A removed person's rows
+failure is a one-line :class:`~facenet_keras.identity.stores.base.GalleryError`. A removed person's rows
 are deleted and the table vacuumed; their bytes may still sit in the server's WAL and free space
 until PostgreSQL reuses it (the server operator's backups too).
 
@@ -34,7 +34,16 @@ import weakref
 
 import numpy as np
 
-from facenet_keras.identity.remote import (
+from facenet_keras.identity.search import NO_MATCH, Match
+from facenet_keras.identity.stores.base import (
+    GalleryError,
+    Photo,
+    check_embeddings,
+    check_threshold,
+    display_name,
+    normalize_name,
+)
+from facenet_keras.identity.stores.remote import (
     GalleryServerError,
     check_add_space,
     checked_rows,
@@ -43,15 +52,6 @@ from facenet_keras.identity.remote import (
     split_options,
     stored_threshold,
     unknown_name,
-)
-from facenet_keras.identity.search import NO_MATCH, Match
-from facenet_keras.identity.store import (
-    GalleryError,
-    Photo,
-    check_embeddings,
-    check_threshold,
-    display_name,
-    normalize_name,
 )
 
 # version -> SQL that brings a database from version-1 to it. Never edit a released step: add one.

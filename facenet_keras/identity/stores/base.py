@@ -1,11 +1,10 @@
-"""The interface every gallery store implements, the records they return, how a gallery URL picks
-a store, and the rules every store obeys whatever keeps its bytes.
+"""The interface every gallery store implements, the records they return, and the rules every
+store obeys whatever keeps its bytes (which store a gallery URL names: :mod:`.urls`).
 
 A store keeps people, their enrolled photos' embeddings (with a small face crop and the photo's
 sha256 each), and a little metadata (threshold, embedding space), and answers nearest-neighbour
-searches. It never runs inference. Stores: SQLite (a path or ``sqlite:///path``, the default),
-PostgreSQL + pgvector (``postgresql://``), Milvus (``milvus://`` or a local ``*.milvus.db``); each
-registers in :data:`SCHEMES`.
+searches. It never runs inference. A store of an older schema says so (``needs_upgrade``) and is
+brought to the current one by ``upgrade_schema`` alone, which ``gallery migrate`` calls on every backend.
 
 Backend-independent rules live here, so that every backend applies them the same way:
 :func:`normalize_name` (one spelling of a name), :func:`display_name` (names printed escaped),
@@ -15,7 +14,6 @@ embedding space), and :class:`GalleryError` (every storage failure, a one-line m
 
 from __future__ import annotations
 
-import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +26,9 @@ from facenet_keras.identity.search import Match
 __all__ = [
     "Photo",
     "GalleryStore",
+    "Gallery",
     "GalleryError",
     "EmbeddingSpaceError",
-    "open_store",
-    "default_gallery_path",
     "check_name",
     "normalize_name",
     "display_name",
@@ -39,7 +36,6 @@ __all__ = [
     "check_threshold",
     "check_space",
     "MAX_NAME_LENGTH",
-    "SCHEMES",
 ]
 
 MAX_NAME_LENGTH = 200  # characters, after normalisation
@@ -101,6 +97,21 @@ class GalleryStore(Protocol):
     def replace_embeddings(self, ids, embeddings, space_id: str) -> None:
         """Overwrite the embeddings of rows ``ids`` and the gallery's space in one transaction (migration)."""
 
+    # the schema upgrade ('gallery migrate'): a store of an older schema refuses everything else
+    @property
+    def needs_upgrade(self) -> bool:
+        """Whether this is a gallery of an older schema that only :meth:`upgrade_schema` may touch."""
+
+    @property
+    def legacy_model_id(self) -> str | None:
+        """The pipeline an older-schema gallery recorded (its embeddings' origin), None once current."""
+
+    def upgrade_schema(self) -> bool:
+        """Bring a gallery of an older schema to this one, keeping its embeddings; True if it did."""
+
+    def set_space_id(self, space_id: str) -> None:
+        """Record the embedding space of the stored embeddings (after an upgrade kept them)."""
+
     def rename(self, old: str, new: str) -> None: ...
 
     def remove(self, name: str) -> int: ...
@@ -127,65 +138,39 @@ class GalleryStore(Protocol):
     def close(self) -> None: ...
 
 
-def default_gallery_path() -> Path:
-    """``$FACENET_KERAS_GALLERY``, else ``$XDG_DATA_HOME/facenet-keras/gallery.sqlite`` (~/.local/share)."""
-    env = os.environ.get("FACENET_KERAS_GALLERY")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "facenet-keras" / "gallery.sqlite"
+class Gallery(Protocol):
+    """What the decisions (:mod:`facenet_keras.identity.recognition`) need from a gallery: its store
+    and the reads and writes the public :class:`~facenet_keras.identity.gallery.FaceGallery` delegates to
+    it. A protocol, so that the decisions need not import the facade that calls them."""
 
+    store: GalleryStore
 
-def _open_sqlite(location: str, backend: str, readonly: bool = False) -> GalleryStore:
-    from facenet_keras.identity.sqlite_store import SQLiteStore
+    @property
+    def path(self) -> str | Path: ...
 
-    return SQLiteStore(location, backend=backend, readonly=readonly)
+    @property
+    def threshold(self) -> float | None: ...
 
+    @property
+    def space_id(self) -> str | None: ...
 
-def _open_postgres(location: str, backend: str, readonly: bool = False) -> GalleryStore:
-    from facenet_keras.identity.postgres_store import PostgresStore
+    def add(
+        self, name: str, embeddings, *, sources=None, boxes=None, space_id: str | None = None, crops=None, digests=None
+    ) -> list[int]: ...
 
-    return PostgresStore("postgresql://" + location, backend=backend, readonly=readonly)
+    def names(self) -> list[str]: ...
 
+    def __len__(self) -> int: ...
 
-def _open_milvus(location: str, backend: str, readonly: bool = False) -> GalleryStore:
-    from facenet_keras.identity.milvus_store import MilvusStore
+    def __contains__(self, name: str) -> bool: ...
 
-    return MilvusStore("milvus://" + location, backend=backend, readonly=readonly)
+    def people(self) -> dict[str, int]: ...
 
+    def photos(self, name: str | None = None) -> list[Photo]: ...
 
-def _open_milvus_file(location: str, backend: str, readonly: bool = False) -> GalleryStore:
-    from facenet_keras.identity.milvus_store import MilvusStore
+    def embeddings(self, name: str | None = None) -> tuple[np.ndarray, list[str]]: ...
 
-    return MilvusStore(location, backend=backend, readonly=readonly)
-
-
-# URL scheme -> opener(location after the scheme, search backend, readonly)
-SCHEMES = {"sqlite": _open_sqlite, "postgresql": _open_postgres, "postgres": _open_postgres, "milvus": _open_milvus}
-
-
-def open_store(url: str | os.PathLike | None = None, *, backend: str = "exact", readonly: bool = False) -> GalleryStore:
-    """The store a gallery URL names: a path or ``sqlite:///path`` (default: :func:`default_gallery_path`),
-    ``postgresql://user:pass@host:port/db``, ``milvus://host:port[/name]`` or a local ``*.milvus.db``.
-
-    ``readonly``: open for reading only; a gallery that does not exist is an error (nothing is created).
-    """
-    if url is None:  # the variable may hold a URL, which a Path would mangle ("postgresql:/...")
-        url = os.environ.get("FACENET_KERAS_GALLERY") or default_gallery_path()
-    text = os.fspath(url)
-    scheme, sep, rest = text.partition("://")
-    if not sep or len(scheme) < 2:  # a plain path (also C:\\... on Windows)
-        if text.split("?")[0].endswith(".milvus.db"):  # a local Milvus (milvus-lite) gallery
-            return _open_milvus_file(text, backend, readonly)
-        return _open_sqlite(text, backend, readonly)
-    if scheme not in SCHEMES:
-        raise ValueError(
-            f"unknown gallery URL scheme {scheme!r} in {text!r}: use a path or one of "
-            + ", ".join(f"{s}://" for s in SCHEMES)
-        )
-    if scheme == "sqlite":
-        rest = rest[1:] if rest.startswith("/") else rest  # sqlite:///abs/path -> /abs/path
-    return SCHEMES[scheme](rest, backend, readonly)
+    def search(self, queries) -> list[Match]: ...
 
 
 # ---------------------------------------------------------------------------- rules for every backend

@@ -1,5 +1,5 @@
 """Small pieces shared by the server-backed gallery stores (PostgreSQL, Milvus): their error type,
-URL options, the validation every ``add`` does (the rules of :mod:`facenet_keras.identity.store`),
+URL options, the validation every ``add`` does (the rules of :mod:`facenet_keras.identity.stores.base`),
 the embedding-space rule of ``add``, and the exact re-rank of ANN candidates."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from facenet_keras.identity.search import Match, matches_from_neighbours, pairwise_distances
-from facenet_keras.identity.store import (
+from facenet_keras.identity.stores.base import (
     EmbeddingSpaceError,
     GalleryError,
     check_embeddings,
