@@ -51,11 +51,11 @@ def run_baseline(gallery, out: Path) -> tuple[float, list]:
     """Every frame: detect (default FaceDetector), chip, encode (with the mirrored chip), search."""
     from facenet_keras.faces.detection import FaceDetector
     from facenet_keras.faces.pipeline import embed_chips, face_chips
-    from facenet_keras.identity.recognition import resolve_threshold
+    from facenet_keras.identity.rules import resolve_threshold
     from facenet_keras.live.frames import VideoWriter, open_video
 
     detector = FaceDetector()
-    tau = resolve_threshold(None, gallery)
+    tau = resolve_threshold(None, gallery, None)  # the pretrained encoder, which this benchmark runs
     labels = []
     t0 = time.perf_counter()
     with open_video(CLIP) as video, VideoWriter(out, video.fps, (video.width, video.height)) as writer:

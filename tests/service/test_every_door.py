@@ -330,3 +330,58 @@ def test_an_unreadable_file_is_a_clear_error_at_every_door(door, capsys, http, k
     assert code == 2
     r = http.post("/v1/recognize", files=[_upload(door.broken)], headers=auth(keys["read"]))
     assert r.status_code == 422
+
+
+# ---------------------------------------------------------------------------- the encoder's own chips
+def test_every_door_cuts_the_encoders_own_chips(door, tmp_path):
+    """An encoder with 96 px input (NN4.small2) works through watch, and fk.align_faces gives exactly
+    the chips the pipeline encodes: encode_chips(align_faces(photo)) is the pipeline's embedding."""
+    from facenet_keras.faces.pipeline import FacePipeline
+    from facenet_keras.models.metadata import write_metadata
+    from facenet_keras.models.nn4_small2 import nn4_small2
+
+    small = tmp_path / "nn4.keras"
+    nn4_small2(width=0.25).save(small)
+    write_metadata(small, threshold=0.5)
+    gallery = tmp_path / "nn4.sqlite"
+    with fk.FaceGallery(gallery) as g:
+        g.enroll("grace", door.grace, model=str(small), force=True)
+        results = _watch_all(_clip(door, door.grace2, "grace2"), g, model=str(small))
+        assert any(f.track is not None for res in results for f in res.faces)
+    chips = fk.align_faces(door.grace2, model=str(small))
+    assert chips.shape[1:] == (96, 96, 3)
+    chips = fk.align_faces(door.grace2)
+    assert chips.shape[1:] == (150, 150, 3)
+    (face,) = FacePipeline(flip=False).encode(door.grace2)
+    np.testing.assert_allclose(fk.encode_chips(chips)[0], face.embedding, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- the encoder's own threshold
+def test_every_door_decides_with_the_encoders_own_threshold(door, capsys, tmp_path):
+    """An encoder whose stored threshold is 0.05 (the other space's weights): each door reports and
+    decides with 0.05, never the pretrained encoder's 0.6 (at 0.6 Grace's changed copy would match)."""
+    from facenet_keras.course import img_to_encoding, verify, who_is_it
+    from facenet_keras.models.metadata import write_metadata
+
+    strict = tmp_path / "strict.keras"
+    strict.write_bytes(door.other_model.read_bytes())
+    write_metadata(strict, threshold=0.05)
+    gallery = tmp_path / "strict.sqlite"
+    gallery.write_bytes(door.other_gallery.read_bytes())
+    model = str(strict)
+    with fk.FaceGallery(gallery) as g:
+        (r,) = fk.recognize(door.grace2, g, model=model)
+        assert r.threshold == pytest.approx(0.05) and r.identity is None and r.distance < 0.6
+        lib_dir = tmp_path / "lib"
+        lib_dir.mkdir()
+        (lib_dir / "grace2.jpg").write_bytes(door.grace2.read_bytes())
+        report = fk.index(lib_dir, g, library=tmp_path / "strict.library.sqlite", model=model)
+        assert report.threshold == pytest.approx(0.05) and not report.assigned
+        dist, door_open = verify(door.grace2, "grace", g, model)
+        assert dist < 0.6 and not door_open
+    database = {"grace": img_to_encoding(door.grace, model)}
+    dist, door_open = verify(door.grace2, "grace", database, model)
+    assert dist < 0.6 and not door_open
+    assert who_is_it(door.grace2, database, model)[1] is None
+    code, out, _ = run(capsys, "recognize", door.grace2, "--gallery", gallery, "--model", strict, "--json")
+    assert code == 1 and json.loads(out)[0]["faces"][0]["threshold"] == pytest.approx(0.05)
