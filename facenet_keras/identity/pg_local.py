@@ -265,7 +265,9 @@ def check_binaries_reachable(binary: Path) -> None:
                 "where other users can enter (e.g. a virtualenv under /opt), or run as a non-root user"
             )
     if not binary.stat().st_mode & 0o001:
-        raise ValueError(f"the PostgreSQL server user {SERVER_USER!r} may not execute {binary} (not executable by others)")
+        raise ValueError(
+            f"the PostgreSQL server user {SERVER_USER!r} may not execute {binary} (not executable by others)"
+        )
 
 
 def _literal(text: str) -> str:
