@@ -15,8 +15,12 @@ The course's costs live in :mod:`style_transfer.costs` (``compute_content_cost``
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
+try:  # one distribution ships both packages: one version
+    __version__ = version("facenet-keras")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0.0.0+unknown"
 
 _EXPORTS = {
     "stylize": "optimize",
