@@ -102,7 +102,8 @@ def test_every_command_and_option_exists(doc):
 
 def test_a_bogus_option_or_command_is_caught():
     parsers = _parsers()
-    text = "```bash\nfacenet-keras verify probe.jpg Grace --no-such-option\nstyle-transfer a.jpg b.jpg --fastest -o o.png\n"
+    text = "```bash\nfacenet-keras verify probe.jpg Grace --no-such-option\n"
+    text += "style-transfer a.jpg b.jpg --fastest -o o.png\n"
     text += "facenet-keras gallery list | rename A B | erase NAME\nfacenet-keras enrol Grace g.jpg\n```\n"
     found = [p for line in command_lines(text) for p in problems(line, parsers)]
     assert len(found) == 4, found
