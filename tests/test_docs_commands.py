@@ -109,3 +109,14 @@ def test_a_bogus_option_or_command_is_caught():
     assert len(found) == 4, found
     assert "no option --no-such-option" in found[0] and "no option --fastest" in found[1]
     assert "no sub-command erase" in found[2] and "no sub-command enrol" in found[3]
+
+
+def test_the_changelog_and_the_docs_speak_of_this_version():
+    """pyproject's version is the changelog's latest release, and no page names a later one."""
+    version = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+    releases = re.findall(r"^## \[(\d+\.\d+\.\d+)\]", (REPO / "CHANGELOG.md").read_text(), re.M)
+    assert releases and releases[0] == version
+    key = tuple(int(x) for x in version.split("."))
+    for doc in DOCS:
+        for named in re.findall(r"facenet-keras (\d+\.\d+(?:\.\d+)?)", doc.read_text()):
+            assert tuple(int(x) for x in named.split(".")) <= key, f"{doc.name} names facenet-keras {named}"
