@@ -120,3 +120,15 @@ def test_the_changelog_and_the_docs_speak_of_this_version():
     for doc in DOCS:
         for named in re.findall(r"facenet-keras (\d+\.\d+(?:\.\d+)?)", doc.read_text()):
             assert tuple(int(x) for x in named.split(".")) <= key, f"{doc.name} names facenet-keras {named}"
+
+
+def test_every_sub_command_is_documented():
+    """Each ``facenet-keras`` sub-command appears in a command line of the docs (and so is checked above)."""
+    parser = _parsers()["facenet-keras"]
+    documented = set()
+    for doc in DOCS:
+        for line in command_lines(doc.read_text()):
+            words = [w for w in shlex.split(line.replace("[", " ").replace("]", " ")) if not w.startswith("-")]
+            documented.update(words[1:3])
+    missing = sorted(set(_subparsers(parser)) - documented)
+    assert not missing, f"sub-commands no docs page shows: {missing}"
