@@ -4,7 +4,7 @@ Layers, bottom up: files, images <- weights <- models <- faces <- identity <- ev
 live, library <- course <- service, cli, demo. A module may import its own layer and the layers
 its row below allows; gallery storage (``identity/*store.py``, ``identity/search.py``) runs no
 inference, so it imports neither faces nor models; ``style_transfer`` and ``facenet_keras`` never
-import each other (the service alone may import ``style_transfer``, lazily). See README "Architecture".
+import each other (the service alone may import ``style_transfer``, lazily). See docs/development.md, "Architecture".
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def violations(root: Path = REPO) -> list[str]:
 
 def test_imports_point_down_only():
     found = violations()
-    assert not found, "imports against the layering (README 'Architecture'):\n" + "\n".join(found)
+    assert not found, "imports against the layering (docs/development.md, 'Architecture'):\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize(
