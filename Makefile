@@ -48,6 +48,8 @@ lint: $(VENV)/.installed-test
 # The documentation site, offline; broken links and references fail the build.
 docs: $(VENV)/.installed-test
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@# offline: no page loads a script or a style sheet from elsewhere
+	@! grep -rlE '<script[^>]+src="https?://|<link[^>]+href="https?://[^"]+\.css' site --include=*.html
 
 # Plants known bugs one at a time in a temporary copy and checks the tests catch each (10-15 min).
 mutation: $(VENV)/.installed-test
