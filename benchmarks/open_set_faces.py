@@ -1,12 +1,12 @@
-"""The README's open-set identification figures on ``faces/``, recomputed and checked.
+"""The documented open-set identification figures (docs/performance.md) on ``faces/``, recomputed and checked.
 
 Runs the protocol of ``facenet-keras evaluate-identification ../shared/data/faces`` (the first photo
 of each of the 34 people with several photos enrolled one-shot, every other photo a probe, the 10
 people with a single photo strangers; pretrained encoder, default pipeline, tau 0.6) and compares
-with what README.md states: identification rate 100%, 9 of 10 strangers "not recognised", a
+with what docs/performance.md states: identification rate 100%, 9 of 10 strangers "not recognised", a
 stranger accepted by one comparison with probability 0.0020 and by a gallery of 33 with 0.066
 (``1-(1-p)^K`` predicts 0.064), and for 1% stranger false accepts tau <= 0.653 for 1:1 but
-<= 0.462 for 1:33. Exits 1 when a figure no longer matches the README (to its printed precision).
+<= 0.462 for 1:33. Exits 1 when a figure no longer matches the docs (to its printed precision).
 
     python benchmarks/open_set_faces.py [--root ../shared/data/faces] [--json out.json]
 
@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 
-# README.md, "How well it works" and "How the default threshold was chosen": (value, tolerance)
+# docs/performance.md, "Accuracy" and "How the default threshold was chosen": (value, tolerance)
 README = {
     "enrolled": (34, 0),
     "mated_probes": (142, 0),

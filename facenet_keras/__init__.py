@@ -11,7 +11,7 @@ The public API is small, in the spirit of face_recognition::
     fk.compare("photo1.jpg", "photo2.jpg")         # two photos, no gallery -> match, distance, threshold
 
 Names are imported lazily, so ``import facenet_keras.evaluation`` does not pay for TensorFlow.
-The layout and its import rule are described in README.md, "Architecture".
+The layout and its import rule are described in docs/development.md, "Architecture".
 """
 
 from __future__ import annotations

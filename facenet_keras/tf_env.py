@@ -23,7 +23,7 @@ import re
 import sys
 import tempfile
 
-__all__ = ["configure", "debug_enabled", "quiet_stderr", "NOISE"]
+__all__ = ["announce_loading", "configure", "debug_enabled", "quiet_stderr", "NOISE"]
 
 # Lines TensorFlow (and the libraries it loads) print that say nothing to a user of this package.
 NOISE = re.compile(
@@ -39,6 +39,16 @@ _ENVIRONMENT = {
     "GRPC_VERBOSITY": "ERROR",
     "GLOG_minloglevel": "3",
 }
+
+
+_announcement: str | None = None
+
+
+def announce_loading(message: str | None) -> None:
+    """Have the first ``import tensorflow`` print ``message`` on stderr, if stderr is a terminal (the
+    CLI's "loading the models" line: TensorFlow and the weights take seconds before the first output)."""
+    global _announcement
+    _announcement = message
 
 
 def debug_enabled() -> bool:
@@ -84,6 +94,8 @@ class _QuietLoader(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
+        if _announcement and sys.stderr.isatty():
+            print(_announcement, file=sys.stderr, flush=True)
         with quiet_stderr():
             self._loader.exec_module(module)
         with contextlib.suppress(Exception):

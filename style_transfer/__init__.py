@@ -4,7 +4,7 @@
     result = stylize("photo.jpg", "painting.jpg", size=512)   # coarse-to-fine Adam, ~minutes on a CPU
     result.image                                               # float32 RGB (H, W, 3) in [0, 1]
 
-    from style_transfer import stylize_fast, stylize_preset  # one forward pass, ~1 s (Magenta, offline)
+    from style_transfer import stylize_fast, stylize_preset  # one forward pass (Magenta, offline)
     image = stylize_fast("photo.jpg", "painting.jpg")
 
 The course's costs live in :mod:`style_transfer.costs` (``compute_content_cost``, ``gram_matrix``,
@@ -15,8 +15,12 @@ The course's costs live in :mod:`style_transfer.costs` (``compute_content_cost``
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
+try:  # one distribution ships both packages: one version
+    __version__ = version("facenet-keras")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0.0.0+unknown"
 
 _EXPORTS = {
     "stylize": "optimize",

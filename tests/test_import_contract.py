@@ -6,7 +6,7 @@ its row below allows; gallery storage (``identity/stores/``, ``identity/search.p
 ``identity/pruning.py``) runs no inference, so it imports neither faces nor models;
 ``style_transfer`` and ``facenet_keras`` never import each other (the service alone may import
 ``style_transfer``, lazily). And no import circle anywhere in ``facenet_keras``: the graph of every
-import statement between its modules has no cycle. See README "Architecture".
+import statement between its modules has no cycle. See docs/development.md, "Architecture".
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def violations(root: Path = REPO) -> list[str]:
 
 def test_imports_point_down_only():
     found = violations()
-    assert not found, "imports against the layering (README 'Architecture'):\n" + "\n".join(found)
+    assert not found, "imports against the layering (docs/development.md, 'Architecture'):\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize(

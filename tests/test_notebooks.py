@@ -89,9 +89,10 @@ def test_notebooks_are_a_full_run_of_their_generator():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, kernel_env):
+def test_notebook_runs(path, kernel_env, request):
     nb = nbformat.read(path, as_version=4)
     if path.stem == "05_door_camera":
+        request.getfixturevalue("shared_data")  # the clip and the portraits: skips with a reason without them
         # dlib's 68-point model is converted once per session into the session's FACENET_KERAS_HOME,
         # which the kernel shares (the liveness tests do the same): its minutes are not the notebook's
         from facenet_keras.faces.landmarks import load_shape_predictor_68

@@ -6,6 +6,7 @@ onnxruntime is a test oracle only (the package never imports it).
 
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -266,16 +267,16 @@ def test_hub_signature_export(pair, tmp_path, monkeypatch):
     from style_transfer import fast
 
     monkeypatch.setenv("STYLE_TRANSFER_HOME", str(tmp_path))
-    path = fast.hub_model_path()
+    path = Path(fast.hub_model_path())
     assert path.parent == tmp_path and (path / "saved_model.pb").is_file()
     content = im.load_image(pair[0], 96)[None]
     style = fast.prepare_style(pair[1])[None]
-    stylized = hub.load(str(path))(tf.constant(content), tf.constant(style))[0]  # the tutorial's line
+    stylized = hub.load(fast.hub_model_path())(tf.constant(content), tf.constant(style))[0]  # the tutorial's line
     np.testing.assert_allclose(stylized.numpy()[0], fast.stylize_fast(content[0], pair[1], size=None), atol=1e-4)
     mtime = (path / "saved_model.pb").stat().st_mtime_ns
-    assert fast.hub_model_path() == path and (path / "saved_model.pb").stat().st_mtime_ns == mtime  # cached
+    assert fast.hub_model_path() == str(path) and (path / "saved_model.pb").stat().st_mtime_ns == mtime  # cached
     (path / "style_transfer.json").write_text("{}")  # a stale or foreign export is replaced
-    assert (fast.hub_model_path() / "saved_model.pb").stat().st_mtime_ns != mtime
+    assert (Path(fast.hub_model_path()) / "saved_model.pb").stat().st_mtime_ns != mtime
 
 
 def test_tampered_or_missing_weights_are_refused(tmp_path, monkeypatch):

@@ -69,7 +69,7 @@ def register(sub) -> None:
     p.add_argument(
         "--liveness",
         action="store_true",
-        help="PHOTO is a short video clip: refuse the match unless the face is live (see README)",
+        help="PHOTO is a short video clip: refuse the match unless the face is live (see docs/video.md)",
     )
     p.set_defaults(func=cmd_verify)
 

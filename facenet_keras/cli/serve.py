@@ -18,7 +18,8 @@ def register(sub) -> None:
         help="run the REST service and its web page (FastAPI + uvicorn)",
         description="Serve the JSON API (/v1, OpenAPI at /docs) and the web page at /. "
         "The gallery is --gallery (a path or URL). Every /v1 endpoint needs an API key: "
-        "make one with 'facenet-keras keys create --scope admin'.",
+        "make one with 'facenet-keras keys create --scope read|write|admin' (read: recognise and "
+        "verify; write: also enrol and stylise, what the page needs; admin: also export the gallery).",
     )
     p.add_argument(
         "--host",

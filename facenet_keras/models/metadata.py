@@ -19,8 +19,8 @@ from facenet_keras.files import atomic_write
 
 __all__ = ["PRETRAINED_THRESHOLD", "MEMBER", "read_metadata", "write_metadata"]
 
-# dlib's own rule for its pretrained ResNet's raw 128-D descriptors (see README, "How the default
-# threshold was chosen"): same person when the Euclidean distance is <= 0.6.
+# dlib's own rule for its pretrained ResNet's raw 128-D descriptors (see docs/performance.md, "How the
+# default threshold was chosen"): same person when the Euclidean distance is <= 0.6.
 PRETRAINED_THRESHOLD = 0.6
 MEMBER = "facenet_keras.json"
 

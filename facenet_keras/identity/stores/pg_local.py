@@ -118,6 +118,8 @@ class LocalPostgres:
     # ------------------------------------------------------------------ start / stop
     def start(self, timeout: float = 60.0) -> str:
         """Start the server (initialising the cluster the first time); returns the URL. Idempotent."""
+        if self._root:
+            check_binaries_reachable(_bin("initdb"))
         if not (self.pgdata / "PG_VERSION").exists():
             self._init()
         if self.running():
@@ -249,6 +251,23 @@ class LocalPostgres:
 
     def _as_server(self) -> dict:
         return {"user": SERVER_USER} if self._root else {}
+
+
+def check_binaries_reachable(binary: Path) -> None:
+    """As root the server runs as :data:`SERVER_USER`, which must be able to reach and run the wheel's
+    binaries: a parent folder it cannot enter (a clone in a 0700 folder, under /root) is refused here
+    with one line, rather than as a bare PermissionError from initdb."""
+    for folder in [binary.parent, *binary.parent.parents]:
+        if not folder.stat().st_mode & 0o001:
+            raise ValueError(
+                f"the PostgreSQL server runs as {SERVER_USER!r}, which cannot run the binaries in "
+                f"{binary.parent}: {folder} is mode {oct(folder.stat().st_mode & 0o777)}; install facenet-keras "
+                "where other users can enter (e.g. a virtualenv under /opt), or run as a non-root user"
+            )
+    if not binary.stat().st_mode & 0o001:
+        raise ValueError(
+            f"the PostgreSQL server user {SERVER_USER!r} may not execute {binary} (not executable by others)"
+        )
 
 
 def _literal(text: str) -> str:
