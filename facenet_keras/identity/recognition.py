@@ -214,6 +214,15 @@ def photo_digest(src) -> str | None:
     return None
 
 
+class SeveralFacesError(ValueError):
+    """A photo to enrol shows several faces and nobody said which: ``faces`` are they, largest
+    first (the order ``face=INDEX`` counts in), so a door can show them and ask."""
+
+    def __init__(self, message: str, faces: list[Face]):
+        super().__init__(message)
+        self.faces = faces
+
+
 def choose_face(faces, image_shape, face, source: str) -> tuple[Face, int]:
     """The face to enrol and its index in largest-first order. One face: it. Several: ``face``
     must say which ('largest', 'centre': large and nearest the centre, or an index)."""
@@ -222,9 +231,10 @@ def choose_face(faces, image_shape, face, source: str) -> tuple[Face, int]:
         raise NoFaceError(f"no face found in {source}; nothing was enrolled")
     if face is None:
         if len(ordered) > 1:
-            raise ValueError(
+            raise SeveralFacesError(
                 f"{source} shows {len(ordered)} faces: say which to enrol with --face largest, "
-                f"--face centre or --face INDEX (0 = the largest; 'facenet-keras detect' lists them)"
+                f"--face centre or --face INDEX (0 = the largest; 'facenet-keras detect' lists them)",
+                ordered,
             )
         return ordered[0], 0
     if isinstance(face, str) and not face.isdigit():
@@ -581,11 +591,21 @@ def compare(photo1, photo2, threshold: float | None = None, *, model=None, detec
     per_image, loaded = encode_batch(
         [photo1, photo2], model=model, detector=detector, progress=False, return_images=True
     )
+    sources = (describe_source(photo1), describe_source(photo2))
+    return compare_faces(per_image, [image.shape for image in loaded], tau, sources)
+
+
+def compare_faces(per_image, shapes, threshold: float, sources=("the first photo", "the second photo")) -> Comparison:
+    """The 1:1 decision between two photos' encoded faces (one list per photo, and the photos'
+    shapes): each photo's main face, match when d <= ``threshold``. :class:`NoFaceError` names a
+    photo without a face (``sources``: the photos' names in messages)."""
     chosen = []
-    for src, faces, image in zip((photo1, photo2), per_image, loaded):
-        face = primary_face(faces, image.shape)
+    for src, faces, shape in zip(sources, per_image, shapes):
+        face = primary_face(faces, shape)
         if face is None:
-            raise NoFaceError(f"no face found in {describe_source(src)}")
+            raise NoFaceError(f"no face found in {src}")
         chosen.append(face)
     distance = float(pairwise_distances(_embedding(chosen[0])[None], _embedding(chosen[1])[None])[0, 0])
-    return Comparison(distance <= tau, distance, tau, (chosen[0], chosen[1]), (len(per_image[0]), len(per_image[1])))
+    return Comparison(
+        distance <= threshold, distance, threshold, (chosen[0], chosen[1]), (len(per_image[0]), len(per_image[1]))
+    )
