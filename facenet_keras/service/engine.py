@@ -6,6 +6,9 @@
 - Chips go through one :class:`~facenet_keras.service.batching.BatchQueue` in front of
   :func:`facenet_keras.faces.pipeline.embed_chips` (mirrored chip averaged in, as everywhere else),
   so concurrent requests share encoder batches.
+- The encoder is the pretrained one or the user's (``model``, a ``.keras`` file); the gallery must hold
+  embeddings of its space (:func:`~facenet_keras.identity.recognition.check_gallery_space`), else
+  :meth:`Engine.load` fails and ``/readyz`` says why.
 - The gallery is opened and used from one thread (SQLite connections belong to the thread that made
   them), through :class:`GalleryThread`; its calls are short (a matrix product, a transaction).
 The decisions themselves (thresholds, nearest identity) are :mod:`facenet_keras.identity.recognition`'s.
@@ -74,6 +77,7 @@ class Engine:
         self,
         gallery_url=None,
         *,
+        model=None,
         max_pixels: int = 25_000_000,
         max_batch: int = 32,
         batch_wait_s: float = 0.005,
@@ -81,6 +85,8 @@ class Engine:
         on_batch=None,
     ):
         self.gallery = GalleryThread(gallery_url)
+        self.model_source = model  # a .keras path, a Keras model or None (the pretrained encoder)
+        self.space: str | None = None  # the encoder's embedding space, once loaded
         self.max_pixels = int(max_pixels)
         self.max_batch, self.batch_wait_s, self.on_batch = int(max_batch), float(batch_wait_s), on_batch
         self._detect_slots = threading.BoundedSemaphore(max(1, detect_workers or os.cpu_count() or 1))
@@ -97,9 +103,11 @@ class Engine:
         """Build the encoder and detector and run each once (so the first request is not slow)."""
         try:
             from facenet_keras.faces.detection import shared_detector
-            from facenet_keras.faces.pipeline import chip_size, embed_chips, resolve_model
+            from facenet_keras.faces.pipeline import chip_size, embed_chips, embedding_space_id, resolve_model
+            from facenet_keras.identity.recognition import check_gallery_space
 
-            self.model = resolve_model(None)
+            self.model = resolve_model(self.model_source)
+            self.space = check_gallery_space(self.gallery, space=embedding_space_id(self.model_source))
             self.detector = shared_detector()
             self.chip_size = chip_size(self.model)
             model = self.model
