@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from service_helpers import LIN_SECONDS, auth, clip_frames, png_bytes, wait_ready
+from service_helpers import auth, clip_frames, png_bytes, wait_ready
 
 LIN = "Lin-Manuel Miranda"
 SCALE = 1.1  # the user's encoder: the pretrained one with its last layer (a Dense, no bias) scaled
@@ -168,27 +168,3 @@ def test_compare_answers_the_packages_comparison(client, keys, shared_data):
     got = r.json()
     assert set(got) == set(direct) and got["match"] == direct["match"] and got["faces_found"] == direct["faces_found"]
     assert got["distance"] == pytest.approx(direct["distance"], abs=1e-4) and got["threshold"] == direct["threshold"]
-
-
-def test_liveness_verification_uses_the_clip_frames_helper_moved_to_live_frames(shared_data):
-    """live/frames.py's decode_clip reads an uploaded clip's bytes with the package's VideoSource."""
-    import io
-
-    import av
-
-    from facenet_keras.live.frames import VideoError, VideoLimitError, decode_clip
-
-    frames, _ = clip_frames(shared_data / "video" / "short_hamilton_clip.mp4", *LIN_SECONDS, every=10, width=160)
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        stream = out.add_stream("mpeg4", rate=5)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        for f in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        out.mux(stream.encode())
-    video, times = decode_clip(buf.getvalue(), max_frames=len(frames), max_pixels=10**6)
-    assert video.shape == (len(frames), *frames[0].shape) and times[0] == 0 and np.all(np.diff(times) > 0)
-    with pytest.raises(VideoLimitError, match="more than"):
-        decode_clip(buf.getvalue(), max_frames=len(frames) - 1, max_pixels=10**6)
-    with pytest.raises(VideoError, match="empty"):
-        decode_clip(b"", max_frames=5, max_pixels=10**6)

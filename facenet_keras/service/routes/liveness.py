@@ -4,8 +4,10 @@ same frames (a match counts only from a live face)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from facenet_keras.service.auth import ApiKey, TokenError, read_token, sign_token
 from facenet_keras.service.deps import (
@@ -26,6 +28,26 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/liveness", tags=["liveness"])
 
 
+class FramesIn:
+    """The form fields both checks take: a video ``clip`` or still ``frames`` (with their ``times``, or
+    ``fps``), and optionally the ``identity`` to verify on them (with a ``threshold``)."""
+
+    def __init__(
+        self,
+        clip: UploadFile | None = File(None),
+        frames: list[UploadFile] | None = File(None),
+        fps: float = Form(10.0, gt=0, le=120),
+        times: str | None = Form(None, max_length=8192),
+        identity: str | None = Form(None, min_length=1, max_length=200),
+        threshold: float | None = Form(None, gt=0, le=10),
+    ):
+        self.clip, self.frames, self.fps, self.times = clip, frames, fps, times
+        self.identity, self.threshold = identity, threshold
+
+
+FramesForm = Annotated[FramesIn, Depends()]
+
+
 def liveness_module():
     try:
         from facenet_keras.live import liveness
@@ -38,14 +60,13 @@ def liveness_module():
     return liveness
 
 
-def frames_of(
-    e: Engine, settings: Settings, clip: UploadFile | None, frames: list[UploadFile] | None, fps: float, times
-):
+def frames_of(e: Engine, settings: Settings, form: FramesIn):
     """(T, H, W, 3) uint8 frames and their times (s) from a video clip or from still frames (times:
     the frames' own, comma-separated, from the start of the recording; default i / fps)."""
     from facenet_keras.live.frames import frame_times
 
     limit = settings.max_frames
+    clip, frames, times = form.clip, form.frames, form.times
     if (clip is None) == (not frames):
         raise ServiceError(422, "invalid_request", "send either a video 'clip' or several 'frames', not both")
     if clip is not None:
@@ -57,7 +78,7 @@ def frames_of(
     images = [photo_of(e, f, f"frame {i + 1}") for i, f in enumerate(frames)]
     if len({im.shape for im in images}) != 1:
         raise ServiceError(422, "bad_image", "the frames must all have the same size")
-    return np.stack(images), frame_times(times, len(images), fps)
+    return np.stack(images), frame_times(times, len(images), form.fps)
 
 
 def detector(e: Engine):
@@ -116,13 +137,8 @@ def new_challenge(request: Request, settings: SettingsDep, key: ApiKey = READ):
 def answer_challenge(
     request: Request,
     settings: SettingsDep,
+    form: FramesForm,
     token: str = Form(..., max_length=4096),
-    clip: UploadFile | None = File(None),
-    frames: list[UploadFile] | None = File(None),
-    fps: float = Form(10.0, gt=0, le=120),
-    times: str | None = Form(None, max_length=8192),
-    identity: str | None = Form(None, min_length=1, max_length=200),
-    threshold: float | None = Form(None, gt=0, le=10),
     key: ApiKey = READ,
 ):
     lv = liveness_module()
@@ -139,8 +155,8 @@ def answer_challenge(
     except (KeyError, TypeError, ValueError) as exc:  # signed by us, so only a bug or an old format
         raise ServiceError(422, "bad_token", f"the challenge in the token is not readable ({exc})") from None
     e = ready_engine(request)
-    video, stamps = frames_of(e, settings, clip, frames, fps, times)
-    return check(e, video, stamps, challenge, identity, threshold)
+    video, stamps = frames_of(e, settings, form)
+    return check(e, video, stamps, challenge, form.identity, form.threshold)
 
 
 @router.post(
@@ -153,14 +169,9 @@ def answer_challenge(
 def liveness(
     request: Request,
     settings: SettingsDep,
-    clip: UploadFile | None = File(None),
-    frames: list[UploadFile] | None = File(None),
-    fps: float = Form(10.0, gt=0, le=120),
-    times: str | None = Form(None, max_length=8192),
-    identity: str | None = Form(None, min_length=1, max_length=200),
-    threshold: float | None = Form(None, gt=0, le=10),
+    form: FramesForm,
 ):
     liveness_module()
     e = ready_engine(request)
-    video, stamps = frames_of(e, settings, clip, frames, fps, times)
-    return check(e, video, stamps, None, identity, threshold)
+    video, stamps = frames_of(e, settings, form)
+    return check(e, video, stamps, None, form.identity, form.threshold)
