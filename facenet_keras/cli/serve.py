@@ -73,6 +73,13 @@ def register(sub) -> None:
         "NAME.library.sqlite; fill it with 'facenet-keras index DIR')",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--model",
+        metavar="MODEL.keras",
+        default=None,
+        help="the encoder the gallery was built with (from 'facenet-keras train'); default: the pretrained "
+        "dlib ResNet. A gallery of another embedding space is refused",
+    )
     gallery_option(p)
     p.set_defaults(func=cmd_serve)
 
@@ -131,11 +138,16 @@ def cmd_serve(args) -> int:
     for path in filter(None, (args.tls_cert, args.tls_key, args.styles, args.style_model)):
         if not os.path.exists(path):
             return _fail(f"{path}: no such file or folder")
+    if args.model is not None and not os.path.isfile(args.model):
+        return _fail(f"model file not found: {args.model}")
     from facenet_keras.identity.gallery import FaceGallery
+    from facenet_keras.identity.recognition import check_gallery_space
 
-    FaceGallery(gallery).close()  # a bad path or URL fails here, in one line, not in every worker
+    with FaceGallery(gallery) as g:  # a bad path or URL, or another space, fails here in one line, not in every worker
+        check_gallery_space(g, args.model)
     settings = Settings(
         gallery=None if gallery is None else str(gallery),
+        model=None if args.model is None else os.path.abspath(args.model),
         library=args.library,
         keys=args.keys,
         styles=args.styles,

@@ -443,9 +443,10 @@ class FacePipeline:
             return np.asarray(self._embedder(chips))
         return embed_chips(chips, model=self.model, flip=self.flip, batch_size=self.batch_size)
 
-    def encode_images(self, images: list[np.ndarray], faces_per_image=None) -> list[list[Face]]:
+    def encode_images(self, images: list[np.ndarray], faces_per_image=None, *, embed=None) -> list[list[Face]]:
         """Every face of every loaded photo, judged, the usable ones with their embedding; all chips
-        in shared batches. ``faces_per_image``: detections already made (e.g. by a tracker's frame)."""
+        in shared batches. ``faces_per_image``: faces already detected by :meth:`detect`; ``embed``:
+        chips -> embeddings for this call (e.g. a batch queue's submit), default :meth:`embed`."""
         if faces_per_image is None:
             faces_per_image = [self.detect(image) for image in images]
         chips, where = [], []
@@ -456,7 +457,7 @@ class FacePipeline:
                 where += [(k, i) for i in keep]
         out = [list(faces) for faces in faces_per_image]
         if chips:
-            embeddings = self.embed(np.concatenate(chips))
+            embeddings = (embed or self.embed)(np.concatenate(chips))
             for (k, i), e in zip(where, embeddings):
                 out[k][i] = out[k][i].with_embedding(e)
         return out
@@ -482,21 +483,27 @@ class FacePipeline:
 
     # ------------------------------------------------------------------ the main face
     def main_face(self, faces, image_shape, source) -> Face:
-        """The face a photo is about (:func:`primary_face`), refused when there is none
-        (:class:`NoFaceError`) or when the gate turned it away (:class:`UnusableFaceError`, with
-        the reason): a decision is never made on a face that is not usable."""
-        face = primary_face(faces, image_shape)
-        where = describe_source(source)
-        if face is None:
-            raise NoFaceError(f"no face found in {where}")
-        if face.gated is not None:
-            raise UnusableFaceError(f"{where}: the face found is not usable ({unusable_because(face)})", face)
-        return face
+        """:func:`main_face`: the face a photo is about, refused when none is usable."""
+        return main_face(faces, image_shape, source)
 
     def encode_main(self, image) -> tuple[Face, int, np.ndarray]:
         """(main face with its embedding, how many faces the photo has, the loaded photo)."""
         (faces,), (loaded,) = self.encode_batch([image], progress=False, return_images=True)
         return self.main_face(faces, loaded.shape, image), len(faces), loaded
+
+
+def main_face(faces, image_shape, source) -> Face:
+    """The face a photo is about (:func:`primary_face`), refused when there is none
+    (:class:`NoFaceError`) or when the gate turned it away (:class:`UnusableFaceError`, with the
+    reason): a decision is never made on a face that is not usable. ``source``: the photo (or its
+    name) for the message."""
+    face = primary_face(faces, image_shape)
+    where = describe_source(source)
+    if face is None:
+        raise NoFaceError(f"no face found in {where}")
+    if face.gated is not None:
+        raise UnusableFaceError(f"{where}: the face found is not usable ({unusable_because(face)})", face)
+    return face
 
 
 def unusable_because(face: Face) -> str:

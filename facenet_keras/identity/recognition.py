@@ -26,6 +26,7 @@ from facenet_keras.faces.pipeline import (
     describe_source,
     embedding_space_id,
     encode_batch,
+    main_face,
     pipeline_for,
     pipeline_id,
     primary_face,
@@ -495,8 +496,19 @@ def compare(photo1, photo2, threshold: float | None = None, *, model=None, detec
     Raises :class:`NoFaceError` naming the photo when one has no face.
     """
     tau = resolve_threshold(threshold, None, model)
-    pipe = pipeline_for(model, detector=detector)
-    per_image, loaded = pipe.encode_batch([photo1, photo2], progress=False, return_images=True)
-    chosen = [pipe.main_face(faces, image.shape, src) for src, faces, image in zip((photo1, photo2), per_image, loaded)]
+    per_image, loaded = pipeline_for(model, detector=detector).encode_batch(
+        [photo1, photo2], progress=False, return_images=True
+    )
+    return compare_faces(per_image, [image.shape for image in loaded], tau, (photo1, photo2))
+
+
+def compare_faces(per_image, shapes, threshold: float, sources=("the first photo", "the second photo")) -> Comparison:
+    """The 1:1 decision between two photos' encoded faces (one list per photo, and the photos'
+    shapes): each photo's main face, match when d <= ``threshold``. :class:`NoFaceError` names a
+    photo without a face, :class:`UnusableFaceError` one whose main face the quality gate turned
+    away (``sources``: the photos, or their names in messages)."""
+    chosen = [main_face(faces, shape, src) for src, faces, shape in zip(sources, per_image, shapes)]
     distance = float(pairwise_distances(_embedding(chosen[0])[None], _embedding(chosen[1])[None])[0, 0])
-    return Comparison(distance <= tau, distance, tau, (chosen[0], chosen[1]), (len(per_image[0]), len(per_image[1])))
+    return Comparison(
+        distance <= threshold, distance, threshold, (chosen[0], chosen[1]), (len(per_image[0]), len(per_image[1]))
+    )

@@ -13,6 +13,7 @@ the caller can close its outputs properly and then report the error.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
@@ -23,7 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Frame", "VideoError", "VideoSource", "VideoWriter", "open_video", "read_frames"]
+__all__ = [
+    "Frame",
+    "VideoError",
+    "VideoLimitError",
+    "VideoSource",
+    "VideoWriter",
+    "open_video",
+    "read_frames",
+    "decode_clip",
+    "frame_times",
+]
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 # A file whose decoding ends before this fraction of the frames its header declares is truncated.
@@ -32,6 +43,10 @@ _TRUNCATED_FRACTION = 0.9
 
 class VideoError(ValueError):
     """A video source that cannot be read (or stopped being readable); the message says why."""
+
+
+class VideoLimitError(VideoError):
+    """A clip beyond a size limit (frames too large, or too many of them): refused before it is decoded whole."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,8 @@ def _av():
 
 
 def _describe(source) -> str:
+    if isinstance(source, (bytes, bytearray)):
+        return "the clip"
     if isinstance(source, int) or (isinstance(source, str) and (source.isdigit() or source.startswith("/dev/video"))):
         return f"camera {source}"
     return str(source)
@@ -79,7 +96,8 @@ class VideoSource:
     """An opened video (file, camera or stream); iterate for :class:`Frame` objects, decoded lazily.
 
     Args:
-        source: a file path, a camera (an int or ``"/dev/videoN"``) or a stream URL.
+        source: a file path, a camera (an int or ``"/dev/videoN"``), a stream URL, or a whole
+            file's bytes (an uploaded clip).
         max_seconds: stop after this many seconds of video (from the first frame's time stamp).
         size: (width, height) to scale every frame to while decoding (FFmpeg's scaler), or None.
 
@@ -96,9 +114,12 @@ class VideoSource:
         self.source = source
         self.max_seconds = max_seconds
         name = _describe(source)
-        camera = _camera(source)
+        in_memory = isinstance(source, (bytes, bytearray))
+        camera = None if in_memory else _camera(source)
         self.live = camera is not None or bool(isinstance(source, str) and _URL.match(source))
-        if camera is None and not self.live:
+        if in_memory and not source:
+            raise VideoError(f"{name} is empty (0 bytes): not a video")
+        if camera is None and not self.live and not in_memory:
             path = Path(source)
             if not path.is_file():
                 raise FileNotFoundError(f"video file not found: {source}")
@@ -107,6 +128,8 @@ class VideoSource:
         try:
             if camera is not None:
                 self._container = av.open(camera[0], format=camera[1], timeout=10.0)
+            elif in_memory:
+                self._container = av.open(io.BytesIO(bytes(source)))
             else:
                 self._container = av.open(str(source), timeout=10.0 if self.live else None)
         except av.error.FileNotFoundError as exc:
@@ -207,6 +230,40 @@ def read_frames(
     if not frames:
         raise VideoError(f"{_describe(source)} has no frame after {start:g} s")
     return np.stack(frames), np.asarray(times, np.float64), fps
+
+
+def decode_clip(data: bytes, max_frames: int, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A short uploaded clip's frames (T, H, W, 3) uint8 and their times (s, from 0), refused with a
+    :class:`VideoLimitError` when its frames are larger than ``max_pixels`` (from the header, before
+    decoding) or more than ``max_frames``."""
+    frames, times = [], []
+    with open_video(data) as video:
+        if video.width * video.height > max_pixels:
+            raise VideoLimitError(
+                f"{video.width}x{video.height} frames are larger than the limit of {max_pixels:,} pixels"
+            )
+        for f in video:
+            if len(frames) == max_frames:
+                raise VideoLimitError(f"the clip has more than {max_frames} frames")
+            frames.append(f.image)
+            times.append(f.time)
+    return np.stack(frames), np.asarray(times, np.float64)
+
+
+def frame_times(text: str | None, n: int, fps: float) -> np.ndarray:
+    """``n`` frame times (s) from a comma-separated list (non-decreasing, >= 0), or i / fps without
+    one; ValueError saying what is wrong with the list."""
+    if text is None:
+        return np.arange(n) / float(fps)
+    try:
+        t = np.array([float(x) for x in text.split(",")], np.float64)
+    except ValueError:
+        raise ValueError("'times' must be comma-separated seconds, one per frame") from None
+    if len(t) != n:
+        raise ValueError(f"{len(t)} times for {n} frames: give one per frame")
+    if not np.all(np.isfinite(t)) or t[0] < 0 or np.any(np.diff(t) < 0):
+        raise ValueError("'times' must be finite, >= 0 and in order")
+    return t
 
 
 class VideoWriter:

@@ -3,9 +3,14 @@
 - Photos are decoded with :func:`facenet_keras.images.load_image` under the service's pixel limit.
 - Detection and chip alignment run in the request's own thread, at most ``detect_workers`` at a
   time (the cores), so several photos are detected in parallel.
-- Chips go through one :class:`~facenet_keras.service.batching.BatchQueue` in front of
+- Every photo goes through the encoder's one :class:`~facenet_keras.faces.pipeline.FacePipeline`
+  (detection, the quality gate, the encoder's own chips), whose chips go through one
+  :class:`~facenet_keras.service.batching.BatchQueue` in front of
   :func:`facenet_keras.faces.pipeline.embed_chips` (mirrored chip averaged in, as everywhere else),
   so concurrent requests share encoder batches.
+- The encoder is the pretrained one or the user's (``model``, a ``.keras`` file); the gallery must hold
+  embeddings of its space (:func:`~facenet_keras.identity.recognition.check_gallery_space`), else
+  :meth:`Engine.load` fails and ``/readyz`` says why.
 - The gallery is opened and used from one thread (SQLite connections belong to the thread that made
   them), through :class:`GalleryThread`; its calls are short (a matrix product, a transaction).
 The decisions themselves (thresholds, nearest identity) are :mod:`facenet_keras.identity.recognition`'s.
@@ -74,6 +79,7 @@ class Engine:
         self,
         gallery_url=None,
         *,
+        model=None,
         max_pixels: int = 25_000_000,
         max_batch: int = 32,
         batch_wait_s: float = 0.005,
@@ -81,6 +87,8 @@ class Engine:
         on_batch=None,
     ):
         self.gallery = GalleryThread(gallery_url)
+        self.model_source = model  # a .keras path, a Keras model or None (the pretrained encoder)
+        self.space: str | None = None  # the encoder's embedding space, once loaded
         self.max_pixels = int(max_pixels)
         self.max_batch, self.batch_wait_s, self.on_batch = int(max_batch), float(batch_wait_s), on_batch
         self._detect_slots = threading.BoundedSemaphore(max(1, detect_workers or os.cpu_count() or 1))
@@ -89,20 +97,22 @@ class Engine:
         self.liveness_ready = threading.Event()  # set when the 68-point landmark model is loaded (or failed)
         self.liveness_failure: str | None = None
         self.batcher: BatchQueue | None = None
-        self.model = self.detector = None
-        self.chip_size = 150
+        self.pipeline = None  # the FacePipeline every request goes through, once loaded
+
+    @property
+    def model(self):
+        """The served encoder's pipeline (what decisions take as ``model``: its space and threshold)."""
+        return self.pipeline
 
     # ------------------------------------------------------------------ start-up
     def load(self) -> None:
         """Build the encoder and detector and run each once (so the first request is not slow)."""
         try:
             from facenet_keras.faces.detection import shared_detector
-            from facenet_keras.faces.pipeline import chip_size, embed_chips, resolve_model
+            from facenet_keras.faces.pipeline import FacePipeline, embed_chips, resolve_model
+            from facenet_keras.identity.rules import check_gallery_space
 
-            self.model = resolve_model(None)
-            self.detector = shared_detector()
-            self.chip_size = chip_size(self.model)
-            model = self.model
+            model = resolve_model(self.model_source)
 
             def encode(chips: np.ndarray) -> np.ndarray:
                 return embed_chips(chips, model=model, flip=True, batch_size=self.max_batch)
@@ -110,9 +120,13 @@ class Engine:
             self.batcher = BatchQueue(
                 encode, max_batch=self.max_batch, max_wait_s=self.batch_wait_s, on_batch=self.on_batch
             )
+            # the one pipeline (detection, the quality gate, the encoder's own chips); its embeddings
+            # go through the batch queue, so concurrent requests share encoder batches
+            self.pipeline = FacePipeline(self.model_source, detector=shared_detector(), embedder=self.batcher)
+            self.space = check_gallery_space(self.gallery, self.pipeline)
             rng = np.random.default_rng(0)
-            self.detector.detect(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
-            encode(np.zeros((1, self.chip_size, self.chip_size, 3), np.uint8))
+            self.pipeline.detect(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
+            encode(np.zeros((1, self.pipeline.chip_size, self.pipeline.chip_size, 3), np.uint8))
             self.ready.set()
         except Exception as exc:  # reported by /readyz; the process stays up to say so
             self.failure = f"{type(exc).__name__}: {exc}"
@@ -139,26 +153,16 @@ class Engine:
         return load_image(data, name=name, max_pixels=self.max_pixels)
 
     def detect(self, image: np.ndarray) -> list[Face]:
+        """Every face of a photo, judged by the quality gate (no embedding)."""
         with self._detect_slots:
-            return self.detector.detect(image)
+            return self.pipeline.detect(image)
 
     def encode(self, images: list[np.ndarray]) -> list[list[Face]]:
-        """Every face of every photo with its embedding; all their chips in one shared batch."""
-        from facenet_keras.faces.pipeline import face_chips
-
+        """Every face of every photo, judged, the usable ones with their embedding; all their chips
+        in one shared batch of the queue."""
         with self.batcher.expect() as submit:
-            detections, chips = [], []
+            detections = []
             for image in images:
                 with self._detect_slots:
-                    dets = self.detector.detect(image)
-                    if dets:
-                        chips.append(face_chips(image, dets, self.chip_size))
-                detections.append(dets)
-            if not chips:
-                return [[] for _ in images]
-            embeddings = submit(np.concatenate(chips))
-        out, i = [], 0
-        for dets in detections:
-            out.append([d.with_embedding(embeddings[i + j]) for j, d in enumerate(dets)])
-            i += len(dets)
-        return out
+                    detections.append(self.pipeline.detect(image))
+            return self.pipeline.encode_images(images, detections, embed=submit)

@@ -15,7 +15,7 @@ import secrets
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("facenet_keras.service")
@@ -26,14 +26,21 @@ __all__ = ["ServiceError", "ErrorBody", "error_response", "install", "ERROR_RESP
 class ServiceError(Exception):
     """An answer other than success: HTTP ``status``, a stable machine ``code`` and a one-line ``message``."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None, details: dict | None = None
+    ):
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers
+        self.details = details or {}  # more fields of the error body, e.g. the faces a client must choose from
 
 
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    photo: int | None = Field(None, description="several_faces: which uploaded photo (0-based)")
+    faces: list[dict] | None = Field(
+        None, description="several_faces: the photo's faces, largest first (their 'face' index), with boxes"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -72,8 +79,11 @@ _STATUS_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, details: dict | None = None
+) -> JSONResponse:
+    body = {"code": code, "message": message, **(details or {})}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -84,10 +94,18 @@ def _first_line(exc: BaseException) -> str:
 def classify(exc: BaseException) -> tuple[int, str, str] | None:
     """The client's faults among the library's exceptions: (status, code, message), or None (ours)."""
     from facenet_keras.faces.detection import NoFaceError
+    from facenet_keras.faces.pipeline import UnusableFaceError
     from facenet_keras.images import ImageError
+    from facenet_keras.live.frames import VideoError, VideoLimitError
 
     if isinstance(exc, ServiceError):
         return exc.status, exc.code, exc.message
+    if isinstance(exc, VideoLimitError):
+        return 413, "too_large", _first_line(exc)
+    if isinstance(exc, VideoError):
+        return 422, "bad_video", _first_line(exc)
+    if isinstance(exc, UnusableFaceError):  # found, but the quality gate turned it away: the reason says why
+        return 422, "unusable_face", _first_line(exc)
     if isinstance(exc, NoFaceError):
         return 422, "no_face", _first_line(exc)
     if isinstance(exc, ImageError):
@@ -111,7 +129,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service(request: Request, exc: ServiceError):
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):

@@ -1,4 +1,4 @@
-"""The JSON shapes of the photo library's People endpoints (:mod:`.people_routes`).
+"""The JSON shapes of the photo library's People endpoints (:mod:`.routes.library`).
 
 Kept apart from :mod:`.schemas` (the gallery, recognition and style shapes) so the two sets of
 endpoints can change independently.

@@ -96,6 +96,9 @@ class EnrolledOut(BaseModel):
     name: str
     photo_ids: list[int]
     photos: int
+    warnings: list[str] = Field(
+        default_factory=list, description="e.g. a new photo already within the threshold of another person"
+    )
 
 
 class RenameIn(BaseModel):

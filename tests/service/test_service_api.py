@@ -300,7 +300,7 @@ def test_liveness_clips_are_decoded_within_limits(shared_data):
     """What /v1/liveness reads from an uploaded video: frames, times from 0, and the limits."""
     import av
 
-    from facenet_keras.service.app import decode_clip
+    from facenet_keras.service.deps import decode_clip_upload as decode_clip
     from facenet_keras.service.errors import ServiceError
 
     frames, _ = clip_frames(shared_data / "video" / "short_hamilton_clip.mp4", 5.0, 6.0, every=3, width=320)

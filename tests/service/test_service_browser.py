@@ -161,6 +161,46 @@ def test_enrol_from_upload_then_his_name_over_the_live_video(browser, live_serve
     assert "Amy" not in log.read_text() and "bbt_amy" not in log.read_text()
 
 
+def test_enrolment_asks_which_face_and_whether_to_add_to_an_existing_name(browser, live_server, shared_data, artefacts):
+    """A photo with three faces: the page shows their boxes over the photo and enrols the one clicked;
+    a name already enrolled: the page asks before adding the photos to that person."""
+    import httpx
+
+    base, keys, _ = live_server
+    name = "Page Group"
+    page = open_page(browser, base, keys["write"], viewport={"width": 1100, "height": 900})
+    try:
+        page.click("#tabs button[data-tab=enrol]")
+        page.fill("#enrol-name", name)
+        page.set_input_files("#enrol-files", str(shared_data / "group" / "face_recognition__obama_and_biden.jpg"))
+        page.click("#enrol-form button[type=submit]")
+        page.wait_for_selector("#enrol-question:has-text('shows 3 faces')", timeout=120_000)
+        boxes = page.locator("#enrol-photo .choose-face")
+        assert boxes.count() == 3
+        rects = [boxes.nth(i).bounding_box() for i in range(3)]
+        photo = page.locator("#enrol-photo img").bounding_box()
+        areas = [r["width"] * r["height"] for r in rects]
+        assert areas == sorted(areas, reverse=True) and areas[-1] > 100  # largest first, drawn to scale
+        for r in rects:  # every box lies on the photo
+            assert photo["x"] - 1 <= r["x"] and r["x"] + r["width"] <= photo["x"] + photo["width"] + 1, (r, photo)
+            assert photo["y"] - 1 <= r["y"] and r["y"] + r["height"] <= photo["y"] + photo["height"] + 1, (r, photo)
+        page.screenshot(path=str(artefacts / "page-enrol-choose-face.png"))
+        boxes.nth(1).click()
+        page.wait_for_selector(f"#enrol-result.ok:has-text('enrolled {name} (1 photo(s))')", timeout=120_000)
+
+        page.set_input_files("#enrol-files", str(shared_data / "faces" / "alex_lacamoire" / "1.jpg"))
+        page.click("#enrol-form button[type=submit]")
+        page.wait_for_selector(f"#enrol-question:has-text('{name} is already enrolled')", timeout=60_000)
+        page.screenshot(path=str(artefacts / "page-enrol-existing-name.png"))
+        page.click(f"#enrol-answers button:has-text('Add to {name}')")
+        page.wait_for_selector(f"#enrol-result:has-text('enrolled {name} (2 photo(s))')", timeout=120_000)
+        listed = httpx.get(base + "/v1/people/" + name, headers={"Authorization": f"Bearer {keys['read']}"}).json()
+        assert [p["source"] for p in listed["photos"]] == ["face_recognition__obama_and_biden.jpg", "1.jpg"]
+    finally:
+        page.context.close()
+        httpx.delete(base + "/v1/people/" + name, headers={"Authorization": f"Bearer {keys['write']}"})
+
+
 def test_a_photo_held_up_to_the_camera_is_refused_on_a_phone_screen(
     playwright, spoof_clip, live_server, shared_data, artefacts
 ):

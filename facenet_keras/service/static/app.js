@@ -15,6 +15,7 @@ async function api(method, path, body) {
   if (!res.ok) {
     const err = new Error(data && data.error ? data.error.message : res.status + " " + res.statusText);
     err.status = res.status; err.code = data && data.error ? data.error.code : "";
+    err.details = data && data.error ? data.error : {};  // e.g. several_faces: the photo and its faces' boxes
     throw err;
   }
   return data;
@@ -118,43 +119,6 @@ async function liveLoop() {
     await new Promise((r) => setTimeout(r, 150));
   }
 }
-
-// ---------------------------------------------------------------- enrol
-async function enrol(name, files) {
-  const form = new FormData();
-  form.append("name", name);
-  files.forEach(([blob, fname]) => form.append("photos", blob, fname));
-  try {
-    return await api("POST", "/v1/people", form);
-  } catch (e) {
-    if (e.status !== 409) throw e;
-    const more = new FormData();
-    files.forEach(([blob, fname]) => more.append("photos", blob, fname));
-    return api("POST", "/v1/people/" + encodeURIComponent(name) + "/photos", more);
-  }
-}
-
-$("#enrol-form").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const files = Array.from($("#enrol-files").files).map((f) => [f, f.name]);
-  if (!files.length) return say($("#enrol-result"), "choose one or more photos", false);
-  say($("#enrol-result"), "enrolling...", true);
-  try {
-    const out = await enrol($("#enrol-name").value.trim(), files);
-    say($("#enrol-result"), `enrolled ${out.name} (${out.photos} photo(s))`, true);
-    refreshGallery();
-  } catch (e) { say($("#enrol-result"), e.message, false); }
-});
-
-$("#enrol-snapshot").addEventListener("click", async () => {
-  const shot = await grab(1280);
-  if (!shot) return say($("#enrol-result"), "start the camera first", false);
-  try {
-    const out = await enrol($("#enrol-name").value.trim(), [[shot.blob, "camera.jpg"]]);
-    say($("#enrol-result"), `enrolled ${out.name} from the camera (${out.photos} photo(s))`, true);
-    refreshGallery();
-  } catch (e) { say($("#enrol-result"), e.message, false); }
-});
 
 // ---------------------------------------------------------------- verify with a liveness challenge
 const PROMPTS = { turn_left: "Turn your head left", turn_right: "Turn your head right", blink: "Blink" };

@@ -1,0 +1,93 @@
+"""The outermost ASGI layer of the service: the request body's size limit (read and bounded before
+anything parses it), the time limit, metrics, the access log (route templates only, never a name or
+a photo) and the safety headers of every answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from facenet_keras.service.errors import error_response
+from facenet_keras.service.metrics import Metrics
+from facenet_keras.service.settings import Settings
+
+__all__ = ["Guard"]
+
+access_log = logging.getLogger("facenet_keras.service.access")
+
+
+class Guard:
+    """Outermost ASGI layer: body size limit, time limit, metrics, access log, safety headers."""
+
+    def __init__(self, app, settings: Settings, metrics: Metrics):
+        self.app, self.settings, self.metrics = app, settings, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        state = {"status": 500, "started": False}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                state["status"], state["started"] = message["status"], True
+                headers = list(message.get("headers", []))
+                headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                headers.append((b"x-worker", str(os.getpid()).encode("ascii")))  # the pid of the worker answering
+                if scope["path"].startswith("/v1/"):
+                    headers.append((b"cache-control", b"no-store"))
+                message = dict(message, headers=headers)
+            await send(message)
+
+        try:
+            limit = self.settings.max_upload_bytes
+            declared = dict(scope.get("headers", [])).get(b"content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > limit):
+                return await self._error(
+                    send_wrapper, 413, "too_large", f"request body larger than the limit of {limit:,} bytes"
+                )
+            body, more = bytearray(), True
+            if scope.get("method") in ("POST", "PUT", "PATCH"):
+                while more:  # read (and bound) the whole body before anything parses it
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > limit:
+                        return await self._error(
+                            send_wrapper, 413, "too_large", f"request body larger than the limit of {limit:,} bytes"
+                        )
+            replayed = False
+
+            async def replay():
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": bytes(body), "more_body": False}
+                return await receive()
+
+            try:
+                await asyncio.wait_for(self.app(scope, replay, send_wrapper), self.settings.request_timeout_s)
+            except asyncio.TimeoutError:
+                if not state["started"]:
+                    await self._error(
+                        send_wrapper,
+                        503,
+                        "timeout",
+                        f"the request took longer than {self.settings.request_timeout_s:g} s",
+                    )
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or (
+                "/static" if scope["path"].startswith("/static/") else "(unmatched)"
+            )
+            seconds = time.perf_counter() - t0
+            self.metrics.observe_request(scope.get("method", ""), template, state["status"], seconds)
+            access_log.info("%s %s %d %.1f ms", scope.get("method", ""), template, state["status"], seconds * 1e3)
+
+    @staticmethod
+    async def _error(send, status: int, code: str, message: str) -> None:
+        await error_response(status, code, message)({"type": "http"}, None, send)

@@ -1,0 +1,54 @@
+"""The web page at ``/`` (its static files are mounted by the app) and the probes: ``/healthz``,
+``/readyz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, PlainTextResponse
+
+from facenet_keras.service.deps import READ, EngineDep
+from facenet_keras.service.errors import ERROR_RESPONSES
+
+__all__ = ["router", "STATIC"]
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+    "style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+)
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+def page():
+    return FileResponse(STATIC / "index.html", headers={"content-security-policy": PAGE_CSP})
+
+
+@router.get("/healthz", tags=["probes"], summary="the process answers")
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    tags=["probes"],
+    summary="the models are loaded (503 until then); 'liveness': its landmark model too",
+    responses={503: ERROR_RESPONSES[503]},
+)
+def readyz(e: EngineDep) -> dict:
+    liveness = e.liveness_ready.is_set() and not e.liveness_failure
+    return {"ready": True, "people": len(e.gallery), "liveness": liveness}
+
+
+@router.get(
+    "/metrics",
+    tags=["probes"],
+    response_class=PlainTextResponse,
+    dependencies=[READ],
+    summary="requests, latency and encoder batch sizes (Prometheus text format)",
+)
+def prometheus(request: Request):
+    return PlainTextResponse(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")

