@@ -20,6 +20,15 @@ and what is stored (the main face's embedding followed by its eye distance and s
 rerun only re-encodes what changed.
 
 Run: ``nice .venv/bin/python benchmarks/face_quality_limits.py [--pairs 300]``.
+
+Measured (300 pairs, threshold 0.6; full size: accuracy 0.997, TAR 0.993, FAR 0):
+
+    eye px  6: 0.870   8: 0.967   10: 0.983   12: 0.997   14: 0.993   17: 0.990   20: 0.997   25: 0.997
+    blur    1: 0.997   2: 0.997    3: 0.950    4: 0.863    5: 0.720    6: 0.620  (FAR up to 0.027)
+    blurred faces by sharpness: < 0.06: 0.717 (FAR 0.024), [0.06, 0.08): 0.873 (FAR 0.033),
+    [0.08, 0.10): 0.968, [0.10, 0.12): 1.000, [0.12, 0.14): 0.988, >= 0.14: 0.990 .. 1.000
+
+hence the default gate's 12 px between the eyes and sharpness 0.10 (faces/quality.py).
 """
 
 from __future__ import annotations
