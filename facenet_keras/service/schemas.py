@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 __all__ = [
     "FaceOut",
+    "QualityOut",
     "DetectOut",
     "RecognitionOut",
     "RecognizeOut",
@@ -26,10 +27,29 @@ __all__ = [
 ]
 
 
+class QualityOut(BaseModel):
+    usable: bool
+    reason: str | None = Field(
+        description='why the gate turned the face away: "too small", "not a face?", "low quality"'
+    )
+    eye_distance: float = Field(description="px between the eyes in the photo")
+    size: float
+    score: float
+    geometry: float
+    yaw: float
+    pitch: float
+    roll: float
+    sharpness: float
+
+
 class FaceOut(BaseModel):
     box: list[float] = Field(description="x, y, w, h in pixels of the photo")
     confidence: float
     landmarks: dict[str, list[float]] = Field(description="five (x, y) points by name")
+    gated: str | None = Field(
+        None, description="null for a usable face, else why the quality gate turned it away (it is never named)"
+    )
+    quality: QualityOut | None = None
 
 
 class DetectOut(BaseModel):
