@@ -40,13 +40,21 @@ class Mutation:
     why: str = field(default="", compare=False)
 
 
-ENROLL_OLD = """        embeddings.append(face.embedding)
-        sources.append(describe_source(src))
-        boxes.append(face.box)
-    return gallery.add(name, np.stack(embeddings), sources=sources, boxes=boxes, model_id=pipeline_id(model))"""
-ENROLL_NEW = """        embeddings += gallery.add(name, face.embedding[None], sources=[describe_source(src)],
-                                  boxes=[face.box], model_id=pipeline_id(model))
-    return embeddings"""
+# enroll_faces' loop tail and the one write after it -> a write per photo inside the loop, so a bad
+# photo after good ones leaves the good ones enrolled (the write is no longer all-or-nothing)
+ENROLL_OLD = """        )
+    embeddings = np.stack(vectors)
+    result.warnings = _lookalike_warnings(gallery, name, embeddings, sources, model)
+    result.ids = gallery.add(
+        name, embeddings, sources=list(sources), boxes=boxes, space_id=space, crops=crops, digests=list(digests)
+    )"""
+ENROLL_NEW = """        )
+        result.ids += gallery.add(
+            name, vectors[-1][None], sources=[source], boxes=[chosen.box], space_id=space, crops=[crops[-1]],
+            digests=[digests[len(vectors) - 1]],
+        )
+    embeddings = np.stack(vectors)
+    result.warnings = _lookalike_warnings(gallery, name, embeddings, sources, model)"""
 TEMPLATE_OLD = "[0.8595674595992, 0.2134981538014]"
 TEMPLATE_NEW = "[0.9095674595992, 0.2134981538014]"
 ORACLES = ("tests/test_alignment.py", "tests/test_encoder.py", "tests/test_landmarks.py", "tests/test_detection.py")
@@ -55,15 +63,15 @@ MUTATIONS = [
     Mutation(
         "verify decides d < tau",
         "facenet_keras/identity/recognition.py",
-        "Verification(distance <= tau,",
-        "Verification(distance < tau,",
+        "Verification(distance <= threshold, distance,",
+        "Verification(distance < threshold, distance,",
         ("tests/test_decisions.py", "-k", "threshold"),
     ),
     Mutation(
         "recognize decides d < tau",
         "facenet_keras/identity/recognition.py",
-        "m.identity if m.distance <= tau else None",
-        "m.identity if m.distance < tau else None",
+        "m.identity if m.distance <= threshold else None",
+        "m.identity if m.distance < threshold else None",
         ("tests/test_decisions.py", "-k", "threshold"),
     ),
     Mutation(

@@ -38,12 +38,17 @@ def ours(john_chips, encoder):
     return encode_chips(john_chips[0], model=encoder)
 
 
+@pytest.mark.kernels
 def test_parity_with_dlib(ours, dlib_descriptors):
     assert ours.shape == dlib_descriptors.shape == (len(ours), 128)
     assert ours.dtype == np.float32
     diff = np.abs(ours - dlib_descriptors).max()
     print(f"max |keras - dlib| over {len(ours)} chips x 128: {diff:.2e}")
-    assert diff <= 1e-5  # README quotes 4.2e-7
+    # two float32 implementations (TensorFlow's kernels vs dlib's own) of a 29-layer network: they
+    # differ only in summation order, each sum rounding at ~1e-7 of its size; measured 4.2e-7 (also
+    # with oneDNN on and off on an AVX-512 EPYC) on values ~0.1. 1e-5 leaves 24x for other CPUs'
+    # orders (~1e-7 relative per layer over 29 layers, x3)
+    assert diff <= 1e-5
     norms = np.linalg.norm(ours, axis=1)
     assert 1.2 < norms.min() and norms.max() < 1.7  # dlib's raw scale, not unit vectors
 

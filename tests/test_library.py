@@ -10,10 +10,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from bounded_waits import startup_loads, wait_for
 from PIL import Image
 
 from facenet_keras.cli import main
@@ -160,18 +160,22 @@ def test_kill_during_index_then_resume(tmp_path, shared_data, encoder):
         stderr=subprocess.DEVNULL,
     )
     done = 0
-    deadline = time.time() + 300
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if library.exists():
-                with sqlite3.connect(f"file:{library}?mode=ro", uri=True, timeout=5) as db:
-                    try:
-                        done = db.execute("SELECT COUNT(*) FROM contents").fetchone()[0]
-                    except sqlite3.OperationalError:  # tables not created yet
-                        done = 0
-                if done >= 1:
-                    break
-            time.sleep(0.02)
+
+    def one_indexed() -> bool:  # the indexer's own record: a photo's contents written
+        nonlocal done
+        if proc.poll() is not None:
+            return True  # finished (or died) before it was caught: the assertion below says which
+        if library.exists():
+            with sqlite3.connect(f"file:{library}?mode=ro", uri=True, timeout=5) as db:
+                try:
+                    done = db.execute("SELECT COUNT(*) FROM contents").fetchone()[0]
+                except sqlite3.OperationalError:  # tables not created yet
+                    done = 0
+        return done >= 1
+
+    try:  # a new process: TensorFlow, the models, then the first photo
+        loads = startup_loads(process=True)
+        wait_for(one_indexed, "the indexer to record its first photo", loads, lambda: f"{done} done", poll_s=0.02)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -107,7 +107,7 @@ def live_server(tmp_path_factory, shared_data):
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=30) as c:
-            wait_ready(c.get)
+            wait_ready(c.get, proc=proc, log=folder / "server.log")
         yield base, made, folder / "server.log"
     finally:
         proc.terminate()

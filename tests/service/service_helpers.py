@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import socket
-import time
 from pathlib import Path
 
 import numpy as np
+from bounded_waits import startup_loads, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-READY_TIMEOUT_S = 300  # a cold start on 2 busy cores: TensorFlow import, weights, first traces
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -69,31 +68,78 @@ def auth(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
-def wait_ready(get, timeout: float = READY_TIMEOUT_S) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            if get("/readyz").status_code == 200:
-                return
-        except Exception:  # the server is not listening yet
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the service was not ready after {timeout} s")
+def _probe(get, seen: dict, proc=None, log: Path | None = None):
+    """One look at /readyz, recorded in ``seen['last']``; raises when the models failed or the server exited."""
+    if proc is not None and proc.poll() is not None:
+        tail = log.read_text(errors="replace")[-2000:] if log is not None and log.is_file() else ""
+        raise AssertionError(
+            f"the server exited with code {proc.returncode} before it was ready; its log ends:\n{tail}"
+        )
+    try:
+        r = get("/readyz")
+    except Exception as exc:  # not listening yet, or a kept-alive connection the busy server closed
+        seen["last"] = f"no answer from /readyz ({type(exc).__name__}: {exc})"
+        return None
+    seen["last"] = f"/readyz {r.status_code} {r.text[:300]}"
+    if r.status_code == 503 and r.headers.get("content-type", "").startswith("application/json"):
+        error = r.json().get("error", {})
+        if error.get("code") == "not_ready" and error.get("message") != "the models are still loading":
+            raise AssertionError(f"the service reports its models failed to load: {error.get('message')}")
+    return r
 
 
-def wait_liveness(get, timeout: float = 600) -> None:
-    """Until /readyz says the liveness landmark model is loaded (converted on first use: minutes on a
-    busy machine with an empty cache)."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            r = get("/readyz")
-            if r.status_code == 200 and r.json().get("liveness"):
-                return
-        except Exception:  # a kept-alive connection the busy server closed meanwhile: ask again
-            pass
-        time.sleep(1.0)
-    raise AssertionError(f"the liveness model was not loaded after {timeout} s")
+def wait_ready(get, *, proc=None, log: Path | None = None) -> None:
+    """Until the service's own readiness signal (/readyz 200) says its models are loaded; fails at
+    once when it reports their loading failed or (``proc``) the server exited, and otherwise after
+    the bound of what this start-up loads (:func:`startup_loads`)."""
+    seen: dict = {"last": "nothing yet"}
+
+    def ready() -> bool:
+        r = _probe(get, seen, proc, log)
+        return r is not None and r.status_code == 200
+
+    loads = startup_loads(process=proc is not None)
+    wait_for(ready, "the service's readiness (/readyz 200)", loads, lambda: seen["last"])
+
+
+def wait_engine(app) -> None:
+    """Until an in-process app's engine is loaded: the event /readyz reports, read directly (for apps
+    whose time limit would time out the probe itself); fails at once with the loading's failure."""
+
+    def ready() -> bool:
+        engine = app.state.svc.get("engine")
+        if engine is not None and engine.failure:
+            raise AssertionError(f"the service's models failed to load: {engine.failure}")
+        return engine is not None and engine.ready.is_set()
+
+    wait_for(ready, "the service's engine to load (the event behind /readyz)", startup_loads(), lambda: "not loaded")
+
+
+def wait_liveness(get) -> None:
+    """Until /readyz says the liveness landmark model is loaded too (converted on first use when the
+    cache is empty; /readyz cannot tell its failure from its loading: the bound ends that wait)."""
+    seen: dict = {"last": "nothing yet"}
+
+    def ready() -> bool:
+        r = _probe(get, seen)
+        return r is not None and r.status_code == 200 and bool(r.json().get("liveness"))
+
+    loads = startup_loads(liveness=True)
+    wait_for(ready, "the liveness model (/readyz 'liveness': true)", loads, lambda: seen["last"], poll_s=1.0)
+
+
+def wait_job(client, job: dict, headers: dict, loads: tuple[str, ...]) -> dict:
+    """Until a job leaves 'queued' and 'running' (the job's own status); returns its last state."""
+    state = {"job": job}
+
+    def finished() -> bool:
+        if state["job"]["status"] not in ("queued", "running"):
+            return True
+        state["job"] = client.get(f"/v1/jobs/{job['id']}", headers=headers).json()
+        return False
+
+    wait_for(finished, f"job {job['id']} to finish", loads, lambda: str(state["job"]))
+    return state["job"]
 
 
 def free_port() -> int:

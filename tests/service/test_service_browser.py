@@ -10,6 +10,7 @@ import os
 import shutil
 
 import pytest
+from bounded_waits import busy_ms
 from service_helpers import LIN_SECONDS, clip_frames, index_faces, spoof_frames, wait_liveness, write_y4m
 
 CHROMIUM = os.environ.get("FACENET_KERAS_CHROMIUM", "/usr/bin/chromium")
@@ -90,6 +91,7 @@ def open_page(browser, base, key, **context):
     ctx = browser.new_context(**context)
     ctx.grant_permissions(["camera"], origin=base)
     page = ctx.new_page()
+    page.set_default_timeout(busy_ms(30))  # Playwright's own 30 s, stretched on a busy machine
     page.goto(base + "/")
     page.fill("#api-key", key)
     page.click("#key-form button[type=submit]")
@@ -104,7 +106,7 @@ def test_enrol_from_upload_then_his_name_over_the_live_video(browser, live_serve
     page.fill("#enrol-name", LIN)
     page.set_input_files("#enrol-files", str(shared_data / "video" / "lin-manuel-miranda.png"))
     page.click("#enrol-form button[type=submit]")
-    page.wait_for_selector("#enrol-result.ok:has-text('enrolled')", timeout=120_000)
+    page.wait_for_selector("#enrol-result.ok:has-text('enrolled')", timeout=busy_ms(120))
     page.screenshot(path=str(artefacts / "page-enrol.png"))
 
     page.click("#tabs button[data-tab=camera]")
@@ -120,7 +122,7 @@ def test_enrol_from_upload_then_his_name_over_the_live_video(browser, live_serve
                   video: document.querySelector('#video').getBoundingClientRect().toJSON()};
         }""",
         arg=LIN,
-        timeout=120_000,
+        timeout=busy_ms(120),
     ).json_value()
     box, video = rects["box"], rects["video"]
     assert box["width"] > 20 and video["left"] <= box["left"] and box["right"] <= video["right"] + 1, rects
@@ -145,12 +147,12 @@ def test_enrol_from_upload_then_his_name_over_the_live_video(browser, live_serve
     )
     page.click("#tabs button[data-tab=people]")
     page.click("#people-cluster")
-    card = page.wait_for_selector(".cluster-card:has-text('3 faces')", timeout=60_000)
+    card = page.wait_for_selector(".cluster-card:has-text('3 faces')", timeout=busy_ms(60))
     card.wait_for_selector("img.thumb[src^='blob:']")  # thumbnails fetched with the key
     card.query_selector("input").fill("Amy")
     card.query_selector("button[type=submit]").click()
-    page.click("#people-named button[data-name=Amy]", timeout=60_000)
-    page.wait_for_selector("#people-photos-grid figure:nth-child(3) img[src^='blob:']", timeout=60_000)
+    page.click("#people-named button[data-name=Amy]", timeout=busy_ms(60))
+    page.wait_for_selector("#people-photos-grid figure:nth-child(3) img[src^='blob:']", timeout=busy_ms(60))
     captions = page.locator("#people-photos-grid figcaption").all_inner_texts()
     assert sorted(c.split(" ")[0] for c in captions) == ["1.png", "2.png", "3.png"]  # with distances
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider than the screen
@@ -225,15 +227,15 @@ def test_a_photo_held_up_to_the_camera_is_refused_on_a_phone_screen(
             b, base, keys["read"], viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2
         )
         page.click("#camera-start")
-        page.wait_for_selector("#camera-state:has-text('camera on')", timeout=60_000)
+        page.wait_for_selector("#camera-state:has-text('camera on')", timeout=busy_ms(60))
         assert page.evaluate("() => document.querySelector('#video').videoWidth") > 0
         # nothing wider than the phone: no sideways scrolling
         assert_fits(page)
         page.click("#tabs button[data-tab=verify]")
-        page.wait_for_selector(f"#verify-name option[value='{LIN}']", state="attached", timeout=60_000)
+        page.wait_for_selector(f"#verify-name option[value='{LIN}']", state="attached", timeout=busy_ms(60))
         page.click("#verify-form button[type=submit]")
-        page.wait_for_selector("#prompt:not([hidden])", timeout=30_000)  # the prompts are shown
-        result = page.wait_for_selector("#verify-result.error:has-text('Refused')", timeout=180_000)
+        page.wait_for_selector("#prompt:not([hidden])", timeout=busy_ms(30))  # the prompts are shown
+        result = page.wait_for_selector("#verify-result.error:has-text('Refused')", timeout=busy_ms(180))
         page.screenshot(path=str(artefacts / "page-verify-spoof-phone.png"), full_page=True)
         assert "liveness check failed" in result.text_content() and "Welcome" not in result.text_content()
     finally:

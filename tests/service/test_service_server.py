@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from bounded_waits import startup_loads, wait_for
 from service_helpers import LIN_SECONDS, REPO, auth, clip_frames, png_bytes
 
 LIN = "Lin-Manuel Miranda"
@@ -63,7 +64,6 @@ def test_serve_speaks_tls_and_refuses_bad_options(tmp_path):
     import ssl
     import subprocess
     import sys
-    import time
 
     import pytest
     from service_helpers import free_port
@@ -109,13 +109,20 @@ def test_serve_speaks_tls_and_refuses_bad_options(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        t0, answer = time.monotonic(), None
-        while answer is None and time.monotonic() - t0 < 120:
+        seen: dict = {"last": "nothing yet"}
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"the TLS server exited with code {proc.returncode} before it answered")
             try:  # the self-signed certificate is the one trusted authority here
-                answer = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=trust)
-            except httpx.ConnectError:
-                time.sleep(0.3)
-        assert answer is not None and answer.json() == {"status": "ok"}
+                seen["answer"] = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=trust)
+                return True
+            except httpx.ConnectError as exc:
+                seen["last"] = f"no answer ({exc})"
+                return False
+
+        wait_for(answers, "the TLS server to answer /healthz", ("tensorflow",), lambda: seen["last"], poll_s=0.3)
+        assert seen["answer"].json() == {"status": "ok"}
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)  # plain http is not spoken
     finally:
@@ -130,7 +137,6 @@ def test_two_workers_share_one_postgresql_gallery(pg, tmp_path, shared_data):
     import os
     import subprocess
     import sys
-    import time
 
     import psycopg
     from service_helpers import free_port
@@ -168,16 +174,29 @@ def test_two_workers_share_one_postgresql_gallery(pg, tmp_path, shared_data):
                 except httpx.TransportError:  # not listening yet
                     return []
 
-            ready, t0 = set(), time.monotonic()
-            while len(ready) < 2 and time.monotonic() - t0 < 600:  # both workers loaded their models
+            ready: set = set()
+
+            def both_ready() -> bool:  # both workers loaded their models
                 # (liveness's landmark model too: its first conversion holds a worker's GIL for minutes)
-                ready |= {
+                if proc.poll() is not None:
+                    raise AssertionError(f"the server exited with code {proc.returncode}")
+                ready.update(
                     r.headers["x-worker"]
                     for r in answers("GET", "/readyz", 8)
                     if r.status_code == 200 and r.json()["liveness"]
-                }
-                time.sleep(0.5)
-            assert len(ready) == 2, (ready, (tmp_path / "server.log").read_text()[-2000:])
+                )
+                return len(ready) == 2
+
+            def last() -> str:
+                return f"workers ready: {sorted(ready)}; the log ends: {(tmp_path / 'server.log').read_text()[-2000:]}"
+
+            # two workers load at once on the same cores: twice what one loads
+            wait_for(
+                both_ready,
+                "both workers' readiness with liveness",
+                2 * startup_loads(process=True, liveness=True),
+                last,
+            )
             r = c.post(
                 "/v1/people",
                 data={"name": LIN},
