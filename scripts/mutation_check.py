@@ -44,7 +44,11 @@ class Mutation:
 # photo after good ones leaves the good ones enrolled (the write is no longer all-or-nothing)
 ENROLL_OLD = """        )
     embeddings = np.stack(vectors)
-    result.warnings = _lookalike_warnings(gallery, name, embeddings, sources, model)
+    try:
+        tau: float | None = resolve_threshold(None, gallery, model)
+    except ValueError:
+        tau = None  # an encoder without a threshold cannot say what "close" is
+    result.warnings = enrolment_warnings(gallery, name, embeddings, sources, digests, tau)
     result.ids = gallery.add(
         name, embeddings, sources=list(sources), boxes=boxes, space_id=space, crops=crops, digests=list(digests)
     )"""
@@ -53,10 +57,10 @@ ENROLL_NEW = """        )
             name, vectors[-1][None], sources=[source], boxes=[chosen.box], space_id=space, crops=[crops[-1]],
             digests=[digests[len(vectors) - 1]],
         )
-    embeddings = np.stack(vectors)
-    result.warnings = _lookalike_warnings(gallery, name, embeddings, sources, model)"""
+    embeddings = np.stack(vectors)"""
 TEMPLATE_OLD = "[0.8595674595992, 0.2134981538014]"
 TEMPLATE_NEW = "[0.9095674595992, 0.2134981538014]"
+DOORS = "tests/service/test_every_door.py"
 ORACLES = ("tests/test_alignment.py", "tests/test_encoder.py", "tests/test_landmarks.py", "tests/test_detection.py")
 
 MUTATIONS = [
@@ -125,6 +129,57 @@ MUTATIONS = [
         hide_dlib=True,
     ),
     Mutation("dlib-bin missing (oracle tests must fail, not skip)", "", "", "", ORACLES, hide_dlib=True),
+    # the six defects of "one pipeline and one rulebook behind every door", each planted back
+    Mutation(
+        "serve answers a gallery of another space",
+        "facenet_keras/cli/serve.py",
+        "        check_gallery_space(g, args.model)",
+        "        pass",
+        (DOORS, "-k", "another_space"),
+    ),
+    Mutation(
+        "a photo with several faces is enrolled without a choice",
+        "facenet_keras/identity/rules.py",
+        "        if len(usable) > 1:",
+        "        if len(usable) > 99:",
+        (DOORS, "-k", "several_faces"),
+    ),
+    Mutation(
+        "no quality gate: non-faces and tiny faces are named",
+        "facenet_keras/faces/pipeline.py",
+        "        if self.gate is None:  # judged and reported, but nothing is turned away",
+        "        if True:",
+        (DOORS, "-k", "button or too_small"),
+    ),
+    Mutation(
+        "watch cuts dlib's 150 px chips whatever the encoder",
+        "facenet_keras/live/watch.py",
+        "            emb = self.pipe.embed(self.pipe.chips(image, [dets[i] for i in idx]))",
+        "            emb = self.pipe.embed(__import__('facenet_keras.faces.pipeline', fromlist=['f'])"
+        ".face_chips(image, [dets[i] for i in idx]))",
+        (DOORS, "-k", "own_chips"),
+    ),
+    Mutation(
+        "fk.align_faces aligns onto MTCNN's template, not the pipeline's chip",
+        "facenet_keras/__init__.py",
+        '    "align_faces": "faces.pipeline",',
+        '    "align_faces": "faces.alignment",',
+        (DOORS, "-k", "own_chips"),
+    ),
+    Mutation(
+        "gallery migrate upgrades only SQLite",
+        "facenet_keras/identity/recognition.py",
+        "    if store.needs_upgrade:  # every backend declares its schema upgrade (the store protocol)",
+        '    if store.needs_upgrade and type(store).__name__ == "SQLiteStore":',
+        ("tests/test_gallery_backends.py", "-k", "migrate_upgrades_an_older_schema"),
+    ),
+    Mutation(
+        "a door decides with the pretrained encoder's threshold, not its own",
+        "facenet_keras/identity/rules.py",
+        "        threshold = model.threshold if isinstance(model, FacePipeline) else encoder_threshold(model)",
+        "        threshold = encoder_threshold(None)",
+        (DOORS, "-k", "own_threshold"),
+    ),
 ]
 
 
