@@ -243,11 +243,13 @@ def run_tests(copy: Path, args: tuple[str, ...], hide_dlib: bool, log: Path) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="", help="run the mutations whose name contains this text")
+    parser.add_argument(
+        "--only", action="append", default=[], help="run the mutations whose name contains this text (repeatable)"
+    )
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy and the logs")
     args = parser.parse_args(argv)
-    chosen = [m for m in MUTATIONS if args.only.lower() in m.name.lower()]
+    chosen = [m for m in MUTATIONS if not args.only or any(o.lower() in m.name.lower() for o in args.only)]
     if args.list or not chosen:
         for m in MUTATIONS:
             print(f"{m.name}: {m.file or '(no file)'} | {' '.join(m.tests)}")

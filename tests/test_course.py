@@ -132,7 +132,10 @@ def test_compare_equals_the_pairs_protocol(shared_data, recorded):
 def test_folder_enrolment_of_faces_reports_exactly_the_photos_without_one_face(
     shared_data, people, detections, recorded
 ):
-    several = sorted(p for p, faces in detections.items() if len(faces) > 1)
+    from facenet_keras.faces.quality import REASONS, assess
+
+    usable = {p: [q for q in assess(load_image(p), faces) if q.usable] for p, faces in detections.items()}
+    several = sorted(p for p, faces in detections.items() if len(usable[p]) > 1)  # gated detections do not count
     none = sorted(p for p, faces in detections.items() if not faces)
     assert several, "faces/ has photos with several faces: the check below must be able to fail"
     with fk.FaceGallery(":memory:") as gallery:
@@ -142,14 +145,11 @@ def test_folder_enrolment_of_faces_reports_exactly_the_photos_without_one_face(
         assert report.by_outcome("unreadable") == []
         counts = report.counts()
         assert sum(counts.values()) == len(detections) == 186
-        # faces too small or blurred to serve as a reference are refused, each for a measured reason
-        from facenet_keras.identity.recognition import MIN_EYE_DISTANCE, eye_distance
-
+        # faces the gate (or the stricter reference gate) turns away are refused, each with its reason
         weak = report.by_outcome("unusable face")
         detail = {p.path: p.detail for p in report.photos}
         for path in weak:
-            (face,) = detections[path]
-            assert eye_distance(face) < MIN_EYE_DISTANCE or "blurred" in detail[path], path
+            assert any(reason in detail[path] for reason in REASONS), (path, detail[path])
         assert (
             counts["enrolled"]
             == len(gallery.photos())
