@@ -61,6 +61,8 @@ class OnnxGraph:
     constants: dict[str, np.ndarray]
     inputs: list[str]
     outputs: list[str]
+    #: declared shape of each input, None for a dimension without a fixed size
+    input_shapes: dict[str, tuple] = field(default_factory=dict)
 
     def producer(self, tensor: str) -> OnnxNode | None:
         """The node whose output is ``tensor`` (None for inputs and constants)."""
@@ -182,5 +184,12 @@ def read_onnx(path: str | os.PathLike[str]) -> OnnxGraph:
             continue
         nodes.append(OnnxNode(n.name, n.op_type, inputs, tuple(n.output), attrs))
     used = {i for n in nodes for i in n.inputs}
-    inputs = [i.name for i in graph.input if i.name not in constants and i.name in used]
-    return OnnxGraph(nodes=nodes, constants=constants, inputs=inputs, outputs=[o.name for o in graph.output])
+    declared = [i for i in graph.input if i.name not in constants and i.name in used]
+    shapes = {i.name: tuple(d.dim_value or None for d in i.type.tensor_type.shape.dim) for i in declared}
+    return OnnxGraph(
+        nodes=nodes,
+        constants=constants,
+        inputs=[i.name for i in declared],
+        outputs=[o.name for o in graph.output],
+        input_shapes=shapes,
+    )
