@@ -1,8 +1,10 @@
 """SFace (OpenCV Zoo's ``face_recognition_sface_2021dec``, Apache-2.0) rebuilt in Keras 3.
 
 SFace (Zhong et al., "SFace: Sigmoid-Constrained Hypersphere Loss for Robust Face Recognition",
-2021) is a MobileFaceNet-style network trained on CASIA-WebFace (as its authors state), 128-D. The
-network, as read from the ONNX file (layer names below are its node names):
+IEEE TIP 2021) is a MobileFaceNet-style network, 128-D. OpenCV Zoo's model card says only that the
+files "encode MobileFaceNet instances trained on the SFace loss function" and points to the paper;
+which training set made this file is not stated there (not checked further here). The network, as
+read from the ONNX file (layer names below are its node names):
 
 * input (N, 112, 112, 3) RGB pixels in 0..255, normalised inside the model as the graph does,
   ``(x - 127.5) * 0.0078125``; the chip is the 112x112 ArcFace 5-point template
