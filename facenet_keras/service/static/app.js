@@ -86,11 +86,12 @@ function drawFaces(faces, scale) {
   for (const f of faces) {
     const [x, y, w, h] = f.box.map((n) => n * scale * k);
     const box = document.createElement("div");
-    box.className = "face-box" + (f.identity ? "" : " unknown");
+    // a face the quality gate turned away is never named: drawn grey, with the gate's reason
+    box.className = "face-box" + (f.gated ? " gated" : f.identity ? "" : " unknown");
     Object.assign(box.style, { left: dx + x + "px", top: dy + y + "px", width: w + "px", height: h + "px" });
     const label = document.createElement("span");
     label.className = "face-label";
-    label.textContent = f.identity || "not recognised";
+    label.textContent = f.gated ? `not usable: ${f.gated}` : f.identity || "not recognised";
     box.appendChild(label);
     overlay.appendChild(box);
     names.push(label.textContent);
