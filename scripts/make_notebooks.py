@@ -306,7 +306,9 @@ print(f"now: identity={r.identity!r} at d = {r.distance:.3f}; runner-up {r.runne
 ## An annotated group photo
 
 A made-up group photo: changed copies of the two enrolled women and scikit-image's *cameraman*,
-who is not enrolled. Every face is found, encoded and looked up in one call.
+who is not enrolled. Every face is found, judged, encoded and looked up in one call. A face the
+quality gate turns away (`r.face.gated`: "too small", "not a face?" or "low quality") is never
+named, whoever it looks like: it is drawn grey with its reason.
 """),
         code(
             r"""
@@ -318,11 +320,12 @@ cameraman = np.repeat(skdata.camera()[..., None], 3, axis=-1)       # grayscale 
 group = side_by_side(changed_copy(eileen, mirror=False, brightness=0.8), cameraman, changed_copy(grace),
                      height=300 if FAST else 400)
 results = fk.recognize(group, gallery)
-for r in results:
-    print(f"box {np.round(r.box).astype(int)}: {r.identity or 'not recognised'} (d = {r.distance:.3f})")
-picture = annotate(group, [r.box for r in results],
-                   [f"{r.identity or 'not recognised'} ({r.distance:.2f})" for r in results],
-                   known=[r.identity is not None for r in results])
+labels = [f"not usable: {r.face.gated}" if r.face.gated else f"{r.identity or 'not recognised'} ({r.distance:.2f})"
+          for r in results]
+for r, label in zip(results, labels):
+    print(f"box {np.round(r.box).astype(int)}: {label}")
+picture = annotate(group, [r.box for r in results], labels,
+                   known=[r.identity is not None for r in results], gated=[r.face.gated for r in results])
 assert sorted(r.identity or "?" for r in results) == ["?", "Eileen Collins", "Grace Hopper"]
 """,
         ),
@@ -330,7 +333,7 @@ assert sorted(r.identity or "?" for r in results) == ["?", "Eileen Collins", "Gr
             r"""
 fig, ax = plt.subplots(figsize=(11, 4))
 ax.imshow(picture); ax.axis("off")
-ax.set_title("recognize(): green = enrolled person found, red = not recognised")
+ax.set_title("recognize(): green = enrolled person found, red = not recognised, grey = not usable")
 plt.show()
 """,
             "readme-figure",

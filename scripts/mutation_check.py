@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 900  # per pytest run: a mutation that makes the tests hang has not been caught
+TIMED_OUT = -9
 
 
 @dataclass(frozen=True)
@@ -227,14 +229,20 @@ def run_tests(copy: Path, args: tuple[str, ...], hide_dlib: bool, log: Path) -> 
     env["CI"] = "1"  # data must be present: a skip is not a pass
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=", *args],
-        cwd=copy,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=", *args],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:  # a hang is not a catch: the tests must fail, not stall
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        log.write_text(out)
+        return TIMED_OUT, time.perf_counter() - t0, f"timed out after {TIMEOUT_S} s"
     seconds = time.perf_counter() - t0
     log.write_text(proc.stdout + proc.stderr)
     summary = next((line for line in reversed(proc.stdout.splitlines()) if line.strip()), "")
@@ -285,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                 if target:
                     target.write_text(original)
                 shutil.rmtree(copy / ".mutation-shadow", ignore_errors=True)
-            caught = code != 0
+            caught = code not in (0, TIMED_OUT)
             ok &= caught
             rows.append((m.name, " ".join(m.tests), f"caught ({summary})" if caught else "SURVIVED", seconds))
             print(f"{m.name}: {'caught' if caught else 'SURVIVED'} in {seconds:.0f} s: {summary}", flush=True)

@@ -133,7 +133,7 @@ def _watch_all(source, gallery, **kw):
 
 
 # ---------------------------------------------------------------------------- another space
-def test_a_gallery_of_another_space_is_refused_at_every_door(door, capsys):
+def test_a_gallery_of_another_space_is_refused_at_every_door(door, capsys, monkeypatch):
     from facenet_keras.course import img_to_encoding, verify, who_is_it
     from facenet_keras.library.search import photos_of
 
@@ -164,8 +164,13 @@ def test_a_gallery_of_another_space_is_refused_at_every_door(door, capsys):
     # CLI
     code, _, err = run(capsys, "recognize", door.grace, "--gallery", door.other_gallery)
     assert code == 2 and "embeddings of space" in err
-    # HTTP: the server refuses to start on it, in one line
+    # HTTP: the server refuses to start on it, in one line (uvicorn replaced by a recorder: never served)
+    import uvicorn
+
+    served: list = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
     code, _, err = run(capsys, "serve", "--gallery", door.other_gallery, "--port", "1")
+    assert not served, "serve started on a gallery of another embedding space"
     assert code == 2 and "embeddings of space" in err and len(err.strip().splitlines()) == 1
     # ... and with the encoder it was built with, everything answers
     with fk.FaceGallery(door.other_gallery) as g:
