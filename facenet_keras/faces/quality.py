@@ -28,6 +28,7 @@ the detector's scale, score 0.97).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -205,13 +206,9 @@ DEFAULT_GATE = QualityGate(
 # MIN_SHARPNESS 0.06 on the 150 px chip, which is 0.14 in this module's sharpness (median over LFW
 # faces blurred 0 to 4 px whose chip measured 0.055 .. 0.065; the two correlate at 0.97); a near-
 # frontal face (|yaw| <= 0.6, about 47 degrees: every main face of lfw-dev and faces/ is within 0.56).
-REFERENCE_GATE = QualityGate(
-    min_eye_distance=20.0,
-    min_score=0.89,
-    max_geometry=0.0,
-    max_abs_yaw=0.6,
-    max_abs_roll=45.0,
-    min_sharpness=0.14,
+# The evidence that it is a face (score, layout) is the default's: a reference is not more a face.
+REFERENCE_GATE = dataclasses.replace(
+    DEFAULT_GATE, min_eye_distance=20.0, max_abs_yaw=0.6, max_abs_roll=45.0, min_sharpness=0.14
 )
 
 
@@ -331,29 +328,17 @@ def measure(
     longest = max(image.shape[:2])
     seen = eyes if detector_max_side is None or longest <= detector_max_side else eyes * detector_max_side / longest
     yaw, pitch, roll = pose(lm)
-    geometry = landmark_geometry(lm)
-    sharp = sharpness(image, lm) if eyes > 1e-6 else 0.0
-    reason = gate.judge(
-        eye_distance=eyes,
-        score=face.confidence,
-        geometry=geometry,
-        yaw=yaw,
-        roll=roll,
-        sharpness=sharp,
-        detected_eye_distance=seen,
-    )
-    return FaceQuality(
-        eye_distance=eyes,
-        detected_eye_distance=seen,
-        size=float(min(face.box[2], face.box[3])),
-        score=float(face.confidence),
-        geometry=geometry,
-        yaw=yaw,
-        pitch=pitch,
-        roll=roll,
-        sharpness=sharp,
-        reason=reason,
-    )
+    judged = {  # what the gate looks at
+        "eye_distance": eyes,
+        "detected_eye_distance": seen,
+        "score": float(face.confidence),
+        "geometry": landmark_geometry(lm),
+        "yaw": yaw,
+        "roll": roll,
+        "sharpness": sharpness(image, lm) if eyes > 1e-6 else 0.0,
+    }
+    size = float(min(face.box[2], face.box[3]))
+    return FaceQuality(**judged, size=size, pitch=pitch, reason=gate.judge(**judged))
 
 
 def assess(
