@@ -422,10 +422,13 @@ class FacePipeline:
         """Every face of one RGB photo, each judged by the quality gate (``face.gated``), no embedding."""
         from facenet_keras.faces import quality
 
-        faces = self.detector.detect(image)
+        detector = self.detector
+        faces = detector.detect(image)
         if not faces:
             return []
-        judged = quality.assess(image, faces, self.gate) if self.gate is not None else quality.assess(image, faces)
+        seen_at = getattr(detector, "max_side", quality.DEFAULT_MAX_SIDE)  # the size the detector saw the photo at
+        gate = self.gate if self.gate is not None else quality.DEFAULT_GATE
+        judged = quality.assess(image, faces, gate, detector_max_side=seen_at)
         if self.gate is None:  # judged and reported, but nothing is turned away
             judged = [dataclasses.replace(q, reason=None) for q in judged]
         return [f.with_quality(q) for f, q in zip(faces, judged)]
