@@ -308,7 +308,9 @@ print(f"now: identity={r.identity!r} at d = {r.distance:.3f}; runner-up {r.runne
 A made-up group photo: changed copies of the two enrolled women and scikit-image's *cameraman*,
 who is not enrolled. Every face is found, judged, encoded and looked up in one call. A face the
 quality gate turns away (`r.face.gated`: "too small", "not a face?" or "low quality") is never
-named, whoever it looks like: it is drawn grey with its reason.
+named, whoever it looks like: it is drawn grey with its reason. The cameraman's face, half hidden
+behind his camera, is one the detector is unsure of (score below the gate's 0.89): the gate reports
+"not a face?" rather than guess.
 """),
         code(
             r"""
