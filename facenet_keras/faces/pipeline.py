@@ -388,12 +388,7 @@ class FacePipeline:
     def space_id(self) -> str:
         """The embedding space of this pipeline's embeddings (what a gallery is bound to)."""
         if self._space is None:
-            ref = (
-                self.model_ref
-                if self.model_ref is None or isinstance(self.model_ref, (str, os.PathLike))
-                else self.model
-            )
-            self._space = embedding_space_id(ref, self.flip, self.alignment)
+            self._space = embedding_space_id(self._ref(), self.flip, self.alignment)
         return self._space
 
     @property
