@@ -45,6 +45,7 @@ class Event:
     votes: int | None = None
     first_seen: float | None = None
     previous: str | None = None
+    gated: str | None = None  # why the quality gate turned the track's face away (appeared / left)
 
     def to_dict(self) -> dict:
         out = {"event": self.kind, "time": round(self.time, 3), "frame": self.frame, "track": self.track}
@@ -57,6 +58,8 @@ class Event:
             out["votes"] = self.votes
         if self.first_seen is not None:
             out["first_seen"] = round(self.first_seen, 3)
+        if self.gated is not None:
+            out["gated"] = self.gated
         if self.kind == "identified" and self.previous is not None:
             out["previous"] = self.previous
         return out
@@ -221,14 +224,13 @@ class _Loop:
             embeddings = np.full((len(dets), emb.shape[1]), np.nan)
             embeddings[idx] = emb
         track_ids, ended = self.tracker.update(boxes, frame.time, embeddings)
-        for tid in track_ids:
+        for i, tid in enumerate(track_ids):
+            self.gated[tid] = dets[i].gated
             if tid not in self.ids:
                 self.ids[tid] = TrackIdentity()
                 self.first_seen[tid] = frame.time
-                events.append(Event("appeared", frame.time, frame.index, tid))
+                events.append(Event("appeared", frame.time, frame.index, tid, gated=self.gated[tid]))
             self.last_seen[tid] = frame.time
-        for i, tid in enumerate(track_ids):
-            self.gated[tid] = dets[i].gated
         if embeddings is not None:
             matches = self.gallery.search(np.nan_to_num(embeddings))
             for i, tid in enumerate(track_ids):
@@ -290,6 +292,7 @@ class _Loop:
             ident.distance,
             len(ident.votes),
             first_seen=self.first_seen[tid],
+            gated=self.gated.get(tid),
         )
 
     def _faces(self, state: _State, detected: bool, boxes: dict | None = None) -> list[FaceResult]:

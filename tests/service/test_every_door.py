@@ -14,7 +14,7 @@ Expected outcome per case and door ("n/a": the door cannot be asked that questio
 | gallery of another space | EmbeddingSpaceError | exit 2 | `serve` exit 2 (refuses to start) | EmbeddingSpaceError | index: EmbeddingSpaceError; search: EmbeddingSpaceError | gallery: EmbeddingSpaceError; dict: its Encoding values carry their space, another one -> EmbeddingSpaceError |
 | photo with several faces to enrol | SeveralFacesError (a ValueError) | exit 2, nothing enrolled | 422 `several_faces`, the faces' boxes, nothing enrolled | n/a (does not enrol) | n/a (names clusters, not photos) | n/a (img_to_encoding encodes the main face: a lookup, not an enrolment) |
 | one person enrolled under two names | Enrolment.warnings | exit 0, warning on stderr | 201, `warnings` in the body | n/a | n/a | n/a (a dict has no names to compare) |
-| a non-face detection (the jacket button) | recognize: identity None, ``face.gated`` set | JSON `gated`, not named | 200, `gated` set, identity null | not detected by default (min 40 px, frames shrunk to 640 px); with the detector's own `min_face_size=20, max_side=1024` its track is gated on every frame, never identified | indexed with its reason, never clustered | n/a (only the main face is encoded) |
+| a non-face detection (the jacket button) | recognize: identity None, ``face.gated`` set | JSON `gated`, not named | 200, `gated` set, identity null | not detected by default (min 40 px, frames shrunk to 640 px); with the detector's own `min_face_size=20, max_side=1024` its track is gated on every frame, its events carry `gated`, never identified | indexed with its reason, never clustered | n/a (only the main face is encoded) |
 | a face too small to recognise | recognize: gated "too small"; verify: UnusableFaceError | verify exit 2; recognize exit 1 with the reason | verify 422; recognize 200 with `gated` | not detected by default (min 40 px); with `min_face_size=20` tracked gated, never identified | indexed gated, never clustered | UnusableFaceError |
 | unreadable file | ImageError | exit 2 | 422 | VideoError | per-file failure in the report (exit 0; `--strict` exit 2) | ImageError |
 """
@@ -245,6 +245,9 @@ def test_the_jacket_button_is_never_named_at_any_door(door, capsys, http, keys):
             for f in res.faces:
                 if f.track in small_tracks:
                     assert f.identity is None and f.gated == reason
+        events = [e.to_dict() for res in results for e in res.events if e.track in small_tracks]
+        assert events and all(e.get("gated") == reason for e in events if e["event"] != "identified")
+        assert not any(e["event"] == "identified" for e in events)  # the JSON lines carry the reason
         # library: indexed with its reason, never clustered
         lib_dir = door.root / "lib_button"
         lib_dir.mkdir(exist_ok=True)
