@@ -107,7 +107,7 @@ def wait_engine(app) -> None:
     whose time limit would time out the probe itself); fails at once with the loading's failure."""
 
     def ready() -> bool:
-        engine = app.state.svc.get("engine")
+        engine = getattr(app.state, "engine", None)
         if engine is not None and engine.failure:
             raise AssertionError(f"the service's models failed to load: {engine.failure}")
         return engine is not None and engine.ready.is_set()

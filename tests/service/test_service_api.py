@@ -115,7 +115,8 @@ def test_verify_and_compare(enrolled, keys, photos):
 def test_detect_finds_every_face(client, keys, photos):
     r = client.post("/v1/faces/detect", files={"photo": ("g.jpg", photos["group"])}, headers=auth(keys["read"]))
     faces = r.json()["faces"]
-    assert len(faces) >= 2 and all(set(f) == {"box", "confidence", "landmarks"} for f in faces)
+    assert len(faces) >= 2 and all(set(f) == {"box", "confidence", "landmarks", "gated", "quality"} for f in faces)
+    assert all(f["gated"] is None or f["gated"] == f["quality"]["reason"] for f in faces)  # the gate's verdict
 
 
 def test_bad_input_is_the_clients_fault(client, keys, photos, settings):
