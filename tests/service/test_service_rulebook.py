@@ -142,7 +142,7 @@ def test_enrolment_of_a_photo_with_several_faces_needs_a_choice(client, keys, gr
             files=[("photos", ("g.jpg", group))],
             headers=w,
         )
-        assert twin.status_code == 201 and "looks like 'Group'" in " ".join(twin.json()["warnings"])
+        assert twin.status_code == 201 and "already enrolled as 'Group'" in " ".join(twin.json()["warnings"])
         assert (
             client.post(
                 "/v1/people", data={"name": "Group"}, files=[("photos", ("g.jpg", group))], headers=w
