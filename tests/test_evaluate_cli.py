@@ -159,12 +159,12 @@ def test_evaluate_reports_and_counts_the_failed_pair(evaluated, small_pairs):
 
 
 def test_second_run_uses_the_cache(evaluated, small_pairs, monkeypatch, capsys):
-    from facenet_keras.evaluation import protocols
+    from facenet_keras.faces.pipeline import FacePipeline
 
     def no_encoding(*args, **kwargs):
         raise AssertionError("embeddings should come from the cache")
 
-    monkeypatch.setattr(protocols, "encode_batch", no_encoding)  # the name the protocol calls
+    monkeypatch.setattr(FacePipeline, "encode_images", no_encoding)  # what the protocol calls on a miss
     pairs, root, _ = small_pairs
     assert main(["--json", "evaluate", str(pairs), "--root", str(root)]) == 0
     again = json.loads(capsys.readouterr().out)
