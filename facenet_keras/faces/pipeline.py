@@ -379,9 +379,9 @@ class FacePipeline:
 
     @property
     def detector(self) -> FaceDetector:
-        if self._detector is None:
-            self._detector = shared_detector()
-        return self._detector
+        """The detector given, else the shared default one (asked each time, so it follows the
+        detection module's settings)."""
+        return self._detector if self._detector is not None else shared_detector()
 
     # ------------------------------------------------------------------ what it is
     @property
