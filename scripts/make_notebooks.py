@@ -1401,6 +1401,8 @@ rows = []          # (time, track or None, distance to each enrolled person)
 for r, faces in zip(sampled, found):
     boxes = np.array([f.box for f in r.faces], np.float64).reshape(-1, 4)
     for face in faces:
+        if face.gated:     # the quality gate turned it away: no embedding, never compared with anyone
+            continue
         iou = iou_matrix(np.asarray(face.box, np.float64)[None], boxes)[0] if len(boxes) else np.zeros(0)
         track = r.faces[int(np.argmax(iou))].track if iou.size and iou.max() >= 0.3 else None
         rows.append((r.time, track, np.linalg.norm(enrolled - face.embedding, axis=1)))
