@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 # tau for the pretrained dlib ResNet with the default pipeline (MTCNN, 5-point alignment, mirrored
-# chip averaged in), on its raw (not L2-normalised) 128-D embeddings: see README "How the default
+# chip averaged in), on its raw (not L2-normalised) 128-D embeddings: see docs/performance.md "How the default
 # threshold was chosen". Other encoders carry their own (see encoder_threshold).
 DEFAULT_THRESHOLD = PRETRAINED_THRESHOLD
 

@@ -113,7 +113,9 @@ class ExactIndex:
     """
 
     name = "exact"
-    PRUNE_MIN_ROWS = 100_000  # measured: 20x faster at 100k (README); below, the plain product takes a few ms
+    PRUNE_MIN_ROWS = (
+        100_000  # measured: 20x faster at 100k (docs/galleries.md); below, the plain product takes a few ms
+    )
     PRUNE_MAX_QUERIES = 4  # a batch larger than this shares one read of the matrix: plain is cheaper
 
     def __init__(self, embeddings, *, prune: bool | None = None):

@@ -44,7 +44,7 @@ class Calibration:
     ``threshold`` accepts a fraction ``far`` of impostor pairs, and ``impostor_std`` is the spread.
 
     Defaults, dlib ResNet with the default pipeline: 0.6 is the 10-fold threshold on both
-    development sets (README, "How the default threshold was chosen"), where it accepts about 1% of
+    development sets (docs/performance.md, "How the default threshold was chosen"), where it accepts about 1% of
     impostor pairs; the impostor spread is 0.091 on LFW fold 1 and 0.095 on faces/ (all pairs of
     the main face per photo); a normal law fits LFW's tail to within 0.01 down to 1e-5.
     """

@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if len(keystore) == 0:
             log.warning(
                 "no API keys in %s: every /v1 endpoint answers 401 until one is made with "
-                "'facenet-keras keys create --scope admin'",
+                "'facenet-keras keys create --scope write' (read: recognise only; admin: also export)",
                 keystore.path,
             )
         threading.Thread(target=engine.load, name="load-models", daemon=True).start()
