@@ -518,21 +518,27 @@ def unusable_because(face: Face) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _shared_pipeline(model, flip: bool, alignment: str) -> FacePipeline:
-    return FacePipeline(model, flip=flip, alignment=alignment)
+def _shared_pipeline(model, flip: bool, alignment: str, batch_size: int) -> FacePipeline:
+    return FacePipeline(model, flip=flip, alignment=alignment, batch_size=batch_size)
 
 
 def pipeline_for(
-    model=None, *, detector: FaceDetector | None = None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT
+    model=None,
+    *,
+    detector: FaceDetector | None = None,
+    flip: bool = True,
+    alignment: str = DEFAULT_ALIGNMENT,
+    batch_size: int = 32,
 ) -> FacePipeline:
     """The pipeline of an encoder (None, a path or a model); shared (built once) with the default
-    detector, a new one around a given ``detector``; a FacePipeline passed as ``model`` is itself."""
+    detector, a new one around a given ``detector``; a FacePipeline passed as ``model`` is itself
+    (its own settings stand)."""
     if isinstance(model, FacePipeline):
         return model
     if detector is not None:
-        return FacePipeline(model, detector=detector, flip=flip, alignment=alignment)
+        return FacePipeline(model, detector=detector, flip=flip, alignment=alignment, batch_size=batch_size)
     key = str(Path(model).expanduser().resolve()) if isinstance(model, (str, os.PathLike)) else model
-    return _shared_pipeline(key, bool(flip), alignment)
+    return _shared_pipeline(key, bool(flip), alignment, int(batch_size))
 
 
 def encode_batch(
@@ -554,10 +560,7 @@ def encode_batch(
     all faces are encoded together in batches of ``batch_size``. With ``return_images`` the loaded
     RGB arrays come back too (a second list).
     """
-    if batch_size != 32 and not isinstance(model, FacePipeline):
-        pipe = FacePipeline(model, detector=detector, flip=flip, alignment=alignment, batch_size=batch_size)
-    else:
-        pipe = pipeline_for(model, detector=detector, flip=flip, alignment=alignment)
+    pipe = pipeline_for(model, detector=detector, flip=flip, alignment=alignment, batch_size=batch_size)
     return pipe.encode_batch(images, progress=progress, return_images=return_images)
 
 

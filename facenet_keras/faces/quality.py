@@ -176,6 +176,19 @@ class QualityGate:
             return LOW_QUALITY
         return None
 
+    def rejudge(self, q: FaceQuality) -> FaceQuality:
+        """``q`` judged by this gate instead (its measures reused, nothing measured again)."""
+        reason = self.judge(
+            eye_distance=q.eye_distance,
+            detected_eye_distance=q.detected_eye_distance,
+            score=q.score,
+            geometry=q.geometry,
+            yaw=q.yaw,
+            roll=q.roll,
+            sharpness=q.sharpness,
+        )
+        return dataclasses.replace(q, reason=reason)
+
 
 # The defaults, chosen on ../shared/data (benchmarks/face_quality_limits.py: 300 pairs of LFW fold 1,
 # one photo of each degraded; accuracy at the encoder's threshold, full size 0.997):

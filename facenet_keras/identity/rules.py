@@ -133,7 +133,10 @@ def check_reference(image: np.ndarray, face: Face, source: str) -> None:
         raise ValueError(
             f"{source}: the face cannot serve as a reference ({unusable_because(face)}); use another photo, or --force"
         )
-    (judged,) = quality.assess(image, [face], quality.REFERENCE_GATE)
+    if face.quality is not None:  # the pipeline measured it: judge those measures by the stricter gate
+        judged = quality.REFERENCE_GATE.rejudge(face.quality)
+    else:  # a bare detection passed in by a caller
+        (judged,) = quality.assess(image, [face], quality.REFERENCE_GATE)
     if judged.reason is not None:
         why = unusable_because(face.with_quality(judged))
         raise ValueError(

@@ -45,7 +45,11 @@ def photos_of(library: LibraryStore, gallery, name: str, threshold: float | None
     enrolled person is ``name`` within the threshold (the one that belongs to ``model``, the encoder
     the library was indexed with). ``distance``: to the nearest of their enrolled photos other than
     the face itself (None when the face is their only enrolled photo). Gated faces never match."""
-    tau = _checked_threshold(library, gallery, threshold, model)
+    return _photos_of(library, gallery, name, _checked_threshold(library, gallery, threshold, model))
+
+
+def _photos_of(library: LibraryStore, gallery, name: str, tau: float) -> list[dict]:
+    """:func:`photos_of` with the threshold already resolved (and the spaces already checked)."""
     enrolled, _ = gallery.embeddings(name)  # KeyError naming who is enrolled
     hits = []
     own = library.faces(person=name, embeddings=True)
@@ -78,7 +82,7 @@ def photos_like(library: LibraryStore, gallery, image, threshold: float | None =
             return {
                 "person": m.identity,
                 "distance": round(m.distance, 4),
-                "photos": photos_of(library, gallery, m.identity, tau, model=pipe),
+                "photos": _photos_of(library, gallery, m.identity, tau),
             }
     records = library.faces(embeddings=True)
     if not records:
