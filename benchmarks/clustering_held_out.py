@@ -307,6 +307,16 @@ def main(argv=None) -> int:
     report["chosen"] = chosen
 
     rules = {BEFORE: grid[BEFORE], f"chosen: {chosen}": grid[chosen]}
+    print("\nwhole sets (development data, not held out): BCubed P / R / F")
+    for s in sets:
+        s = s.take(np.flatnonzero(~s.gated))
+        for p, v in profiles.items():
+            tree = average_tree(v(s))
+            for name, threshold in rules.items():
+                t = threshold(cals[p], len(s.people))
+                b = bcubed(s.people, cut(tree, t))
+                P, R, F = b["precision"], b["recall"], b["f"]
+                print(f"  {s.name:8s} {p:9s} {name:28s} {t:6.3f} {P:6.3f} {R:6.3f} {F:6.4f}")
     for gate in (True, False):
         b = _concat(halves["B"])
         if gate:
