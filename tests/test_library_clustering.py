@@ -82,10 +82,43 @@ def test_large_route_equals_exact_average_linkage():
 
 
 def test_threshold_shrinks_with_faces_and_is_capped():
-    t = [C.clustering_threshold(n) for n in (10, 186, 807, 10_000, 100_000)]
+    t = [C.clustering_threshold(n) for n in (3, 186, 807, 10_000, 100_000)]
     assert t[0] == C.ENCODER_CALIBRATION.threshold
     assert all(a > b for a, b in zip(t[1:], t[2:]))
-    assert 0.49 < C.clustering_threshold(807) < 0.51
+    # the rule before held a quarter of a stranger per face whatever N: 0.447 at 6,893 faces, where
+    # an unseen LFW fold came out over-split (BCubed recall 0.846); the balanced cut stays above it
+    assert C.clustering_threshold(6893) > 0.47
+
+
+def test_cut_balances_strangers_within_against_own_photos_beyond():
+    cal = C.ENCODER_CALIBRATION
+    for n in (100, 807, 6893):
+        t = C.clustering_threshold(n)
+        strangers = (n - 1) * cal.false_accepts(t)
+        assert strangers == pytest.approx(C.BALANCE * cal.false_rejects(t), rel=1e-3)
+    # more faces: more strangers within any cut, so the cut tightens and lets in more of them
+    # per face (but fewer per pair)
+    lo, hi = C.clustering_threshold(100), C.clustering_threshold(6893)
+    assert 99 * cal.false_accepts(lo) < 6892 * cal.false_accepts(hi)
+
+
+def test_cut_follows_the_profile_calibration_not_a_fixed_distance():
+    # the same faces in a space three times as wide (another profile), with its calibration: the
+    # same cut in that space's units and the same groups; a fixed absolute cut would join everyone
+    x, y = _blobs([6, 4, 3, 2, 1, 1], dim=128, spread=0.4, gap=0.8, seed=7)
+    cal = C.ENCODER_CALIBRATION
+    wide = C.Calibration(
+        threshold=3 * cal.threshold,
+        far=cal.far,
+        impostor_std=3 * cal.impostor_std,
+        genuine_mean=3 * cal.genuine_mean,
+        genuine_std=3 * cal.genuine_std,
+    )
+    labels, tau = C.cluster(x)
+    wide_labels, wide_tau = C.cluster(3 * x, calibration=wide)
+    assert wide_tau == pytest.approx(3 * tau, rel=1e-4)
+    assert (labels == wide_labels).all()
+    assert bcubed(y, labels)["f"] == 1.0
 
 
 def test_knn_excludes_self_and_pads():

@@ -4,10 +4,12 @@ embeddings in, labels out.
 Every method returns one cluster id per face (0, 1, ... by decreasing size) and -1 for a face left
 alone ("unknown"): a group needs two faces at least, and nothing is forced into a group.
 
-The default is average linkage cut at a threshold derived from the encoder's calibration and the
+The default is average linkage cut at a threshold derived from the profile's calibration and the
 number of faces (:func:`clustering_threshold`): the 1:1 threshold is not a clustering threshold,
-because each of N faces meets N - 1 others, so the per-comparison false-accept rate must shrink as
-N grows. Measured against Chinese whispers, HDBSCAN and single linkage in ``benchmarks/clustering.py``.
+because each of N faces meets N - 1 others, so the cut tightens as N grows; but only until the
+strangers it lets in balance the face's own photos it leaves out, so it does not over-split large
+sets. Chosen on half of the development identities and judged on the other half in
+``benchmarks/clustering_held_out.py``; methods compared in ``benchmarks/clustering.py``.
 
 Scale: below :data:`DENSE_MAX` faces the full distance matrix is used (exact); above it, only the
 k nearest neighbours of each face (a sparse graph, found with identity.search's index in chunks),
@@ -27,6 +29,7 @@ __all__ = [
     "ENCODER_CALIBRATION",
     "METHODS",
     "DEFAULT_METHOD",
+    "BALANCE",
     "clustering_threshold",
     "knn",
     "cluster",
@@ -40,18 +43,23 @@ UNCLUSTERED = -1
 
 @dataclass(frozen=True)
 class Calibration:
-    """The encoder's impostor (different-person) distance distribution, modelled as a normal law:
-    ``threshold`` accepts a fraction ``far`` of impostor pairs, and ``impostor_std`` is the spread.
+    """A profile's distances, each kind modelled as a normal law: other people's (impostor) pairs,
+    of which ``threshold`` accepts a fraction ``far``, with spread ``impostor_std``; and one
+    person's (genuine) pairs, mean ``genuine_mean``, spread ``genuine_std``.
 
-    Defaults, dlib ResNet with the default pipeline: 0.6 is the 10-fold threshold on both
-    development sets (docs/performance.md, "How the default threshold was chosen"), where it accepts about 1% of
-    impostor pairs; the impostor spread is 0.091 on LFW fold 1 and 0.095 on faces/ (all pairs of
-    the main face per photo); a normal law fits LFW's tail to within 0.01 down to 1e-5.
+    Defaults, dlib ResNet with the default pipeline (the fast profile): 0.6 is the 10-fold threshold
+    on both development sets (docs/performance.md, "How the default threshold was chosen"), where
+    it accepts about 1% of impostor pairs; the impostor spread is 0.091 on LFW fold 1 and 0.095 on
+    faces/ (all pairs of the main face per photo); a normal law fits LFW's tail to within 0.01 down
+    to 1e-5. Genuine pairs: every same-person pair of faces/ and lfw-dev together (1,435), mean
+    0.394, spread 0.087 (benchmarks/clustering_held_out.py prints them for each profile).
     """
 
     threshold: float = 0.6
     far: float = 1e-2
     impostor_std: float = 0.093
+    genuine_mean: float = 0.394
+    genuine_std: float = 0.087
 
     @property
     def impostor_mean(self) -> float:
@@ -65,23 +73,51 @@ class Calibration:
 
         return float(self.impostor_mean + ndtri(rate) * self.impostor_std)
 
+    def false_accepts(self, distance: float) -> float:
+        """The fraction of impostor pairs within ``distance``."""
+        from scipy.special import ndtr
+
+        return float(ndtr((distance - self.impostor_mean) / self.impostor_std))
+
+    def false_rejects(self, distance: float) -> float:
+        """The fraction of genuine pairs beyond ``distance``."""
+        from scipy.special import ndtr
+
+        return float(ndtr((self.genuine_mean - distance) / self.genuine_std))
+
 
 ENCODER_CALIBRATION = Calibration()
-# Expected number of other people's faces within the threshold of a face: the clustering threshold
-# keeps it at a quarter, whatever the number of faces.
-FALSE_NEIGHBOURS = 0.25
+# The cut sits where the strangers a face meets within it, (N - 1) x FAR(cut), are BALANCE times
+# the share of its own other photos beyond it, FRR(cut). Chosen on half of the development
+# identities (benchmarks/clustering_held_out.py), the same for every profile.
+BALANCE = 20.0
 
 
 def clustering_threshold(
-    n_faces: int, calibration: Calibration = ENCODER_CALIBRATION, false_neighbours: float = FALSE_NEIGHBOURS
+    n_faces: int, calibration: Calibration = ENCODER_CALIBRATION, balance: float = BALANCE
 ) -> float:
-    """The average-linkage cut for ``n_faces`` faces: the impostor distance quantile at
-    ``false_neighbours / (n_faces - 1)``, i.e. a face meets on average ``false_neighbours`` other
-    people within it; never above the 1:1 threshold (faces verification would call two people are
-    never grouped). 186 faces -> 0.537, 807 -> 0.498, 10k -> 0.439, 100k -> 0.392 (default calibration);
-    below 26 faces, the 1:1 threshold."""
+    """The average-linkage cut for ``n_faces`` faces: where the other people's faces a face meets
+    within it, (N - 1) x FAR, balance ``balance`` x the share of its own other photos left beyond
+    it, FRR; never above the 1:1 threshold.
+
+    More faces bring more strangers within any cut, so the cut tightens as N grows, but only as
+    far as the profile's own genuine distances allow: a cut that held the strangers per face at a
+    quarter whatever N over-split at 6,893 faces (cut 0.447, BCubed recall 0.846). Default
+    calibration: 100 faces -> 0.571, 807 -> 0.536, 6,893 -> 0.499, 100k -> 0.454; below 20, 0.6."""
+    from scipy.optimize import brentq
+
     n = max(2, int(n_faces))
-    return min(calibration.threshold, calibration.quantile(min(0.5, false_neighbours / (n - 1))))
+    cal = calibration
+    lo, hi = min(cal.genuine_mean, cal.threshold), cal.threshold
+
+    def excess(t: float) -> float:
+        return (n - 1) * cal.false_accepts(t) - balance * cal.false_rejects(t)
+
+    if excess(hi) <= 0:
+        return float(hi)
+    if excess(lo) >= 0:
+        return float(lo)
+    return float(brentq(excess, lo, hi, xtol=1e-6))
 
 
 # ---------------------------------------------------------------------------- neighbours
@@ -262,11 +298,13 @@ def cluster(
     threshold: float | None = None,
     k: int = DEFAULT_K,
     backend: str = "exact",
+    calibration: Calibration = ENCODER_CALIBRATION,
 ) -> tuple[np.ndarray, float]:
     """Group faces (N, D) into people: ``(labels (N,) int64, threshold used)``, labels 0, 1, ... by
     decreasing size and -1 for faces left alone.
 
-    ``threshold``: the distance cut (default :func:`clustering_threshold` of N; HDBSCAN ignores it).
+    ``threshold``: the distance cut (default :func:`clustering_threshold` of N under the profile's
+    ``calibration``; HDBSCAN ignores it).
     ``k``: neighbours per face in the sparse graph; ``backend``: the kNN search ('exact', 'faiss').
     """
     if method not in METHODS:
@@ -276,7 +314,7 @@ def cluster(
         raise ValueError(f"embeddings must have shape (N, D), got {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("embeddings contain NaN or inf")
-    tau = clustering_threshold(len(x)) if threshold is None else float(threshold)
+    tau = clustering_threshold(len(x), calibration) if threshold is None else float(threshold)
     if not (np.isfinite(tau) and tau > 0):
         raise ValueError(f"threshold must be a positive distance, got {threshold}")
     if len(x) < 2:

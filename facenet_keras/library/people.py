@@ -42,14 +42,19 @@ def run_clustering(
     method: str = clustering.DEFAULT_METHOD,
     threshold: float | None = None,
     backend: str = "exact",
+    calibration: clustering.Calibration = clustering.ENCODER_CALIBRATION,
 ) -> dict:
     """Group every face that belongs to no named person; clusters numbered 1, 2, ... by size, faces
-    left alone in none. Replaces the previous clustering. Returns what was done, threshold included."""
+    left alone in none. Replaces the previous clustering. Returns what was done, threshold included.
+    ``calibration``: the profile's distances, from which the default cut is derived."""
     ids, emb = library.embeddings(unnamed=True)
     labels, tau = (
-        clustering.cluster(emb, method=method, threshold=threshold, backend=backend)
+        clustering.cluster(emb, method=method, threshold=threshold, backend=backend, calibration=calibration)
         if len(ids)
-        else (np.zeros(0, np.int64), clustering.clustering_threshold(0) if threshold is None else float(threshold))
+        else (
+            np.zeros(0, np.int64),
+            clustering.clustering_threshold(0, calibration) if threshold is None else float(threshold),
+        )
     )
     library.set_clusters(ids.tolist(), [None if c < 0 else int(c) + 1 for c in labels], replace_all=True)
     library.set_meta("cluster_threshold", repr(float(tau)))
@@ -61,7 +66,7 @@ def run_clustering(
         "threshold": round(float(tau), 4),
         "method": method,
         "threshold_rule": (
-            f"impostor quantile at {clustering.FALSE_NEIGHBOURS}/(N-1), N = {len(ids)} faces"
+            f"strangers within the cut balance {clustering.BALANCE:g} x own photos beyond it, N = {len(ids)} faces"
             if threshold is None
             else "given"
         ),
