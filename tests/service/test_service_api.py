@@ -67,6 +67,15 @@ def test_scopes_are_enforced(client, keys, photos):
     assert client.get("/v1/people", headers={"X-API-Key": keys["read"]}).status_code == 200
 
 
+def test_a_key_is_told_its_own_scope(client, keys):
+    """GET /v1/keys/me (the page's key hint): the scope of each key, 401 for none or an unknown one."""
+    for scope in ("read", "write", "admin"):
+        me = client.get("/v1/keys/me", headers=auth(keys[scope])).json()
+        assert me["scope"] == scope and keys[scope].startswith(f"fk_{me['id']}.") and me["label"] == f"test {scope}"
+    assert client.get("/v1/keys/me").status_code == 401
+    assert client.get("/v1/keys/me", headers=auth("fk_0000.nope")).status_code == 401
+
+
 def test_recognize_names_the_enrolled_and_not_the_stranger(enrolled, keys, photos):
     r = enrolled.post("/v1/recognize", files={"photo": ("f.png", photos["lin_frame"])}, headers=auth(keys["read"]))
     assert r.status_code == 200, r.text
