@@ -33,6 +33,7 @@ _EXPORTS = {
     "stylize_preset": "fast",
     "style_vector": "fast",
     "hub_model_path": "fast",
+    "PRESETS": "presets",
     "build_feature_extractor": "vgg",
     "load_vgg19_weights": "weights",
     "load_vgg16_weights": "weights",
@@ -51,7 +52,19 @@ _EXPORTS = {
     "top_activating_patches": "visualize",
 }
 
-_SUBMODULES = {"costs", "images", "vgg", "weights", "optimize", "fast", "magenta", "onnx_graph", "visualize", "cli"}
+_SUBMODULES = {
+    "costs",
+    "images",
+    "vgg",
+    "weights",
+    "optimize",
+    "fast",
+    "magenta",
+    "onnx_graph",
+    "visualize",
+    "cli",
+    "presets",
+}
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -2,7 +2,7 @@
 
 Parses options, validates EVERYTHING before any work (inputs, sizes, the output path), then calls
 :func:`style_transfer.optimize.stylize`, or the one-pass networks of :mod:`style_transfer.fast`
-(``--fast``: any painting; ``--preset N``: one of 26 built-in styles; ``--hub-model DIR``: a
+(``--fast``: any painting; ``--preset NAME``: one of 26 named built-in styles; ``--hub-model DIR``: a
 SavedModel with TF-Hub's signature), writes the image atomically and prints one line.
 
 Exit status: 0 written; 2 bad input or usage (unreadable, too small or too large images, an output
@@ -56,9 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     fast.add_argument(
         "--preset",
         default=None,
-        metavar="N[:W,...]",
-        help="one of the 26 built-in styles 0..25, or a blend like 3:0.5,12:0.5 (no STYLE needed; as fast as --fast)",
+        metavar="NAME[:W,...]",
+        help="one of the 26 built-in styles by name (or index 0..25), or a blend like ember:0.5,teal_floral:0.5 "
+        "(no STYLE needed; as fast as --fast; --list-presets names them)",
     )
+    fast.add_argument("--list-presets", action=_ListPresets, help="list the 26 built-in styles' names and exit")
     fast.add_argument(
         "--strength",
         type=float,
@@ -128,16 +130,41 @@ def _style_layers(specs):
 
 
 def _preset(spec: str):
+    """``--preset``'s value: a name or index, or a blend ``NAME:W,N:W`` (names and indices mixed)."""
     try:
         if ":" not in spec and "," not in spec:
-            return int(spec)
-        out = {}
+            return spec.strip()
+        out: dict[str, float] = {}
         for part in filter(None, (x.strip() for x in spec.split(","))):
-            idx, _, w = part.partition(":")
-            out[int(idx)] = out.get(int(idx), 0.0) + (float(w) if w else 1.0)
+            key, _, w = part.partition(":")
+            out[key.strip()] = out.get(key.strip(), 0.0) + (float(w) if w else 1.0)
         return out
     except ValueError:
-        raise UsageError(f"--preset: bad value {spec!r} (use N in 0..25 or a blend like 3:0.5,12:0.5)") from None
+        raise UsageError(
+            f"--preset: bad value {spec!r} (use a name, N in 0..25 or a blend like ember:0.5,3:0.5)"
+        ) from None
+
+
+class _ListPresets(argparse.Action):
+    """``--list-presets``: print each built-in style's index and name, then exit 0 (like --version)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .presets import PRESETS
+
+        print("\n".join(f"{i:2d}  {name}" for i, name in enumerate(PRESETS)))
+        parser.exit(0)
+
+
+def _preset_label(preset) -> str:
+    """The built-in style(s) by name, for the result line: ``swirling_blue`` or ``ember 0.5 + crimson 0.5``."""
+    from .presets import preset_name
+
+    if isinstance(preset, dict):
+        return " + ".join(f"{preset_name(k)} {w:g}" for k, w in preset.items())
+    return preset_name(preset)
 
 
 def _human(n: float) -> str:
@@ -192,7 +219,7 @@ def _validate(args, parser) -> tuple:
     if mode == "--preset" and args.styles:
         raise UsageError("--preset uses a built-in style: give no STYLE image")
     if mode != "--preset" and not args.styles:
-        raise UsageError("give at least one STYLE image (or --preset N)")
+        raise UsageError("give at least one STYLE image (or --preset NAME)")
     if mode == "--hub-model" and len(args.styles) > 1:
         raise UsageError("--hub-model takes one STYLE image")
     if not 0.0 <= args.strength <= 1.0:
@@ -267,7 +294,7 @@ def _run(args, parser) -> str:
             content, preset, size=args.size, strength=args.strength, preserve_colors=args.preserve_colors
         )
         save_image(image, out)
-        return f"wrote {out} (built-in style {args.preset}, {weights_source('multistyle26')})"
+        return f"wrote {out} (built-in style {_preset_label(preset)}, {weights_source('multistyle26')})"
     if mode == "--hub-model":
         from .fast import fast_stylize
 

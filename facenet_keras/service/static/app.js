@@ -2,7 +2,8 @@
 "use strict";
 const $ = (sel) => document.querySelector(sel);
 const KEY = "facenet-keras-key";
-const state = { stream: null, live: false, busy: false };
+const state = { stream: null, live: false, busy: false, scope: null };
+const CAMERA_TABS = ["camera", "enrol", "verify"];  // the tabs that use the camera; the others hide it
 
 function key() { return sessionStorage.getItem(KEY) || ""; }
 
@@ -13,7 +14,10 @@ async function api(method, path, body) {
   const type = res.headers.get("content-type") || "";
   const data = type.includes("json") ? await res.json() : await res.blob();
   if (!res.ok) {
-    const err = new Error(data && data.error ? data.error.message : res.status + " " + res.statusText);
+    let message = data && data.error ? data.error.message : res.status + " " + res.statusText;
+    if (res.status === 401) message = key() ? "the API key was refused (unknown or revoked): paste another above"
+      : "no API key: paste one above (made on the server with facenet-keras keys create)";
+    const err = new Error(message);
     err.status = res.status; err.code = data && data.error ? data.error.code : "";
     err.details = data && data.error ? data.error : {};  // e.g. several_faces: the photo and its faces' boxes
     throw err;
@@ -24,20 +28,39 @@ async function api(method, path, body) {
 function say(el, text, ok) { el.textContent = text; el.className = "result " + (ok ? "ok" : "error"); }
 
 // ---------------------------------------------------------------- key and tabs
-function showKeyState() { $("#key-state").textContent = key() ? "key set for this tab" : "no key yet"; }
-$("#key-form").addEventListener("submit", (ev) => {
+const SCOPE_MAY = { read: "recognise, verify, compare", write: "also enrol and stylise", admin: "also export" };
+
+// Ask the server what the key in use may do (GET /v1/keys/me); a refused key is forgotten, with why.
+async function checkKey() {
+  const st = $("#key-state"), hint = $("#key-hint");
+  state.scope = null;
+  if (!key()) { st.textContent = "no key yet"; st.className = "muted"; hint.hidden = false; return; }
+  try {
+    const me = await api("GET", "/v1/keys/me");
+    state.scope = me.scope;
+    st.textContent = `key set: scope ${me.scope} (${SCOPE_MAY[me.scope] || "?"})`; st.className = "ok";
+    hint.hidden = true;
+  } catch (e) {
+    if (e.status === 401) sessionStorage.removeItem(KEY);
+    st.textContent = e.message; st.className = "error"; hint.hidden = e.status !== 401;
+  }
+}
+$("#key-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   sessionStorage.setItem(KEY, $("#api-key").value.trim());
   $("#api-key").value = "";
-  showKeyState();
-  refreshGallery();
+  await checkKey();
+  if (state.scope) refreshGallery();
 });
 
+function showTab(name) {
+  document.querySelectorAll("#tabs button").forEach((x) => x.classList.toggle("active", x.dataset.tab === name));
+  document.querySelectorAll(".tab").forEach((t) => { t.hidden = t.id !== "tab-" + name; });
+  $("#stage").hidden = !CAMERA_TABS.includes(name);
+}
 document.querySelectorAll("#tabs button").forEach((b) => b.addEventListener("click", () => {
-  document.querySelectorAll("#tabs button").forEach((x) => x.classList.toggle("active", x === b));
-  document.querySelectorAll(".tab").forEach((t) => { t.hidden = t.id !== "tab-" + b.dataset.tab; });
+  showTab(b.dataset.tab);
   if (b.dataset.tab === "gallery" || b.dataset.tab === "verify") refreshGallery();
-  if (b.dataset.tab === "style") loadStyles();
 }));
 
 // ---------------------------------------------------------------- camera
@@ -45,13 +68,13 @@ async function startCamera() {
   try {
     state.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (e) {
-    $("#camera-state").textContent = "no camera: " + e.message + " (the camera needs https or localhost)";
+    cameraState("no camera: " + e.message + " (the camera needs https or localhost)", false);
     return;
   }
   $("#video").srcObject = state.stream;
   await $("#video").play();
   $("#camera-start").disabled = true; $("#camera-stop").disabled = false;
-  $("#camera-state").textContent = "camera on";
+  cameraState("camera on", true);
   state.live = true;
   liveLoop();
 }
@@ -61,7 +84,13 @@ function stopCamera() {
   if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
   state.stream = null; $("#video").srcObject = null; $("#overlay").innerHTML = "";
   $("#camera-start").disabled = false; $("#camera-stop").disabled = true;
-  $("#camera-state").textContent = "camera off";
+  cameraState("camera off", true);
+}
+
+// The line under the video: "camera on", or why nobody is named (no key, a refused key, an error).
+function cameraState(text, ok) {
+  const el = $("#camera-state");
+  el.textContent = text; el.className = ok ? "muted" : "result error";
 }
 $("#camera-start").addEventListener("click", startCamera);
 $("#camera-stop").addEventListener("click", stopCamera);
@@ -102,7 +131,8 @@ function drawFaces(faces, scale) {
 
 async function liveLoop() {
   while (state.live) {
-    if ($("#live-recognize").checked && key() && !state.busy) {
+    if (!key()) cameraState("camera on, but no API key: nobody is named until you paste one above", false);
+    else if ($("#live-recognize").checked && !state.busy && !$("#stage").hidden) {
       const shot = await grab();
       if (shot) {
         const form = new FormData();
@@ -110,9 +140,10 @@ async function liveLoop() {
         try {
           const out = await api("POST", "/v1/recognize", form);
           if (state.live) drawFaces(out.faces, shot.scale);
-          $("#camera-state").textContent = "camera on";
+          cameraState("camera on", true);
         } catch (e) {
-          $("#camera-state").textContent = e.message;
+          cameraState(e.message, false);
+          if (e.status === 401 && key()) checkKey();  // says why, and forgets a refused key
           await new Promise((r) => setTimeout(r, 1000));
         }
       }
@@ -184,49 +215,4 @@ async function refreshGallery() {
 }
 $("#gallery-refresh").addEventListener("click", refreshGallery);
 
-// ---------------------------------------------------------------- style transfer
-async function loadStyles() {
-  if (!key()) return;
-  try {
-    const s = await api("GET", "/v1/styles");
-    const sel = $("#style-name");
-    sel.innerHTML = "<option value=''>(upload one)</option>";
-    s.styles.forEach((n) => { const o = document.createElement("option"); o.value = o.textContent = n; sel.appendChild(o); });
-    for (let i = 0; i < (s.presets || 0); i++) {  // Magenta's built-in styles: one pass, method fast
-      const o = document.createElement("option"); o.value = "preset:" + i; o.textContent = `fast built-in style ${i + 1}`; sel.appendChild(o);
-    }
-    if (s.methods.includes("fast") && !$("#style-method option[value=fast]")) {
-      const o = document.createElement("option"); o.value = "fast"; o.textContent = "fast (one pass)"; $("#style-method").appendChild(o);
-    }
-  } catch (e) { say($("#style-result"), e.message, false); }
-}
-
-$("#style-form").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const out = $("#style-result"), bar = $("#style-progress"), form = new FormData();
-  form.append("content", $("#style-content").files[0]);
-  const picked = $("#style-name").value, preset = picked.startsWith("preset:");
-  if (preset) form.append("preset", picked.slice(7));
-  else if (picked) form.append("style_name", picked);
-  else if ($("#style-file").files[0]) form.append("style", $("#style-file").files[0]);
-  else return say(out, "upload a style image or pick a built-in one", false);
-  form.append("method", preset ? "fast" : $("#style-method").value);
-  form.append("size", $("#style-size").value); form.append("steps", $("#style-steps").value);
-  try {
-    let job = await api("POST", "/v1/stylize", form);
-    bar.hidden = false;
-    while (job.status === "queued" || job.status === "running") {
-      bar.value = job.progress; say(out, `${job.status}: ${Math.round(job.progress * 100)}%`, true);
-      await sleep(1000);
-      job = await api("GET", "/v1/jobs/" + job.id);
-    }
-    bar.hidden = true;
-    if (job.status !== "done") return say(out, "failed: " + job.message, false);
-    const png = await api("GET", job.result);
-    $("#style-image").src = URL.createObjectURL(png); $("#style-image").hidden = false;
-    say(out, "done", true);
-  } catch (e) { bar.hidden = true; say(out, e.message, false); }
-});
-
-showKeyState();
-refreshGallery();
+checkKey().then(() => { if (state.scope) refreshGallery(); });
