@@ -45,6 +45,14 @@ def run_clustering(
 ) -> dict:
     """Group every face that belongs to no named person; clusters numbered 1, 2, ... by size, faces
     left alone in none. Replaces the previous clustering. Returns what was done, threshold included."""
+    from facenet_keras.faces.profiles import profile_of_space
+
+    fused = profile_of_space(library.meta("model_id"))
+    if threshold is None and fused is not None:  # the default cut is calibrated on dlib's distances only
+        raise ValueError(
+            f"the library holds faces of the {fused} profile, whose clustering cut is not calibrated: "
+            "give the cut with --threshold"
+        )
     ids, emb = library.embeddings(unnamed=True)
     labels, tau = (
         clustering.cluster(emb, method=method, threshold=threshold, backend=backend)
