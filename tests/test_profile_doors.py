@@ -18,6 +18,12 @@ from facenet_keras.faces.profiles import ACCURATE, ACCURATE_THRESHOLD
 pytest.importorskip("onnx")
 
 
+def accurate_space() -> str:
+    from facenet_keras.faces.pipeline import embedding_space_id
+
+    return embedding_space_id(ACCURATE)
+
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("profile-photos")
@@ -40,7 +46,7 @@ def accurate_gallery(photos, tmp_path_factory):
     with fk.FaceGallery(path, profile="accurate") as g:
         g.enroll("grace", photos["grace"])
         g.enroll("eileen", photos["eileen"])
-        assert g.space_id == ACCURATE.space_id()
+        assert g.space_id == accurate_space()
         assert g.embeddings()[0].shape == (2, 256)
     return path
 
@@ -96,7 +102,7 @@ def test_gallery_migrate_moves_a_fast_gallery_to_the_accurate_profile(photos, tm
     assert run(capsys, "enroll", "eileen", photos["eileen"], "--gallery", g)[0] == 0
     code, out, _ = run(capsys, "gallery", "migrate", "--profile", "accurate", "--gallery", g, "--json")
     report = json.loads(out)
-    assert code == 0 and report["re_encoded"] == 2 and report["space"] == ACCURATE.space_id()
+    assert code == 0 and report["re_encoded"] == 2 and report["space"] == accurate_space()
     code, out, _ = run(capsys, "recognize", photos["grace2"], "--gallery", g, "--json")  # opens as accurate
     assert code == 0 and [f["identity"] for f in json.loads(out)[0]["faces"]] == ["grace"]
     code, out, _ = run(capsys, "gallery", "migrate", "--gallery", g)  # without --profile: its own, nothing to do
@@ -142,7 +148,7 @@ def test_the_service_engine_runs_the_fused_profile(photos, accurate_gallery, mon
     engine = Engine(str(accurate_gallery))  # no profile: the gallery's own
     engine.load()
     try:
-        assert engine.failure is None and engine.space == ACCURATE.space_id() and len(engine.batchers) == 2
+        assert engine.failure is None and engine.space == accurate_space() and len(engine.batchers) == 2
         (faces,) = engine.encode([load_image(photos["grace2"])])
         ref = fk.encode(photos["grace2"], profile="accurate")
         np.testing.assert_allclose(faces[0].embedding, ref[0].embedding, atol=1e-5)
@@ -168,7 +174,7 @@ def test_watch_library_and_course_use_the_gallerys_profile(photos, accurate_gall
         Image.open(photos["grace2"]).save(lib_dir / "a.jpg")
         fk.index(lib_dir, g, library=tmp_path / "lib.sqlite")
     with open_library(tmp_path / "lib.sqlite") as lib:
-        assert lib.meta("model_id") == ACCURATE.space_id()
+        assert lib.meta("model_id") == accurate_space()
     code, _, err = run(capsys, "index", lib_dir, "--profile", "fast", "--gallery", accurate_gallery)
     assert code == 2 and "embeddings of space" in err
     # clustering's default cut is calibrated on dlib's distances only: refused, not guessed

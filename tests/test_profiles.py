@@ -54,7 +54,7 @@ def test_profiles_are_named_spaces_and_fast_is_todays_space():
     assert space.startswith("profile-accurate:") and profiles.profile_of_space(space) is ACCURATE
     assert profiles.profile_of_space(embedding_space_id(None)) is None
     assert encoder_threshold(ACCURATE) == profiles.ACCURATE_THRESHOLD and encoder_threshold(FAST) == 0.6
-    assert ACCURATE.unscaled().space_id() != space  # the scales are part of the space
+    assert embedding_space_id(ACCURATE.unscaled()) != space  # the scales are part of the space
 
 
 @pytest.fixture(scope="module")

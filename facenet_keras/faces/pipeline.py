@@ -141,7 +141,7 @@ def embedding_space_id(model=None, flip: bool = True, alignment: str = DEFAULT_A
     space (:meth:`~facenet_keras.faces.profiles.Profile.space_id`)."""
     model = _plain(model)
     if _fused(model) is not None:
-        return model.space_id()
+        return profile_space_id(model)
     owned = model is None or isinstance(model, (str, os.PathLike))
     model = resolve_model(model)
     digest = _owned_digests.get(model) if owned else None
@@ -259,7 +259,7 @@ def embedding_key(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNM
         raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
     model = _plain(model)
     if _fused(model) is not None:
-        return f"facenet-keras-{__version__}|{model.cache_key()}|flip=1|code-{_code_digest(_PROFILE_CODE)}"
+        return f"facenet-keras-{__version__}|{_profile_cache_key(model)}|flip=1|code-{_code_digest(_PROFILE_CODE)}"
     return (
         f"facenet-keras-{__version__}|{_encoder_digest(model)}|{alignment_id(alignment)}"
         f"|flip={int(bool(flip))}|code-{_code_digest()}"
@@ -627,7 +627,7 @@ class ProfilePipeline(FacePipeline):
     @property
     def space_id(self) -> str:
         if self._space is None:
-            self._space = self.profile.space_id()
+            self._space = profile_space_id(self.profile)
         return self._space
 
     @property
@@ -644,7 +644,7 @@ class ProfilePipeline(FacePipeline):
     def chips(self, image: np.ndarray, faces) -> tuple:
         """Each encoder's own chips of ``faces`` of ``image``: a tuple, one (N, S_k, S_k, 3) array per encoder."""
         faces = list(faces)
-        return tuple(p.chips(image, faces) for p in self.profile.parts)
+        return tuple(part_chips(p.encoder, image, faces) for p in self.profile.parts)
 
     def join_chips(self, chips: list) -> tuple:
         return tuple(np.concatenate(per_part) for per_part in zip(*chips))
@@ -663,6 +663,57 @@ class ProfilePipeline(FacePipeline):
             embed_chips(c, model=m, flip=self.flip, batch_size=self.batch_size) for c, m in zip(chips, self.models)
         ]
         return self.profile.fuse(parts)
+
+
+def part_chips(encoder: str, image: np.ndarray, faces) -> np.ndarray:
+    """A profile part's own chips of ``faces`` of ``image``: ``dlib``, dlib's 150 px chip from dlib's 5
+    points; ``sface``, the 112 px ArcFace chip from MTCNN's 5 points."""
+    faces = list(faces)
+    if encoder == "dlib":
+        return face_chips(image, faces, 150, "dlib")
+    if not faces:
+        return np.zeros((0, _alignment.ARCFACE_SIZE, _alignment.ARCFACE_SIZE, 3), np.uint8)
+    return _alignment.arcface_chips(image, np.stack([np.asarray(f.landmarks, np.float64) for f in faces]))
+
+
+def _arcface_chip_id() -> str:
+    parts = _alignment.ARCFACE_TEMPLATE.tobytes() + str(_alignment.ALIGNMENT_VERSION).encode()
+    return f"chip-arcface-{hashlib.sha256(parts).hexdigest()[:10]}"
+
+
+def _part_space(encoder: str) -> str:
+    """The embedding space of one profile part alone (mirror averaged)."""
+    if encoder == "dlib":
+        return embedding_space_id(None)
+    from facenet_keras.models.sface import WEIGHTS_DIGEST
+
+    return f"sface:{WEIGHTS_DIGEST[:16]}|{_arcface_chip_id()}|flip=1"
+
+
+def profile_space_id(profile) -> str:
+    """A profile's embedding space: one encoder's own (``fast``: today's), or for a fused profile a
+    hash of every part's space and scale."""
+    if not profile.fused:
+        return embedding_space_id(None)
+    h = hashlib.sha256()
+    for p in profile.parts:
+        h.update(f"{_part_space(p.encoder)}*{p.scale!r};".encode())
+    return f"{profile.space_prefix}{h.hexdigest()[:16]}|{'+'.join(p.encoder for p in profile.parts)}|flip=1"
+
+
+def _profile_cache_key(profile) -> str:
+    """Everything that changes a fused profile's embedding besides the code: each part's weights file,
+    detector and chip settings, and its scale."""
+    keys = []
+    for p in profile.parts:
+        if p.encoder == "dlib":
+            key = f"{_encoder_digest(None)}|{alignment_id('dlib')}"
+        else:
+            from facenet_keras.models.sface import sface_onnx_path
+
+            key = f"sface@{_file_digest(str(sface_onnx_path()))[:16]}|{alignment_id('mtcnn')}|{_arcface_chip_id()}"
+        keys.append(f"{key}*{p.scale!r}")
+    return f"profile-{profile.name}[{';'.join(keys)}]"
 
 
 @functools.lru_cache(maxsize=4)

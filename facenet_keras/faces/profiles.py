@@ -18,7 +18,6 @@ no re-rank is needed. The scales and the threshold are constants here; ``benchma
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,6 +26,7 @@ __all__ = [
     "ACCURATE",
     "FAST",
     "PROFILES",
+    "Part",
     "Profile",
     "encoder_choice",
     "get_profile",
@@ -65,44 +65,6 @@ class Part:
 
         return load_sface()
 
-    def chips(self, image: np.ndarray, faces) -> np.ndarray:
-        """This encoder's own chips of ``faces`` of ``image``: dlib's 150 px chip from dlib's 5 points,
-        or the 112 px ArcFace chip from MTCNN's 5 points."""
-        from facenet_keras.faces import alignment
-
-        faces = list(faces)
-        if self.encoder == "dlib":
-            from facenet_keras.faces.pipeline import face_chips
-
-            return face_chips(image, faces, 150, "dlib")
-        if not faces:
-            return np.zeros((0, alignment.ARCFACE_SIZE, alignment.ARCFACE_SIZE, 3), np.uint8)
-        return alignment.arcface_chips(image, np.stack([np.asarray(f.landmarks, np.float64) for f in faces]))
-
-    def space_id(self) -> str:
-        """The embedding space of this encoder alone (mirror averaged)."""
-        from facenet_keras.faces.pipeline import embedding_space_id
-
-        if self.encoder == "dlib":
-            return embedding_space_id(None)
-        from facenet_keras.faces import alignment
-        from facenet_keras.models.sface import WEIGHTS_DIGEST
-
-        chip = hashlib.sha256(alignment.ARCFACE_TEMPLATE.tobytes() + f"{alignment.ALIGNMENT_VERSION}".encode())
-        return f"sface:{WEIGHTS_DIGEST[:16]}|chip-arcface-{chip.hexdigest()[:10]}|flip=1"
-
-    def cache_key(self) -> str:
-        """Everything that changes this encoder's embedding (for caches): its weights file and chip."""
-        from facenet_keras.faces.pipeline import _encoder_digest, _file_digest, alignment_id
-
-        if self.encoder == "dlib":
-            return f"{_encoder_digest(None)}|{alignment_id('dlib')}"
-        from facenet_keras.faces import alignment
-        from facenet_keras.models.sface import sface_onnx_path
-
-        template = hashlib.sha256(alignment.ARCFACE_TEMPLATE.tobytes()).hexdigest()[:10]
-        return f"sface@{_file_digest(str(sface_onnx_path()))[:16]}|{alignment_id('mtcnn')}|arcface-{template}"
-
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
@@ -133,19 +95,10 @@ class Profile:
         scaled = [np.asarray(e, np.float64) * p.scale for e, p in zip(embeddings, self.parts)]
         return np.concatenate(scaled, axis=1).astype(np.float32)
 
-    def space_id(self) -> str:
-        """The embedding space of this profile's vectors: a hash of every part's space and scale."""
-        if not self.fused:
-            return self.parts[0].space_id()
-        h = hashlib.sha256()
-        for p in self.parts:
-            h.update(f"{p.space_id()}*{p.scale!r};".encode())
-        return f"profile-{self.name}:{h.hexdigest()[:16]}|{'+'.join(p.encoder for p in self.parts)}|flip=1"
-
-    def cache_key(self) -> str:
-        """The parts' cache keys and scales (the package version and code digest are added by
-        :func:`facenet_keras.faces.pipeline.embedding_key`)."""
-        return f"profile-{self.name}[" + ";".join(f"{p.cache_key()}*{p.scale!r}" for p in self.parts) + "]"
+    @property
+    def space_prefix(self) -> str:
+        """How this profile's embedding space ids begin (the rest hashes its parts and scales)."""
+        return f"profile-{self.name}:"
 
     def unscaled(self) -> Profile:
         """The same encoders with every scale 1 (what ``--fit`` measures the scales on)."""
@@ -180,7 +133,7 @@ def profile_of_space(space_id: str | None) -> Profile | None:
     """The fused profile a gallery's recorded space names (so a gallery built with ``accurate``
     opens with it), else None. The prefix only: the full space is checked by the rulebook."""
     for profile in PROFILES.values():
-        if profile.fused and space_id and space_id.startswith(f"profile-{profile.name}:"):
+        if profile.fused and space_id and space_id.startswith(profile.space_prefix):
             return profile
     return None
 
