@@ -8,35 +8,21 @@ from __future__ import annotations
 import json
 
 import pytest
+import test_cli_faces
 from PIL import Image
 
 import facenet_keras as fk
-from facenet_keras.cli import main
-from facenet_keras.demo import changed_copy, sample_portraits
 from facenet_keras.faces.profiles import ACCURATE, ACCURATE_THRESHOLD
 
 pytest.importorskip("onnx")
+photos = test_cli_faces.photos  # the public-domain portraits (a fixture)
+run = test_cli_faces.run  # the command line, in-process
 
 
 def accurate_space() -> str:
     from facenet_keras.faces.pipeline import embedding_space_id
 
     return embedding_space_id(ACCURATE)
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("profile-photos")
-    people = sample_portraits()
-    paths = {}
-    for key, image in [
-        ("grace", people["Grace Hopper"]),
-        ("eileen", people["Eileen Collins"]),
-        ("grace2", changed_copy(people["Grace Hopper"])),
-    ]:
-        paths[key] = folder / f"{key}.jpg"
-        Image.fromarray(image).save(paths[key])
-    return paths
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +37,7 @@ def accurate_gallery(photos, tmp_path_factory):
     return path
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_python_api_takes_a_profile_and_a_gallery_opens_with_its_own(photos, accurate_gallery):
+def test_python_api_takes_a_profile_and_a_gallery_opens_with_its_own(photos, accurate_gallery, tmp_path):
     faces = fk.encode(photos["grace"], profile="accurate")
     assert faces[0].embedding.shape == (256,)
     c = fk.compare(photos["grace"], photos["grace2"], profile="accurate")
@@ -74,6 +54,13 @@ def test_python_api_takes_a_profile_and_a_gallery_opens_with_its_own(photos, acc
             fk.verify(photos["grace2"], "grace", g, model="x.keras", profile="accurate")
     with fk.FaceGallery(accurate_gallery, profile="fast") as g, pytest.raises(fk.EmbeddingSpaceError):
         fk.recognize(photos["grace2"], g)
+    # folder enrolment into a gallery of the profile encodes with the profile (256-D rows)
+    folder = tmp_path / "people" / "grace"
+    folder.mkdir(parents=True)
+    Image.open(photos["grace2"]).save(folder / "1.jpg")
+    with fk.FaceGallery(tmp_path / "folder.sqlite", profile="accurate") as g:
+        assert g.enroll_folder(tmp_path / "people").counts()["enrolled"] == 1
+        assert g.embeddings()[0].shape == (1, 256) and g.space_id == accurate_space()
 
 
 def test_cli_profile_flags_and_refusals(photos, accurate_gallery, tmp_path, capsys):

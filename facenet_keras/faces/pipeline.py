@@ -138,7 +138,7 @@ def embedding_space_id(model=None, flip: bool = True, alignment: str = DEFAULT_A
     """The embedding space a face's embedding lives in: the encoder's weights digest, the chip
     alignment and the test-time augmentation (mirror averaging). Embeddings from two spaces must
     never be compared; a gallery records the space it was enrolled in. A fused profile has its own
-    space (:meth:`~facenet_keras.faces.profiles.Profile.space_id`)."""
+    space (:func:`profile_space_id`)."""
     model = _plain(model)
     if _fused(model) is not None:
         return profile_space_id(model)
@@ -599,6 +599,8 @@ class ProfilePipeline(FacePipeline):
     array per encoder; ``embedder`` (a shared queue) takes that tuple too."""
 
     def __init__(self, profile, *, detector=None, flip=True, gate=_DEFAULT, batch_size=32, embedder=None):
+        if not flip:  # its space, scales and threshold are those of mirror-averaged embeddings
+            raise ValueError(f"the {profile} profile always averages each chip with its mirror (flip=True)")
         super().__init__(None, detector=detector, flip=flip, gate=gate, batch_size=batch_size, embedder=embedder)
         self.profile = profile
         self.model_ref = profile

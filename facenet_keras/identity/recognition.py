@@ -278,7 +278,6 @@ def enroll_faces(
     look-alikes, write in one transaction. :func:`enroll` encodes and calls this; the service and
     folder enrolment call it with faces already encoded."""
     name = normalize_name(name)
-    model = encoder_for(gallery, model)
     space = space if space is not None else check_gallery_space(gallery, model)
     result = result if result is not None else Enrolment(name)
     vectors: list[np.ndarray] = []
