@@ -49,6 +49,9 @@ def test_profiles_are_named_spaces_and_fast_is_todays_space():
         profiles.get_profile("precise")
     with pytest.raises(ValueError, match="not both"):
         profiles.encoder_choice("model.keras", "accurate")
+    with pytest.raises(ValueError, match="not both"):
+        profiles.encoder_choice(ACCURATE, "fast")
+    assert profiles.encoder_choice(ACCURATE, "accurate") is ACCURATE and profiles.encoder_choice(None, None) is None
     assert embedding_space_id(FAST) == embedding_space_id(None)  # existing galleries keep working
     space = embedding_space_id(ACCURATE)
     assert space.startswith("profile-accurate:") and profiles.profile_of_space(space) is ACCURATE

@@ -143,6 +143,7 @@ def encoder_choice(model=None, profile=None):
     at once is refused (a gallery is bound to one or the other)."""
     if profile is None:
         return model
-    if model is not None and not isinstance(model, Profile):
+    chosen = get_profile(profile)
+    if model is not None and model != chosen:
         raise ValueError("give --model or --profile, not both: a profile chooses its own encoders")
-    return get_profile(profile)
+    return chosen
