@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clustering_faces import FaceSet, load_faces  # noqa: E402
 
 from facenet_keras.evaluation.metrics import bcubed  # noqa: E402
+from facenet_keras.faces.profiles import ACCURATE  # noqa: E402
 from facenet_keras.library import clustering as C  # noqa: E402
 
 SIZES = (100, 200, 300, None)  # None: the whole half
@@ -66,12 +67,6 @@ def fusion_scales(dlib: np.ndarray, sface: np.ndarray) -> tuple[float, float]:
     s_d = float(np.std(np.sum((dlib[i] - dlib[j]) ** 2, axis=1)))
     s_s = float(np.std(np.sum((sface[i] - sface[j]) ** 2, axis=1)))
     return float(np.sqrt(0.5 / s_d)), float(np.sqrt(0.5 / s_s))
-
-
-def fuse(dlib: np.ndarray, sface: np.ndarray, scales: tuple[float, float]) -> np.ndarray:
-    """The accurate profile's one vector per face: concat(a * e_dlib, b * e_sface)."""
-    a, b = scales
-    return np.concatenate([a * dlib, b * sface], axis=1).astype(np.float32)
 
 
 def calibrate(x: np.ndarray, people: np.ndarray, far: float = 1e-2) -> C.Calibration:
@@ -267,17 +262,19 @@ def main(argv=None) -> int:
         halves["B"].append(s.take(b))
         print(f"{s.name}: {len(s.people)} faces ({s.no_face} photos without one), {int(s.gated.sum())} gated")
     everyone = _concat([s.take(np.arange(len(s.people))) for s in sets])
-    scales = fusion_scales(everyone.dlib, everyone.sface)
+    measured = fusion_scales(everyone.dlib, everyone.sface)
+    scales = ACCURATE.scales  # the shipped profile's (faces/profiles.py)
     profiles = {
         "fast": lambda f: f.dlib,
-        "accurate": lambda f: fuse(f.dlib, f.sface, scales),
+        "accurate": lambda f: ACCURATE.fuse([f.dlib, f.sface]),
     }
     usable = ~everyone.gated
-    cals = {
-        "fast": C.ENCODER_CALIBRATION,  # the shipped one
-        "accurate": calibrate(profiles["accurate"](everyone)[usable], everyone.people[usable]),
-    }
-    print(f"fusion scales a={scales[0]:.4f} b={scales[1]:.4f}")
+    cals = {"fast": C.ENCODER_CALIBRATION, "accurate": C.ACCURATE_CALIBRATION}  # the shipped ones
+    for p, v in profiles.items():
+        print(f"{p} calibration measured here: {calibrate(v(everyone)[usable], everyone.people[usable])}")
+    print(
+        f"fusion scales shipped a={scales[0]:.4f} b={scales[1]:.4f} (measured here {measured[0]:.4f} {measured[1]:.4f})"
+    )
     for p, cal in cals.items():
         print(f"{p} calibration: {cal} (impostor mean {cal.impostor_mean:.4f})")
     report: dict = {"scales": scales, "calibrations": {p: vars(c) for p, c in cals.items()}, "rows": []}

@@ -43,8 +43,9 @@ from __future__ import annotations
 import numpy as np
 
 from facenet_keras.faces.pipeline import pipeline_for
+from facenet_keras.faces.profiles import encoder_choice, profile_of_space
 from facenet_keras.identity.gallery import FaceGallery
-from facenet_keras.identity.rules import check_gallery_space, resolve_threshold
+from facenet_keras.identity.rules import check_gallery_space, encoder_for, resolve_threshold
 from facenet_keras.identity.search import pairwise_distances
 from facenet_keras.identity.stores.base import EmbeddingSpaceError
 
@@ -66,24 +67,24 @@ class Encoding(np.ndarray):
         self.space = getattr(obj, "space", None)
 
 
-def img_to_encoding(image_path, model=None, *, detector=None) -> np.ndarray:
+def img_to_encoding(image_path, model=None, *, detector=None, profile=None) -> np.ndarray:
     """Lecture idea: the encoding f(x) ("face verification", "Siamese network"): a ConvNet maps a
     face to a 128-D vector so that photos of one person land close together.
 
     ``image_path``: a photo (a path, or anything :func:`facenet_keras.load_image` takes); its main
     face is detected, aligned and encoded. ``model``: None (the pretrained encoder), a Keras encoder
-    or a saved ``.keras`` file. Returns a (1, 128) float32 array, as the course's does (its
-    ``model.predict_on_batch`` of one image), an :class:`Encoding` that carries its embedding
-    space. Raises NoFaceError when the photo shows no face (UnusableFaceError, with the reason,
-    when the quality gate turned the face away).
+    or a saved ``.keras`` file; or ``profile``: 'fast' or 'accurate' (a (1, 256) encoding). Returns
+    a (1, 128) float32 array, as the course's does (its ``model.predict_on_batch`` of one image), an
+    :class:`Encoding` that carries its embedding space. Raises NoFaceError when the photo shows no
+    face (UnusableFaceError, with the reason, when the quality gate turned the face away).
     """
-    pipe = pipeline_for(model, detector=detector)
+    pipe = pipeline_for(encoder_choice(model, profile), detector=detector)
     face, _, _ = pipe.encode_main(image_path)
     return Encoding(np.asarray(face.embedding, np.float32).reshape(1, -1), pipe.space_id)
 
 
 def verify(
-    image_path, identity: str, database, model=None, *, threshold: float | None = None, detector=None
+    image_path, identity: str, database, model=None, *, threshold: float | None = None, detector=None, profile=None
 ) -> tuple[float, bool]:
     """Lecture idea: face verification (1:1), "is this the claimed person?": d = ||f(img) - f(identity)||,
     the door opens when d <= threshold.
@@ -91,9 +92,10 @@ def verify(
     ``database``: dict name -> encoding(s), or a FaceGallery (then its calibrated threshold, if
     any, is the default). Returns ``(dist, door_open)``; ``dist`` is to the nearest of the person's
     encodings. The package's :func:`facenet_keras.verify` does the same with a richer answer.
-    Raises KeyError for an identity not in the database.
+    Raises KeyError for an identity not in the database. ``profile``: as in :func:`img_to_encoding`
+    (default: the one the database's encodings were made with).
     """
-    pipe = pipeline_for(model, detector=detector)
+    pipe = _pipeline(database, model, profile, detector)
     enrolled, _ = _encodings(database, pipe, identity)
     tau = resolve_threshold(threshold, database if isinstance(database, FaceGallery) else None, pipe)
     encoding = img_to_encoding(image_path, pipe)
@@ -102,7 +104,7 @@ def verify(
 
 
 def who_is_it(
-    image_path, database, model=None, *, threshold: float | None = None, detector=None
+    image_path, database, model=None, *, threshold: float | None = None, detector=None, profile=None
 ) -> tuple[float, str | None]:
     """Lecture idea: face recognition (1:K), "who is this?": the nearest encoding in the database,
     accepted when its distance is at most the threshold (one-shot learning: one photo per person
@@ -112,7 +114,7 @@ def who_is_it(
     than the threshold (the course returns the nearest name and prints "Not in the database").
     The package's :func:`facenet_keras.recognize` answers for every face in a photo, with the runner-up.
     """
-    pipe = pipeline_for(model, detector=detector)
+    pipe = _pipeline(database, model, profile, detector)
     enrolled, labels = _encodings(database, pipe)
     if len(labels) == 0:
         raise ValueError("the database is empty: enrol someone first")
@@ -122,6 +124,17 @@ def who_is_it(
     j = int(np.argmin(d))
     min_dist = float(d[j])
     return min_dist, (labels[j] if min_dist <= tau else None)
+
+
+def _pipeline(database, model, profile, detector):
+    """The pipeline to encode with: ``model`` or ``profile``, else the profile the database was
+    built with (a gallery's, or the one space all of a dict's :class:`Encoding` values carry)."""
+    gallery = database if isinstance(database, FaceGallery) else None
+    chosen = encoder_for(gallery, model, profile)
+    if chosen is None and isinstance(database, dict):
+        spaces = {getattr(e, "space", None) for e in database.values()}
+        chosen = profile_of_space(spaces.pop()) if len(spaces) == 1 else None
+    return pipeline_for(chosen, detector=detector)
 
 
 def _encodings(database, pipe, identity: str | None = None) -> tuple[np.ndarray, list[str]]:

@@ -135,7 +135,7 @@ MUTATIONS = [
     Mutation(
         "serve answers a gallery of another space",
         "facenet_keras/cli/serve.py",
-        "        check_gallery_space(g, args.model)",
+        "        check_gallery_space(g, encoder_for(g, args.model))",
         "        pass",
         (DOORS, "-k", "another_space"),
     ),
@@ -181,6 +181,29 @@ MUTATIONS = [
         "        threshold = model.threshold if isinstance(model, FacePipeline) else encoder_threshold(model)",
         "        threshold = encoder_threshold(None)",
         (DOORS, "-k", "own_threshold"),
+    ),
+    Mutation(
+        "the accurate profile scales by sqrt(0.5 * s), not sqrt(0.5 / s)",
+        "facenet_keras/faces/profiles.py",
+        "    return float(np.sqrt(FUSION_WEIGHT / s))",
+        "    return float(np.sqrt(FUSION_WEIGHT * s))",
+        ("tests/test_profiles.py",),
+    ),
+    Mutation(
+        "the accurate profile's SFace part is not mirror averaged",
+        "facenet_keras/faces/pipeline.py",
+        "            embed_chips(c, model=m, flip=self.flip, batch_size=self.batch_size)"
+        " for c, m in zip(chips, self.models)",
+        "            embed_chips(c, model=m, flip=self.flip and c.shape[1] == 150, batch_size=self.batch_size)"
+        " for c, m in zip(chips, self.models)",
+        ("tests/test_profiles.py", "-k", "reproduce"),
+    ),
+    Mutation(
+        "a gallery of the accurate profile opens with the default encoder",
+        "facenet_keras/identity/rules.py",
+        "    return own if own is not None else profile_of_space(gallery.space_id)",
+        "    return own",
+        ("tests/test_profile_doors.py", "-k", "cli_profile_flags or python_api"),
     ),
 ]
 

@@ -179,3 +179,15 @@ def test_people_cluster_merge_split_name_on_a_synthetic_library(tmp_path):
             {"name": "Ann", "faces": 10, "photos": 10, "enrolled_photos": 10, "sample": [1, 2, 3, 4]}
         ]  # sample: her best faces (all alike here: lowest ids first)
         assert summary["clusters"] == [] and summary["unclustered"] == 1
+
+
+def test_each_profile_clusters_with_its_own_calibration():
+    """A library of the accurate profile gets the fused distances' calibration, any other space dlib's:
+    the fused distances are about 4x dlib's, so dlib's cut on them would put every face alone."""
+    from facenet_keras.faces.pipeline import embedding_space_id
+    from facenet_keras.faces.profiles import ACCURATE
+
+    assert C.calibration_for(embedding_space_id(ACCURATE)) is C.ACCURATE_CALIBRATION
+    assert C.calibration_for(embedding_space_id()) is C.ENCODER_CALIBRATION
+    assert C.calibration_for(None) is C.ENCODER_CALIBRATION
+    assert C.clustering_threshold(500, C.ACCURATE_CALIBRATION) > 3 * C.clustering_threshold(500)

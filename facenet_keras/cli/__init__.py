@@ -92,6 +92,27 @@ def gallery_option(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(uses_gallery=True)
 
 
+def profile_option(parser: argparse.ArgumentParser) -> None:
+    """Give a command that encodes faces the ``--profile fast|accurate`` option (see docs/model-cards.md)."""
+    from facenet_keras.faces.profiles import PROFILES
+
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help="the encoders: fast (dlib's ResNet) or accurate (dlib's ResNet and SFace fused); "
+        "default: the gallery's own, else fast. Not with --model",
+    )
+
+
+def resolve_profile(args) -> None:
+    """``--profile`` becomes the encoder the command passes on as ``args.model`` (with --model: refused)."""
+    if getattr(args, "profile", None) is not None:
+        from facenet_keras.faces.profiles import encoder_choice
+
+        args.model = encoder_choice(getattr(args, "model", None), args.profile)
+
+
 def open_gallery(args, *, readonly: bool):
     """The gallery named by ``--gallery`` (or the default one); read-only commands never create it."""
     from facenet_keras.identity.gallery import FaceGallery
@@ -184,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"facenet-keras: error: --gallery does nothing for '{args.command}'", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
+        resolve_profile(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -8,12 +8,13 @@ and format the figures.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from . import EXIT_OK, emit, gallery_option, open_gallery
+from . import EXIT_OK, emit, gallery_option, open_gallery, profile_option
 
 
 # -------------------------------------------------------------------------------- registration
@@ -145,6 +146,7 @@ def _common_options(p) -> None:
         default=None,
         help="a trained encoder (from 'facenet-keras train'); default: the pretrained dlib ResNet",
     )
+    profile_option(p)
     p.add_argument(
         "--no-cache", action="store_true", help="recompute every embedding instead of using the embedding cache"
     )
@@ -175,6 +177,7 @@ def _far_resolution_note(n_impostor: int, far: float) -> str:
 def cmd_evaluate(args) -> int:
     from facenet_keras.evaluation import metrics as ev
     from facenet_keras.evaluation.protocols import figures_by_kind, pair_distances, read_pairs
+    from facenet_keras.faces.pipeline import encoder_threshold
 
     p1, p2, same, folds = read_pairs(args.pairs, args.root)
     d, problems = pair_distances(p1, p2, model=args.model, cache=not args.no_cache)
@@ -183,6 +186,10 @@ def cmd_evaluate(args) -> int:
     report["failed_photos"] = problems
     report["fold_source"] = "fold column" if folds is not None else "stratified round-robin"
     report["by_kind"] = figures_by_kind(p1, p2, d, same, report["threshold"])
+    shipped = encoder_threshold(args.model)  # None: an uncalibrated encoder carries none
+    if shipped is not None:  # the threshold verify and recognize use, not one chosen on these pairs
+        report["shipped_threshold"] = shipped
+        report["accuracy_at_shipped_threshold"] = ev.accuracy_at(d, same, shipped)
     lines = [
         f"pairs: {report['pairs']} ({report['genuine_pairs']} same person, "
         f"{report['impostor_pairs']} different); failed: {report['failed']} "
@@ -193,6 +200,10 @@ def cmd_evaluate(args) -> int:
         f"AUC: {report['auc']:.5f}",
         f"EER: {report['eer']:.4f} (at distance {report['eer_threshold']:.4f})",
     ]
+    if shipped is not None:
+        lines.append(
+            f"accuracy at the encoder's own threshold {shipped:.4f}: {report['accuracy_at_shipped_threshold']:.4f}"
+        )
     for far in (1e-2, 1e-3):
         key = f"tar_at_far_{far:.0e}".replace("e-0", "e-")
         lines.append(f"TAR@FAR={far:g}: {report[key]:.4f}" + _far_resolution_note(report["impostor_pairs"], far))
@@ -260,7 +271,7 @@ def cmd_calibrate(args) -> int:
         + _far_resolution_note(n_imp, pair_target)
     )
     if args.save_model:
-        if not args.model:
+        if not isinstance(args.model, (str, os.PathLike)):
             raise ValueError("--save-model stores the threshold in the --model file: give --model MODEL.keras")
         from facenet_keras.models.metadata import write_metadata
 

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, emit, gallery_option, open_gallery, warn
+from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, emit, gallery_option, open_gallery, profile_option, warn
 
 
 def register(sub) -> None:
@@ -130,6 +130,7 @@ def _model_option(p: argparse.ArgumentParser) -> None:
         default=None,
         help="a trained encoder (from 'facenet-keras train'); default: the pretrained dlib ResNet",
     )
+    profile_option(p)
 
 
 def _annotate_option(p: argparse.ArgumentParser, what: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, _add_global_options, emit, gallery_option
+from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, _add_global_options, emit, gallery_option, profile_option
 
 
 def register(sub) -> None:
@@ -93,6 +93,7 @@ def _model_option(p: argparse.ArgumentParser) -> None:
         help="the encoder the library is indexed with (a .keras file from 'facenet-keras train'); "
         "default: the pretrained dlib ResNet",
     )
+    profile_option(p)
 
 
 def _library_option(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import EXIT_BAD_INPUT, EXIT_OK, emit, gallery_option
+from . import EXIT_BAD_INPUT, EXIT_OK, emit, gallery_option, profile_option
 
 # Gallery URL schemes whose store several processes can share (a server, not a file).
 SHARED_SCHEMES = ("postgresql", "postgres", "milvus")
@@ -80,6 +80,7 @@ def register(sub) -> None:
         help="the encoder the gallery was built with (from 'facenet-keras train'); default: the pretrained "
         "dlib ResNet. A gallery of another embedding space is refused",
     )
+    profile_option(p)
     gallery_option(p)
     p.set_defaults(func=cmd_serve)
 
@@ -138,16 +139,22 @@ def cmd_serve(args) -> int:
     for path in filter(None, (args.tls_cert, args.tls_key, args.styles, args.style_model)):
         if not os.path.exists(path):
             return _fail(f"{path}: no such file or folder")
-    if args.model is not None and not os.path.isfile(args.model):
-        return _fail(f"model file not found: {args.model}")
+    from facenet_keras.faces.profiles import Profile
+    from facenet_keras.identity.rules import encoder_for
+
+    profile = args.model.name if isinstance(args.model, Profile) else None  # --profile (see cli.resolve_profile)
+    model = None if profile else args.model
+    if model is not None and not os.path.isfile(model):
+        return _fail(f"model file not found: {model}")
     from facenet_keras.identity.gallery import FaceGallery
     from facenet_keras.identity.recognition import check_gallery_space
 
     with FaceGallery(gallery) as g:  # a bad path or URL, or another space, fails here in one line, not in every worker
-        check_gallery_space(g, args.model)
+        check_gallery_space(g, encoder_for(g, args.model))
     settings = Settings(
         gallery=None if gallery is None else str(gallery),
-        model=None if args.model is None else os.path.abspath(args.model),
+        model=None if model is None else os.path.abspath(model),
+        profile=profile,
         library=args.library,
         keys=args.keys,
         styles=args.styles,

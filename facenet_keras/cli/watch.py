@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, gallery_option
+from . import EXIT_BAD_INPUT, EXIT_NO_MATCH, EXIT_OK, gallery_option, profile_option
 
 
 def register(sub) -> None:
@@ -48,6 +48,7 @@ def register(sub) -> None:
         default=None,
         help="distance threshold tau (default: the gallery's calibrated one, else the encoder's own)",
     )
+    profile_option(p)
     gallery_option(p)
     p.set_defaults(func=cmd_watch)
 
@@ -111,7 +112,14 @@ def cmd_watch(args) -> int:
 
             expected = total if args.max_seconds is None else min(total or 1 << 30, int(args.max_seconds * fps))
             bar = tqdm(total=expected, unit="frame", desc="watching", file=sys.stderr)
-        results = watch(source, gallery, every=args.every, threshold=args.threshold, max_seconds=args.max_seconds)
+        results = watch(
+            source,
+            gallery,
+            every=args.every,
+            threshold=args.threshold,
+            max_seconds=args.max_seconds,
+            model=getattr(args, "model", None),  # --profile (resolved by the command line's main)
+        )
         try:
             for result in results:
                 frames += 1

@@ -37,12 +37,31 @@ _DEFAULT = object()  # "the default gate" (None means: no gate)
 def resolve_model(model=None):
     """The encoder to use: None -> the pretrained dlib ResNet; a path -> a saved ``.keras`` model
     (e.g. from ``facenet-keras train``); a Keras model -> itself. Loaded models are shared."""
+    model = _plain(model)
     if model is None:
         from facenet_keras.models.encoder import load_encoder
 
         return load_encoder()
+    if _fused(model) is not None:
+        raise TypeError(f"the {model} profile has several encoders: run it through pipeline_for(profile)")
     if isinstance(model, (str, os.PathLike)):
         return _load_saved_model(str(Path(model).expanduser().resolve()))
+    return model
+
+
+def _fused(model):
+    """``model`` when it is a fused :class:`~facenet_keras.faces.profiles.Profile`, else None."""
+    from facenet_keras.faces.profiles import Profile
+
+    return model if isinstance(model, Profile) and model.fused else None
+
+
+def _plain(model):
+    """A one-encoder profile (``fast``) as the encoder reference it stands for (None: the default)."""
+    from facenet_keras.faces.profiles import Profile
+
+    if isinstance(model, Profile) and not model.fused:
+        return None
     return model
 
 
@@ -63,6 +82,9 @@ def _load_saved_model(path: str):
 def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
     """A short id of the encoder and every pipeline setting, for caches of embeddings (a gallery
     keys on :func:`embedding_space_id` instead, which ignores detector settings)."""
+    model = _plain(model)
+    if _fused(model) is not None:
+        return f"profile-{model.name}:{'+'.join(p.encoder for p in model.parts)}|{alignment_id(alignment)}|flip=1"
     if model is None:
         name = "dlib_resnet_v1"
     elif isinstance(model, (str, os.PathLike)):
@@ -115,7 +137,11 @@ def chip_alignment_id(alignment: str = DEFAULT_ALIGNMENT, padding: float = 0.25)
 def embedding_space_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
     """The embedding space a face's embedding lives in: the encoder's weights digest, the chip
     alignment and the test-time augmentation (mirror averaging). Embeddings from two spaces must
-    never be compared; a gallery records the space it was enrolled in."""
+    never be compared; a gallery records the space it was enrolled in. A fused profile has its own
+    space (:func:`profile_space_id`)."""
+    model = _plain(model)
+    if _fused(model) is not None:
+        return profile_space_id(model)
     owned = model is None or isinstance(model, (str, os.PathLike))
     model = resolve_model(model)
     digest = _owned_digests.get(model) if owned else None
@@ -132,6 +158,9 @@ def encoder_threshold(model=None) -> float | None:
     encoder carries none (it must be calibrated before it decides anything)."""
     from facenet_keras.models.metadata import PRETRAINED_THRESHOLD, read_metadata
 
+    model = _plain(model)
+    if _fused(model) is not None:
+        return model.threshold
     if model is None:
         return PRETRAINED_THRESHOLD
     if isinstance(model, (str, os.PathLike)):
@@ -209,6 +238,10 @@ _EMBEDDING_CODE = (
 )
 
 
+# What else computes a fused profile's embedding (its own cache key only: the fast one is unchanged).
+_PROFILE_CODE = ("faces/profiles.py", "models/sface.py", "weights/onnx_initializers.py", "weights/array_cache.py")
+
+
 def embedding_key(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
     """The key of everything that can change an embedding, for caches of embeddings.
 
@@ -224,6 +257,9 @@ def embedding_key(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNM
 
     if alignment not in ALIGNMENTS:
         raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+    model = _plain(model)
+    if _fused(model) is not None:
+        return f"facenet-keras-{__version__}|{_profile_cache_key(model)}|flip=1|code-{_code_digest(_PROFILE_CODE)}"
     return (
         f"facenet-keras-{__version__}|{_encoder_digest(model)}|{alignment_id(alignment)}"
         f"|flip={int(bool(flip))}|code-{_code_digest()}"
@@ -259,10 +295,10 @@ def _file_digest_cached(path: str, mtime_ns: int, size: int) -> str:
     return sha256_file(path)
 
 
-def _code_digest() -> str:
+def _code_digest(extra: tuple[str, ...] = ()) -> str:
     package = Path(__file__).resolve().parents[1]  # read as files: finding them must not import keras
     h = hashlib.sha256()
-    for name in _EMBEDDING_CODE:
+    for name in _EMBEDDING_CODE + extra:
         path = package / name
         if not path.is_file():
             raise RuntimeError(f"cannot find {path} (source of the embedding code) to key the embedding cache")
@@ -313,6 +349,8 @@ def face_chips(
 
 def chip_size(model=None) -> int:
     """The side of the square chip the encoder takes (150 for the dlib ResNet, 96 for NN4.small2)."""
+    if _fused(model) is not None:
+        raise TypeError(f"the {model} profile cuts one chip per encoder: {[p.encoder for p in model.parts]}")
     shape = resolve_model(model).input_shape
     return int(shape[1])
 
@@ -357,6 +395,9 @@ class FacePipeline:
 
         if alignment not in ALIGNMENTS:
             raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+        model = _plain(model)
+        if _fused(model) is not None and type(self) is FacePipeline:
+            raise TypeError(f"the {model} profile runs in a ProfilePipeline: use pipeline_for(profile)")
         self.model_ref = model
         self._model = None if model is None or isinstance(model, (str, os.PathLike)) else model
         self._detector = detector
@@ -407,7 +448,7 @@ class FacePipeline:
 
     def with_gate(self, gate) -> FacePipeline:
         """The same pipeline (encoder, detector, batching) with another gate (None: let all through)."""
-        other = object.__new__(FacePipeline)
+        other = object.__new__(type(self))
         other.__dict__.update(self.__dict__)
         other.gate = gate
         return other
@@ -432,6 +473,10 @@ class FacePipeline:
         """The encoder's own chips (N, S, S, 3) uint8 of ``faces`` of ``image``: its input size, its alignment."""
         return face_chips(image, faces, self.chip_size, self.alignment)
 
+    def join_chips(self, chips: list) -> np.ndarray:
+        """Chips of several photos (a list of :meth:`chips` results) as one batch."""
+        return np.concatenate(chips)
+
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """Embeddings (N, D) of chips, through the shared queue when there is one."""
         chips = np.asarray(chips)
@@ -455,7 +500,7 @@ class FacePipeline:
                 where += [(k, i) for i in keep]
         out = [list(faces) for faces in faces_per_image]
         if chips:
-            embeddings = (embed or self.embed)(np.concatenate(chips))
+            embeddings = (embed or self.embed)(self.join_chips(chips))
             for (k, i), e in zip(where, embeddings):
                 out[k][i] = out[k][i].with_embedding(e)
         return out
@@ -535,10 +580,147 @@ def pipeline_for(
     (its own settings stand)."""
     if isinstance(model, FacePipeline):
         return model
+    model = _plain(model)
+    if _fused(model) is not None:
+        if detector is not None:
+            return ProfilePipeline(model, detector=detector, flip=flip, batch_size=batch_size)
+        return _shared_profile_pipeline(model, bool(flip), int(batch_size))
     if detector is not None:
         return FacePipeline(model, detector=detector, flip=flip, alignment=alignment, batch_size=batch_size)
     key = str(Path(model).expanduser().resolve()) if isinstance(model, (str, os.PathLike)) else model
     return _shared_pipeline(key, bool(flip), alignment, int(batch_size))
+
+
+class ProfilePipeline(FacePipeline):
+    """A :class:`FacePipeline` running a fused profile: one detection and one quality gate per photo,
+    then each encoder's own chip of each usable face (dlib's 150 px chip from dlib's 5 points, the
+    112 px ArcFace chip from MTCNN's 5 points), each encoder's embedding mirror averaged as usual,
+    and the profile's scaled concatenation as the face's one embedding. Chips here are a tuple, one
+    array per encoder; ``embedder`` (a shared queue) takes that tuple too."""
+
+    def __init__(self, profile, *, detector=None, flip=True, gate=_DEFAULT, batch_size=32, embedder=None):
+        if not flip:  # its space, scales and threshold are those of mirror-averaged embeddings
+            raise ValueError(f"the {profile} profile always averages each chip with its mirror (flip=True)")
+        super().__init__(None, detector=detector, flip=flip, gate=gate, batch_size=batch_size, embedder=embedder)
+        self.profile = profile
+        self.model_ref = profile
+        self._models: tuple | None = None
+
+    @property
+    def models(self) -> tuple:
+        """Each part's Keras encoder, built on first use."""
+        if self._models is None:
+            self._models = tuple(p.load() for p in self.profile.parts)
+        return self._models
+
+    @property
+    def model(self):
+        raise TypeError(f"the {self.profile} profile has one encoder per part: see .models")
+
+    @property
+    def chip_size(self) -> int:
+        raise TypeError(f"the {self.profile} profile cuts one chip per encoder: see .chip_sizes")
+
+    @property
+    def chip_sizes(self) -> tuple[int, ...]:
+        """The side of each encoder's own chip."""
+        return tuple(chip_size(m) for m in self.models)
+
+    @property
+    def space_id(self) -> str:
+        if self._space is None:
+            self._space = profile_space_id(self.profile)
+        return self._space
+
+    @property
+    def threshold(self) -> float | None:
+        return self.profile.threshold
+
+    def _ref(self):
+        return self.profile
+
+    @property
+    def dimension(self) -> int:
+        return sum(int(m.output_shape[-1]) for m in self.models)
+
+    def chips(self, image: np.ndarray, faces) -> tuple:
+        """Each encoder's own chips of ``faces`` of ``image``: a tuple, one (N, S_k, S_k, 3) array per encoder."""
+        faces = list(faces)
+        return tuple(part_chips(p.encoder, image, faces) for p in self.profile.parts)
+
+    def join_chips(self, chips: list) -> tuple:
+        return tuple(np.concatenate(per_part) for per_part in zip(*chips))
+
+    def embed(self, chips) -> np.ndarray:
+        """The fused embeddings (N, D) of a tuple of per-encoder chips, through the shared queue when there is one."""
+        if len(chips[0]) == 0:
+            return np.zeros((0, self.dimension), np.float32)
+        if self._embedder is not None:
+            return np.asarray(self._embedder(chips))
+        return self.embed_parts(chips)
+
+    def embed_parts(self, chips) -> np.ndarray:
+        """Each encoder on its own chips (mirror averaged with ``flip``), fused by the profile."""
+        parts = [
+            embed_chips(c, model=m, flip=self.flip, batch_size=self.batch_size) for c, m in zip(chips, self.models)
+        ]
+        return self.profile.fuse(parts)
+
+
+def part_chips(encoder: str, image: np.ndarray, faces) -> np.ndarray:
+    """A profile part's own chips of ``faces`` of ``image``: ``dlib``, dlib's 150 px chip from dlib's 5
+    points; ``sface``, the 112 px ArcFace chip from MTCNN's 5 points."""
+    faces = list(faces)
+    if encoder == "dlib":
+        return face_chips(image, faces, 150, "dlib")
+    if not faces:
+        return np.zeros((0, _alignment.ARCFACE_SIZE, _alignment.ARCFACE_SIZE, 3), np.uint8)
+    return _alignment.arcface_chips(image, np.stack([np.asarray(f.landmarks, np.float64) for f in faces]))
+
+
+def _arcface_chip_id() -> str:
+    parts = _alignment.ARCFACE_TEMPLATE.tobytes() + str(_alignment.ALIGNMENT_VERSION).encode()
+    return f"chip-arcface-{hashlib.sha256(parts).hexdigest()[:10]}"
+
+
+def _part_space(encoder: str) -> str:
+    """The embedding space of one profile part alone (mirror averaged)."""
+    if encoder == "dlib":
+        return embedding_space_id(None)
+    from facenet_keras.models.sface import WEIGHTS_DIGEST
+
+    return f"sface:{WEIGHTS_DIGEST[:16]}|{_arcface_chip_id()}|flip=1"
+
+
+def profile_space_id(profile) -> str:
+    """A profile's embedding space: one encoder's own (``fast``: today's), or for a fused profile a
+    hash of every part's space and scale."""
+    if not profile.fused:
+        return embedding_space_id(None)
+    h = hashlib.sha256()
+    for p in profile.parts:
+        h.update(f"{_part_space(p.encoder)}*{p.scale!r};".encode())
+    return f"{profile.space_prefix}{h.hexdigest()[:16]}|{'+'.join(p.encoder for p in profile.parts)}|flip=1"
+
+
+def _profile_cache_key(profile) -> str:
+    """Everything that changes a fused profile's embedding besides the code: each part's weights file,
+    detector and chip settings, and its scale."""
+    keys = []
+    for p in profile.parts:
+        if p.encoder == "dlib":
+            key = f"{_encoder_digest(None)}|{alignment_id('dlib')}"
+        else:
+            from facenet_keras.models.sface import sface_onnx_path
+
+            key = f"sface@{_file_digest(str(sface_onnx_path()))[:16]}|{alignment_id('mtcnn')}|{_arcface_chip_id()}"
+        keys.append(f"{key}*{p.scale!r}")
+    return f"profile-{profile.name}[{';'.join(keys)}]"
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_profile_pipeline(profile, flip: bool, batch_size: int) -> ProfilePipeline:
+    return ProfilePipeline(profile, flip=flip, batch_size=batch_size)
 
 
 def encode_batch(
@@ -551,32 +733,44 @@ def encode_batch(
     batch_size: int = 32,
     progress: bool | None = None,
     return_images: bool = False,
+    profile=None,
 ):
     """Every face of every photo: a list (one per photo) of lists of :class:`Face`, through the
-    encoder's :class:`FacePipeline` (judged by the quality gate: a face it turns away carries its
-    reason in ``face.gated`` and no embedding).
+    encoder's (or the ``profile``'s: 'fast', 'accurate') :class:`FacePipeline` (judged by the
+    quality gate: a face it turns away carries its reason in ``face.gated`` and no embedding).
 
     ``images``: paths, bytes, PIL images or arrays (see :func:`facenet_keras.load_image`). Chips of
     all faces are encoded together in batches of ``batch_size``. With ``return_images`` the loaded
     RGB arrays come back too (a second list).
     """
+    from facenet_keras.faces.profiles import encoder_choice
+
+    model = encoder_choice(model, profile)
     pipe = pipeline_for(model, detector=detector, flip=flip, alignment=alignment, batch_size=batch_size)
     return pipe.encode_batch(images, progress=progress, return_images=return_images)
 
 
 def encode(
-    image, *, model=None, detector: FaceDetector | None = None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT
+    image,
+    *,
+    model=None,
+    detector: FaceDetector | None = None,
+    flip: bool = True,
+    alignment: str = DEFAULT_ALIGNMENT,
+    profile=None,
 ) -> list[Face]:
     """Every face in one photo, each with box, landmarks, confidence, quality and (when usable)
-    embedding (an empty list when there is none)."""
-    return encode_batch([image], model=model, detector=detector, flip=flip, alignment=alignment, progress=False)[0]
+    embedding (an empty list when there is none); ``profile`` ('fast', 'accurate') instead of ``model``."""
+    return encode_batch(
+        [image], model=model, detector=detector, flip=flip, alignment=alignment, progress=False, profile=profile
+    )[0]
 
 
 def align_faces(image, faces=None, *, model=None) -> np.ndarray:
     """The chips the pipeline feeds the encoder, (N, S, S, 3) uint8: the faces of ``image`` (every
     face found when ``faces`` is None) cut at the encoder's own size and alignment, so
     ``encode_chips(align_faces(photo))`` lands in the same embedding space as a gallery (up to the
-    mirror averaging the pipeline adds)."""
+    mirror averaging the pipeline adds). A fused profile gives a tuple, one array per encoder."""
     pipe = pipeline_for(model)
     image = load_image(image)
     if isinstance(faces, np.ndarray):

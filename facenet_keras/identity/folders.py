@@ -29,7 +29,7 @@ import numpy as np
 from facenet_keras.faces.face import Face
 from facenet_keras.faces.pipeline import pipeline_for, primary_face
 from facenet_keras.identity.recognition import enroll_faces, photo_digest
-from facenet_keras.identity.rules import check_gallery_space, check_reference
+from facenet_keras.identity.rules import check_gallery_space, check_reference, encoder_for
 from facenet_keras.identity.search import pairwise_distances
 from facenet_keras.images import list_identities, load_image
 
@@ -119,6 +119,7 @@ def enroll_folder(
     report = FolderEnrolment(str(root))
     total = sum(len(photos) for photos in people.values())
     show = progress if progress is not None else total >= 8
+    model = encoder_for(gallery, model)  # the gallery's own profile when none is named
     space = check_gallery_space(gallery, model)  # refused before any work when the encoder does not fit
     with tqdm(total=total, desc="enrolling", unit="photo", disable=not show) as bar:
         for person, photos in people.items():

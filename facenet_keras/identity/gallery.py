@@ -31,7 +31,9 @@ class FaceGallery:
     ``url``: a path or ``sqlite:///path`` (default: ``$FACENET_KERAS_GALLERY`` or the user data
     folder); ``":memory:"`` keeps it in memory. ``backend``: in-process search for the SQLite store,
     'exact' (default), 'faiss' or 'faiss-hnsw'. ``readonly``: open an existing gallery for reading
-    only (nothing is ever created or changed).
+    only (nothing is ever created or changed). ``profile``: 'fast' or 'accurate', the encoders
+    its decisions use when a call names no ``model`` (default: the profile its stored embeddings
+    were built with, else the default encoder); a gallery of another profile is refused on use.
     """
 
     def __init__(
@@ -41,7 +43,11 @@ class FaceGallery:
         backend: str = "exact",
         store: GalleryStore | None = None,
         readonly: bool = False,
+        profile=None,
     ):
+        from facenet_keras.faces.profiles import get_profile
+
+        self.profile = None if profile is None else get_profile(profile)
         self.store = store if store is not None else open_store(url, backend=backend, readonly=readonly)
         self.backend = backend
 

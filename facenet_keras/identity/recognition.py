@@ -38,6 +38,7 @@ from facenet_keras.identity.rules import (
     check_gallery_space,
     check_reference,
     choose_face,
+    encoder_for,
     enrolment_warnings,
     resolve_threshold,
 )
@@ -195,7 +196,15 @@ def face_crop(image: np.ndarray, face: Face, margin: float = _CROP_MARGIN, max_s
 
 
 def enroll(
-    gallery: FaceGallery, name: str, images, *, model=None, detector=None, face=None, force: bool = False
+    gallery: FaceGallery,
+    name: str,
+    images,
+    *,
+    model=None,
+    detector=None,
+    face=None,
+    force: bool = False,
+    profile=None,
 ) -> Enrolment:
     """Enrol ``name`` in ``gallery`` from one or several photos (paths, bytes, PIL images or arrays).
 
@@ -204,8 +213,11 @@ def enroll(
     face must be large and sharp enough to serve as a reference, unless ``force``. A small face crop
     of each photo is kept in the gallery (for ``gallery migrate``). All photos are checked and
     encoded before anything is written, and the write is one transaction, so a bad photo or an
-    interruption leaves the gallery untouched. Returns an :class:`Enrolment`.
+    interruption leaves the gallery untouched. ``profile`` ('fast' or 'accurate') instead of ``model``;
+    neither: the gallery's own (:func:`~facenet_keras.identity.rules.encoder_for`). Returns an
+    :class:`Enrolment`.
     """
+    model = encoder_for(gallery, model, profile)
     name = normalize_name(name)
     if isinstance(images, (str, os.PathLike, bytes)) or hasattr(images, "shape") or hasattr(images, "mode"):
         images = [images]
@@ -303,6 +315,7 @@ def verify(
     model=None,
     detector=None,
     classifier=None,
+    profile=None,
 ) -> Verification:
     """Is the person in ``image`` the enrolled ``identity``? Match when d <= threshold.
 
@@ -314,7 +327,9 @@ def verify(
     not enrolled, :class:`NoFaceError` when the photo has no face (its subclass
     :class:`~facenet_keras.faces.pipeline.UnusableFaceError` when the quality gate turned the main
     face away), and an EmbeddingSpaceError when the gallery was enrolled with another encoder.
+    ``profile`` ('fast' or 'accurate') instead of ``model``; neither: the gallery's own.
     """
+    model = encoder_for(gallery, model, profile)
     identity = normalize_name(identity)
     enrolled, _ = gallery.embeddings(identity)  # KeyError naming who is enrolled
     check_gallery_space(gallery, model)
@@ -357,11 +372,11 @@ def _threshold_or_nan(gallery, model) -> float:
 
 
 def recognize(
-    image, gallery: FaceGallery, threshold: float | None = None, *, model=None, detector=None
+    image, gallery: FaceGallery, threshold: float | None = None, *, model=None, detector=None, profile=None
 ) -> list[Recognition]:
     """Who is each face in ``image``? One :class:`Recognition` per face found (an empty list when
-    there is none), largest face first."""
-    return recognize_batch([image], gallery, threshold, model=model, detector=detector)[0]
+    there is none), largest face first. ``profile`` ('fast' or 'accurate') instead of ``model``."""
+    return recognize_batch([image], gallery, threshold, model=model, detector=detector, profile=profile)[0]
 
 
 def recognize_batch(
@@ -372,8 +387,10 @@ def recognize_batch(
     model=None,
     detector=None,
     progress: bool | None = None,
+    profile=None,
 ) -> list[list[Recognition]]:
     """:func:`recognize` for many photos, encoding all their faces in shared batches."""
+    model = encoder_for(gallery, model, profile)
     check_gallery_space(gallery, model)
     tau = resolve_threshold(threshold, gallery, model)
     per_image = pipeline_for(model, detector=detector).encode_batch(images, progress=progress)
@@ -399,8 +416,9 @@ def recognize_faces(faces, gallery: FaceGallery, threshold: float) -> list[Recog
 
 
 # ---------------------------------------------------------------------------- migration
-def migrate(gallery: FaceGallery, *, model=None, detector=None) -> dict:
-    """Bring ``gallery`` to the embedding space of ``model`` (default: the pretrained encoder).
+def migrate(gallery: FaceGallery, *, model=None, detector=None, profile=None) -> dict:
+    """Bring ``gallery`` to the embedding space of ``model`` or ``profile`` (default: the gallery's
+    own profile, else the pretrained encoder).
 
     A schema-1 gallery (facenet-keras 0.2 or earlier, no crops) whose recorded pipeline is exactly
     the current one keeps its embeddings and is upgraded in place; one from another pipeline is
@@ -408,6 +426,7 @@ def migrate(gallery: FaceGallery, *, model=None, detector=None) -> dict:
     from its stored face crops, all rows in one transaction (any crop without a face: nothing
     changes); its calibrated threshold, which belonged to the old space, is dropped.
     """
+    model = encoder_for(gallery, model, profile)
     store = gallery.store
     target = embedding_space_id(model)
     report = {
@@ -487,14 +506,16 @@ class Comparison:
         }
 
 
-def compare(photo1, photo2, threshold: float | None = None, *, model=None, detector=None) -> Comparison:
+def compare(photo1, photo2, threshold: float | None = None, *, model=None, detector=None, profile=None) -> Comparison:
     """Are the people in two photos the same person? Match when d <= threshold (default: the
     encoder's own, 0.6 for the pretrained one), as in deepface's ``verify(img1, img2)`` or face_recognition's
     ``compare_faces``.
 
     Each photo's main face (large, nearest the centre) is used; the two are encoded in one batch.
-    Raises :class:`NoFaceError` naming the photo when one has no face.
+    Raises :class:`NoFaceError` naming the photo when one has no face. ``profile`` ('fast' or
+    'accurate') instead of ``model``.
     """
+    model = encoder_for(None, model, profile)
     tau = resolve_threshold(threshold, None, model)
     per_image, loaded = pipeline_for(model, detector=detector).encode_batch(
         [photo1, photo2], progress=False, return_images=True

@@ -3,6 +3,8 @@
 Every door (the CLI, ``fk.*``, the service and its page, ``watch`` and liveness, the photo library,
 the course functions) asks these functions, so the same photo gets the same decision everywhere:
 
+* the encoder: the ``model`` or ``profile`` asked for, else the profile the gallery was built with
+  (:func:`encoder_for`);
 * the embedding space: a gallery answers only for embeddings of the space it was enrolled in
   (:func:`check_gallery_space`);
 * the threshold: the argument, else the gallery's calibrated one, else the one that belongs to the
@@ -30,6 +32,7 @@ __all__ = [
     "check_gallery_space",
     "check_reference",
     "choose_face",
+    "encoder_for",
     "enrolment_warnings",
     "resolve_threshold",
 ]
@@ -38,6 +41,20 @@ FACE_CHOICES = ("largest", "centre", "center")
 
 
 # ---------------------------------------------------------------------------- spaces and thresholds
+def encoder_for(gallery=None, model=None, profile=None):
+    """What a door encodes with: ``model`` (None, a path, a Keras model, a pipeline or a profile) or
+    the named ``profile`` (both at once is refused); when neither is given, the profile of the
+    gallery (``FaceGallery(..., profile=)``), else the fused profile its stored embeddings were
+    built with (a gallery of the ``accurate`` profile opens with it), else None (the default encoder)."""
+    from facenet_keras.faces.profiles import encoder_choice, profile_of_space
+
+    chosen = encoder_choice(model, profile)
+    if chosen is not None or gallery is None:
+        return chosen
+    own = getattr(gallery, "profile", None)
+    return own if own is not None else profile_of_space(gallery.space_id)
+
+
 def _space_of(model) -> str:
     return model.space_id if isinstance(model, FacePipeline) else embedding_space_id(model)
 

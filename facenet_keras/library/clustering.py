@@ -27,6 +27,8 @@ from facenet_keras.identity.search import make_index, pairwise_distances
 __all__ = [
     "Calibration",
     "ENCODER_CALIBRATION",
+    "ACCURATE_CALIBRATION",
+    "calibration_for",
     "METHODS",
     "DEFAULT_METHOD",
     "BALANCE",
@@ -87,6 +89,22 @@ class Calibration:
 
 
 ENCODER_CALIBRATION = Calibration()
+# The accurate profile's fused distances (faces/profiles.py), measured the same way on the same
+# photos (benchmarks/clustering_held_out.py prints it): 1% of impostor pairs within 2.278.
+ACCURATE_CALIBRATION = Calibration(
+    threshold=2.2778, far=1e-2, impostor_std=0.1472, genuine_mean=1.3885, genuine_std=0.2542
+)
+
+
+def calibration_for(space_id: str | None) -> Calibration:
+    """The calibration of the profile whose embedding space ``space_id`` names (the fast profile's,
+    dlib's, for any other space)."""
+    from facenet_keras.faces.profiles import profile_of_space
+
+    profile = profile_of_space(space_id)
+    return ACCURATE_CALIBRATION if profile is not None and profile.name == "accurate" else ENCODER_CALIBRATION
+
+
 # The cut sits where the strangers a face meets within it, (N - 1) x FAR(cut), are BALANCE times
 # the share of its own other photos beyond it, FRR(cut). Chosen on half of the development
 # identities (benchmarks/clustering_held_out.py), the same for every profile.

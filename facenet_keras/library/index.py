@@ -83,7 +83,7 @@ def index_folder(
     from tqdm.auto import tqdm
 
     from facenet_keras.faces.pipeline import pipeline_for
-    from facenet_keras.identity.rules import check_gallery_space, resolve_threshold
+    from facenet_keras.identity.rules import check_gallery_space, encoder_for, resolve_threshold
     from facenet_keras.images import ImageError, iter_image_files, load_image
 
     t0 = time.perf_counter()
@@ -91,7 +91,7 @@ def index_folder(
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
     root = Path(os.path.abspath(root))  # paths as the user reaches them (symlinks kept, so pruning sees them)
-    pipe = pipeline_for(model, detector=detector)
+    pipe = pipeline_for(encoder_for(gallery, model), detector=detector)
     model_key = check_gallery_space(gallery, pipe)  # the embedding space; the gallery must hold the same
     stored = library.meta("model_id")
     if stored is not None and stored != model_key:

@@ -42,11 +42,14 @@ def run_clustering(
     method: str = clustering.DEFAULT_METHOD,
     threshold: float | None = None,
     backend: str = "exact",
-    calibration: clustering.Calibration = clustering.ENCODER_CALIBRATION,
+    calibration: clustering.Calibration | None = None,
 ) -> dict:
     """Group every face that belongs to no named person; clusters numbered 1, 2, ... by size, faces
     left alone in none. Replaces the previous clustering. Returns what was done, threshold included.
-    ``calibration``: the profile's distances, from which the default cut is derived."""
+    ``calibration``: the profile's distances, from which the default cut is derived (default: the
+    calibration of the profile the library's faces were encoded with)."""
+    if calibration is None:
+        calibration = clustering.calibration_for(library.meta("model_id"))
     ids, emb = library.embeddings(unnamed=True)
     labels, tau = (
         clustering.cluster(emb, method=method, threshold=threshold, backend=backend, calibration=calibration)

@@ -72,8 +72,9 @@ def photos_like(library: LibraryStore, gallery, image, threshold: float | None =
     nearest of them. Returns ``{"person", "distance", "photos"}``; NoFaceError (a ValueError) when
     no face is found, UnusableFaceError when the quality gate turned it away."""
     from facenet_keras.faces.pipeline import pipeline_for
+    from facenet_keras.identity.rules import encoder_for
 
-    pipe = pipeline_for(model)
+    pipe = pipeline_for(encoder_for(gallery, model))
     tau = _checked_threshold(library, gallery, threshold, pipe)
     face, _, _ = pipe.encode_main(image)
     if len(gallery):
@@ -104,9 +105,9 @@ def _checked_threshold(library: LibraryStore, gallery, threshold: float | None, 
     """The threshold of the encoder ``model``, after checking the gallery and the library hold its
     embedding space (a library of another encoder's faces is refused, never searched)."""
     from facenet_keras.faces.pipeline import pipeline_for
-    from facenet_keras.identity.rules import check_gallery_space, resolve_threshold
+    from facenet_keras.identity.rules import check_gallery_space, encoder_for, resolve_threshold
 
-    pipe = pipeline_for(model)
+    pipe = pipeline_for(encoder_for(gallery, model))
     space = check_gallery_space(gallery, pipe)
     stored = library.meta("model_id")
     if stored is not None and stored != space:

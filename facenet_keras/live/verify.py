@@ -81,11 +81,11 @@ def verify_frames(
     """
     from facenet_keras.faces.detection import NoFaceError
     from facenet_keras.faces.pipeline import describe_source, pipeline_for, primary_face
-    from facenet_keras.identity.rules import check_gallery_space, resolve_threshold
+    from facenet_keras.identity.rules import check_gallery_space, encoder_for, resolve_threshold
     from facenet_keras.identity.search import pairwise_distances
 
     enrolled, _ = gallery.embeddings(identity)  # KeyError naming who is enrolled
-    pipe = pipeline_for(model)
+    pipe = pipeline_for(encoder_for(gallery, model))
     check_gallery_space(gallery, pipe)
     tau = resolve_threshold(threshold, gallery, pipe)
     m = measure_face(frames, times, detector=detector)

@@ -129,13 +129,13 @@ def watch(
     """
     from facenet_keras.faces.detection import FaceDetector
     from facenet_keras.faces.pipeline import pipeline_for
-    from facenet_keras.identity.rules import check_gallery_space, resolve_threshold
+    from facenet_keras.identity.rules import check_gallery_space, encoder_for, resolve_threshold
 
     if int(every) != every or every < 1:
         raise ValueError(f"every must be a positive whole number of frames, got {every!r}")
     every = int(every)
     detector = detector or FaceDetector(min_face_size=min_face_size, max_side=max_side)
-    pipe = pipeline_for(model, detector=detector)  # the encoder's own chips, the one quality gate
+    pipe = pipeline_for(encoder_for(gallery, model), detector=detector)  # the encoder's own chips, the one quality gate
     if gallery is not None:
         check_gallery_space(gallery, pipe)  # never compare faces across embedding spaces
     tau = resolve_threshold(threshold, gallery, pipe) if gallery is not None else None

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from facenet_keras.faces.profiles import get_profile
 from facenet_keras.service.auth import KeyStore, load_secret
 from facenet_keras.service.engine import Engine
 from facenet_keras.service.errors import ERROR_RESPONSES
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         engine = Engine(
             settings.gallery,
-            model=settings.model,
+            model=settings.model if settings.profile is None else get_profile(settings.profile),
             max_pixels=settings.max_pixels,
             max_batch=settings.max_batch,
             batch_wait_s=settings.batch_wait_ms / 1e3,

@@ -18,6 +18,7 @@ The decisions themselves (thresholds, nearest identity) are :mod:`facenet_keras.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -96,7 +97,8 @@ class Engine:
         self.failure: str | None = None
         self.liveness_ready = threading.Event()  # set when the 68-point landmark model is loaded (or failed)
         self.liveness_failure: str | None = None
-        self.batcher: BatchQueue | None = None
+        self.batcher: BatchQueue | None = None  # the (first) encoder's queue
+        self.batchers: list[BatchQueue] = []  # one per encoder (two for a fused profile)
         self.pipeline = None  # the FacePipeline every request goes through, once loaded
 
     @property
@@ -109,24 +111,34 @@ class Engine:
         """Build the encoder and detector and run each once (so the first request is not slow)."""
         try:
             from facenet_keras.faces.detection import shared_detector
-            from facenet_keras.faces.pipeline import FacePipeline, embed_chips, resolve_model
-            from facenet_keras.identity.rules import check_gallery_space
+            from facenet_keras.faces.pipeline import FacePipeline, ProfilePipeline, embed_chips, resolve_model
+            from facenet_keras.identity.rules import check_gallery_space, encoder_for
 
-            model = resolve_model(self.model_source)
+            source = encoder_for(self.gallery, self.model_source)  # a gallery of a profile opens with it
+            fused = getattr(source, "fused", False)
+            models = [p.load() for p in source.parts] if fused else [resolve_model(source)]
 
-            def encode(chips: np.ndarray) -> np.ndarray:
-                return embed_chips(chips, model=model, flip=True, batch_size=self.max_batch)
+            def queue(model) -> BatchQueue:  # one per encoder: concurrent requests share its batches
+                def encode(chips: np.ndarray) -> np.ndarray:
+                    return embed_chips(chips, model=model, flip=True, batch_size=self.max_batch)
 
-            self.batcher = BatchQueue(
-                encode, max_batch=self.max_batch, max_wait_s=self.batch_wait_s, on_batch=self.on_batch
-            )
+                return BatchQueue(
+                    encode, max_batch=self.max_batch, max_wait_s=self.batch_wait_s, on_batch=self.on_batch
+                )
+
+            self.batchers = [queue(m) for m in models]
+            self.batcher = self.batchers[0]
             # the one pipeline (detection, the quality gate, the encoder's own chips); its embeddings
-            # go through the batch queue, so concurrent requests share encoder batches
-            self.pipeline = FacePipeline(self.model_source, detector=shared_detector(), embedder=self.batcher)
+            # go through the batch queues, so concurrent requests share encoder batches
+            if fused:
+                self.pipeline = ProfilePipeline(source, detector=shared_detector(), embedder=self._fused(self.batchers))
+            else:
+                self.pipeline = FacePipeline(source, detector=shared_detector(), embedder=self.batcher)
             self.space = check_gallery_space(self.gallery, self.pipeline)
             rng = np.random.default_rng(0)
             self.pipeline.detect(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
-            encode(np.zeros((1, self.pipeline.chip_size, self.pipeline.chip_size, 3), np.uint8))
+            for q, m in zip(self.batchers, models):
+                q(np.zeros((1, *m.input_shape[1:3], 3), np.uint8))
             self.ready.set()
         except Exception as exc:  # reported by /readyz; the process stays up to say so
             self.failure = f"{type(exc).__name__}: {exc}"
@@ -142,9 +154,13 @@ class Engine:
         finally:
             self.liveness_ready.set()
 
+    def _fused(self, submits):
+        """chips (one array per encoder) -> the profile's fused embeddings, each part through its queue."""
+        return lambda chips: self.pipeline.profile.fuse([submit(c) for submit, c in zip(submits, chips)])
+
     def close(self) -> None:
-        if self.batcher is not None:
-            self.batcher.close()
+        for batcher in self.batchers:
+            batcher.close()
         self.gallery.close()
 
     # ------------------------------------------------------------------ inference
@@ -160,9 +176,11 @@ class Engine:
     def encode(self, images: list[np.ndarray]) -> list[list[Face]]:
         """Every face of every photo, judged, the usable ones with their embedding; all their chips
         in one shared batch of the queue."""
-        with self.batcher.expect() as submit:
+        with contextlib.ExitStack() as stack:
+            submits = [stack.enter_context(q.expect()) for q in self.batchers]
             detections = []
             for image in images:
                 with self._detect_slots:
                     detections.append(self.pipeline.detect(image))
-            return self.pipeline.encode_images(images, detections, embed=submit)
+            embed = self._fused(submits) if len(submits) > 1 else submits[0]
+            return self.pipeline.encode_images(images, detections, embed=embed)

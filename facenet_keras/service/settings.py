@@ -19,6 +19,7 @@ class Settings:
 
     gallery: str | None = None  # gallery URL or path (None: the default gallery)
     model: str | None = None  # the encoder (a .keras file) the gallery was built with (None: the pretrained one)
+    profile: str | None = None  # or the profile: 'fast' / 'accurate' (None: the gallery's own, else fast)
     library: str | None = None  # the photo library's face index (None: beside the gallery); People tab
     keys: str | None = None  # keys file (None: $FACENET_KERAS_KEYS or the user data folder)
     secret: str | None = None  # token signing secret file (None: beside the keys file)

@@ -250,6 +250,6 @@ def check_space(stored: str | None, current: str, where, *, empty: bool = False)
         )
     raise EmbeddingSpaceError(
         f"the gallery {where} holds embeddings of space {stored!r}, but the encoder in use gives {current!r}: "
-        "use the encoder the gallery was built with (--model), or re-encode the gallery with "
-        f"'facenet-keras --gallery {where} gallery migrate' (plus --model for the new encoder)"
+        "use the encoder the gallery was built with (--model or --profile), or re-encode the gallery with "
+        f"'facenet-keras --gallery {where} gallery migrate' (plus --model or --profile for the new one)"
     )
