@@ -45,18 +45,26 @@ def _weights_key(weights) -> tuple:
         return ("path", str(path))
 
 
-def load_encoder(weights: str | os.PathLike[str] | None = None, normalize: bool = False) -> keras.Model:
-    """The face encoder: a ``keras.Model`` mapping (N, 150, 150, 3) pixels 0..255 to (N, 128).
+def load_encoder(weights: str | os.PathLike[str] | None = None, normalize: bool | None = None) -> keras.Model:
+    """The face encoder: a ``keras.Model`` mapping (N, 150, 150, 3) pixels 0..255 to (N, 128) (an
+    ONNX encoder: its own chip size and width).
 
     Args:
         weights: ``None`` or ``"pretrained"`` for dlib's pretrained weights (converted once and
-            cached on disk), or a path to a ``.weights.h5`` / dlib ``.dat`` file.
-        normalize: L2-normalise the embeddings (unit sphere) instead of dlib's raw scale.
+            cached on disk), a path to a ``.weights.h5`` / dlib ``.dat`` file, or the path of an
+            ArcFace-family ``.onnx`` encoder you bring (:mod:`facenet_keras.models.onnx_encoder`:
+            112x112 ArcFace chips, no threshold).
+        normalize: L2-normalise the embeddings (unit sphere); None: the encoder's own default,
+            dlib's raw scale for dlib's ResNet, unit vectors for an ONNX encoder.
 
     The model is cached per (weights, normalize): repeated calls return the same object.
     Never returns random weights; raises ``MissingWeightsError`` (with the pip command) if the
     pretrained weights are not installed.
     """
+    if weights is not None and Path(weights).suffix.lower() == ".onnx":
+        from facenet_keras.models.onnx_encoder import load_onnx_encoder
+
+        return load_onnx_encoder(weights, normalize=True if normalize is None else bool(normalize))
     return _load_encoder(_weights_key(weights), bool(normalize))
 
 
