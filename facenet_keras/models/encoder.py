@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from facenet_keras.models.dlib_resnet import EMBEDDING_SIZE, INPUT_SHAPE, dlib_resnet
 
-__all__ = ["load_encoder", "encode_chips", "CHIP_SIZE", "EMBEDDING_SIZE"]
+__all__ = ["load_encoder", "encode_chips", "pass_size", "CHIP_SIZE", "EMBEDDING_SIZE"]
 
 CHIP_SIZE = INPUT_SHAPE[0]
 
@@ -124,6 +124,16 @@ def _validate_chips(chips, shape: tuple[int, int, int] = INPUT_SHAPE) -> np.ndar
     return arr
 
 
+def pass_size(model: keras.Model, batch_size: int) -> int:
+    """Chips per forward pass: ``batch_size``, capped by the model's ``facenet_keras_pass_size``.
+
+    A network whose first layers work at high resolution with few channels (SFace: 112x112 with 32
+    and 64 channels) is bound by memory traffic there: at 32 chips a pass its activations leave the
+    CPU's caches, and 8 chips a pass ran about twice as fast (``benchmarks/profile_throughput.py``).
+    """
+    return max(1, min(int(batch_size), int(getattr(model, "facenet_keras_pass_size", batch_size))))
+
+
 def encode_chips(chips, model: keras.Model | None = None, batch_size: int = 32) -> np.ndarray:
     """Embed face chips: (N, 150, 150, 3) or (150, 150, 3) RGB 0..255 -> (N, 128) float32.
 
@@ -131,9 +141,10 @@ def encode_chips(chips, model: keras.Model | None = None, batch_size: int = 32) 
         chips: uint8 RGB chips (float arrays in 0..255 are accepted too); a single chip gives N=1.
             Another model with a static input shape takes chips of its own (H, W, 3).
         model: the encoder (default: ``load_encoder()``, dlib's raw scale).
-        batch_size: chips per forward pass. Inputs larger than one batch run in batches of
-            exactly ``batch_size`` (the last padded with zeros and the padding dropped), so every
-            call after the first reuses the same shapes; smaller inputs run as one batch.
+        batch_size: chips per forward pass, at most the model's own ``facenet_keras_pass_size``
+            where it has one (SFace: 8; see :func:`pass_size`). Inputs larger than one pass run in
+            passes of exactly that size (the last padded with zeros and the padding dropped), so
+            every call after the first reuses the same shapes; smaller inputs run as one pass.
 
     Returns an (N, D) float32 array (D = 128 for dlib's ResNet); an empty input gives (0, D).
     Raises ValueError (shape, NaN, range) or TypeError (dtype) naming what was expected.
@@ -148,11 +159,12 @@ def encode_chips(chips, model: keras.Model | None = None, batch_size: int = 32) 
     if n == 0:
         return np.zeros((0, dim), dtype=np.float32)
     infer = _infer_fn(model)
+    step = pass_size(model, batch_size)
     out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, batch_size):
-        batch = arr[start : start + batch_size].astype(np.float32)
+    for start in range(0, n, step):
+        batch = arr[start : start + step].astype(np.float32)
         m = batch.shape[0]
-        if m < batch_size and n > batch_size:  # keep the steady-state batch shape
-            batch = np.concatenate([batch, np.zeros((batch_size - m, *arr.shape[1:]), np.float32)])
+        if m < step and n > step:  # keep the steady-state batch shape
+            batch = np.concatenate([batch, np.zeros((step - m, *arr.shape[1:]), np.float32)])
         out[start : start + m] = infer(tf.constant(batch)).numpy()[:m]
     return out

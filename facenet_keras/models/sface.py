@@ -83,6 +83,9 @@ SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee
 #: made from that file. Weights that do not match are refused.
 WEIGHTS_DIGEST = "03238d6910cb20631304c5dda999fa7bd9533465c858167fa1cbdb845c0af8e0"
 
+#: chips per forward pass (:func:`facenet_keras.models.encoder.pass_size`): its 112x112 layers are
+#: memory-bound; 8 ran about 2x faster than 32 on 2 cores (benchmarks/profile_throughput.py)
+PASS_SIZE = 8
 _BN_EPSILON = 1e-3  # the convolutions' batch norms
 _HEAD_EPSILON = 2e-5  # bn1 and fc1 (the graph stores float32 1.99999995e-05)
 _CACHE_NAME = "sface_2021dec_int8bq.npz"
@@ -326,10 +329,12 @@ def sface(weights: str | os.PathLike[str] | None = "pretrained", *, normalize: b
             graph's own output, ``fc1``.
 
     Never falls back to random weights when the pretrained ones are missing or refused. The model
-    takes ArcFace chips (``facenet_keras_alignment``, which the pipeline reads).
+    takes ArcFace chips (``facenet_keras_alignment``, which the pipeline reads) and runs 8 chips a
+    pass (``facenet_keras_pass_size``, which ``encode_chips`` reads).
     """
     model = build_with_weights(lambda: _build(normalize), weights, lambda: fold_sface_arrays(sface_weights()), "SFace")
     model.facenet_keras_alignment = "arcface"
+    model.facenet_keras_pass_size = PASS_SIZE
     return model
 
 
