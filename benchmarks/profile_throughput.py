@@ -5,7 +5,9 @@ chips/s of SFace (112x112 ArcFace chips) and of dlib's ResNet (150x150 chips), a
 accurate profile's encoders, which run both on their own chip of each face, so its time per face is
 the sum of the two. The target of the accurate profile: its encoders within 2x of fast's time per
 face. Then photos/s of the whole pipeline (MTCNN, quality gate, chips, mirrored-chip averaging),
-for the fast profile and for SFace through the same pipeline (``--model`` SFace). Each figure is
+for the fast profile, for SFace through the same pipeline (as ``--model`` SFace would run it) and,
+where this checkout has the profiles (``facenet_keras.faces.profiles``), for the accurate profile;
+without them that line says it was not measured. Each figure is
 the median of ``--repeats`` runs interleaved across the encoders after a warm-up, so a load
 change on a shared machine hits them alike; the load average is printed beside them. Chips are
 random pixels (a dense convnet's time does not depend on the content); the photos are those of
@@ -64,16 +66,28 @@ def encoder_rates(n_chips: int, repeats: int) -> dict[str, float]:
     return rates
 
 
+def _accurate_pipeline():
+    """The accurate profile's pipeline, or None where this checkout has no profiles."""
+    try:
+        from facenet_keras.faces.profiles import get_profile
+    except ImportError:
+        return None
+    from facenet_keras.faces.pipeline import pipeline_for
+
+    return pipeline_for(get_profile("accurate"))
+
+
 def pipeline_rates(n_photos: int, repeats: int) -> tuple[dict[str, float], int]:
-    """Photos/s of the whole pipeline for the fast profile and for SFace, on the same photos."""
-    from facenet_keras.faces.pipeline import FacePipeline
-    from facenet_keras.models.sface import load_sface
+    """Photos/s of the whole pipeline for the fast profile, SFace and (where it exists) the
+    accurate profile, on the same photos."""
     from pipeline_throughput import benchmark_photos
 
+    from facenet_keras.faces.pipeline import FacePipeline
+    from facenet_keras.models.sface import load_sface
+
     photos = benchmark_photos(n_photos, 512)
-    fast, sface = FacePipeline(None), FacePipeline(load_sface())
-    jobs = {"fast": lambda: fast.encode_batch(photos, progress=False)}
-    jobs["sface"] = lambda: sface.encode_batch(photos, progress=False)
+    pipes = {"fast": FacePipeline(None), "sface": FacePipeline(load_sface()), "accurate": _accurate_pipeline()}
+    jobs = {name: (lambda p=p: p.encode_batch(photos, progress=False)) for name, p in pipes.items() if p is not None}
     return _median_rates(jobs, dict.fromkeys(jobs, len(photos)), repeats), len(photos)
 
 
@@ -89,6 +103,9 @@ def report(enc: dict[str, float], pipe: dict[str, float], n_photos: int, loads: 
         f"whole pipeline (detection, gate, chips, mirrored averaging), {n_photos} photos:",
         f"  fast                    {pipe['fast']:8.2f} photos/s",
         f"  SFace (--model)         {pipe['sface']:8.2f} photos/s",
+        f"  accurate                {pipe['accurate']:8.2f} photos/s"
+        if "accurate" in pipe
+        else "  accurate                not measured: this checkout has no profiles (facenet_keras.faces.profiles)",
     ]
 
 

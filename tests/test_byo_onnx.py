@@ -35,17 +35,12 @@ def onnx_file(tmp_path_factory):
 def photos(tmp_path_factory):
     from facenet_keras.demo import changed_copy, sample_portraits
 
+    grace, eileen = (sample_portraits()[name] for name in ("Grace Hopper", "Eileen Collins"))
     folder = tmp_path_factory.mktemp("photos")
-    people = sample_portraits()
-    paths = {}
-    for key, image in [
-        ("grace", people["Grace Hopper"]),
-        ("grace2", changed_copy(people["Grace Hopper"])),
-        ("eileen", people["Eileen Collins"]),
-    ]:
-        paths[key] = folder / f"{key}.jpg"
-        Image.fromarray(image).save(paths[key])
-    return paths
+    images = {"grace": grace, "grace2": changed_copy(grace), "eileen": eileen}
+    for key, image in images.items():
+        Image.fromarray(image).save(folder / f"{key}.jpg")
+    return {key: folder / f"{key}.jpg" for key in images}
 
 
 def run(capsys, *argv):

@@ -64,11 +64,16 @@ def _synthetic(extra_op: str | None = None) -> onnx.ModelProto:
     if extra_op:
         nodes[-1].output[0] = "y0"
         nodes.append(helper.make_node(extra_op, ["y0"], ["y"], name="extra"))
+    return _checked_model(nodes, inits, size=16, width=10)
+
+
+def _checked_model(nodes, inits, *, size: int, width: int) -> onnx.ModelProto:
+    """A checked opset-17 model of ``nodes``: input x (1, 3, size, size), output y (1, width)."""
     graph = helper.make_graph(
         nodes,
         "synthetic",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, width])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -170,17 +175,7 @@ def _insightface_style(prelu_slope_shape=(8, 1, 1), size: int = 16) -> onnx.Mode
         helper.make_node("Gemm", ["f", "wf", "bf"], ["e"], name="fc", transB=1),
         bn_node("e", "n6", "y"),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "iresnet-like",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return _checked_model(nodes, inits, size=size, width=6)
 
 
 def test_a_graph_without_its_own_normalisation_gets_insightfaces(tmp_path):
