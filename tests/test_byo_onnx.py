@@ -130,6 +130,19 @@ def test_cli_model_onnx_decides_only_with_a_threshold_and_binds_the_gallery(onnx
     assert code == 0 and json.loads(out)["distance"] == pytest.approx(d_same, abs=1e-4)
     code, out, _ = run(capsys, "--gallery", g, "verify", photos["eileen"], "grace", *args)
     assert code == 1 and json.loads(out)["distance"] == pytest.approx(d_other, abs=1e-4)
+    code, out, _ = run(capsys, "--gallery", g, "recognize", photos["grace2"], *args)
+    (face,) = json.loads(out)[0]["faces"]
+    assert code == 0 and face["identity"] == "grace" and face["distance"] == pytest.approx(d_same, abs=1e-4)
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(
+        f"path1,path2,same,fold\n{photos['grace']},{photos['grace2']},1,A\n{photos['grace']},{photos['eileen']},0,A\n"
+        f"{photos['grace2']},{photos['grace']},1,B\n{photos['grace2']},{photos['eileen']},0,B\n"
+    )
+    code, out, err = run(capsys, "evaluate", pairs, "--model", model, "--json")
+    assert code == 0 and json.loads(out)["failed"] == 0, err
+    code, _, err = run(capsys, "calibrate", pairs, "--model", model, "--target-far", "0.5", "--save-model")
+    assert code == 2 and "an .onnx file cannot carry one" in err
 
 
 def test_serve_model_onnx_serves_its_own_gallery(onnx_file, photos, tmp_path, capsys, monkeypatch):
