@@ -50,13 +50,13 @@ def run(capsys, *argv):
 
 
 def test_load_encoder_rebuilds_the_file_once_per_content(onnx_file, tmp_path):
-    from facenet_keras.models.encoder import encode_chips, load_encoder
+    from facenet_keras.models.encoder import encode_chips, load_encoder, pass_size
     from facenet_keras.models.sface import load_sface
     from facenet_keras.weights.cache import sha256_file
 
     model = load_encoder(onnx_file)
     assert model.name == f"onnx_{sha256_file(onnx_file)[:16]}" and model.input_shape == (None, 112, 112, 3)
-    assert model.facenet_keras_alignment == "arcface"
+    assert model.facenet_keras_alignment == "arcface" and pass_size(model, 32) == 8
     copy = tmp_path / "same bytes.onnx"
     shutil.copyfile(onnx_file, copy)
     assert load_encoder(copy) is model  # keyed by the file's digest, not its path

@@ -49,6 +49,10 @@ __all__ = [
 
 #: the chip an ArcFace-family encoder takes (the pipeline's alignment route of that name)
 ARCFACE_ALIGNMENT = "arcface"
+#: chips per forward pass (:func:`facenet_keras.models.encoder.pass_size`): ArcFace-family networks
+#: start with wide tensors at 112x112, bound by memory traffic; SFace through this converter ran 2x
+#: faster in passes of 8 than of 32 on 2 cores (67 against 33 chips/s, same run)
+PASS_SIZE = 8
 #: InsightFace's normalisation for a graph that does not normalise its input itself: (x - 127.5) / 127.5
 OUTSIDE_MEAN, OUTSIDE_SCALE = 127.5, 1.0 / 127.5
 
@@ -275,6 +279,7 @@ def onnx_encoder(path: str | os.PathLike[str], *, normalize: bool = True) -> ker
     model = convert_onnx_graph(read_onnx(path), name=f"onnx_{sha256_file(path)[:16]}", normalize=normalize)
     model.facenet_keras_alignment = ARCFACE_ALIGNMENT
     model.facenet_keras_threshold = None
+    model.facenet_keras_pass_size = PASS_SIZE
     return model
 
 
