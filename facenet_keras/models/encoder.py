@@ -129,7 +129,8 @@ def pass_size(model: keras.Model, batch_size: int) -> int:
 
     A network whose first layers work at high resolution with few channels (SFace: 112x112 with 32
     and 64 channels) is bound by memory traffic there: at 32 chips a pass its activations leave the
-    CPU's caches, and 8 chips a pass ran about twice as fast (``benchmarks/profile_throughput.py``).
+    CPU's caches; with the cores shared, 8 chips a pass ran 1.7-2x as fast, at the cost of about 10%
+    on an idle machine (docs/performance.md, "The accurate profile's encoders").
     """
     return max(1, min(int(batch_size), int(getattr(model, "facenet_keras_pass_size", batch_size))))
 

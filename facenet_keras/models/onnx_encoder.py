@@ -51,7 +51,7 @@ __all__ = [
 ARCFACE_ALIGNMENT = "arcface"
 #: chips per forward pass (:func:`facenet_keras.models.encoder.pass_size`): ArcFace-family networks
 #: start with wide tensors at 112x112, bound by memory traffic; SFace through this converter ran 2x
-#: faster in passes of 8 than of 32 on 2 cores (67 against 33 chips/s, same run)
+#: faster in passes of 8 than of 32 on 2 shared cores (67 against 33 chips/s, same run, load 11)
 PASS_SIZE = 8
 #: InsightFace's normalisation for a graph that does not normalise its input itself: (x - 127.5) / 127.5
 OUTSIDE_MEAN, OUTSIDE_SCALE = 127.5, 1.0 / 127.5

@@ -84,7 +84,7 @@ SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee
 WEIGHTS_DIGEST = "03238d6910cb20631304c5dda999fa7bd9533465c858167fa1cbdb845c0af8e0"
 
 #: chips per forward pass (:func:`facenet_keras.models.encoder.pass_size`): its 112x112 layers are
-#: memory-bound; 8 ran about 2x faster than 32 on 2 cores (benchmarks/profile_throughput.py)
+#: memory-bound; 8 ran 1.7-2x faster than 32 on 2 shared cores, ~10% slower on idle ones (docs/performance.md)
 PASS_SIZE = 8
 _BN_EPSILON = 1e-3  # the convolutions' batch norms
 _HEAD_EPSILON = 2e-5  # bn1 and fc1 (the graph stores float32 1.99999995e-05)
