@@ -205,6 +205,36 @@ MUTATIONS = [
         "    return own",
         ("tests/test_profile_doors.py", "-k", "cli_profile_flags or python_api"),
     ),
+    Mutation(
+        "a brought .onnx encoder gets dlib's threshold instead of none",
+        "facenet_keras/faces/pipeline.py",
+        "        if _is_onnx(path):  # a file you bring ships no threshold for this pipeline: never guessed\n"
+        "            return None\n",
+        "        if _is_onnx(path):  # a file you bring ships no threshold for this pipeline: never guessed\n"
+        "            return PRETRAINED_THRESHOLD\n",
+        ("tests/test_byo_onnx.py", "-k", "threshold"),
+    ),
+    Mutation(
+        "an .onnx encoder fed another route's chips, not ArcFace's",
+        "facenet_keras/faces/pipeline.py",
+        "        return _alignment.arcface_chips(image, np.stack([d.landmarks for d in detections]))\n",
+        "        return _alignment.align_faces(image, np.stack([d.landmarks for d in detections]), size=size)\n",
+        ("tests/test_byo_onnx.py", "-k", "arcface_chips"),
+    ),
+    Mutation(
+        "an ONNX constant of shape (C,) on NCHW taken per channel (ONNX applies it along the width)",
+        "facenet_keras/models/onnx_encoder.py",
+        "    if shape != want:\n        return None\n",
+        "    if int(np.prod(shape)) != channels:\n        return None\n",
+        ("tests/test_onnx_encoder.py", "-k", "broadcasts"),
+    ),
+    Mutation(
+        "a folded batch norm drops the layer's own bias scaling",
+        "facenet_keras/models/folding.py",
+        "(bias * scale + shift)",
+        "(bias + shift)",
+        ("tests/test_onnx_encoder.py", "-k", "synthetic_graph_matches"),
+    ),
 ]
 
 

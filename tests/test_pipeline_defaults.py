@@ -43,6 +43,7 @@ def current_defaults() -> dict:
     }
     assert len(set(entry.values())) == 1, f"entry points disagree on flip/alignment defaults: {entry}"
     flip, align = entry[pipeline.encode]
+    align = pipeline.own_alignment(None, align)  # None: the encoder's own (dlib's chip for the default one)
     assert _default(pipeline.face_chips, "alignment") == align
     det = detection.shared_detector()
     return {

@@ -188,3 +188,16 @@ def test_arcface_chip_of_landmarks_on_the_template_is_the_photo():
     assert arcface_chips(image, np.zeros((0, 5, 2))).shape == (0, 112, 112, 3)
     with pytest.raises(ValueError, match="landmarks"):
         arcface_chips(image, np.zeros((4, 2)))
+
+
+def test_passes_of_eight_chips_give_the_same_embeddings(onnx_path):
+    """SFace runs 8 chips a forward pass whatever the batch asked (its 112x112 layers are
+    memory-bound); padding the last pass must not change any embedding."""
+    from facenet_keras.models.encoder import encode_chips, pass_size
+    from facenet_keras.models.sface import PASS_SIZE, load_sface
+
+    model = load_sface()
+    assert PASS_SIZE == 8 and pass_size(model, 32) == 8 and pass_size(model, 4) == 4
+    chips = np.random.default_rng(5).integers(0, 256, (19, 112, 112, 3), dtype=np.uint8)
+    one_by_one = np.concatenate([np.asarray(model(c[None].astype(np.float32), training=False)) for c in chips])
+    np.testing.assert_allclose(encode_chips(chips, model, batch_size=32), one_by_one, atol=1e-5)

@@ -142,9 +142,10 @@ def _json_option(p) -> None:
 def _common_options(p) -> None:
     p.add_argument(
         "--model",
-        metavar="MODEL.keras",
+        metavar="MODEL",
         default=None,
-        help="a trained encoder (from 'facenet-keras train'); default: the pretrained dlib ResNet",
+        help="a trained encoder (.keras, from 'facenet-keras train') or an ArcFace-family .onnx file; "
+        "default: the pretrained dlib ResNet",
     )
     profile_option(p)
     p.add_argument(
@@ -271,8 +272,11 @@ def cmd_calibrate(args) -> int:
         + _far_resolution_note(n_imp, pair_target)
     )
     if args.save_model:
-        if not isinstance(args.model, (str, os.PathLike)):
-            raise ValueError("--save-model stores the threshold in the --model file: give --model MODEL.keras")
+        if not isinstance(args.model, (str, os.PathLike)) or str(args.model).lower().endswith(".onnx"):
+            raise ValueError(
+                "--save-model stores the threshold in a --model .keras file (an .onnx file cannot carry one: "
+                "use --save to keep it in the gallery)"
+            )
         from facenet_keras.models.metadata import write_metadata
 
         write_metadata(

@@ -126,9 +126,10 @@ def _threshold_option(p: argparse.ArgumentParser) -> None:
 def _model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
-        metavar="MODEL.keras",
+        metavar="MODEL",
         default=None,
-        help="a trained encoder (from 'facenet-keras train'); default: the pretrained dlib ResNet",
+        help="a trained encoder (.keras, from 'facenet-keras train') or an ArcFace-family .onnx file; "
+        "default: the pretrained dlib ResNet",
     )
     profile_option(p)
 

@@ -88,10 +88,10 @@ def register(sub) -> None:
 def _model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
-        metavar="MODEL.keras",
+        metavar="MODEL",
         default=None,
-        help="the encoder the library is indexed with (a .keras file from 'facenet-keras train'); "
-        "default: the pretrained dlib ResNet",
+        help="the encoder the library is indexed with (a .keras file from 'facenet-keras train', or an "
+        "ArcFace-family .onnx file); default: the pretrained dlib ResNet",
     )
     profile_option(p)
 

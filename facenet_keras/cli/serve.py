@@ -75,10 +75,10 @@ def register(sub) -> None:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--model",
-        metavar="MODEL.keras",
+        metavar="MODEL",
         default=None,
-        help="the encoder the gallery was built with (from 'facenet-keras train'); default: the pretrained "
-        "dlib ResNet. A gallery of another embedding space is refused",
+        help="the encoder the gallery was built with (.keras from 'facenet-keras train', or an ArcFace-family "
+        ".onnx file); default: the pretrained dlib ResNet. A gallery of another embedding space is refused",
     )
     profile_option(p)
     gallery_option(p)

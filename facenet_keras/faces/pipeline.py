@@ -4,7 +4,9 @@ Faces are found by MTCNN (:mod:`.detection`). Each is then cut into the chip the
 on: by default dlib's own face chip, from dlib's 5-point landmarks (eye corners and the point under
 the nose, :mod:`.landmarks`, a numpy port of dlib's predictor started from the MTCNN face) mapped
 onto dlib's chip template. ``alignment="mtcnn"`` aligns MTCNN's five points onto their fitted
-template instead (no second landmark stage; chips slightly further from dlib's). By default the
+template instead (no second landmark stage; chips slightly further from dlib's); ``"arcface"``
+aligns them onto the 112x112 ArcFace template, the chip of ArcFace-family encoders (an ONNX file
+brought with ``model="x.onnx"`` takes it, and only it: see :func:`own_alignment`). By default the
 chip's mirror image is encoded too and the two embeddings averaged (test-time augmentation: a face
 and its mirror are the same person, and averaging cancels part of the pose and lighting asymmetry).
 """
@@ -28,7 +30,7 @@ from facenet_keras.images import load_image
 
 # Photos per progress bar below which no bar is drawn.
 _PROGRESS_MIN = 8
-ALIGNMENTS = ("dlib", "mtcnn")
+ALIGNMENTS = ("dlib", "mtcnn", "arcface")
 DEFAULT_ALIGNMENT = "dlib"
 _DEFAULT = object()  # "the default gate" (None means: no gate)
 
@@ -36,12 +38,13 @@ _DEFAULT = object()  # "the default gate" (None means: no gate)
 # ---------------------------------------------------------------------------- model resolution
 def resolve_model(model=None):
     """The encoder to use: None -> the pretrained dlib ResNet; a path -> a saved ``.keras`` model
-    (e.g. from ``facenet-keras train``); a Keras model -> itself. Loaded models are shared."""
+    (e.g. from ``facenet-keras train``), or an ArcFace-family ``.onnx`` file rebuilt in Keras; a
+    Keras model -> itself. Loaded models are shared."""
     model = _plain(model)
-    if model is None:
+    if model is None or _is_onnx(model):
         from facenet_keras.models.encoder import load_encoder
 
-        return load_encoder()
+        return load_encoder(model) if model is not None else load_encoder()
     if _fused(model) is not None:
         raise TypeError(f"the {model} profile has several encoders: run it through pipeline_for(profile)")
     if isinstance(model, (str, os.PathLike)):
@@ -79,12 +82,33 @@ def _load_saved_model(path: str):
     return model
 
 
-def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
+def _is_onnx(model) -> bool:
+    return isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".onnx"
+
+
+def own_alignment(model=None, alignment: str | None = None) -> str:
+    """The chip route for an encoder: ``alignment`` when given, else the encoder's own: "arcface"
+    for an ArcFace-family encoder (an ``.onnx`` path, or a model with ``facenet_keras_alignment =
+    "arcface"``), :data:`DEFAULT_ALIGNMENT` for the others. Checked without loading the encoder; a
+    route the encoder was not trained on is refused, never cut."""
+    arcface = _is_onnx(model) or getattr(model, "facenet_keras_alignment", None) == "arcface"
+    if alignment is None:
+        return "arcface" if arcface else DEFAULT_ALIGNMENT
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+    if arcface != (alignment == "arcface"):
+        which = "an ArcFace-family encoder takes only" if arcface else "only an ArcFace-family encoder takes"
+        raise ValueError(f"{which} the 112x112 ArcFace chips (alignment='arcface'), got alignment={alignment!r}")
+    return alignment
+
+
+def pipeline_id(model=None, flip: bool = True, alignment: str | None = None) -> str:
     """A short id of the encoder and every pipeline setting, for caches of embeddings (a gallery
     keys on :func:`embedding_space_id` instead, which ignores detector settings)."""
     model = _plain(model)
     if _fused(model) is not None:
-        return f"profile-{model.name}:{'+'.join(p.encoder for p in model.parts)}|{alignment_id(alignment)}|flip=1"
+        parts = "+".join(p.encoder for p in model.parts)
+        return f"profile-{model.name}:{parts}|{alignment_id(own_alignment(None, alignment))}|flip=1"
     if model is None:
         name = "dlib_resnet_v1"
     elif isinstance(model, (str, os.PathLike)):
@@ -92,7 +116,7 @@ def pipeline_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMEN
         name = f"{path.name}:{sha256_file(path)[:16]}"
     else:
         name = f"{model.name}:{model.count_params()}"
-    return f"{name}|{alignment_id(alignment)}|flip={int(bool(flip))}"
+    return f"{name}|{alignment_id(own_alignment(model, alignment))}|flip={int(bool(flip))}"
 
 
 # ---------------------------------------------------------------------------- embedding space
@@ -125,6 +149,8 @@ def chip_alignment_id(alignment: str = DEFAULT_ALIGNMENT, padding: float = 0.25)
         from facenet_keras.faces.landmarks import RECT_COEFFS
 
         parts += [_alignment.DLIB_TEMPLATE.tobytes(), RECT_COEFFS.tobytes()]
+    elif alignment == "arcface":
+        parts += [_alignment.ARCFACE_TEMPLATE.tobytes(), str(_alignment.ARCFACE_SIZE).encode()]
     else:
         parts += [
             _alignment.MTCNN_TEMPLATE.tobytes(),
@@ -134,14 +160,16 @@ def chip_alignment_id(alignment: str = DEFAULT_ALIGNMENT, padding: float = 0.25)
     return f"chip-{alignment}-{hashlib.sha256(b''.join(parts)).hexdigest()[:10]}"
 
 
-def embedding_space_id(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
+def embedding_space_id(model=None, flip: bool = True, alignment: str | None = None) -> str:
     """The embedding space a face's embedding lives in: the encoder's weights digest, the chip
     alignment and the test-time augmentation (mirror averaging). Embeddings from two spaces must
-    never be compared; a gallery records the space it was enrolled in. A fused profile has its own
-    space (:func:`profile_space_id`)."""
+    never be compared; a gallery records the space it was enrolled in. ``alignment``: the
+    encoder's own when None (:func:`own_alignment`). A fused profile has its own space
+    (:func:`profile_space_id`)."""
     model = _plain(model)
     if _fused(model) is not None:
         return profile_space_id(model)
+    alignment = own_alignment(model, alignment)
     owned = model is None or isinstance(model, (str, os.PathLike))
     model = resolve_model(model)
     digest = _owned_digests.get(model) if owned else None
@@ -167,6 +195,8 @@ def encoder_threshold(model=None) -> float | None:
         path = Path(model).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
+        if _is_onnx(path):  # a file you bring ships no threshold for this pipeline: never guessed
+            return None
         value = read_metadata(path).get("threshold")
     else:
         value = getattr(model, "facenet_keras_threshold", None)
@@ -209,6 +239,8 @@ def alignment_id(alignment: str = DEFAULT_ALIGNMENT) -> str:
         from facenet_keras.faces.landmarks import RECT_COEFFS
 
         parts += [_alignment.DLIB_TEMPLATE.tobytes(), RECT_COEFFS.tobytes()]
+    elif alignment == "arcface":
+        parts += [_alignment.ARCFACE_TEMPLATE.tobytes(), str(_alignment.ARCFACE_SIZE).encode()]
     else:
         parts += [
             _alignment.MTCNN_TEMPLATE.tobytes(),
@@ -233,7 +265,10 @@ _EMBEDDING_CODE = (
     "models/layers.py",
     "models/dlib_resnet.py",
     "models/encoder.py",
+    "models/onnx_encoder.py",
+    "models/folding.py",
     "weights/dlib_dat.py",
+    "weights/onnx_initializers.py",
     "weights/dlib_shape_predictor.py",
 )
 
@@ -242,7 +277,7 @@ _EMBEDDING_CODE = (
 _PROFILE_CODE = ("faces/profiles.py", "models/sface.py", "weights/onnx_initializers.py", "weights/array_cache.py")
 
 
-def embedding_key(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNMENT) -> str:
+def embedding_key(model=None, flip: bool = True, alignment: str | None = None) -> str:
     """The key of everything that can change an embedding, for caches of embeddings.
 
     ``facenet-keras-<version>|<encoder>@<weights digest>|<alignment id>|flip=<0/1>|code-<digest>``:
@@ -255,11 +290,10 @@ def embedding_key(model=None, flip: bool = True, alignment: str = DEFAULT_ALIGNM
     """
     from facenet_keras import __version__
 
-    if alignment not in ALIGNMENTS:
-        raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
     model = _plain(model)
     if _fused(model) is not None:
         return f"facenet-keras-{__version__}|{_profile_cache_key(model)}|flip=1|code-{_code_digest(_PROFILE_CODE)}"
+    alignment = own_alignment(model, alignment)
     return (
         f"facenet-keras-{__version__}|{_encoder_digest(model)}|{alignment_id(alignment)}"
         f"|flip={int(bool(flip))}|code-{_code_digest()}"
@@ -331,13 +365,18 @@ def face_chips(
     "dlib": dlib's 5 points predicted from each MTCNN face, mapped onto dlib's chip template, exactly
     as ``dlib.get_face_chip(..., padding=0.25)`` would cut it. "mtcnn": MTCNN's 5 points onto their
     fitted template. ``padding``: the margin around the face, as a fraction of its template width
-    (0.25 for the pretrained encoder).
+    (0.25 for the pretrained encoder). "arcface": MTCNN's 5 points onto the ArcFace template, 112x112
+    only (its template has its own margin; ``padding`` does not apply).
     """
     detections = list(detections)
     if alignment not in ALIGNMENTS:
         raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+    if alignment == "arcface" and size != _alignment.ARCFACE_SIZE:
+        raise ValueError(f"ArcFace chips are {_alignment.ARCFACE_SIZE}x{_alignment.ARCFACE_SIZE}, not {size}x{size}")
     if not detections:
         return np.zeros((0, size, size, 3), np.uint8)
+    if alignment == "arcface":
+        return _alignment.arcface_chips(image, np.stack([d.landmarks for d in detections]))
     if alignment == "mtcnn":
         return _alignment.align_faces(image, np.stack([d.landmarks for d in detections]), size=size, padding=padding)
     from facenet_keras.faces.landmarks import load_shape_predictor, rect_from_detection
@@ -386,18 +425,17 @@ class FacePipeline:
         *,
         detector: FaceDetector | None = None,
         flip: bool = True,
-        alignment: str = DEFAULT_ALIGNMENT,
+        alignment: str | None = None,
         gate=_DEFAULT,
         batch_size: int = 32,
         embedder=None,
     ):
         from facenet_keras.faces import quality
 
-        if alignment not in ALIGNMENTS:
-            raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
         model = _plain(model)
         if _fused(model) is not None and type(self) is FacePipeline:
             raise TypeError(f"the {model} profile runs in a ProfilePipeline: use pipeline_for(profile)")
+        alignment = own_alignment(model, alignment)
         self.model_ref = model
         self._model = None if model is None or isinstance(model, (str, os.PathLike)) else model
         self._detector = detector
@@ -563,7 +601,7 @@ def unusable_because(face: Face) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _shared_pipeline(model, flip: bool, alignment: str, batch_size: int) -> FacePipeline:
+def _shared_pipeline(model, flip: bool, alignment: str | None, batch_size: int) -> FacePipeline:
     return FacePipeline(model, flip=flip, alignment=alignment, batch_size=batch_size)
 
 
@@ -572,7 +610,7 @@ def pipeline_for(
     *,
     detector: FaceDetector | None = None,
     flip: bool = True,
-    alignment: str = DEFAULT_ALIGNMENT,
+    alignment: str | None = None,
     batch_size: int = 32,
 ) -> FacePipeline:
     """The pipeline of an encoder (None, a path or a model); shared (built once) with the default
@@ -729,7 +767,7 @@ def encode_batch(
     model=None,
     detector: FaceDetector | None = None,
     flip: bool = True,
-    alignment: str = DEFAULT_ALIGNMENT,
+    alignment: str | None = None,
     batch_size: int = 32,
     progress: bool | None = None,
     return_images: bool = False,
@@ -756,7 +794,7 @@ def encode(
     model=None,
     detector: FaceDetector | None = None,
     flip: bool = True,
-    alignment: str = DEFAULT_ALIGNMENT,
+    alignment: str | None = None,
     profile=None,
 ) -> list[Face]:
     """Every face in one photo, each with box, landmarks, confidence, quality and (when usable)

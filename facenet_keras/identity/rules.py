@@ -82,6 +82,12 @@ def resolve_threshold(threshold: float | None, gallery, model) -> float:
     if threshold is None:
         ref = model.model_ref if isinstance(model, FacePipeline) else model
         where = ref if isinstance(ref, (str, os.PathLike)) else getattr(ref, "name", "this encoder")
+        if str(where).lower().endswith(".onnx"):  # a file you bring: it cannot store a threshold
+            raise ValueError(
+                f"the encoder {where} ships no distance threshold for this pipeline, so it cannot decide "
+                f"'same person': pass --threshold, or calibrate it on your pairs and keep it in the gallery: "
+                f"'facenet-keras calibrate PAIRS.csv --model {where} --target-far 1e-3 --save'"
+            )
         raise ValueError(
             f"the encoder {where} carries no distance threshold, so it cannot decide 'same person': "
             f"calibrate it first, e.g. 'facenet-keras calibrate PAIRS.csv --model {where} --target-far "

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from facenet_keras.models.dlib_resnet import EMBEDDING_SIZE, INPUT_SHAPE, dlib_resnet
 
-__all__ = ["load_encoder", "encode_chips", "CHIP_SIZE", "EMBEDDING_SIZE"]
+__all__ = ["load_encoder", "encode_chips", "pass_size", "CHIP_SIZE", "EMBEDDING_SIZE"]
 
 CHIP_SIZE = INPUT_SHAPE[0]
 
@@ -45,18 +45,26 @@ def _weights_key(weights) -> tuple:
         return ("path", str(path))
 
 
-def load_encoder(weights: str | os.PathLike[str] | None = None, normalize: bool = False) -> keras.Model:
-    """The face encoder: a ``keras.Model`` mapping (N, 150, 150, 3) pixels 0..255 to (N, 128).
+def load_encoder(weights: str | os.PathLike[str] | None = None, normalize: bool | None = None) -> keras.Model:
+    """The face encoder: a ``keras.Model`` mapping (N, 150, 150, 3) pixels 0..255 to (N, 128) (an
+    ONNX encoder: its own chip size and width).
 
     Args:
         weights: ``None`` or ``"pretrained"`` for dlib's pretrained weights (converted once and
-            cached on disk), or a path to a ``.weights.h5`` / dlib ``.dat`` file.
-        normalize: L2-normalise the embeddings (unit sphere) instead of dlib's raw scale.
+            cached on disk), a path to a ``.weights.h5`` / dlib ``.dat`` file, or the path of an
+            ArcFace-family ``.onnx`` encoder you bring (:mod:`facenet_keras.models.onnx_encoder`:
+            112x112 ArcFace chips, no threshold).
+        normalize: L2-normalise the embeddings (unit sphere); None: the encoder's own default,
+            dlib's raw scale for dlib's ResNet, unit vectors for an ONNX encoder.
 
     The model is cached per (weights, normalize): repeated calls return the same object.
     Never returns random weights; raises ``MissingWeightsError`` (with the pip command) if the
     pretrained weights are not installed.
     """
+    if weights is not None and Path(weights).suffix.lower() == ".onnx":
+        from facenet_keras.models.onnx_encoder import load_onnx_encoder
+
+        return load_onnx_encoder(weights, normalize=True if normalize is None else bool(normalize))
     return _load_encoder(_weights_key(weights), bool(normalize))
 
 
@@ -116,6 +124,17 @@ def _validate_chips(chips, shape: tuple[int, int, int] = INPUT_SHAPE) -> np.ndar
     return arr
 
 
+def pass_size(model: keras.Model, batch_size: int) -> int:
+    """Chips per forward pass: ``batch_size``, capped by the model's ``facenet_keras_pass_size``.
+
+    A network whose first layers work at high resolution with few channels (SFace: 112x112 with 32
+    and 64 channels) is bound by memory traffic there: at 32 chips a pass its activations leave the
+    CPU's caches; with the cores shared, 8 chips a pass ran 1.7-2x as fast, at the cost of about 10%
+    on an idle machine (docs/performance.md, "The accurate profile's encoders").
+    """
+    return max(1, min(int(batch_size), int(getattr(model, "facenet_keras_pass_size", batch_size))))
+
+
 def encode_chips(chips, model: keras.Model | None = None, batch_size: int = 32) -> np.ndarray:
     """Embed face chips: (N, 150, 150, 3) or (150, 150, 3) RGB 0..255 -> (N, 128) float32.
 
@@ -123,9 +142,10 @@ def encode_chips(chips, model: keras.Model | None = None, batch_size: int = 32) 
         chips: uint8 RGB chips (float arrays in 0..255 are accepted too); a single chip gives N=1.
             Another model with a static input shape takes chips of its own (H, W, 3).
         model: the encoder (default: ``load_encoder()``, dlib's raw scale).
-        batch_size: chips per forward pass. Inputs larger than one batch run in batches of
-            exactly ``batch_size`` (the last padded with zeros and the padding dropped), so every
-            call after the first reuses the same shapes; smaller inputs run as one batch.
+        batch_size: chips per forward pass, at most the model's own ``facenet_keras_pass_size``
+            where it has one (SFace: 8; see :func:`pass_size`). Inputs larger than one pass run in
+            passes of exactly that size (the last padded with zeros and the padding dropped), so
+            every call after the first reuses the same shapes; smaller inputs run as one pass.
 
     Returns an (N, D) float32 array (D = 128 for dlib's ResNet); an empty input gives (0, D).
     Raises ValueError (shape, NaN, range) or TypeError (dtype) naming what was expected.
@@ -140,11 +160,12 @@ def encode_chips(chips, model: keras.Model | None = None, batch_size: int = 32) 
     if n == 0:
         return np.zeros((0, dim), dtype=np.float32)
     infer = _infer_fn(model)
+    step = pass_size(model, batch_size)
     out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, batch_size):
-        batch = arr[start : start + batch_size].astype(np.float32)
+    for start in range(0, n, step):
+        batch = arr[start : start + step].astype(np.float32)
         m = batch.shape[0]
-        if m < batch_size and n > batch_size:  # keep the steady-state batch shape
-            batch = np.concatenate([batch, np.zeros((batch_size - m, *arr.shape[1:]), np.float32)])
+        if m < step and n > step:  # keep the steady-state batch shape
+            batch = np.concatenate([batch, np.zeros((step - m, *arr.shape[1:]), np.float32)])
         out[start : start + m] = infer(tf.constant(batch)).numpy()[:m]
     return out

