@@ -55,8 +55,11 @@ docs: $(VENV)/.installed-test
 mutation: $(VENV)/.installed-test
 	$(BIN)/python scripts/mutation_check.py
 
+# 1000 examples per endpoint: about 21,000 requests in all (those without parameters give one each).
 fuzz: $(VENV)/.installed-test
-	FACENET_KERAS_FUZZ_EXAMPLES=$${FACENET_KERAS_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/service/test_service_fuzz.py
+	FACENET_KERAS_FUZZ_EXAMPLES=$${FACENET_KERAS_FUZZ_EXAMPLES:-1000} \
+	FACENET_KERAS_FUZZ_MIN_REQUESTS=$${FACENET_KERAS_FUZZ_MIN_REQUESTS:-20000} \
+	$(BIN)/python -m pytest tests/service/test_service_fuzz.py
 
 # Execute the notebooks at full settings and store them with their outputs (and the README figures).
 notebooks: $(VENV)/.installed-test
