@@ -69,4 +69,7 @@ def test_redoc_renders_offline(offline_page):
     page.goto(base + "/redoc")
     page.wait_for_selector("h1:has-text('facenet-keras')")
     page.wait_for_selector("h2:has-text('enrol a new person from one or more photos')", state="attached")
-    assert page.elsewhere == [] and page.errors == [], (page.elsewhere, page.errors)
+    # ReDoc's sidebar always asks for Redocly's logo from their CDN: the page's CSP blocks it (so
+    # the browser does not even try: nothing in page.elsewhere), and the logo hides itself.
+    others = [e for e in page.errors if not ("cdn.redoc.ly/redoc/logo-mini.svg" in e and "img-src" in e)]
+    assert page.elsewhere == [] and others == [], (page.elsewhere, page.errors)

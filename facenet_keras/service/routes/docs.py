@@ -20,7 +20,8 @@ from facenet_keras.service.errors import ServiceError
 __all__ = ["router", "assets", "DOCS_CSP"]
 
 # Scripts only from this server; the two viewers set inline styles and ReDoc runs its search in a
-# blob: worker, so those are allowed; nothing leaves the server.
+# blob: worker, so those are allowed. Nothing is fetched from elsewhere (ReDoc's sidebar asks for
+# Redocly's logo from their CDN: blocked here, the logo hides itself).
 DOCS_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "worker-src 'self' blob:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'"
