@@ -226,6 +226,10 @@ def test_stylize_runs_as_a_job(client, keys, shared_data):
     from PIL import Image
 
     assert png.headers["content-type"] == "image/png" and max(Image.open(io.BytesIO(png.content)).size) == 64
+    for other in ("read", "admin"):  # the job and its image belong to the key that made it; to others: unknown
+        for url in (f"/v1/jobs/{job['id']}", job["result"]):
+            answer = client.get(url, headers=auth(keys[other]))
+            assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found", (other, url)
     assert (
         client.post(
             "/v1/stylize",
