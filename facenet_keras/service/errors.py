@@ -135,11 +135,12 @@ def allowed_methods(request: Request) -> list[str]:
     from starlette.routing import Match
 
     routes = request.app.router.routes
-    return [
+    found = [
         method
         for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
         if any(route.matches(dict(request.scope, method=method))[0] == Match.FULL for route in routes)
     ]
+    return found or ["GET", "HEAD"]  # none: a mounted folder of static files (its scope is the mount's)
 
 
 def install(app: FastAPI) -> None:

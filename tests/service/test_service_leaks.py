@@ -119,6 +119,7 @@ def test_a_405_allows_every_method_of_the_path(client):
         ("POST", "/v1/people/somebody", "GET, PATCH, DELETE"),
         ("PUT", "/v1/people", "GET, POST"),
         ("DELETE", "/v1/stylize", "POST"),
+        ("POST", "/static/app.js", "GET, HEAD"),
     ]:
         r = client.request(method, path)
         assert r.status_code == 405 and r.headers["allow"] == allowed, (method, path, r.headers.get("allow"))
