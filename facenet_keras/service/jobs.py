@@ -6,8 +6,8 @@ worker runs. Job ids are 128 random bits. Inputs are kept in memory only, never 
 
 A job belongs to the API key that made it: asked for with another key it does not exist (404).
 A finished job and its result are deleted ``ttl_s`` seconds after it ended (a sweep every minute
-or so, and on every look). A job whose worker process is gone (a restart) is marked failed when
-the store opens, since nothing will ever finish it.
+or so, and on every look). A job whose worker process on this host is gone (a restart) is marked failed
+when the store opens, since nothing will ever finish it; another host's jobs are left to that host.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ __all__ = ["JobStore", "ORPHANED"]
 
 ACTIVE = ("queued", "running")
 ORPHANED = "the server restarted before this job finished; start it again"
+HOST = socket.gethostname()  # a jobs folder on shared storage holds several hosts' jobs
 
 
 def _alive(pid) -> bool:
@@ -126,7 +128,7 @@ class JobStore:
         """Mark failed the queued or running jobs whose worker process is gone; how many."""
         n = 0
         for job_id, job in self._jobs():
-            if job.get("status") in ACTIVE and not _alive(job.get("pid")):
+            if job.get("status") in ACTIVE and job.get("host", HOST) == HOST and not _alive(job.get("pid")):
                 try:
                     self._write(job_id, **dict(job, status="failed", progress=0.0, message=ORPHANED))
                 except KeyError:
@@ -149,7 +151,9 @@ class JobStore:
         if self._queued >= self.max_queued:
             raise OverflowError(f"{self._queued} jobs are already queued; try again later")
         job_id = secrets.token_hex(16)
-        self._write(job_id, kind=kind, status="queued", progress=0.0, message="", owner=owner, pid=os.getpid())
+        self._write(
+            job_id, kind=kind, status="queued", progress=0.0, message="", owner=owner, pid=os.getpid(), host=HOST
+        )
         self._queued += 1
         self._pool.submit(self._run, job_id, kind, owner, work)
         return job_id
@@ -158,7 +162,7 @@ class JobStore:
         self._queued -= 1
         started = time.time()
         last = [0.0]
-        mine = {"kind": kind, "owner": owner, "pid": os.getpid(), "started": started}
+        mine = {"kind": kind, "owner": owner, "pid": os.getpid(), "host": HOST, "started": started}
 
         def report(fraction: float) -> None:
             now = time.monotonic()

@@ -57,7 +57,7 @@ def test_finished_jobs_expire_and_their_files_go(tmp_path):
 
 def test_jobs_a_restart_left_unfinished_are_marked_failed(tmp_path):
     """A job whose worker process is gone fails at start-up; one whose worker still runs (another
-    worker of the same server) is left alone."""
+    worker of the same server), or that another host runs, is left alone."""
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     folder = tmp_path / "jobs"
@@ -65,6 +65,8 @@ def test_jobs_a_restart_left_unfinished_are_marked_failed(tmp_path):
     store._write("a" * 32, kind="stylize", status="running", progress=0.4, message="", owner="k1", pid=gone.pid)
     store._write("b" * 32, kind="stylize", status="queued", progress=0.0, message="", owner="k1")  # before pids
     store._write("c" * 32, kind="stylize", status="running", progress=0.1, message="", owner="k1", pid=os.getppid())
+    elsewhere = dict(kind="stylize", status="running", progress=0.2, message="", owner="k1", host="another-host")
+    store._write("d" * 32, **elsewhere, pid=gone.pid)  # a shared jobs folder: that host judges its own
     store.close()
 
     again = JobStore(folder)  # the restart
@@ -72,7 +74,7 @@ def test_jobs_a_restart_left_unfinished_are_marked_failed(tmp_path):
         for job_id in ("a" * 32, "b" * 32):
             job = again.get(job_id, "k1")
             assert job["status"] == "failed" and job["message"] == ORPHANED, job
-        assert again.get("c" * 32, "k1")["status"] == "running"
+        assert again.get("c" * 32, "k1")["status"] == again.get("d" * 32, "k1")["status"] == "running"
     finally:
         again.close()
 
