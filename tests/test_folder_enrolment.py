@@ -89,6 +89,7 @@ def test_enroll_from_folder_command(folder, tmp_path, capsys, encoder):
         "unusable face": 0,
         "duplicate": 1,
         "unreadable": 1,
+        "bad name": 0,
     }
     assert {p["path"][len(str(folder)) + 1 :]: p["outcome"] for p in payload["photos"]} == EXPECTED
 

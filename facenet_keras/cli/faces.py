@@ -192,9 +192,9 @@ def cmd_enroll(args) -> int:
     if args.strict:
         print("facenet-keras: error: --strict applies to --from-folder only", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from facenet_keras.identity.stores.base import normalize_name
+    from facenet_keras.identity.rules import check_new_name
 
-    name = normalize_name(args.name)  # before any work: a bad name is refused at once
+    name = check_new_name(args.name)  # before any work: a bad name is refused at once
     with open_gallery(args, readonly=False) as g:
         result = g.enroll(name, args.photos, model=args.model, face=args.face, force=args.force)
         total = g.people().get(name, 0)

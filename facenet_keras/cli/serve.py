@@ -60,6 +60,13 @@ def register(sub) -> None:
     )
     p.add_argument("--styles", metavar="FOLDER", help="style images offered as built-in styles")
     p.add_argument(
+        "--job-ttl",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="a finished style job and its image are deleted this long after it ended (default 3600)",
+    )
+    p.add_argument(
         "--style-model",
         metavar="DIR",
         help="your own TF-Hub-signature stylisation SavedModel for method=fast (default: Magenta's networks, "
@@ -134,6 +141,8 @@ def cmd_serve(args) -> int:
             f"an SQLite gallery is served by one worker (--workers 1); {args.workers} workers need a "
             "shared gallery: --gallery postgresql://..."
         )
+    if not args.job_ttl > 0:
+        return _fail("--job-ttl must be a positive number of seconds")
     if bool(args.tls_cert) != bool(args.tls_key):
         return _fail("--tls-cert and --tls-key go together")
     for path in filter(None, (args.tls_cert, args.tls_key, args.styles, args.style_model)):
@@ -158,6 +167,7 @@ def cmd_serve(args) -> int:
         library=args.library,
         keys=args.keys,
         styles=args.styles,
+        job_ttl_s=args.job_ttl,
         style_model=args.style_model,
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         max_pixels=args.max_pixels,

@@ -12,7 +12,9 @@ A batch job: it runs to the end and says, for every photo, what became of it (:d
 * ``duplicate``: the same pixels as a photo already enrolled (in the gallery, or earlier in this
   run): a copy of the file, or the folder enrolled again, which therefore adds nothing. A re-saved
   JPEG is a different picture to the encoder and is enrolled (see :data:`DUPLICATE_DISTANCE`);
-* ``unreadable``: not an image, or a broken one.
+* ``unreadable``: not an image, or a broken one;
+* ``bad name``: the folder's name cannot be a person's (control characters: the rulebook's
+  :func:`~facenet_keras.identity.rules.check_new_name`), so none of its photos is enrolled.
 
 Each person's photos are encoded together and written in one transaction, so an interruption
 leaves every person either fully enrolled from this run or untouched.
@@ -29,14 +31,14 @@ import numpy as np
 from facenet_keras.faces.face import Face
 from facenet_keras.faces.pipeline import pipeline_for, primary_face
 from facenet_keras.identity.recognition import enroll_faces, photo_digest
-from facenet_keras.identity.rules import check_gallery_space, check_reference, encoder_for
+from facenet_keras.identity.rules import check_gallery_space, check_new_name, check_reference, encoder_for
 from facenet_keras.identity.search import pairwise_distances
 from facenet_keras.images import list_identities, load_image
 
-OUTCOMES = ("enrolled", "no face", "several faces", "unusable face", "duplicate", "unreadable")
+OUTCOMES = ("enrolled", "no face", "several faces", "unusable face", "duplicate", "unreadable", "bad name")
 #: Outcomes that are failures (``--strict`` turns any of them into exit code 2). A duplicate is not:
 #: the photo is already enrolled, which is what was asked.
-FAILURES = frozenset({"no face", "several faces", "unusable face", "unreadable"})
+FAILURES = frozenset({"no face", "several faces", "unusable face", "unreadable", "bad name"})
 #: Two embeddings closer than this come from the same pixels (float noise of batching only). A JPEG
 #: re-save moves the embedding 0.045-0.076 (Grace Hopper's portrait, quality 95-75), as far as two
 #: near-identical video frames in faces/ (0.045), so no threshold could tell "re-saved" from "another
@@ -133,6 +135,10 @@ def _enroll_person(
 ) -> list[PhotoOutcome]:
     """One person's photos: decide each, then write the accepted ones in one transaction through the
     one enrolment decision (:func:`facenet_keras.identity.recognition.enroll_faces`)."""
+    try:
+        person = check_new_name(person)  # before any work: the whole folder is refused
+    except ValueError as exc:
+        return [PhotoOutcome(str(file), person, "bad name", detail=str(exc)) for file in photos]
     outcomes: list[PhotoOutcome | None] = [None] * len(photos)
     images, readable = [], []
     for i, file in enumerate(photos):

@@ -123,8 +123,11 @@ class FaceGallery:
         )
 
     def rename(self, old: str, new: str) -> None:
-        """Rename a person (all their photos follow)."""
-        self.store.rename(normalize_name(old), normalize_name(new))
+        """Rename a person (all their photos follow); the new name obeys the rulebook's
+        :func:`~facenet_keras.identity.rules.check_new_name`."""
+        from facenet_keras.identity.rules import check_new_name
+
+        self.store.rename(normalize_name(old), check_new_name(new))
 
     def remove(self, name: str) -> int:
         """Erase a person: their embeddings, face crops and the cached embeddings of their photos.

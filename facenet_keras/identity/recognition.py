@@ -36,6 +36,7 @@ from facenet_keras.identity.rules import (
     FACE_CHOICES,
     SeveralFacesError,
     check_gallery_space,
+    check_new_name,
     check_reference,
     choose_face,
     encoder_for,
@@ -218,7 +219,7 @@ def enroll(
     :class:`Enrolment`.
     """
     model = encoder_for(gallery, model, profile)
-    name = normalize_name(name)
+    name = check_new_name(name)
     if isinstance(images, (str, os.PathLike, bytes)) or hasattr(images, "shape") or hasattr(images, "mode"):
         images = [images]
     images = list(images)
@@ -277,7 +278,7 @@ def enroll_faces(
     quality gate, unless ``force``), keep its crop, warn of photos enrolled under another name and of
     look-alikes, write in one transaction. :func:`enroll` encodes and calls this; the service and
     folder enrolment call it with faces already encoded."""
-    name = normalize_name(name)
+    name = check_new_name(name)
     space = space if space is not None else check_gallery_space(gallery, model)
     result = result if result is not None else Enrolment(name)
     vectors: list[np.ndarray] = []

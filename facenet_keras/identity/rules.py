@@ -12,7 +12,8 @@ the course functions) asks these functions, so the same photo gets the same deci
 * which face of a photo to enrol: one face, or the one the caller named (:func:`choose_face`);
 * whether a face may serve as a reference, or be named at all: the quality gate
   (:mod:`facenet_keras.faces.quality`; :func:`check_reference`);
-* warnings when a new photo is already enrolled, or looks like someone else (:func:`enrolment_warnings`).
+* warnings when a new photo is already enrolled, or looks like someone else (:func:`enrolment_warnings`);
+* the name a new person may take (:func:`check_new_name`): one the service's URLs can reach again.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from facenet_keras.faces.detection import NoFaceError
 from facenet_keras.faces.face import Face
 from facenet_keras.faces.pipeline import FacePipeline, embedding_space_id, encoder_threshold, primary_face
 from facenet_keras.identity.search import pairwise_distances
-from facenet_keras.identity.stores.base import check_space, check_threshold, display_name
+from facenet_keras.identity.stores.base import check_space, check_threshold, display_name, normalize_name
 
 __all__ = [
     "FACE_CHOICES",
     "check_gallery_space",
+    "check_new_name",
     "check_reference",
     "choose_face",
     "encoder_for",
@@ -94,6 +96,21 @@ def resolve_threshold(threshold: float | None, gallery, model) -> float:
             "1e-3 --save-model' (or pass --threshold)"
         )
     return check_threshold(threshold)
+
+
+# ---------------------------------------------------------------------------- names
+def check_new_name(name) -> str:
+    """The name a person is enrolled, named or renamed under: :func:`normalize_name`'s rules (no
+    control characters, no surrounding spaces), and no ``/`` nor the whole name ``.`` or ``..``, which
+    a URL path segment cannot carry back (``/v1/people/{name}`` would never reach that person again).
+    ``?``, ``#`` and ``%`` are fine: percent-encoded, they come back as they were. Raises ValueError."""
+    text = normalize_name(name)
+    if "/" in text or text in (".", ".."):
+        raise ValueError(
+            f"a person's name must not contain '/' nor be '.' or '..' (a web address could not reach it): "
+            f"{display_name(text)}"
+        )
+    return text
 
 
 # ---------------------------------------------------------------------------- which face

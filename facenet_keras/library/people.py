@@ -143,9 +143,9 @@ def _unknown(library: LibraryStore, target) -> str:
 def name_cluster(library: LibraryStore, gallery, cluster: int, name: str) -> int:
     """Name cluster ``cluster``: all its faces are enrolled as ``name`` in the gallery (a new person,
     or more photos of one already there) and marked as theirs. Returns the number of faces."""
-    from facenet_keras.identity.stores.base import check_name
+    from facenet_keras.identity.rules import check_new_name
 
-    name = check_name(name)
+    name = check_new_name(name)
     faces = faces_of(library, int(cluster), embeddings=True)
     gallery.add(
         name,

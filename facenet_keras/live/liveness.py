@@ -65,8 +65,10 @@ BLINK_DEPTH = 0.7
 BLINK_MAX_SECONDS = 0.5
 #: a turn prompt is met when the head turns this many degrees the asked way within its window.
 TURN_DEGREES = 15.0
-#: the shortest stretch of one face the cues are computed on.
+#: the shortest stretch of one face the cues are computed on ...
 MIN_SECONDS = 1.5
+#: ... and the fewest frames showing it (fewer cannot give a parallax or a blink, however long).
+MIN_FACE_FRAMES = 10
 #: how often detection runs, in seconds of the clip (landmarks run on every frame, from boxes
 #: interpolated between): every 3rd frame at 30 fps, as calibrated; every frame at 10 fps, where
 #: a head turning moves the box too far between every 3rd frame to be linked by overlap.
@@ -460,11 +462,14 @@ def assess(
     seen = m.times[present]
     span = float(seen[-1] - seen[0]) if seen.size else 0.0
     cues["face_seconds"] = round(span, 3)
-    if present.sum() < 10 or span < MIN_SECONDS:
+    if present.sum() < MIN_FACE_FRAMES:  # each condition that failed, in its own words
         fails.append(
-            f"one face was followed for only {span:.1f} s ({int(present.sum())} of {n} frames): "
-            f"need at least {MIN_SECONDS:g} s of one face"
+            f"one face was found in only {int(present.sum())} of {n} frames: need at least "
+            f"{MIN_FACE_FRAMES} frames of one face"
         )
+    if span < MIN_SECONDS:
+        fails.append(f"one face was followed for only {span:.1f} s: need at least {MIN_SECONDS:g} s of one face")
+    if fails:
         return LivenessResult(False, 0.0, tuple(fails), cues)
     (parallax, pairs), blinks, yaw = m.parallax, m.blinks, m.yaw
     cues.update(

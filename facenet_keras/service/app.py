@@ -26,7 +26,7 @@ from facenet_keras.service.errors import install as install_errors
 from facenet_keras.service.guard import Guard
 from facenet_keras.service.jobs import JobStore
 from facenet_keras.service.metrics import Metrics
-from facenet_keras.service.routes import faces, gallery, keys, library, liveness, pages, styles
+from facenet_keras.service.routes import docs, faces, gallery, keys, library, liveness, pages, styles
 from facenet_keras.service.settings import SETTINGS_ENV, Settings, configure_logging
 
 __all__ = ["Settings", "create_app", "create_app_from_env", "configure_logging", "SETTINGS_ENV"]
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.engine = engine
         app.state.secret = load_secret(settings.secret or state_dir / "secret.key")
-        app.state.jobs = JobStore(settings.jobs or state_dir / "jobs")
+        app.state.jobs = JobStore(settings.jobs or state_dir / "jobs", ttl_s=settings.job_ttl_s)
         if len(keystore) == 0:
             log.warning(
                 "no API keys in %s: every /v1 endpoint answers 401 until one is made with "
@@ -80,7 +80,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.close()
 
     app = FastAPI(
-        title="facenet-keras", version="1", lifespan=lifespan, responses=ERROR_RESPONSES, description=DESCRIPTION
+        title="facenet-keras",
+        version="1",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+        description=DESCRIPTION,
+        docs_url=None,  # served from local files by routes.docs instead of a CDN
+        redoc_url=None,
     )
     app.state.settings, app.state.keystore, app.state.metrics = settings, keystore, metrics
     install_errors(app)
@@ -98,6 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.include_router(docs.router)
+    if docs.assets() is not None:
+        app.mount("/docs-assets", StaticFiles(directory=docs.assets()), name="docs-assets")
     for area in (faces, liveness, gallery, library, styles, keys):
         app.include_router(area.router)
     return app

@@ -24,6 +24,9 @@ __all__ = [
     "READ",
     "WRITE",
     "ADMIN",
+    "ReadKey",
+    "WriteKey",
+    "shown_path",
     "ready_engine",
     "EngineDep",
     "settings_of",
@@ -68,6 +71,17 @@ def require(scope: str):
 
 
 READ, WRITE, ADMIN = Depends(require("read")), Depends(require("write")), Depends(require("admin"))
+# The key itself, for endpoints whose answer depends on whose key it is (jobs, server paths).
+ReadKey = Annotated[ApiKey, READ]
+WriteKey = Annotated[ApiKey, WRITE]
+
+
+def shown_path(path: str | None, key: ApiKey) -> str | None:
+    """A server path as ``key`` may see it: whole for write and admin keys (who run the server's
+    library), only the file name for read keys (where the server keeps its photos is not theirs)."""
+    if path is None or allows(key.scope, "write"):
+        return path
+    return str(path).replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def ready_engine(request: Request) -> Engine:

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("facenet_keras.service")
 
-__all__ = ["ServiceError", "ErrorBody", "error_response", "install", "ERROR_RESPONSES"]
+__all__ = ["ServiceError", "ErrorBody", "error_response", "install", "ERROR_RESPONSES", "CONFLICT"]
 
 
 class ServiceError(Exception):
@@ -63,6 +63,11 @@ ERROR_RESPONSES: dict[int | str, dict] = {
         (501, "not available in this installation"),
         (503, "not ready, or timed out"),
     ]
+}
+
+# Only on the endpoints where a name can already be taken (enrol, rename).
+CONFLICT: dict[int | str, dict] = {
+    409: {"model": ErrorBody, "description": "the name is already taken", "content": {"application/json": {}}}
 }
 
 _STATUS_CODES = {
@@ -124,6 +129,20 @@ def internal_error(exc: BaseException) -> JSONResponse:
     return error_response(500, "internal_error", f"internal error (logged as {ref})")
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this request's path (for a 405's ``Allow``):
+    each method is tried against the routes, as the router itself would match it."""
+    from starlette.routing import Match
+
+    routes = request.app.router.routes
+    found = [
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        if any(route.matches(dict(request.scope, method=method))[0] == Match.FULL for route in routes)
+    ]
+    return found or ["GET", "HEAD"]  # none: a mounted folder of static files (its scope is the mount's)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every exception into the JSON error shape."""
 
@@ -142,7 +161,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         code = _STATUS_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal_error")
-        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # Starlette names the first route's methods; the path may have more
+            headers = dict(headers or {}, Allow=", ".join(allowed_methods(request)))
+        return error_response(exc.status_code, code, str(exc.detail), headers)
 
     async def _library(request: Request, exc: Exception):
         known = classify(exc)

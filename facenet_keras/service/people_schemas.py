@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from facenet_keras.library.clustering import DEFAULT_METHOD
 
@@ -32,9 +32,13 @@ __all__ = [
 Method = Literal["average", "chinese-whispers", "single", "hdbscan"]
 ClusterId = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+# Request bodies take JSON types as they are: true is not a threshold (1.0) nor a cluster id (1).
+STRICT = ConfigDict(strict=True)
 
 
 class ClusterIn(BaseModel):
+    model_config = STRICT
+
     method: Method = Field(DEFAULT_METHOD, description="clustering method (default: average linkage)")
     threshold: float | None = Field(
         None,
@@ -79,6 +83,8 @@ class LibraryPeopleOut(BaseModel):
 
 
 class NameClusterIn(BaseModel):
+    model_config = STRICT
+
     name: str = Field(min_length=1, max_length=200, description="the person's name (an existing one adds to them)")
 
 
@@ -89,6 +95,8 @@ class NamedClusterOut(BaseModel):
 
 
 class MergeIn(BaseModel):
+    model_config = STRICT
+
     into: ClusterId | Name = Field(description="what stays: a cluster id (a JSON number) or a person's name (a string)")
     merge: ClusterId | Name = Field(description="what is merged into it: a cluster id or a person's name")
 
@@ -98,6 +106,8 @@ class MergedOut(BaseModel):
 
 
 class SplitIn(BaseModel):
+    model_config = STRICT
+
     threshold: float | None = Field(None, gt=0, le=2, description="the cut (default: 0.8 x the last clustering's)")
 
 
@@ -110,7 +120,7 @@ class SplitOut(BaseModel):
 
 
 class LibraryPhotoOut(BaseModel):
-    photo: str = Field(description="the photo's path on the server")
+    photo: str = Field(description="the photo's path on the server (its file name only, to a read key)")
     face: int = Field(description="the face's id (for its thumbnail)")
     box: list[float] = Field(description="x, y, w, h in pixels of the photo")
     distance: float | None = Field(description="to the person's nearest other enrolled photo (null: none)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "FaceOut",
@@ -123,6 +123,8 @@ class EnrolledOut(BaseModel):
 
 
 class RenameIn(BaseModel):
+    model_config = ConfigDict(strict=True)  # a JSON string, nothing coerced into one
+
     name: str = Field(min_length=1, max_length=200, description="the new name")
 
 

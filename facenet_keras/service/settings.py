@@ -24,6 +24,7 @@ class Settings:
     keys: str | None = None  # keys file (None: $FACENET_KERAS_KEYS or the user data folder)
     secret: str | None = None  # token signing secret file (None: beside the keys file)
     jobs: str | None = None  # jobs folder (None: beside the keys file)
+    job_ttl_s: float = 3600.0  # a finished job and its result are deleted this long after it ended
     styles: str | None = None  # folder of built-in style images offered by /v1/styles
     style_model: str | None = None  # a user's own TF-Hub-signature SavedModel for method=fast (default: offline)
     max_upload_bytes: int = 10 * 2**20  # whole request body

@@ -215,7 +215,7 @@ def test_liveness_answers_501_without_the_liveness_module(client, keys):
     if importlib.util.find_spec("facenet_keras.live") is not None:
         pytest.skip("facenet_keras.live is installed: the liveness endpoints are live")
     r = client.get("/v1/liveness/challenge", headers=auth(keys["read"]))
-    assert r.status_code == 501 and "issue 14" in r.json()["error"]["message"]
+    assert r.status_code == 501 and "facenet_keras.live.liveness" in r.json()["error"]["message"]
 
 
 def test_stylize_runs_as_a_job(client, keys, shared_data):
@@ -227,14 +227,18 @@ def test_stylize_runs_as_a_job(client, keys, shared_data):
         headers=auth(keys["write"]),
     )
     assert r.status_code == 202, r.text
-    job = wait_job(client, r.json(), auth(keys["read"]), ("vgg19",))
+    job = wait_job(client, r.json(), auth(keys["write"]), ("vgg19",))  # the key that made it
     assert job["status"] == "done", job
-    png = client.get(job["result"], headers=auth(keys["read"]))
+    png = client.get(job["result"], headers=auth(keys["write"]))
     import io
 
     from PIL import Image
 
     assert png.headers["content-type"] == "image/png" and max(Image.open(io.BytesIO(png.content)).size) == 64
+    for other in ("read", "admin"):  # the job and its image belong to the key that made it; to others: unknown
+        for url in (f"/v1/jobs/{job['id']}", job["result"]):
+            answer = client.get(url, headers=auth(keys[other]))
+            assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found", (other, url)
     assert (
         client.post(
             "/v1/stylize",
@@ -262,9 +266,9 @@ def test_fast_style_with_no_model_given(client, keys, shared_data):
         headers=auth(keys["write"]),
     )
     assert r.status_code == 202, r.text
-    job = wait_job(client, r.json(), auth(keys["read"]), ("magenta",))
+    job = wait_job(client, r.json(), auth(keys["write"]), ("magenta",))
     assert job["status"] == "done", job
-    out = np.asarray(Image.open(io.BytesIO(client.get(job["result"], headers=auth(keys["read"])).content)))
+    out = np.asarray(Image.open(io.BytesIO(client.get(job["result"], headers=auth(keys["write"])).content)))
     photo = Image.open(io.BytesIO(content)).convert("RGB")
     photo.thumbnail((64, 64))
     assert out.shape == np.asarray(photo).shape  # 64 px on the long side

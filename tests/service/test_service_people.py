@@ -90,8 +90,13 @@ def test_cluster_name_and_search_through_the_api(lib, keys):
     assert found.status_code == 200, found.text
     found = found.json()
     assert found["person"] == "Amy" and found["threshold"] == pytest.approx(0.6)
-    assert sorted(Path(p["photo"]).name for p in found["photos"]) == ["1.png", "2.png", "3.png"]
-    assert all(Path(p["photo"]).parent.name == "bbt_amy" and p["how"] == "named" for p in found["photos"])
+    # a read key sees the file names only; a write key (who runs the library) the server's paths
+    assert sorted(p["photo"] for p in found["photos"]) == ["1.png", "2.png", "3.png"]
+    assert all(p["how"] == "named" for p in found["photos"])
+    paths = [p["photo"] for p in c.get("/v1/library/people/Amy/photos", headers=w).json()["photos"]]
+    assert all(Path(p).is_absolute() and Path(p).parent.name == "bbt_amy" for p in paths), paths
+    sources = {s: [p["source"] for p in c.get("/v1/people/Amy", headers=auth(keys[s])).json()["photos"]] for s in keys}
+    assert sorted(sources["read"]) == ["1.png", "2.png", "3.png"] and sorted(sources["write"]) == sorted(paths), sources
     d = [p["distance"] for p in found["photos"]]
     assert all(0 < x < 0.6 for x in d) and d == sorted(d)  # to her other photos, nearest first
     assert who(lib.library, [p["face"] for p in found["photos"]]) == {"bbt_amy"}

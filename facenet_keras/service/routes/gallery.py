@@ -11,9 +11,9 @@ from pathlib import Path
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse
 
-from facenet_keras.service.deps import ADMIN, READ, WRITE, EngineDep, known_person, photo_of
+from facenet_keras.service.deps import ADMIN, READ, WRITE, EngineDep, ReadKey, known_person, photo_of, shown_path
 from facenet_keras.service.engine import Engine
-from facenet_keras.service.errors import ServiceError
+from facenet_keras.service.errors import CONFLICT, ServiceError
 from facenet_keras.service.schemas import EnrolledOut, PeopleOut, PersonOut, PersonPhotosOut, RemovedOut, RenameIn
 
 __all__ = ["router"]
@@ -85,6 +85,7 @@ def enrol(e: Engine, name: str, photos: list[UploadFile], face: str | None) -> d
     response_model=EnrolledOut,
     status_code=201,
     dependencies=[WRITE],
+    responses=CONFLICT,
     summary="enrol a new person from one or more photos (one face each, or say which with 'face')",
 )
 def create_person(
@@ -93,10 +94,10 @@ def create_person(
     photos: list[UploadFile] = File(...),
     face: str | None = FACE_FIELD,
 ):
+    from facenet_keras.identity.rules import check_new_name
+
     check_count(photos)
-    name = name.strip()
-    if not name:
-        raise ServiceError(422, "invalid_request", "the name is blank")
+    name = check_new_name(name)  # ValueError -> 422 with the reason (blank, '/', control characters)
     if name in e.gallery:
         raise ServiceError(
             409, "exists", f"{name!r} is already enrolled: add photos with POST /v1/people/{{name}}/photos"
@@ -107,14 +108,16 @@ def create_person(
 @router.get(
     "/people/{name}",
     response_model=PersonPhotosOut,
-    dependencies=[READ],
     summary="one person's enrolled photos (ids, file names, face boxes)",
 )
-def person(e: EngineDep, name: str):
+def person(e: EngineDep, key: ReadKey, name: str):
     photos = e.gallery.photos(known_person(e, name))
     return {
         "name": name,
-        "photos": [{"id": p.id, "source": p.source, "box": None if p.box is None else list(p.box)} for p in photos],
+        "photos": [
+            {"id": p.id, "source": shown_path(p.source, key), "box": None if p.box is None else list(p.box)}
+            for p in photos
+        ],
     }
 
 
@@ -130,12 +133,14 @@ def add_photos(e: EngineDep, name: str, photos: list[UploadFile] = File(...), fa
     return enrol(e, known_person(e, name), photos, face)
 
 
-@router.patch("/people/{name}", response_model=PersonOut, dependencies=[WRITE], summary="rename a person")
+@router.patch(
+    "/people/{name}", response_model=PersonOut, dependencies=[WRITE], responses=CONFLICT, summary="rename a person"
+)
 def rename(e: EngineDep, name: str, body: RenameIn):
+    from facenet_keras.identity.rules import check_new_name
+
     g = e.gallery
-    new = body.name.strip()
-    if not new:
-        raise ServiceError(422, "invalid_request", "the new name is blank")
+    new = check_new_name(body.name)  # ValueError -> 422 with the reason
     if new != name and new in g:
         raise ServiceError(409, "exists", f"{new!r} is already enrolled")
     g.rename(known_person(e, name), new)

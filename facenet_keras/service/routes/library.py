@@ -25,7 +25,7 @@ from pathlib import Path
 from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 
-from facenet_keras.service.deps import READ, WRITE, EngineDep, SettingsDep, ready_engine
+from facenet_keras.service.deps import READ, WRITE, EngineDep, ReadKey, SettingsDep, ready_engine, shown_path
 from facenet_keras.service.errors import ServiceError
 from facenet_keras.service.people_schemas import (
     ClusterIn,
@@ -133,10 +133,11 @@ def people(request: Request, settings: SettingsDep):
 @router.get(
     "/people/{name}/photos",
     response_model=LibraryPhotosOut,
-    dependencies=[READ],
     summary="every photo of a named person, nearest first, with the distance",
 )
-def photos(e: EngineDep, settings: SettingsDep, name: str, threshold: float | None = Query(None, gt=0, le=2)):
+def photos(
+    e: EngineDep, key: ReadKey, settings: SettingsDep, name: str, threshold: float | None = Query(None, gt=0, le=2)
+):
     from facenet_keras.identity.recognition import resolve_threshold
     from facenet_keras.library.search import photos_of
 
@@ -146,7 +147,7 @@ def photos(e: EngineDep, settings: SettingsDep, name: str, threshold: float | No
     tau = resolve_threshold(threshold, gallery, e.model)
     with opened(settings, need=False) as lib:
         found = [] if lib is None else photos_of(lib, gallery, name, tau, model=e.model)
-    return {"person": name, "threshold": tau, "photos": found}
+    return {"person": name, "threshold": tau, "photos": [dict(p, photo=shown_path(p["photo"], key)) for p in found]}
 
 
 @router.get(
@@ -202,10 +203,10 @@ def cluster(settings: SettingsDep, body: ClusterIn | None = None):
     summary="name a cluster: enrols that person with all its faces (an existing name: adds them)",
 )
 def name(e: EngineDep, settings: SettingsDep, body: NameClusterIn, cluster_id: int = PathParam(ge=0, le=MAX_ID)):
-    from facenet_keras.identity.store import normalize_name
+    from facenet_keras.identity.rules import check_new_name
     from facenet_keras.library.people import name_cluster
 
-    who = normalize_name(body.name)  # ValueError -> 422 with the reason
+    who = check_new_name(body.name)  # ValueError -> 422 with the reason
     gallery = e.gallery
     with lock, opened(settings, need=True) as lib:
         n = name_cluster(lib, gallery, known_cluster(lib, cluster_id), who)

@@ -55,7 +55,7 @@ def liveness_module():
         raise ServiceError(
             501,
             "not_available",
-            "liveness checks need facenet_keras.live.liveness (issue 14), which this installation does not have",
+            "liveness checks need facenet_keras.live.liveness, which this installation does not have",
         ) from None
     return liveness
 

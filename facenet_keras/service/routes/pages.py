@@ -39,8 +39,9 @@ def healthz() -> dict:
     responses={503: ERROR_RESPONSES[503]},
 )
 def readyz(e: EngineDep) -> dict:
+    """Ready or not, and nothing about the gallery: anyone may ask, with no key."""
     liveness = e.liveness_ready.is_set() and not e.liveness_failure
-    return {"ready": True, "people": len(e.gallery), "liveness": liveness}
+    return {"ready": True, "liveness": liveness}
 
 
 @router.get(

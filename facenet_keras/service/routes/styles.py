@@ -10,7 +10,8 @@ from pathlib import Path
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 
-from facenet_keras.service.deps import READ, WRITE, EngineDep, SettingsDep, photo_of
+from facenet_keras.service.auth import ApiKey
+from facenet_keras.service.deps import READ, EngineDep, ReadKey, SettingsDep, WriteKey, photo_of
 from facenet_keras.service.errors import ServiceError
 from facenet_keras.service.schemas import JobOut, StylesOut
 from facenet_keras.service.settings import Settings
@@ -64,11 +65,11 @@ def styles(settings: SettingsDep):
     "/stylize",
     response_model=JobOut,
     status_code=202,
-    dependencies=[WRITE],
-    summary="start a style transfer job (poll GET /v1/jobs/{id})",
+    summary="start a style transfer job (poll GET /v1/jobs/{id} with the same key)",
 )
 def stylize(
     request: Request,
+    key: WriteKey,
     e: EngineDep,
     settings: SettingsDep,
     content: UploadFile = File(...),
@@ -136,36 +137,38 @@ def stylize(
         return buf.getvalue()
 
     try:
-        job_id = request.app.state.jobs.submit("stylize", work)
+        job_id = request.app.state.jobs.submit("stylize", work, owner=key.id)
     except OverflowError as exc:
         raise ServiceError(503, "busy", str(exc), {"Retry-After": "30"}) from None
-    return job_view(request, job_id)
+    return job_view(request, job_id, key)
 
 
-def job_view(request: Request, job_id: str) -> dict:
+def job_view(request: Request, job_id: str, key: ApiKey) -> dict:
+    """The job as the API shows it, to the key that made it only (any other key: 404, as unknown)."""
     try:
-        job = request.app.state.jobs.get(job_id)
+        job = request.app.state.jobs.get(job_id, key.id)
     except KeyError:
         raise ServiceError(404, "not_found", "no such job") from None
     result = f"/v1/jobs/{job_id}/result" if job["status"] == "done" else None
     return {k: job.get(k, "") for k in ("id", "kind", "status", "progress", "message")} | {"result": result}
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, dependencies=[READ], summary="a job's status and progress (0..1)")
-def job(request: Request, job_id: str):
-    return job_view(request, job_id)
+@router.get(
+    "/jobs/{job_id}", response_model=JobOut, summary="a job's status and progress (0..1), to the key that made it"
+)
+def job(request: Request, job_id: str, key: ReadKey):
+    return job_view(request, job_id, key)
 
 
 @router.get(
     "/jobs/{job_id}/result",
-    dependencies=[READ],
     response_class=Response,
     responses={200: {"content": {"image/png": {}}, "description": "the stylised image"}},
-    summary="a finished job's image (PNG)",
+    summary="a finished job's image (PNG), to the key that made it",
 )
-def job_result(request: Request, job_id: str):
+def job_result(request: Request, job_id: str, key: ReadKey):
     try:
-        path = request.app.state.jobs.result(job_id)
+        path = request.app.state.jobs.result(job_id, key.id)
     except KeyError:
         raise ServiceError(404, "not_found", "no such job, or it has not finished") from None
     return FileResponse(path, media_type="image/png")
