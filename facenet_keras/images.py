@@ -17,8 +17,9 @@ Conversions, so every caller sees the same kind of pixels:
 Refused, with an :class:`ImageError` (a ``ValueError``) whose message names the source: data that is
 not an image, a truncated or corrupt file (PIL's ``LOAD_TRUNCATED_IMAGES`` is never switched on, so
 no grey half-images; a JPEG whose image data is too short for its declared size, which libjpeg fills
-with grey silently, is refused from its markers, see :mod:`facenet_keras.jpeg_data`), a picture larger than ``max_pixels`` (decompression bombs; checked from the
-header before any pixel is decoded), or smaller than ``min_side`` pixels on a side.
+with grey silently, is refused from its markers, see :mod:`facenet_keras.jpeg_data`), a picture
+larger than ``max_pixels`` (decompression bombs; checked from the header before any pixel is
+decoded), or smaller than ``min_side`` pixels on a side.
 A missing file raises :class:`FileNotFoundError`.
 """
 
