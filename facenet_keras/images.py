@@ -31,6 +31,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -135,6 +136,7 @@ def image_size(
         label, im = name or "<PIL image>", src
         _check_size(im.size, label, max_pixels, min_side)
         return _upright(im)
+    fh: IO[bytes]
     if isinstance(src, (bytes, bytearray, memoryview)):
         label, fh = name or "<bytes>", io.BytesIO(bytes(src))
     elif isinstance(src, (str, os.PathLike)):

@@ -51,6 +51,20 @@ def register(sub) -> None:
     )
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body (default 10 MB)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest photo in pixels (default 25 M)")
+    p.add_argument("--max-frames", type=int, default=150, help="most frames in one liveness request (default 150)")
+    p.add_argument(
+        "--max-request-pixels",
+        type=int,
+        default=100_000_000,
+        help="most decoded pixels in one request, all its photos or frames (default 100 M)",
+    )
+    p.add_argument(
+        "--max-pixels-in-flight",
+        type=int,
+        default=100_000_000,
+        help="most decoded pixels all requests of a worker hold at once; the rest wait, then get 503 "
+        "(default 100 M, about 300 MB of RGB)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may take (default 60)")
     p.add_argument(
         "--batch-wait-ms",
@@ -126,6 +140,9 @@ def cmd_serve(args) -> int:
         return _fail(f"the service needs its extra: pip install 'facenet-keras[service]' ({exc})")
     if args.workers < 1:
         return _fail("--workers must be at least 1")
+    for option in ("max_pixels", "max_frames", "max_request_pixels", "max_pixels_in_flight"):
+        if getattr(args, option) < 1:
+            return _fail(f"--{option.replace('_', '-')} must be at least 1")
     gallery = args.gallery
     scheme = str(gallery).partition("://")[0] if gallery and "://" in str(gallery) else "sqlite"
     if args.workers > 1 and scheme not in SHARED_SCHEMES:
@@ -154,6 +171,9 @@ def cmd_serve(args) -> int:
         style_model=args.style_model,
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         max_pixels=args.max_pixels,
+        max_frames=args.max_frames,
+        max_request_pixels=args.max_request_pixels,
+        max_pixels_in_flight=args.max_pixels_in_flight,
         request_timeout_s=args.timeout,
         cors_origins=list(args.cors_origin),
         batch_wait_ms=args.batch_wait_ms,
