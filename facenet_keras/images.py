@@ -57,6 +57,8 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 _WHITE = 255.0
+# Pixels converted at a time (a strip of whole rows): bounds the temporary copies a conversion makes.
+_STRIP_PIXELS = 1 << 20
 
 
 class ImageError(ValueError):
@@ -256,11 +258,28 @@ def _check_jpeg_data(fp, label: str, size) -> None:
 
 
 def _pil_to_rgb(im: Image.Image, label: str) -> np.ndarray:
-    """PIL image (any mode) -> upright RGB uint8 array, alpha composited on white."""
+    """PIL image (any mode) -> upright RGB uint8 array, alpha composited on white.
+
+    Converted a strip of rows at a time into the one output array, so a large photo costs its
+    decoded form plus the output, not the several full-size copies a whole-image conversion makes.
+    """
     try:
-        im = ImageOps.exif_transpose(im)  # returns a copy with the Orientation tag applied
+        orientation = im.getexif().get(0x0112, 1)
+        if orientation in (2, 3, 4, 5, 6, 7, 8):
+            im = ImageOps.exif_transpose(im)  # a turned copy, only when the tag asks for one
     except Exception as exc:  # malformed EXIF: refuse rather than guess the orientation
         raise ImageError(f"{label}: unreadable EXIF orientation ({exc})") from exc
+    width, height = im.size
+    out = np.empty((height, width, 3), np.uint8)
+    rows = max(1, _STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        out[top:bottom] = _strip_to_rgb(im.crop((0, top, width, bottom)), label)
+    return out
+
+
+def _strip_to_rgb(im: Image.Image, label: str) -> np.ndarray:
+    """A few rows of a PIL image (any mode) -> RGB uint8, alpha composited on white."""
     mode = im.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         # 16-bit and 32-bit single-channel: numpy does the scaling exactly.
@@ -276,7 +295,7 @@ def _pil_to_rgb(im: Image.Image, label: str) -> np.ndarray:
         return _composite_on_white(np.asarray(im, dtype=np.float32))
     if mode != "RGB":
         im = im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
-    return np.array(im, dtype=np.uint8)
+    return np.asarray(im, dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------------------------------

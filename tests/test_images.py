@@ -264,3 +264,29 @@ def test_iter_image_files(tmp_path):
     assert [p.name for p in iter_image_files(tmp_path, recursive=False)] == ["a.JPG", "e.webp"]
     with pytest.raises(NotADirectoryError):
         list(iter_image_files(tmp_path / "a.JPG"))
+
+
+def test_a_photo_converted_a_strip_at_a_time_is_the_whole_conversion(monkeypatch):
+    """Large photos are converted to RGB a few rows at a time (no full-size temporary copies); every
+    mode comes out exactly as one whole-image conversion gives it, strips of a single row included."""
+    import facenet_keras.images as images
+
+    rng = np.random.default_rng(1)
+    rgba = Image.fromarray(rng.integers(0, 256, (23, 37, 4), np.uint8), "RGBA")
+    palette = rgba.convert("RGB").quantize(16)
+    clear = palette.copy()
+    clear.info["transparency"] = 3
+    sixteen = Image.fromarray(rng.integers(0, 65536, (23, 37), np.uint16))
+    modes = [rgba, rgba.convert("RGB"), rgba.convert("L"), rgba.convert("1"), rgba.convert("LA"), palette, clear]
+    modes += [rgba.convert("CMYK"), rgba.convert("RGB").convert("YCbCr"), sixteen]
+    whole = [images._strip_to_rgb(im, "whole") for im in modes]
+    monkeypatch.setattr(images, "_STRIP_PIXELS", 40)  # one row of 37 pixels per strip
+    converted = []
+    convert = Image.Image.convert
+    monkeypatch.setattr(
+        Image.Image, "convert", lambda self, *a, **k: converted.append(self.size) or convert(self, *a, **k)
+    )
+    for im, expected in zip(modes, whole):
+        got = load_image(im)
+        assert got.shape == (23, 37, 3) and np.array_equal(got, expected), im.mode
+    assert converted and set(converted) == {(37, 1)}  # never a whole-image copy
