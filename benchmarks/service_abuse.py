@@ -44,9 +44,9 @@ LIMITS = [
     "--max-frames",
     "150",
     "--max-request-pixels",
-    "100000000",
+    "50000000",
     "--max-pixels-in-flight",
-    "100000000",
+    "50000000",
 ]
 MB = 2**20
 TARGETS = {  # case: (what is measured, the most it may be)

@@ -55,15 +55,15 @@ def register(sub) -> None:
     p.add_argument(
         "--max-request-pixels",
         type=int,
-        default=100_000_000,
-        help="most decoded pixels in one request, all its photos or frames (default 100 M)",
+        default=50_000_000,
+        help="most decoded pixels in one request, all its photos or frames (default 50 M)",
     )
     p.add_argument(
         "--max-pixels-in-flight",
         type=int,
-        default=100_000_000,
+        default=50_000_000,
         help="most decoded pixels all requests of a worker hold at once; the rest wait, then get 503 "
-        "(default 100 M, about 300 MB of RGB)",
+        "(default 50 M: two 25 MP photos, about 0.6 GB at the peak of their decoding and detection)",
     )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may take (default 60)")
     p.add_argument(

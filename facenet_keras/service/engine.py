@@ -84,7 +84,7 @@ class Engine:
         *,
         model=None,
         max_pixels: int = 25_000_000,
-        max_request_pixels: int = 100_000_000,
+        max_request_pixels: int = 50_000_000,
         budget: PixelBudget | None = None,
         max_batch: int = 32,
         batch_wait_s: float = 0.005,
