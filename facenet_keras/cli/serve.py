@@ -51,20 +51,21 @@ def register(sub) -> None:
     )
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body (default 10 MB)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest photo in pixels (default 25 M)")
-    p.add_argument("--max-frames", type=int, default=150, help="most frames in one liveness request (default 150)")
-    p.add_argument(
-        "--max-request-pixels",
-        type=int,
-        default=50_000_000,
-        help="most decoded pixels in one request, all its photos or frames (default 50 M)",
-    )
-    p.add_argument(
-        "--max-pixels-in-flight",
-        type=int,
-        default=50_000_000,
-        help="most decoded pixels all requests of a worker hold at once; the rest wait, then get 503 "
-        "(default 50 M: two 25 MP photos, about 0.6 GB at the peak of their decoding and detection)",
-    )
+    for option, default, text in [
+        ("--max-frames", 150, "most frames in one liveness request (default 150)"),
+        (
+            "--max-request-pixels",
+            50_000_000,
+            "most decoded pixels in one request, all its photos or frames (default 50 M)",
+        ),
+        (
+            "--max-pixels-in-flight",
+            50_000_000,
+            "most decoded pixels all requests of a worker hold at once; the rest wait, then get 503 "
+            "(default 50 M: two 25 MP photos, about 0.6 GB at the peak of their decoding and detection)",
+        ),
+    ]:
+        p.add_argument(option, type=int, default=default, help=text)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may take (default 60)")
     p.add_argument(
         "--batch-wait-ms",

@@ -220,3 +220,19 @@ def test_the_gate_knows_the_scope_of_every_keyed_endpoint(tmp_path):
         scope = {"type": "http", "path": path.replace("{", "").replace("}", ""), "method": method, "root_path": ""}
         matched = [r for r in gate.routes if r.matches(scope)[0] == Match.FULL]
         assert len(matched) == 1 and gate._needs[id(matched[0])] in ("read", "write", "admin"), (path, method)
+
+
+def test_serve_hands_its_memory_limits_to_the_app(tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    from facenet_keras.cli import main
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(settings=app.state.settings))
+    base = ["serve", "--gallery", str(tmp_path / "g.sqlite"), "--keys", str(tmp_path / "keys.json")]
+    limits = ["--max-frames", "7", "--max-request-pixels", "1000", "--max-pixels-in-flight", "2000"]
+    assert main(base + limits) == 0
+    s = seen["settings"]
+    assert (s.max_frames, s.max_request_pixels, s.max_pixels_in_flight) == (7, 1000, 2000)
+    assert main(base + ["--max-pixels-in-flight", "0"]) == 2
+    assert "--max-pixels-in-flight must be at least 1" in capsys.readouterr().err
