@@ -132,6 +132,19 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def _cap_malloc_arenas(arenas: int = 2) -> None:
+    """Let glibc keep at most ``arenas`` heaps: by default each of the server's many threads gets its
+    own, and the photo buffers freed in them stay resident (measured: 40 concurrent 25 MP photos grew
+    the server by 1.02 GB with them, 0.86 GB with two). Not glibc: nothing to cap."""
+    os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))  # worker processes read it when they start
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, int(os.environ["MALLOC_ARENA_MAX"]))  # -8: M_ARENA_MAX
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
 def cmd_serve(args) -> int:
     try:
         import uvicorn
@@ -196,6 +209,7 @@ def cmd_serve(args) -> int:
         log_level=args.log_level,
         access_log=False,
     )  # our own access log names no person
+    _cap_malloc_arenas()
     if args.workers == 1:
         configure_logging(args.log_level)
         uvicorn.run(create_app(settings), **common)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 import time
 
@@ -229,10 +230,12 @@ def test_serve_hands_its_memory_limits_to_the_app(tmp_path, monkeypatch, capsys)
 
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(settings=app.state.settings))
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     base = ["serve", "--gallery", str(tmp_path / "g.sqlite"), "--keys", str(tmp_path / "keys.json")]
     limits = ["--max-frames", "7", "--max-request-pixels", "1000", "--max-pixels-in-flight", "2000"]
     assert main(base + limits) == 0
     s = seen["settings"]
     assert (s.max_frames, s.max_request_pixels, s.max_pixels_in_flight) == (7, 1000, 2000)
+    assert os.environ["MALLOC_ARENA_MAX"] == "2"  # what worker processes start with
     assert main(base + ["--max-pixels-in-flight", "0"]) == 2
     assert "--max-pixels-in-flight must be at least 1" in capsys.readouterr().err
