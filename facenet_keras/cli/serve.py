@@ -157,6 +157,7 @@ def cmd_serve(args) -> int:
     for option in ("max_pixels", "max_frames", "max_request_pixels", "max_pixels_in_flight"):
         if getattr(args, option) < 1:
             return _fail(f"--{option.replace('_', '-')} must be at least 1")
+    _cap_malloc_arenas()
     gallery = args.gallery
     scheme = str(gallery).partition("://")[0] if gallery and "://" in str(gallery) else "sqlite"
     if args.workers > 1 and scheme not in SHARED_SCHEMES:
@@ -209,7 +210,6 @@ def cmd_serve(args) -> int:
         log_level=args.log_level,
         access_log=False,
     )  # our own access log names no person
-    _cap_malloc_arenas()
     if args.workers == 1:
         configure_logging(args.log_level)
         uvicorn.run(create_app(settings), **common)
