@@ -16,8 +16,10 @@ Conversions, so every caller sees the same kind of pixels:
 
 Refused, with an :class:`ImageError` (a ``ValueError``) whose message names the source: data that is
 not an image, a truncated or corrupt file (PIL's ``LOAD_TRUNCATED_IMAGES`` is never switched on, so
-no grey half-images), a picture larger than ``max_pixels`` (decompression bombs; checked from the
-header before any pixel is decoded), or smaller than ``min_side`` pixels on a side.
+no grey half-images; a JPEG whose image data is too short for its declared size, which libjpeg fills
+with grey silently, is refused from its markers, see :mod:`facenet_keras.jpeg_data`), a picture
+larger than ``max_pixels`` (decompression bombs; checked from the header before any pixel is
+decoded), or smaller than ``min_side`` pixels on a side.
 A missing file raises :class:`FileNotFoundError`.
 """
 
@@ -29,6 +31,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -37,6 +40,7 @@ __all__ = [
     "list_identities",
     "ImageError",
     "load_image",
+    "image_size",
     "iter_image_files",
     "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
@@ -53,6 +57,8 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 _WHITE = 255.0
+# Pixels converted at a time (a strip of whole rows): bounds the temporary copies a conversion makes.
+_STRIP_PIXELS = 1 << 20
 
 
 class ImageError(ValueError):
@@ -118,6 +124,43 @@ def load_image(
     return np.ascontiguousarray(rgb)
 
 
+def image_size(
+    src, *, name: str | None = None, max_pixels: int | None = None, min_side: int | None = None
+) -> tuple[int, int]:
+    """The (width, height) :func:`load_image` would return for ``src`` (upright, EXIF applied), read
+    from the header with no pixel decoded; the same refusals for size and truncated data. Lets a
+    caller check a whole batch (and what it would cost in memory) before decoding any of it."""
+    max_pixels = MAX_PIXELS if max_pixels is None else int(max_pixels)
+    min_side = MIN_SIDE if min_side is None else int(min_side)
+    if isinstance(src, np.ndarray):
+        return int(src.shape[1]), int(src.shape[0])
+    if isinstance(src, Image.Image):
+        label, im = name or "<PIL image>", src
+        _check_size(im.size, label, max_pixels, min_side)
+        return _upright(im)
+    fh: IO[bytes]
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        label, fh = name or "<bytes>", io.BytesIO(bytes(src))
+    elif isinstance(src, (str, os.PathLike)):
+        label = name or str(src)
+        if not Path(src).is_file():
+            raise FileNotFoundError(f"{label}: no such file")
+        fh = open(src, "rb")
+    else:
+        raise TypeError(f"image_size() takes a path, bytes, a PIL image or a numpy array, not {type(src).__name__}")
+    with fh, _opened(fh, label, max_pixels, min_side) as im:
+        return _upright(im)
+
+
+def _upright(im: Image.Image) -> tuple[int, int]:
+    """(width, height) once the EXIF orientation is applied (5-8 turn the picture a quarter)."""
+    try:
+        turned = im.getexif().get(0x0112) in (5, 6, 7, 8)
+    except Exception:  # unreadable EXIF: load_image refuses it when decoding
+        turned = False
+    return (im.size[1], im.size[0]) if turned else (im.size[0], im.size[1])
+
+
 def iter_image_files(folder, *, recursive: bool = True) -> Iterator[Path]:
     """Yield the image files under ``folder`` (by extension, see :data:`IMAGE_EXTENSIONS`), sorted.
 
@@ -152,7 +195,20 @@ def _check_size(size, label: str, max_pixels: int, min_side: int) -> None:
 
 
 def _decode(fh, label: str, max_pixels: int, min_side: int) -> np.ndarray:
-    """Open (header only), check the size, then decode fully; map every PIL failure to ImageError."""
+    """Open (header only), check the size and the data's length, then decode fully."""
+    with _opened(fh, label, max_pixels, min_side) as im:
+        try:
+            im.load()
+            return _pil_to_rgb(im, label)
+        except ImageError:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"{label}: corrupt or truncated image ({exc})") from exc
+
+
+def _opened(fh, label: str, max_pixels: int, min_side: int) -> Image.Image:
+    """The image with only its header read, its size within the limits and (for a JPEG) enough image
+    data for that size; every PIL failure mapped to ImageError."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone switched it on globally: refuse to return garbage
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True; facenet_keras needs it False")
     try:
@@ -167,12 +223,6 @@ def _decode(fh, label: str, max_pixels: int, min_side: int) -> np.ndarray:
                 im = Image.open(fh)
             finally:
                 Image.MAX_IMAGE_PIXELS = pil_limit
-        with im:
-            _check_size(im.size, label, max_pixels, min_side)
-            im.load()
-            return _pil_to_rgb(im, label)
-    except ImageError:
-        raise
     except Image.DecompressionBombError as exc:
         raise ImageError(
             f"{label}: more pixels than the limit of {max_pixels:,} (possible decompression bomb: {exc})"
@@ -181,14 +231,55 @@ def _decode(fh, label: str, max_pixels: int, min_side: int) -> np.ndarray:
         raise ImageError(f"{label}: not an image (unrecognised file format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{label}: corrupt or truncated image ({exc})") from exc
+    try:
+        _check_size(im.size, label, max_pixels, min_side)
+        if im.format in ("JPEG", "MPO"):
+            _check_jpeg_data(im.fp, label, im.size)
+    except BaseException:
+        im.close()
+        raise
+    return im
+
+
+def _check_jpeg_data(fp, label: str, size) -> None:
+    """Refuse a JPEG whose image data is too short for its declared size (libjpeg would fill the
+    rest with grey, silently); reads the file's bytes, decodes nothing."""
+    from facenet_keras.jpeg_data import shortest_scan
+
+    where = fp.tell()
+    fp.seek(0)
+    found = shortest_scan(fp.read())
+    fp.seek(where)
+    if found is not None and found[0] < found[1]:
+        raise ImageError(
+            f"{label}: truncated image ({found[0]:,} bytes of image data cannot hold "
+            f"{size[0]}x{size[1]} pixels; at least {found[1]:,} needed)"
+        )
 
 
 def _pil_to_rgb(im: Image.Image, label: str) -> np.ndarray:
-    """PIL image (any mode) -> upright RGB uint8 array, alpha composited on white."""
+    """PIL image (any mode) -> upright RGB uint8 array, alpha composited on white.
+
+    Converted a strip of rows at a time into the one output array, so a large photo costs its
+    decoded form plus the output, not the several full-size copies a whole-image conversion makes.
+    """
     try:
-        im = ImageOps.exif_transpose(im)  # returns a copy with the Orientation tag applied
+        orientation = im.getexif().get(0x0112, 1)
+        if orientation in (2, 3, 4, 5, 6, 7, 8):
+            im = ImageOps.exif_transpose(im)  # a turned copy, only when the tag asks for one
     except Exception as exc:  # malformed EXIF: refuse rather than guess the orientation
         raise ImageError(f"{label}: unreadable EXIF orientation ({exc})") from exc
+    width, height = im.size
+    out = np.empty((height, width, 3), np.uint8)
+    rows = max(1, _STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        out[top:bottom] = _strip_to_rgb(im.crop((0, top, width, bottom)), label)
+    return out
+
+
+def _strip_to_rgb(im: Image.Image, label: str) -> np.ndarray:
+    """A few rows of a PIL image (any mode) -> RGB uint8, alpha composited on white."""
     mode = im.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         # 16-bit and 32-bit single-channel: numpy does the scaling exactly.
@@ -204,7 +295,7 @@ def _pil_to_rgb(im: Image.Image, label: str) -> np.ndarray:
         return _composite_on_white(np.asarray(im, dtype=np.float32))
     if mode != "RGB":
         im = im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
-    return np.array(im, dtype=np.uint8)
+    return np.asarray(im, dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from facenet_keras.images import ImageError, iter_image_files, load_image
+from facenet_keras.images import ImageError, image_size, iter_image_files, load_image
 
 
 def _pattern(h=48, w=64) -> np.ndarray:
@@ -52,6 +52,56 @@ def test_truncated_jpeg_is_refused(tmp_path):
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
     # the same bytes, whole, load fine
     assert load_image(buf.getvalue()).shape == (200, 300, 3)
+
+
+def _short_jpeg(width: int, height: int) -> bytes:
+    """A JPEG whose header claims width x height but whose image data stops after a few dozen bytes,
+    closed with an end-of-image marker: libjpeg decodes it as flat grey, without an error."""
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 10, 10)).save(buf, "JPEG")
+    data = buf.getvalue()
+    start = data.index(b"\xff\xda")  # the scan's header; its image data follows
+    return data[: start + 80] + b"\xff\xd9"
+
+
+def test_jpeg_with_too_little_image_data_is_refused_not_decoded_grey(tmp_path):
+    short = _short_jpeg(5000, 5000)
+    assert len(short) < 1000
+    with pytest.raises(ImageError, match="short.jpg: truncated image.*5000x5000"):
+        image_size(short, name="short.jpg", max_pixels=25_000_000)
+    p = tmp_path / "short.jpg"
+    p.write_bytes(short)
+    with pytest.raises(ImageError, match="short.jpg: truncated image"):
+        load_image(p, max_pixels=25_000_000)
+    # a picture cut to a quarter of its file, closed again: refused too
+    buf = io.BytesIO()
+    Image.fromarray(_pattern(600, 800)).save(buf, "JPEG")
+    whole = buf.getvalue()
+    with pytest.raises(ImageError, match="truncated"):
+        load_image(whole[: len(whole) // 4] + b"\xff\xd9")
+    # the whole files load, progressive and optimised ones (the tightest data) included
+    for options in ({}, {"progressive": True}, {"optimize": True}):
+        buf = io.BytesIO()
+        Image.new("RGB", (640, 480), (90, 90, 90)).save(buf, "JPEG", **options)
+        assert load_image(buf.getvalue()).shape == (480, 640, 3)
+    assert load_image(whole).shape == (600, 800, 3)
+
+
+def test_image_size_reads_the_header_only(tmp_path):
+    # a 5000 x 4000 PNG whose pixel data is missing: its size is known, decoding it would fail
+    claim = _png_bytes(5000, 4000)
+    assert image_size(claim, max_pixels=25_000_000) == (5000, 4000)
+    with pytest.raises(ImageError, match="truncated"):
+        load_image(claim, max_pixels=25_000_000)
+    with pytest.raises(ImageError, match="20,000,000 pixels is more than the limit of 1,000,000"):
+        image_size(claim, max_pixels=1_000_000)
+    # upright: a phone photo stored on its side reports the size load_image returns
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    p = tmp_path / "side.jpg"
+    Image.fromarray(_pattern(60, 90)).save(p, "JPEG", exif=exif.tobytes())
+    assert image_size(p) == (60, 90) and load_image(p).shape == (90, 60, 3)
+    assert image_size(_pattern(60, 90)) == (90, 60)
 
 
 def test_tiny_image_is_refused(tmp_path):
@@ -214,3 +264,29 @@ def test_iter_image_files(tmp_path):
     assert [p.name for p in iter_image_files(tmp_path, recursive=False)] == ["a.JPG", "e.webp"]
     with pytest.raises(NotADirectoryError):
         list(iter_image_files(tmp_path / "a.JPG"))
+
+
+def test_a_photo_converted_a_strip_at_a_time_is_the_whole_conversion(monkeypatch):
+    """Large photos are converted to RGB a few rows at a time (no full-size temporary copies); every
+    mode comes out exactly as one whole-image conversion gives it, strips of a single row included."""
+    import facenet_keras.images as images
+
+    rng = np.random.default_rng(1)
+    rgba = Image.fromarray(rng.integers(0, 256, (23, 37, 4), np.uint8), "RGBA")
+    palette = rgba.convert("RGB").quantize(16)
+    clear = palette.copy()
+    clear.info["transparency"] = 3
+    sixteen = Image.fromarray(rng.integers(0, 65536, (23, 37), np.uint16))
+    modes = [rgba, rgba.convert("RGB"), rgba.convert("L"), rgba.convert("1"), rgba.convert("LA"), palette, clear]
+    modes += [rgba.convert("CMYK"), rgba.convert("RGB").convert("YCbCr"), sixteen]
+    whole = [images._strip_to_rgb(im, "whole") for im in modes]
+    monkeypatch.setattr(images, "_STRIP_PIXELS", 40)  # one row of 37 pixels per strip
+    converted = []
+    convert = Image.Image.convert
+    monkeypatch.setattr(
+        Image.Image, "convert", lambda self, *a, **k: converted.append(self.size) or convert(self, *a, **k)
+    )
+    for im, expected in zip(modes, whole):
+        got = load_image(im)
+        assert got.shape == (23, 37, 3) and np.array_equal(got, expected), im.mode
+    assert converted and set(converted) == {(37, 1)}  # never a whole-image copy

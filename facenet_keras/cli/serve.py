@@ -51,6 +51,21 @@ def register(sub) -> None:
     )
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body (default 10 MB)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest photo in pixels (default 25 M)")
+    for option, default, text in [
+        ("--max-frames", 150, "most frames in one liveness request (default 150)"),
+        (
+            "--max-request-pixels",
+            50_000_000,
+            "most decoded pixels in one request, all its photos or frames (default 50 M)",
+        ),
+        (
+            "--max-pixels-in-flight",
+            50_000_000,
+            "most decoded pixels all requests of a worker hold at once; the rest wait, then get 503 "
+            "(default 50 M: two 25 MP photos, about 0.6 GB at the peak of their decoding and detection)",
+        ),
+    ]:
+        p.add_argument(option, type=int, default=default, help=text)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may take (default 60)")
     p.add_argument(
         "--batch-wait-ms",
@@ -125,6 +140,19 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def _cap_malloc_arenas(arenas: int = 2) -> None:
+    """Let glibc keep at most ``arenas`` heaps: by default each of the server's many threads gets its
+    own, and the photo buffers freed in them stay resident (measured: 40 concurrent 25 MP photos grew
+    the server by 1.02 GB with them, 0.86 GB with two). Not glibc: nothing to cap."""
+    os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))  # worker processes read it when they start
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, int(os.environ["MALLOC_ARENA_MAX"]))  # -8: M_ARENA_MAX
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
 def cmd_serve(args) -> int:
     try:
         import uvicorn
@@ -134,6 +162,10 @@ def cmd_serve(args) -> int:
         return _fail(f"the service needs its extra: pip install 'facenet-keras[service]' ({exc})")
     if args.workers < 1:
         return _fail("--workers must be at least 1")
+    for option in ("max_pixels", "max_frames", "max_request_pixels", "max_pixels_in_flight"):
+        if getattr(args, option) < 1:
+            return _fail(f"--{option.replace('_', '-')} must be at least 1")
+    _cap_malloc_arenas()
     gallery = args.gallery
     scheme = str(gallery).partition("://")[0] if gallery and "://" in str(gallery) else "sqlite"
     if args.workers > 1 and scheme not in SHARED_SCHEMES:
@@ -171,6 +203,9 @@ def cmd_serve(args) -> int:
         style_model=args.style_model,
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         max_pixels=args.max_pixels,
+        max_frames=args.max_frames,
+        max_request_pixels=args.max_request_pixels,
+        max_pixels_in_flight=args.max_pixels_in_flight,
         request_timeout_s=args.timeout,
         cors_origins=list(args.cors_origin),
         batch_wait_ms=args.batch_wait_ms,

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,13 +100,22 @@ class VideoSource:
             file's bytes (an uploaded clip).
         max_seconds: stop after this many seconds of video (from the first frame's time stamp).
         size: (width, height) to scale every frame to while decoding (FFmpeg's scaler), or None.
+        max_frame_pixels: refuse (:class:`VideoLimitError`) a frame larger than this before it is
+            converted to RGB: a stream may change its frame size after the header.
 
     Attributes: ``fps`` (frames per second, nominal; 30 when the source does not say),
     ``width``/``height`` (of the frames handed out), ``frame_count`` (declared by a file's header,
     None when unknown), ``live`` (camera or stream: no end expected).
     """
 
-    def __init__(self, source, *, max_seconds: float | None = None, size: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        source,
+        *,
+        max_seconds: float | None = None,
+        size: tuple[int, int] | None = None,
+        max_frame_pixels: int | None = None,
+    ):
         av = _av()
 
         if max_seconds is not None and not (np.isfinite(max_seconds) and max_seconds > 0):
@@ -158,6 +167,7 @@ class VideoSource:
             self.live = False
         self.name = name
         self.decoded = 0
+        self.max_frame_pixels = max_frame_pixels
 
     def __enter__(self):
         return self
@@ -187,6 +197,11 @@ class VideoSource:
                 t -= start
                 if self.max_seconds is not None and t >= self.max_seconds:
                     return
+                if self.max_frame_pixels is not None and frame.width * frame.height > self.max_frame_pixels:
+                    raise VideoLimitError(
+                        f"frame {self.decoded + 1} of {self.name} is {frame.width}x{frame.height}, larger than "
+                        f"the limit of {self.max_frame_pixels:,} pixels"
+                    )
                 if self.size is not None:
                     image = frame.to_ndarray(format="rgb24", width=self.size[0], height=self.size[1])
                 else:
@@ -208,9 +223,15 @@ class VideoSource:
         return f"{kind} {self.name} stopped {at}: {why}"
 
 
-def open_video(source, *, max_seconds: float | None = None, size: tuple[int, int] | None = None) -> VideoSource:
+def open_video(
+    source,
+    *,
+    max_seconds: float | None = None,
+    size: tuple[int, int] | None = None,
+    max_frame_pixels: int | None = None,
+) -> VideoSource:
     """Open a video file, camera or stream URL for lazy reading (see :class:`VideoSource`)."""
-    return VideoSource(source, max_seconds=max_seconds, size=size)
+    return VideoSource(source, max_seconds=max_seconds, size=size, max_frame_pixels=max_frame_pixels)
 
 
 def read_frames(
@@ -232,22 +253,64 @@ def read_frames(
     return np.stack(frames), np.asarray(times, np.float64), fps
 
 
-def decode_clip(data: bytes, max_frames: int, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
-    """A short uploaded clip's frames (T, H, W, 3) uint8 and their times (s, from 0), refused with a
-    :class:`VideoLimitError` when its frames are larger than ``max_pixels`` (from the header, before
-    decoding) or more than ``max_frames``."""
-    frames, times = [], []
-    with open_video(data) as video:
-        if video.width * video.height > max_pixels:
-            raise VideoLimitError(
-                f"{video.width}x{video.height} frames are larger than the limit of {max_pixels:,} pixels"
-            )
+def decode_clip(
+    data: bytes,
+    max_frames: int,
+    max_pixels: int,
+    max_total_pixels: int | None = None,
+    reserve: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A short uploaded clip's frames (T, H, W, 3) uint8 and their times (s, from 0).
+
+    Refused with a :class:`VideoLimitError` before a frame is decoded when the header's frame size is
+    over ``max_pixels``, or its declared frame count over ``max_frames`` or (times the frame size)
+    over ``max_total_pixels``; and while decoding, since a container may lie, as soon as one more
+    frame would pass a limit or a frame differs in size. ``reserve(pixels)`` is called before the
+    pixels it names are decoded (the header's count at once, then each frame beyond it), so a
+    caller can account for the memory before it is taken.
+    """
+    total = max_total_pixels if max_total_pixels is not None else max_frames * max_pixels
+    with open_video(data, max_frame_pixels=max_pixels) as video:
+        width, height = video.width, video.height
+        each = width * height
+        if each > max_pixels:
+            raise VideoLimitError(f"{width}x{height} frames are larger than the limit of {max_pixels:,} pixels")
+        cap = min(max_frames, total // max(each, 1))
+        declared = video.frame_count
+        if declared is not None:
+            _check_clip_length(declared, width, height, max_frames, total, "declares")
+        held = min(declared or cap, cap)
+        if reserve is not None:
+            reserve(held * each)
+        out = np.empty((held, height, width, 3), np.uint8)
+        times = []
         for f in video:
-            if len(frames) == max_frames:
-                raise VideoLimitError(f"the clip has more than {max_frames} frames")
-            frames.append(f.image)
+            n = len(times)
+            if n == cap:
+                _check_clip_length(n + 1, width, height, max_frames, total, "has")
+            if f.image.shape != (height, width, 3):
+                raise VideoLimitError(
+                    f"frame {n + 1} is {f.image.shape[1]}x{f.image.shape[0]}; the clip's frames are {width}x{height}"
+                )
+            if n == len(out):  # more frames than the header declared: grow, within the limits
+                grown = min(cap, max(2 * n, 1))
+                if reserve is not None:
+                    reserve((grown - n) * each)
+                out = np.concatenate([out, np.empty((grown - n, height, width, 3), np.uint8)])
+            out[n] = f.image
             times.append(f.time)
-    return np.stack(frames), np.asarray(times, np.float64)
+    return out[: len(times)], np.asarray(times, np.float64)
+
+
+def _check_clip_length(frames: int, width: int, height: int, max_frames: int, total: int, verb: str) -> None:
+    """VideoLimitError when ``frames`` frames of width x height pass the frame or pixel limit."""
+    if frames > max_frames:
+        raise VideoLimitError(f"the clip {verb} {frames} frames, more than the limit of {max_frames}")
+    if frames * width * height > total:
+        raise VideoLimitError(
+            f"the clip {verb} {frames} frames of {width}x{height} = {frames * width * height:,} pixels, more than "
+            f"the limit of {total:,} decoded pixels per request"
+        )
 
 
 def frame_times(text: str | None, n: int, fps: float) -> np.ndarray:

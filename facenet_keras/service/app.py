@@ -3,7 +3,8 @@
 A versioned JSON API (``/v1/...``, OpenAPI document at ``/openapi.json``), the web page at ``/``,
 and ``/healthz``, ``/readyz``, ``/metrics``. Every ``/v1`` endpoint needs an API key of the scope it
 names (read < write < admin, see :mod:`.auth` and :mod:`.deps`). Uploads are limited in bytes (by
-:mod:`.guard`, before any parsing) and in pixels (by the image loader, from the header); each
+:mod:`.guard`, before any parsing, after the key is checked from the headers) and in decoded pixels
+(from the headers, per photo, per request and for the worker as a whole: :mod:`.budget`); each
 request has a time limit. Errors are JSON with a code and a message (:mod:`.errors`). Photos,
 embeddings, names and keys are never logged: the access log names the route template, the status
 and the time only. The endpoints are in :mod:`.routes`, one router per area.
@@ -20,11 +21,13 @@ from fastapi.staticfiles import StaticFiles
 
 from facenet_keras.faces.profiles import get_profile
 from facenet_keras.service.auth import KeyStore, load_secret
+from facenet_keras.service.budget import PixelBudget
 from facenet_keras.service.engine import Engine
 from facenet_keras.service.errors import ERROR_RESPONSES
 from facenet_keras.service.errors import install as install_errors
 from facenet_keras.service.guard import Guard
 from facenet_keras.service.jobs import JobStore
+from facenet_keras.service.keygate import KeyGate
 from facenet_keras.service.metrics import Metrics
 from facenet_keras.service.routes import docs, faces, gallery, keys, library, liveness, pages, styles
 from facenet_keras.service.settings import SETTINGS_ENV, Settings, configure_logging
@@ -60,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.gallery,
             model=settings.model if settings.profile is None else get_profile(settings.profile),
             max_pixels=settings.max_pixels,
+            max_request_pixels=settings.max_request_pixels,
+            budget=PixelBudget(settings.max_pixels_in_flight, settings.pixel_wait_s),
             max_batch=settings.max_batch,
             batch_wait_s=settings.batch_wait_ms / 1e3,
             detect_workers=settings.detect_workers,
@@ -100,13 +105,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
-    app.add_middleware(Guard, settings=settings, metrics=metrics)
+    areas = (faces, liveness, gallery, library, styles, keys)
+    gate = KeyGate([route for area in (pages, *areas) for route in area.router.routes], keystore)
+    app.add_middleware(Guard, settings=settings, metrics=metrics, gate=gate)
 
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.include_router(docs.router)
     if docs.assets() is not None:
         app.mount("/docs-assets", StaticFiles(directory=docs.assets()), name="docs-assets")
-    for area in (faces, liveness, gallery, library, styles, keys):
+    for area in areas:
         app.include_router(area.router)
     return app

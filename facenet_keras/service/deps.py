@@ -17,6 +17,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from facenet_keras.service.auth import ApiKey, allows
 from facenet_keras.service.engine import Engine
 from facenet_keras.service.errors import ServiceError
+from facenet_keras.service.keygate import check_key
 from facenet_keras.service.settings import Settings
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "settings_of",
     "SettingsDep",
     "photo_of",
+    "photos_of",
+    "frames_stack",
     "known_person",
     "decode_clip_upload",
 ]
@@ -41,32 +44,17 @@ header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API ke
 
 
 def require(scope: str):
-    """The dependency that admits a request only with a known key of ``scope`` or above (401 / 403)."""
+    """The dependency that admits a request only with a known key of ``scope`` or above (401 / 403);
+    tagged with its scope, which the guard reads to refuse a request before its body is read."""
 
     def check(
         request: Request,
         b: HTTPAuthorizationCredentials | None = Security(bearer),
         h: str | None = Security(header),
     ) -> ApiKey:
-        key = h or (b.credentials if b is not None else None)
-        if not key:
-            raise ServiceError(
-                401,
-                "unauthorized",
-                "an API key is needed: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
-                {"WWW-Authenticate": "Bearer"},
-            )
-        found = request.app.state.keystore.check(key)
-        if found is None:
-            raise ServiceError(401, "unauthorized", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
-        if not allows(found.scope, scope):
-            raise ServiceError(
-                403,
-                "forbidden",
-                f"this endpoint needs a key of scope {scope!r}; this key's scope is {found.scope!r}",
-            )
-        return found
+        return check_key(request.app.state.keystore, h or (b.credentials if b is not None else None), scope)
 
+    check.key_scope = scope  # type: ignore[attr-defined]
     return check
 
 
@@ -101,12 +89,47 @@ EngineDep = Annotated[Engine, Depends(ready_engine)]
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 
 
+def photos_of(e: Engine, uploads: list[tuple[UploadFile, str]]) -> list[np.ndarray]:
+    """Uploaded photos decoded under the limits: every one's size read from its header (and the
+    request's total reserved in the worker's pixel budget) before the first is decoded. 422 when
+    one is empty or not a picture, 413 beyond a limit, 503 while the budget stays full."""
+    data = [_bytes_of(upload, what) for upload, what in uploads]
+    sizes = [e.image_size(d, f"the {what}") for d, (_, what) in zip(data, uploads)]
+    e.hold(sum(w * h for w, h in sizes))
+    return [e.load_image(d, f"the {what}") for d, (_, what) in zip(data, uploads)]
+
+
 def photo_of(e: Engine, upload: UploadFile, what: str = "photo") -> np.ndarray:
-    """An uploaded photo decoded under the pixel limit (422 when empty or not a picture)."""
+    """One uploaded photo, as :func:`photos_of`."""
+    return photos_of(e, [(upload, what)])[0]
+
+
+def frames_stack(e: Engine, uploads: list[UploadFile]) -> np.ndarray:
+    """Still frames (T, H, W, 3) uint8: every frame's size read from its header (all the same, the
+    total reserved) before the first is decoded, each decoded straight into the stack."""
+    data = [_bytes_of(upload, f"frame {i + 1}") for i, upload in enumerate(uploads)]
+    sizes = [e.image_size(d, f"frame {i + 1}") for i, d in enumerate(data)]
+    if len(set(sizes)) != 1:
+        first, odd = sizes[0], next(i for i, size in enumerate(sizes) if size != sizes[0])
+        raise ServiceError(
+            422,
+            "bad_image",
+            f"the frames must all have the same size: frame 1 is {first[0]}x{first[1]}, "
+            f"frame {odd + 1} is {sizes[odd][0]}x{sizes[odd][1]}",
+        )
+    width, height = sizes[0]
+    e.hold(len(data) * width * height)
+    out = np.empty((len(data), height, width, 3), np.uint8)
+    for i, d in enumerate(data):
+        out[i] = e.load_image(d, f"frame {i + 1}")
+    return out
+
+
+def _bytes_of(upload: UploadFile, what: str) -> bytes:
     data = upload.file.read()
     if not data:
         raise ServiceError(422, "bad_image", f"the {what} is empty")
-    return e.load_image(data, name=f"the {what}")
+    return data
 
 
 def known_person(e: Engine, name: str) -> str:
@@ -115,9 +138,10 @@ def known_person(e: Engine, name: str) -> str:
     return name
 
 
-def decode_clip_upload(data: bytes, max_frames: int, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
-    """An uploaded clip's frames and times (:func:`facenet_keras.live.frames.decode_clip`), its
-    refusals as the API's: 413 beyond a limit, 422 not a video, 501 without PyAV."""
+def decode_clip_upload(e: Engine, data: bytes, max_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """An uploaded clip's frames and times (:func:`facenet_keras.live.frames.decode_clip`: refused from
+    the container's frame count x size, the pixels reserved before they are decoded), its refusals
+    as the API's: 413 beyond a limit, 422 not a video, 501 without PyAV."""
     from facenet_keras.live.frames import VideoError, VideoLimitError, decode_clip
 
     if importlib.util.find_spec("av") is None:
@@ -125,7 +149,7 @@ def decode_clip_upload(data: bytes, max_frames: int, max_pixels: int) -> tuple[n
             501, "not_available", "reading video clips needs PyAV (pip install av); send still frames instead"
         )
     try:
-        return decode_clip(data, max_frames, max_pixels)
+        return decode_clip(data, max_frames, e.max_pixels, e.max_request_pixels, e.hold)
     except VideoLimitError as exc:
         raise ServiceError(413, "too_large", str(exc)) from None
     except VideoError as exc:

@@ -1,6 +1,8 @@
 """The service's inference and storage, shared by every request of one worker process.
 
-- Photos are decoded with :func:`facenet_keras.images.load_image` under the service's pixel limit.
+- Photos are decoded with :func:`facenet_keras.images.load_image` under the service's pixel limit,
+  after their sizes (read from the headers) are reserved in the worker's
+  :class:`~facenet_keras.service.budget.PixelBudget` (:meth:`Engine.hold`).
 - Detection and chip alignment run in the request's own thread, at most ``detect_workers`` at a
   time (the cores), so several photos are detected in parallel.
 - Every photo goes through the encoder's one :class:`~facenet_keras.faces.pipeline.FacePipeline`
@@ -27,8 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from facenet_keras.faces.face import Face
-from facenet_keras.images import load_image
+from facenet_keras.images import image_size, load_image
 from facenet_keras.service.batching import BatchQueue
+from facenet_keras.service.budget import PixelBudget, hold
 
 log = logging.getLogger("facenet_keras.service")
 
@@ -82,6 +85,8 @@ class Engine:
         *,
         model=None,
         max_pixels: int = 25_000_000,
+        max_request_pixels: int = 50_000_000,
+        budget: PixelBudget | None = None,
         max_batch: int = 32,
         batch_wait_s: float = 0.005,
         detect_workers: int | None = None,
@@ -90,7 +95,8 @@ class Engine:
         self.gallery = GalleryThread(gallery_url)
         self.model_source = model  # a .keras path, a Keras model or None (the pretrained encoder)
         self.space: str | None = None  # the encoder's embedding space, once loaded
-        self.max_pixels = int(max_pixels)
+        self.max_pixels, self.max_request_pixels = int(max_pixels), int(max_request_pixels)
+        self.budget = budget or PixelBudget(self.max_request_pixels, 10.0)
         self.max_batch, self.batch_wait_s, self.on_batch = int(max_batch), float(batch_wait_s), on_batch
         self._detect_slots = threading.BoundedSemaphore(max(1, detect_workers or os.cpu_count() or 1))
         self.ready = threading.Event()
@@ -167,6 +173,14 @@ class Engine:
     def load_image(self, data: bytes, name: str) -> np.ndarray:
         """Decoded upload, refused (ImageError) beyond the pixel limit before any pixel is decoded."""
         return load_image(data, name=name, max_pixels=self.max_pixels)
+
+    def image_size(self, data: bytes, name: str) -> tuple[int, int]:
+        """An upload's (width, height) from its header, refused (ImageError) as :meth:`load_image` would."""
+        return image_size(data, name=name, max_pixels=self.max_pixels)
+
+    def hold(self, pixels: int) -> None:
+        """Reserve ``pixels`` about to be decoded for the running request (413 / 503, see :func:`hold`)."""
+        hold(self.budget, pixels, self.max_request_pixels)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Every face of a photo, judged by the quality gate (no embedding)."""

@@ -1,6 +1,7 @@
-"""The outermost ASGI layer of the service: the request body's size limit (read and bounded before
-anything parses it), the time limit, metrics, the access log (route templates only, never a name or
-a photo) and the safety headers of every answer."""
+"""The outermost ASGI layer of the service: the API key checked from the headers (:mod:`.keygate`),
+then the request body's size limit (read and bounded before anything parses it), the time limit,
+metrics, the access log (route templates only, never a name or a photo) and the safety headers of
+every answer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import time
 
 from facenet_keras.service.errors import error_response
+from facenet_keras.service.keygate import KeyGate
 from facenet_keras.service.metrics import Metrics
 from facenet_keras.service.settings import Settings
 
@@ -19,10 +21,11 @@ access_log = logging.getLogger("facenet_keras.service.access")
 
 
 class Guard:
-    """Outermost ASGI layer: body size limit, time limit, metrics, access log, safety headers."""
+    """Outermost ASGI layer: key from the headers, body size limit, time limit, metrics, access log,
+    safety headers."""
 
-    def __init__(self, app, settings: Settings, metrics: Metrics):
-        self.app, self.settings, self.metrics = app, settings, metrics
+    def __init__(self, app, settings: Settings, metrics: Metrics, gate: KeyGate | None = None):
+        self.app, self.settings, self.metrics, self.gate = app, settings, metrics, gate
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -42,6 +45,9 @@ class Guard:
             await send(message)
 
         try:
+            refused = self.gate.refusal(scope) if self.gate is not None else None
+            if refused is not None:  # no key, or too low a scope: refused before the body is read
+                return await self._error(send_wrapper, refused.status, refused.code, refused.message, refused.headers)
             limit = self.settings.max_upload_bytes
             declared = dict(scope.get("headers", [])).get(b"content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -89,5 +95,5 @@ class Guard:
             access_log.info("%s %s %d %.1f ms", scope.get("method", ""), template, state["status"], seconds * 1e3)
 
     @staticmethod
-    async def _error(send, status: int, code: str, message: str) -> None:
-        await error_response(status, code, message)({"type": "http"}, None, send)
+    async def _error(send, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        await error_response(status, code, message, headers)({"type": "http"}, None, send)

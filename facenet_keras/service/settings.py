@@ -30,6 +30,9 @@ class Settings:
     max_upload_bytes: int = 10 * 2**20  # whole request body
     max_pixels: int = 25_000_000  # per photo or video frame, checked before decoding
     max_frames: int = 150  # per liveness clip
+    max_request_pixels: int = 50_000_000  # decoded pixels per request (all its photos or frames)
+    max_pixels_in_flight: int = 50_000_000  # decoded pixels held by all requests of a worker at once
+    pixel_wait_s: float = 10.0  # how long a request waits for that budget before a 503
     request_timeout_s: float = 60.0
     challenge_ttl_s: float = 120.0
     cors_origins: list[str] = field(default_factory=list)  # empty: no CORS (same-origin only)

@@ -16,11 +16,12 @@ Expected outcome per case and door ("n/a": the door cannot be asked that questio
 | one person enrolled under two names | Enrolment.warnings | exit 0, warning on stderr | 201, `warnings` in the body | n/a | n/a | n/a (a dict has no names to compare) |
 | a non-face detection (the jacket button) | recognize: identity None, ``face.gated`` set | JSON `gated`, not named | 200, `gated` set, identity null | not detected by default (min 40 px, frames shrunk to 640 px); with the detector's own `min_face_size=20, max_side=1024` its track is gated on every frame, its events carry `gated`, never identified | indexed with its reason, never clustered | n/a (only the main face is encoded) |
 | a face too small to recognise | recognize: gated "too small"; verify: UnusableFaceError | verify exit 2; recognize exit 1 with the reason | verify 422; recognize 200 with `gated` | not detected by default (min 40 px); with `min_face_size=20` tracked gated, never identified | indexed gated, never clustered | UnusableFaceError |
-| unreadable file | ImageError | exit 2 | 422 | VideoError | per-file failure in the report (exit 0; `--strict` exit 2) | ImageError |
+| unreadable file (not an image; a JPEG whose image data is too short for its size) | ImageError | exit 2 | 422 | VideoError | per-file failure in the report (exit 0; `--strict` exit 2) | ImageError |
 """
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from types import SimpleNamespace
@@ -81,6 +82,12 @@ def door(tmp_path_factory, shared_data, encoder):
         Image.fromarray(image).save(getattr(p, key), quality=95)
     p.broken = root / "broken.jpg"
     p.broken.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG at all" * 4)
+    # a JPEG claiming 5000x5000 whose image data stops after 80 bytes (libjpeg would decode grey)
+    buf = io.BytesIO()
+    Image.new("RGB", (5000, 5000), (200, 10, 10)).save(buf, "JPEG")
+    whole = buf.getvalue()
+    p.truncated = root / "truncated.jpg"
+    p.truncated.write_bytes(whole[: whole.index(b"\xff\xda") + 80] + b"\xff\xd9")
     p.group, p.button = shared_data / GROUP, shared_data / BUTTON_PHOTO
 
     # another embedding space: the pretrained encoder with its last layer's weights scaled by 1.1
@@ -304,39 +311,39 @@ def test_a_face_too_small_to_recognise_is_reported_not_named(door, capsys, http,
 
 
 # ---------------------------------------------------------------------------- unreadable
-def test_an_unreadable_file_is_a_clear_error_at_every_door(door, capsys, http, keys):
+@pytest.mark.parametrize("which", ["broken", "truncated"])
+def test_an_unreadable_file_is_a_clear_error_at_every_door(door, capsys, http, keys, which):
     from facenet_keras.course import img_to_encoding
     from facenet_keras.live.frames import VideoError
 
+    bad = getattr(door, which)
     with fk.FaceGallery(door.gallery) as g:
         with pytest.raises(fk.ImageError):
-            fk.recognize(door.broken, g)
+            fk.recognize(bad, g)
         with pytest.raises(VideoError):
-            _watch_all(door.broken, g)
-        lib_dir = door.root / "lib_broken"
+            _watch_all(bad, g)
+        lib_dir = door.root / f"lib_{which}"
         lib_dir.mkdir(exist_ok=True)
-        (lib_dir / "broken.jpg").write_bytes(door.broken.read_bytes())
-        report = fk.index(lib_dir, g, library=door.root / "broken.library.sqlite")
-        assert list(report.failed) == [str(lib_dir / "broken.jpg")]
+        (lib_dir / bad.name).write_bytes(bad.read_bytes())
+        report = fk.index(lib_dir, g, library=door.root / f"{which}.library.sqlite")
+        assert list(report.failed) == [str(lib_dir / bad.name)]
     with pytest.raises(fk.ImageError):
-        img_to_encoding(door.broken)
-    assert run(capsys, "recognize", door.broken, "--gallery", door.gallery)[0] == 2
-    code, _, _ = run(
-        capsys, "index", door.root / "lib_broken", "--gallery", door.gallery, "--library", door.root / "b2.sqlite"
-    )
+        img_to_encoding(bad)
+    assert run(capsys, "recognize", bad, "--gallery", door.gallery)[0] == 2
+    code, _, _ = run(capsys, "index", lib_dir, "--gallery", door.gallery, "--library", door.root / f"{which}2.sqlite")
     assert code == 0
     code, _, _ = run(
         capsys,
         "index",
-        door.root / "lib_broken",
+        lib_dir,
         "--gallery",
         door.gallery,
         "--library",
-        door.root / "b3.sqlite",
+        door.root / f"{which}3.sqlite",
         "--strict",
     )
     assert code == 2
-    r = http.post("/v1/recognize", files=[_upload(door.broken)], headers=auth(keys["read"]))
+    r = http.post("/v1/recognize", files=[_upload(bad)], headers=auth(keys["read"]))
     assert r.status_code == 422
 
 

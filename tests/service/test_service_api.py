@@ -311,10 +311,19 @@ def test_a_slow_request_times_out_as_a_json_503(settings, keys, photos, tmp_path
 
 def test_liveness_clips_are_decoded_within_limits(shared_data):
     """What /v1/liveness reads from an uploaded video: frames, times from 0, and the limits."""
+    from types import SimpleNamespace
+
     import av
 
-    from facenet_keras.service.deps import decode_clip_upload as decode_clip
+    from facenet_keras.service.deps import decode_clip_upload
     from facenet_keras.service.errors import ServiceError
+
+    reserved = []
+
+    def decode_clip(data, max_frames, max_pixels):
+        """The upload's decoding by a worker whose limits are these (it reserves what it decodes)."""
+        e = SimpleNamespace(max_pixels=max_pixels, max_request_pixels=10**9, hold=reserved.append)
+        return decode_clip_upload(e, data, max_frames)
 
     frames, _ = clip_frames(shared_data / "video" / "short_hamilton_clip.mp4", 5.0, 6.0, every=3, width=320)
     buf = io.BytesIO()
@@ -327,6 +336,7 @@ def test_liveness_clips_are_decoded_within_limits(shared_data):
     video, times = decode_clip(buf.getvalue(), max_frames=50, max_pixels=10**6)
     assert video.shape == (len(frames), *frames[0].shape) and times[0] == 0 and np.all(np.diff(times) > 0)
     assert abs(times[-1] - (len(frames) - 1) / 10) < 0.05
+    assert reserved == [video.shape[0] * video.shape[1] * video.shape[2]]  # reserved before decoding
     for data, kw, status in [
         (buf.getvalue(), {"max_frames": 3, "max_pixels": 10**6}, 413),
         (buf.getvalue(), {"max_frames": 50, "max_pixels": 1000}, 413),

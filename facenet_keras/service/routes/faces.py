@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from facenet_keras.service.deps import READ, EngineDep, known_person, photo_of
+from facenet_keras.service.budget import BudgetedRoute
+from facenet_keras.service.deps import READ, EngineDep, known_person, photo_of, photos_of
 from facenet_keras.service.schemas import CompareOut, DetectOut, RecognizeOut, VerifyOut
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[READ])
+router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[READ], route_class=BudgetedRoute)
 
 
 @router.post(
@@ -70,7 +71,7 @@ def compare(
 ):
     from facenet_keras.identity.recognition import compare_faces, resolve_threshold
 
-    images = [photo_of(e, photo1, "first photo"), photo_of(e, photo2, "second photo")]
+    images = photos_of(e, [(photo1, "first photo"), (photo2, "second photo")])
     tau = resolve_threshold(threshold, None, e.model)
     per_image = e.encode(images)
     return compare_faces(per_image, [im.shape for im in images], tau).to_dict()

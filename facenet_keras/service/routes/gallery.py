@@ -11,7 +11,8 @@ from pathlib import Path
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import JSONResponse
 
-from facenet_keras.service.deps import ADMIN, READ, WRITE, EngineDep, ReadKey, known_person, photo_of, shown_path
+from facenet_keras.service.budget import BudgetedRoute
+from facenet_keras.service.deps import ADMIN, READ, WRITE, EngineDep, ReadKey, known_person, photos_of, shown_path
 from facenet_keras.service.engine import Engine
 from facenet_keras.service.errors import CONFLICT, ServiceError
 from facenet_keras.service.schemas import EnrolledOut, PeopleOut, PersonOut, PersonPhotosOut, RemovedOut, RenameIn
@@ -26,7 +27,7 @@ FACE_FIELD = Form(
     "(0 = the largest); without it such a photo is refused (422 several_faces, with the faces' boxes)",
 )
 
-router = APIRouter(prefix="/v1", tags=["gallery"])
+router = APIRouter(prefix="/v1", tags=["gallery"], route_class=BudgetedRoute)
 
 
 @router.get(
@@ -50,9 +51,8 @@ def enrol(e: Engine, name: str, photos: list[UploadFile], face: str | None) -> d
     """Decode, encode (the shared batch) and enrol; several faces without ``face``: 422 with their boxes."""
     from facenet_keras.identity.recognition import SeveralFacesError, check_gallery_space, enroll_faces
 
-    images, digests = [], []
-    for i, upload in enumerate(photos):
-        images.append(photo_of(e, upload, f"photo {i + 1}"))
+    images, digests = photos_of(e, [(upload, f"photo {i + 1}") for i, upload in enumerate(photos)]), []
+    for upload in photos:
         upload.file.seek(0)
         digests.append(hashlib.sha256(upload.file.read()).hexdigest())  # the photo's bytes, as enroll keys it
     sources = [Path(upload.filename or f"upload-{i + 1}").name[:200] for i, upload in enumerate(photos)]

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from facenet_keras.service.auth import ApiKey, TokenError, read_token, sign_token
+from facenet_keras.service.budget import BudgetedRoute
 from facenet_keras.service.deps import (
     READ,
     SettingsDep,
     decode_clip_upload,
+    frames_stack,
     known_person,
-    photo_of,
     ready_engine,
 )
 from facenet_keras.service.engine import Engine
@@ -25,7 +25,7 @@ from facenet_keras.service.settings import Settings
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/liveness", tags=["liveness"])
+router = APIRouter(prefix="/v1/liveness", tags=["liveness"], route_class=BudgetedRoute)
 
 
 class FramesIn:
@@ -72,13 +72,10 @@ def frames_of(e: Engine, settings: Settings, form: FramesIn):
     if clip is not None:
         if times is not None:
             raise ServiceError(422, "invalid_request", "'times' goes with 'frames'; a clip carries its own")
-        return decode_clip_upload(clip.file.read(), limit, settings.max_pixels)
+        return decode_clip_upload(e, clip.file.read(), limit)
     if len(frames) > limit:
         raise ServiceError(413, "too_large", f"{len(frames)} frames is more than the limit of {limit}")
-    images = [photo_of(e, f, f"frame {i + 1}") for i, f in enumerate(frames)]
-    if len({im.shape for im in images}) != 1:
-        raise ServiceError(422, "bad_image", "the frames must all have the same size")
-    return np.stack(images), frame_times(times, len(images), form.fps)
+    return frames_stack(e, frames), frame_times(times, len(frames), form.fps)
 
 
 def detector(e: Engine):

@@ -11,7 +11,8 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 
 from facenet_keras.service.auth import ApiKey
-from facenet_keras.service.deps import READ, EngineDep, ReadKey, SettingsDep, WriteKey, photo_of
+from facenet_keras.service.budget import BudgetedRoute
+from facenet_keras.service.deps import READ, EngineDep, ReadKey, SettingsDep, WriteKey, photo_of, photos_of
 from facenet_keras.service.errors import ServiceError
 from facenet_keras.service.schemas import JobOut, StylesOut
 from facenet_keras.service.settings import Settings
@@ -20,7 +21,7 @@ __all__ = ["router", "fast_available"]
 
 STYLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 
-router = APIRouter(prefix="/v1", tags=["style"])
+router = APIRouter(prefix="/v1", tags=["style"], route_class=BudgetedRoute)
 
 
 def fast_available() -> bool:
@@ -100,11 +101,12 @@ def stylize(
         )
     if preset is not None and preset not in preset_names():
         raise ServiceError(422, "invalid_request", "'preset' is a built-in style's name (GET /v1/styles lists them)")
-    content_img = photo_of(e, content, "content image")
     style_img = None
     if style is not None:
-        style_img = photo_of(e, style, "style image")
-    elif style_name is not None:
+        content_img, style_img = photos_of(e, [(content, "content image"), (style, "style image")])
+    else:
+        content_img = photo_of(e, content, "content image")
+    if style_name is not None:
         files = style_files(settings)
         if style_name not in files:
             raise ServiceError(404, "not_found", f"no built-in style {style_name!r} (GET /v1/styles lists them)")

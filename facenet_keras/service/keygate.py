@@ -1,0 +1,87 @@
+"""The API key checked from the request's headers and route before its body is read.
+
+An upload without a key (or with a key of too low a scope) is refused by :class:`.guard.Guard` from
+:meth:`KeyGate.refusal` before the body is received, so 64 keyless 10 MB uploads cost the server
+nothing. The routes still depend on :func:`.deps.require` (defence in depth, and the OpenAPI
+document's security schemes); both judge a key with :func:`check_key`, so they answer alike.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import Match
+
+from facenet_keras.service.auth import SCOPES, ApiKey, KeyStore, allows
+from facenet_keras.service.errors import ServiceError
+
+__all__ = ["KeyGate", "check_key", "key_from_headers"]
+
+_NO_KEY = "an API key is needed: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+
+
+def key_from_headers(authorization: str | None, api_key: str | None) -> str | None:
+    """The key a request presents: ``X-API-Key``, else the credentials of ``Authorization: Bearer``."""
+    if api_key:
+        return api_key
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credentials.strip() or None
+
+
+def check_key(keystore: KeyStore, key: str | None, needed: str) -> ApiKey:
+    """The stored key ``key`` is, when it may call an endpoint of scope ``needed``; else the 401 / 403."""
+    if not key:
+        raise ServiceError(401, "unauthorized", _NO_KEY, {"WWW-Authenticate": "Bearer"})
+    found = keystore.check(key)
+    if found is None:
+        raise ServiceError(401, "unauthorized", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
+    if not allows(found.scope, needed):
+        raise ServiceError(
+            403, "forbidden", f"this endpoint needs a key of scope {needed!r}; this key's scope is {found.scope!r}"
+        )
+    return found
+
+
+class KeyGate:
+    """The scope each of ``routes`` needs (read off its dependencies once) and the refusal of a
+    request to one of them. The routes are the API routers' own (their paths whole, their router's
+    dependencies included), as they are included in the app."""
+
+    def __init__(self, routes, keystore: KeyStore):
+        self.routes, self.keystore = list(routes), keystore
+        self._needs = {id(route): _scope_needed(getattr(route, "dependant", None)) for route in self.routes}
+
+    def refusal(self, scope) -> ServiceError | None:
+        """401 / 403 for an ASGI ``scope`` whose route needs a key it does not carry; None otherwise
+        (no such route, a route without a key, or a good key). A refused request's route is recorded
+        in ``scope["route"]``, as the router would, so the access log names its template."""
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                break
+        else:
+            return None
+        needed = self._needs[id(route)]
+        if needed is None:
+            return None
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        key = key_from_headers(
+            headers.get(b"authorization", b"").decode("latin-1") or None,
+            headers.get(b"x-api-key", b"").decode("latin-1") or None,
+        )
+        try:
+            check_key(self.keystore, key, needed)
+        except ServiceError as refused:
+            scope["route"] = route
+            return refused
+        return None
+
+
+def _scope_needed(dependant) -> str | None:
+    """The highest key scope any of a route's dependencies requires (see :func:`.deps.require`)."""
+    if dependant is None:
+        return None
+    found = [getattr(dependant.call, "key_scope", None)]
+    found += [_scope_needed(d) for d in dependant.dependencies]
+    scopes = [s for s in found if s is not None]
+    return max(scopes, key=SCOPES.index) if scopes else None
