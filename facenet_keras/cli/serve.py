@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
 
 from . import EXIT_BAD_INPUT, EXIT_OK, emit, gallery_option
 
@@ -57,6 +60,42 @@ def register(sub) -> None:
         type=float,
         default=5.0,
         help="how long the encoder waits for other requests' faces to fill a batch (default 5)",
+    )
+    limits = p.add_argument_group("slow clients, keys and audit (see docs/deploy.md)")
+    limits.add_argument(
+        "--header-timeout", type=float, default=10.0, metavar="S", help="seconds to send a request's headers (10)"
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds to send a request's body, plus 1 s per --min-body-rate KB received (30); then 408",
+    )
+    limits.add_argument("--min-body-rate", type=float, default=50.0, metavar="KB", help="KB per second (50)")
+    limits.add_argument(
+        "--keep-alive", type=float, default=5.0, metavar="S", help="seconds an idle kept-alive connection stays (5)"
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="open connections per worker; beyond, the one waiting longest for its headers is closed (1000)",
+    )
+    limits.add_argument(
+        "--max-in-flight", type=int, default=64, metavar="N", help="requests answered at once per worker; then 503 (64)"
+    )
+    limits.add_argument(
+        "--key-failures",
+        type=int,
+        default=10,
+        metavar="N",
+        help="unknown API keys from one address per --key-window before it gets 429 (10)",
+    )
+    limits.add_argument("--key-window", type=float, default=60.0, metavar="S", help="seconds (60)")
+    limits.add_argument(
+        "--audit-log", metavar="FILE", default=None, help="the log of writes (default: audit.log beside the keys file)"
     )
     p.add_argument("--styles", metavar="FOLDER", help="style images offered as built-in styles")
     p.add_argument(
@@ -138,6 +177,12 @@ def cmd_serve(args) -> int:
     for path in filter(None, (args.tls_cert, args.tls_key, args.styles, args.style_model)):
         if not os.path.exists(path):
             return _fail(f"{path}: no such file or folder")
+    for option in ("header_timeout", "body_timeout", "min_body_rate", "keep_alive", "key_window"):
+        if not getattr(args, option) > 0:
+            return _fail(f"--{option.replace('_', '-')} must be more than 0")
+    for option in ("max_connections", "max_in_flight", "key_failures"):
+        if getattr(args, option) < 1:
+            return _fail(f"--{option.replace('_', '-')} must be at least 1")
     if args.model is not None and not os.path.isfile(args.model):
         return _fail(f"model file not found: {args.model}")
     from facenet_keras.identity.gallery import FaceGallery
@@ -158,7 +203,25 @@ def cmd_serve(args) -> int:
         cors_origins=list(args.cors_origin),
         batch_wait_ms=args.batch_wait_ms,
         log_level=args.log_level,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        min_body_rate=int(args.min_body_rate * 1000),
+        keep_alive_s=args.keep_alive,
+        max_connections=args.max_connections,
+        max_in_flight=args.max_in_flight,
+        key_failures=args.key_failures,
+        key_window_s=args.key_window,
+        audit_log=args.audit_log,
     )
+    from facenet_keras.service.connections import PROTOCOL, raise_open_file_limit
+
+    room = raise_open_file_limit(args.max_connections)
+    if room < args.max_connections:
+        print(
+            f"note: the open-file limit (ulimit -n) holds {room} connections, not {args.max_connections}",
+            file=sys.stderr,
+        )
+    os.environ[SETTINGS_ENV] = settings.to_env()  # every worker's connection limits (and its app, with N workers)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.tls_cert:
         print(
             "note: serving plain http beyond this machine; browsers give the camera only to https pages "
@@ -173,13 +236,14 @@ def cmd_serve(args) -> int:
         ssl_certfile=args.tls_cert,
         ssl_keyfile=args.tls_key,
         log_level=args.log_level,
-        access_log=False,
-    )  # our own access log names no person
+        access_log=False,  # our own access log names no person
+        http=PROTOCOL,  # header deadline, connection cap
+        timeout_keep_alive=args.keep_alive,
+    )
     if args.workers == 1:
         configure_logging(args.log_level)
         uvicorn.run(create_app(settings), **common)
     else:
-        os.environ[SETTINGS_ENV] = settings.to_env()
         import inspect
 
         # uvicorn's supervisor kills a worker that does not answer its ping in 5 s; a worker importing
@@ -187,8 +251,28 @@ def cmd_serve(args) -> int:
         # killed and restarted over and over: give it a minute.
         if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
             common["timeout_worker_healthcheck"] = 60
-        uvicorn.run("facenet_keras.service.app:create_app_from_env", factory=True, workers=args.workers, **common)
+        with _shared_metrics_dir():
+            uvicorn.run("facenet_keras.service.app:create_app_from_env", factory=True, workers=args.workers, **common)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _shared_metrics_dir():
+    """A private (0700) temporary folder where every worker writes its metrics, so that a scrape of
+    any worker sums them all (prometheus_client's multiprocess mode); removed when the server stops.
+    One the user set in $PROMETHEUS_MULTIPROC_DIR is used as it is, and kept."""
+    from facenet_keras.service.metrics import MULTIPROC_ENV
+
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="facenet-keras-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _store(args):

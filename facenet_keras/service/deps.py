@@ -38,13 +38,26 @@ header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API ke
 
 
 def require(scope: str):
-    """The dependency that admits a request only with a known key of ``scope`` or above (401 / 403)."""
+    """The dependency that admits a request only with a known key of ``scope`` or above (401 / 403);
+    an address with too many unknown keys lately is refused first (429). It notes the scope needed
+    and the key's id on the request, for the audit log (:mod:`.audit`)."""
 
     def check(
         request: Request,
         b: HTTPAuthorizationCredentials | None = Security(bearer),
         h: str | None = Security(header),
     ) -> ApiKey:
+        request.state.key_scope_needed = scope
+        address = request.client.host if request.client else ""
+        throttle = request.app.state.key_throttle
+        wait = throttle.retry_after(address)
+        if wait:
+            raise ServiceError(
+                429,
+                "too_many_requests",
+                f"too many unknown API keys from this address: try again in {wait} s",
+                {"Retry-After": str(wait)},
+            )
         key = h or (b.credentials if b is not None else None)
         if not key:
             raise ServiceError(
@@ -55,7 +68,9 @@ def require(scope: str):
             )
         found = request.app.state.keystore.check(key)
         if found is None:
+            throttle.failed(address)
             raise ServiceError(401, "unauthorized", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
+        request.state.key_id = found.id
         if not allows(found.scope, scope):
             raise ServiceError(
                 403,
