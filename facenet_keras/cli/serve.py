@@ -213,7 +213,7 @@ def cmd_serve(args) -> int:
         key_window_s=args.key_window,
         audit_log=args.audit_log,
     )
-    from facenet_keras.service.connections import PROTOCOL, raise_open_file_limit
+    from facenet_keras.service.connections import PROTOCOL, protocol_for, raise_open_file_limit
 
     room = raise_open_file_limit(args.max_connections)
     if room < args.max_connections:
@@ -221,7 +221,6 @@ def cmd_serve(args) -> int:
             f"note: the open-file limit (ulimit -n) holds {room} connections, not {args.max_connections}",
             file=sys.stderr,
         )
-    os.environ[SETTINGS_ENV] = settings.to_env()  # every worker's connection limits (and its app, with N workers)
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.tls_cert:
         print(
             "note: serving plain http beyond this machine; browsers give the camera only to https pages "
@@ -237,13 +236,13 @@ def cmd_serve(args) -> int:
         ssl_keyfile=args.tls_key,
         log_level=args.log_level,
         access_log=False,  # our own access log names no person
-        http=PROTOCOL,  # header deadline, connection cap
         timeout_keep_alive=args.keep_alive,
     )
     if args.workers == 1:
         configure_logging(args.log_level)
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings), http=protocol_for(settings), **common)  # header deadline, connection cap
     else:
+        os.environ[SETTINGS_ENV] = settings.to_env()  # each worker's app and connection limits
         import inspect
 
         # uvicorn's supervisor kills a worker that does not answer its ping in 5 s; a worker importing
@@ -252,7 +251,13 @@ def cmd_serve(args) -> int:
         if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
             common["timeout_worker_healthcheck"] = 60
         with _shared_metrics_dir():
-            uvicorn.run("facenet_keras.service.app:create_app_from_env", factory=True, workers=args.workers, **common)
+            uvicorn.run(
+                "facenet_keras.service.app:create_app_from_env",
+                factory=True,
+                workers=args.workers,
+                http=PROTOCOL,
+                **common,
+            )
     return EXIT_OK
 
 

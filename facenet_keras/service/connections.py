@@ -5,8 +5,9 @@ do, since a middleware sees a request only once its headers are complete: a dead
 connection's accept (or a kept-alive connection's next byte) to its request's last header, and a cap
 on open connections, beyond which the connection that has waited longest for its headers is closed
 to make room (so idle connections cannot lock out a client that sends its request at once). uvicorn
-loads it by name (``http=PROTOCOL``) in every worker; its limits come from the settings in
-``$FACENET_KERAS_SERVICE_SETTINGS``, which ``serve`` sets. :class:`InFlightLimit` answers 503 beyond
+loads it by name (``http=PROTOCOL``) in every worker, with its limits from the settings in
+``$FACENET_KERAS_SERVICE_SETTINGS`` (which ``serve --workers N`` sets); one in-process server takes
+:func:`protocol_for` its settings instead. :class:`InFlightLimit` answers 503 beyond
 ``max_in_flight`` requests being answered at once, but never holds back ``/healthz`` or ``/readyz``.
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "InFlightLimit",
     "fd_headroom",
     "raise_open_file_limit",
+    "protocol_for",
     "PROBES",
 ]
 
@@ -72,19 +74,29 @@ def raise_open_file_limit(connections: int) -> int:
     return connections if room is None else min(connections, room)
 
 
-@functools.lru_cache(maxsize=4)
-def _limits_from(env: str) -> ConnectionLimits:
-    s = Settings.from_env() if env else Settings()
+def limits_of(s: Settings) -> ConnectionLimits:
     room = fd_headroom()
     return ConnectionLimits(s.header_timeout_s, s.max_connections if room is None else min(s.max_connections, room))
+
+
+@functools.lru_cache(maxsize=4)
+def _limits_from(env: str) -> ConnectionLimits:
+    return limits_of(Settings.from_env() if env else Settings())
+
+
+def protocol_for(settings: Settings) -> type[GuardedH11Protocol]:
+    """The protocol class bound to ``settings``' limits (for a server in this process)."""
+    return type("BoundGuardedH11Protocol", (GuardedH11Protocol,), {"bound": limits_of(settings)})
 
 
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a header deadline and a cap on open connections."""
 
+    bound: ConnectionLimits | None = None  # set by protocol_for; else the limits come from the environment
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.limits = _limits_from(os.environ.get(SETTINGS_ENV, ""))
+        self.limits = self.bound or _limits_from(os.environ.get(SETTINGS_ENV, ""))
         self._header_timer = None
         # connections waiting for their headers, oldest first (shared by this server's connections)
         waiting = getattr(self.server_state, "waiting_for_headers", None)
