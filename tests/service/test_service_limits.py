@@ -254,3 +254,39 @@ def test_the_audit_log_rotates_and_every_file_stays_private(tmp_path):
     assert all(stat.S_IMODE(os.stat(tmp_path / "a" / f).st_mode) == 0o600 for f in files)
     assert stat.S_IMODE(os.stat(tmp_path / "a").st_mode) == 0o700
     assert "person 39" in (tmp_path / "a" / "audit.log").read_text()
+
+
+def test_serve_shares_a_private_metrics_folder_between_workers_and_removes_it(tmp_path, monkeypatch):
+    from facenet_keras.cli.serve import _shared_metrics_dir
+    from facenet_keras.service.metrics import MULTIPROC_ENV
+
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    with _shared_metrics_dir():
+        folder = os.environ[MULTIPROC_ENV]
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+        open(os.path.join(folder, "counter_1.db"), "wb").close()  # what a worker leaves there
+    assert MULTIPROC_ENV not in os.environ and not os.path.exists(folder)
+    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))  # the user's own: used, and kept
+    with _shared_metrics_dir():
+        assert os.environ[MULTIPROC_ENV] == str(tmp_path)
+    assert tmp_path.is_dir()
+
+
+def test_serve_options_reach_the_server(tmp_path, monkeypatch, capsys):
+    """The limits' options become the app's settings and the protocol's limits; bad values exit 2."""
+    import uvicorn
+
+    from facenet_keras.cli import main
+
+    served: list = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append((app, kw)))
+    common = ["serve", "--gallery", str(tmp_path / "g.sqlite"), "--keys", str(tmp_path / "keys.json")]
+    limits = ["--header-timeout", "3", "--max-connections", "7", "--keep-alive", "2", "--key-failures", "4"]
+    assert main(common + limits + ["--audit-log", str(tmp_path / "a.log")]) == 0
+    (app, kw) = served[0]
+    s = app.state.settings
+    assert (s.header_timeout_s, s.max_connections, s.key_failures, s.audit_log) == (3, 7, 4, str(tmp_path / "a.log"))
+    assert kw["http"].bound == (3.0, 7) and kw["timeout_keep_alive"] == 2
+    for bad in (["--header-timeout", "0"], ["--max-in-flight", "0"], ["--min-body-rate", "-1"]):
+        assert main(common + bad) == 2
+        assert "must be" in capsys.readouterr().err
