@@ -11,6 +11,7 @@ import logging
 import os
 import stat
 import threading
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
@@ -138,46 +139,71 @@ def test_a_slow_body_is_refused_408_and_the_connection_closed(app_settings):
     assert 0.7 <= seconds < 2.0 and not reached  # 0.3 s + 0.5 s for the 500 bytes; the app never saw it
 
 
+@contextmanager
+def every_worker_thread_taken(c):
+    """All the tokens of the app's thread limiter held (as if every worker thread were busy)."""
+    import anyio.to_thread
+
+    limiter = c.portal.call(anyio.to_thread.current_default_thread_limiter)
+    holders: list = []
+
+    async def take():
+        while limiter.available_tokens:
+            holders.append(object())
+            limiter.acquire_on_behalf_of_nowait(holders[-1])
+
+    async def give_back():
+        for h in holders:
+            limiter.release_on_behalf_of(h)
+
+    c.portal.call(take)
+    try:
+        yield
+    finally:
+        c.portal.call(give_back)
+
+
+def ask(c, answers: dict, path: str, headers=None, wait_s: float = 5.0) -> threading.Thread:
+    """GET ``path`` in a thread, its answer into ``answers[path]``; waits up to ``wait_s`` for it."""
+
+    def one():
+        r = c.get(path, headers=headers)
+        answers[path] = (r.status_code, r.headers.get("retry-after"))
+
+    t = threading.Thread(target=one, daemon=True)
+    t.start()
+    t.join(wait_s)
+    return t
+
+
 def test_probes_answer_while_every_worker_thread_is_busy(app_settings, keys):
     """/healthz and /readyz are answered on the event loop: with all the worker threads taken, they
     still answer, while an endpoint that needs a thread waits."""
-    import anyio.to_thread
-
+    answers: dict = {}
     with bare_client(app_settings) as c:
-        limiter = c.portal.call(anyio.to_thread.current_default_thread_limiter)
-        holders: list = []
-
-        async def take():
-            while limiter.available_tokens:
-                h = object()
-                holders.append(h)
-                limiter.acquire_on_behalf_of_nowait(h)
-
-        async def give_back():
-            for h in holders:
-                limiter.release_on_behalf_of(h)
-
-        c.portal.call(take)
-        answers: dict = {}
-
-        def ask(path, headers=None):
-            answers[path] = c.get(path, headers=headers).status_code
-
-        try:
+        with every_worker_thread_taken(c):
             for path in ("/healthz", "/readyz"):
-                t = threading.Thread(target=ask, args=(path,), daemon=True)
-                t.start()
-                t.join(5)
+                ask(c, answers, path)
                 assert path in answers, f"{path} waited for a worker thread"
-            blocked = threading.Thread(target=ask, args=("/v1/people", auth(keys["read"])), daemon=True)
-            blocked.start()
-            blocked.join(1.0)
+            blocked = ask(c, answers, "/v1/people", auth(keys["read"]), wait_s=1.0)
             assert "/v1/people" not in answers, "the thread pool was not saturated: the test proves nothing"
-        finally:
-            c.portal.call(give_back)
         blocked.join(10)
-    assert answers["/healthz"] == 200 and answers["/readyz"] == 503  # no models here: not ready, but answering
-    assert answers["/v1/people"] == 503
+    assert answers["/healthz"][0] == 200 and answers["/readyz"][0] == 503  # no models here: not ready, but answering
+    assert answers["/v1/people"][0] == 503
+
+
+def test_requests_beyond_the_cap_in_flight_are_refused_at_once(app_settings, keys):
+    answers: dict = {}
+    with bare_client(replace(app_settings, max_in_flight=1)) as c:
+        with every_worker_thread_taken(c):
+            blocked = ask(c, answers, "/v1/people", auth(keys["read"]), wait_s=1.0)  # in flight, waiting
+            assert "/v1/people" not in answers
+            ask(c, answers, "/v1/people/x", auth(keys["read"]))
+            ask(c, answers, "/healthz")
+        blocked.join(10)
+    assert answers["/v1/people/x"] == (503, "1")  # busy: refused without waiting
+    assert answers["/healthz"][0] == 200  # the probes are never refused
+    assert answers["/v1/people"][0] == 503  # the one in flight was answered (not ready: no models here)
 
 
 def test_unknown_keys_are_throttled_per_address(app_settings, keys):
