@@ -215,7 +215,7 @@ def cmd_serve(args) -> int:
     )
     from facenet_keras.service.connections import PROTOCOL, protocol_for, raise_open_file_limit
 
-    room = raise_open_file_limit(args.max_connections)
+    room, backlog = raise_open_file_limit(args.max_connections)
     if room < args.max_connections:
         print(
             f"note: the open-file limit (ulimit -n) holds {room} connections, not {args.max_connections}",
@@ -237,6 +237,7 @@ def cmd_serve(args) -> int:
         log_level=args.log_level,
         access_log=False,  # our own access log names no person
         timeout_keep_alive=args.keep_alive,
+        backlog=backlog,
     )
     if args.workers == 1:
         configure_logging(args.log_level)

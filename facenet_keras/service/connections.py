@@ -28,7 +28,7 @@ __all__ = [
     "PROTOCOL",
     "ConnectionLimits",
     "InFlightLimit",
-    "fd_headroom",
+    "fd_budget",
     "raise_open_file_limit",
     "protocol_for",
     "PROBES",
@@ -37,6 +37,7 @@ __all__ = [
 PROTOCOL = f"{__name__}:GuardedH11Protocol"  # how uvicorn's ``http=`` names it
 PROBES = ("/healthz", "/readyz")
 FD_RESERVE = 128  # file descriptors kept for the process's own files (models, gallery, logs)
+BACKLOG = 2048  # the listen queue (uvicorn's default), and how many connections asyncio accepts at once
 
 
 class ConnectionLimits(NamedTuple):
@@ -44,25 +45,35 @@ class ConnectionLimits(NamedTuple):
     max_connections: int
 
 
-def fd_headroom() -> int | None:
-    """How many connections the open-file limit leaves room for (None where it cannot be read)."""
+def _soft_limit() -> int | None:
     try:
         import resource
     except ImportError:  # not on Windows
         return None
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return None if soft == resource.RLIM_INFINITY else max(1, soft - FD_RESERVE)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
-def raise_open_file_limit(connections: int) -> int:
-    """Raise this process's soft open-file limit (within its hard limit) to hold ``connections``
-    plus the reserve; how many connections it then holds (its workers inherit it)."""
+def fd_budget(max_connections: int) -> tuple[int, int]:
+    """(connections, backlog) that the open-file limit holds: asyncio accepts up to a backlog of
+    connections before the ones they push out are closed, so two backlogs are kept free besides."""
+    soft = _soft_limit()
+    if soft is None:
+        return max_connections, BACKLOG
+    free = soft - FD_RESERVE
+    backlog = min(BACKLOG, max(16, free // 4))
+    return max(1, min(max_connections, free - 2 * backlog)), backlog
+
+
+def raise_open_file_limit(max_connections: int) -> tuple[int, int]:
+    """Raise this process's soft open-file limit (within its hard limit) to fit ``max_connections``
+    (its workers inherit it); then :func:`fd_budget`."""
     try:
         import resource
     except ImportError:
-        return connections
+        return max_connections, BACKLOG
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = connections + 2 * FD_RESERVE
+    wanted = max_connections + 2 * BACKLOG + 2 * FD_RESERVE
     if soft != resource.RLIM_INFINITY and soft < wanted:
         try:
             resource.setrlimit(
@@ -70,13 +81,11 @@ def raise_open_file_limit(connections: int) -> int:
             )
         except (ValueError, OSError):
             pass
-    room = fd_headroom()
-    return connections if room is None else min(connections, room)
+    return fd_budget(max_connections)
 
 
 def limits_of(s: Settings) -> ConnectionLimits:
-    room = fd_headroom()
-    return ConnectionLimits(s.header_timeout_s, s.max_connections if room is None else min(s.max_connections, room))
+    return ConnectionLimits(s.header_timeout_s, fd_budget(s.max_connections)[0])
 
 
 @functools.lru_cache(maxsize=4)

@@ -316,3 +316,34 @@ def test_serve_options_reach_the_server(tmp_path, monkeypatch, capsys):
     for bad in (["--header-timeout", "0"], ["--max-in-flight", "0"], ["--min-body-rate", "-1"]):
         assert main(common + bad) == 2
         assert "must be" in capsys.readouterr().err
+
+
+def test_floods_of_one_log_message_collapse(caplog):
+    """asyncio's accept() errors (one per connection when file descriptors run out) and uvicorn's
+    malformed-request warnings: at most 5 per kind per 10 s, then a count of the rest."""
+    from facenet_keras.service.logthrottle import Throttle, throttle
+
+    throttle()
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        for _ in range(1000):
+            logging.getLogger("asyncio").error("socket.accept() out of system resource", exc_info=OSError(24, "EMFILE"))
+    assert len(caplog.records) == 5
+    now = [0.0]
+    f = Throttle(burst=2, window_s=10, clock=lambda: now[0])
+    records = [logging.LogRecord("uvicorn.error", logging.WARNING, "", 0, "Invalid HTTP request received.", (), None)]
+    passed = [f.filter(logging.makeLogRecord(records[0].__dict__)) for _ in range(50)]
+    assert sum(passed) == 2
+    now[0] = 10.0
+    later = logging.makeLogRecord(records[0].__dict__)
+    assert f.filter(later) and "[and 48 more like this in the previous 10 s]" in later.getMessage()
+
+
+def test_the_open_file_limit_bounds_connections_and_the_accept_burst(monkeypatch):
+    """Connections plus two accept bursts (a backlog each) fit under the soft open-file limit."""
+    from facenet_keras.service import connections
+
+    monkeypatch.setattr(connections, "_soft_limit", lambda: 1100)
+    conns, backlog = connections.fd_budget(1000)
+    assert conns + 2 * backlog + connections.FD_RESERVE <= 1100 and conns >= 400
+    monkeypatch.setattr(connections, "_soft_limit", lambda: 1_048_576)
+    assert connections.fd_budget(1000) == (1000, connections.BACKLOG)
