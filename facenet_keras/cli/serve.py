@@ -14,6 +14,18 @@ from . import EXIT_BAD_INPUT, EXIT_OK, emit, gallery_option
 # Gallery URL schemes whose store several processes can share (a server, not a file).
 SHARED_SCHEMES = ("postgresql", "postgres", "milvus")
 
+# serve's limits on slow and idle clients and on key guessing: (flag, type, default, metavar, help)
+LIMIT_OPTIONS = [
+    ("--header-timeout", float, 10.0, "S", "seconds to send a request's headers"),
+    ("--body-timeout", float, 30.0, "S", "seconds to send a body, plus 1 s per --min-body-rate KB received; then 408"),
+    ("--min-body-rate", float, 50.0, "KB", "KB per second"),
+    ("--keep-alive", float, 5.0, "S", "seconds an idle kept-alive connection stays open"),
+    ("--max-connections", int, 1000, "N", "open connections per worker; beyond, the one waiting longest is closed"),
+    ("--max-in-flight", int, 64, "N", "requests answered at once per worker; beyond, 503"),
+    ("--key-failures", int, 10, "N", "unknown API keys from one address per --key-window; beyond, 429"),
+    ("--key-window", float, 60.0, "S", "seconds"),
+]
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -62,38 +74,8 @@ def register(sub) -> None:
         help="how long the encoder waits for other requests' faces to fill a batch (default 5)",
     )
     limits = p.add_argument_group("slow clients, keys and audit (see docs/deploy.md)")
-    limits.add_argument(
-        "--header-timeout", type=float, default=10.0, metavar="S", help="seconds to send a request's headers (10)"
-    )
-    limits.add_argument(
-        "--body-timeout",
-        type=float,
-        default=30.0,
-        metavar="S",
-        help="seconds to send a request's body, plus 1 s per --min-body-rate KB received (30); then 408",
-    )
-    limits.add_argument("--min-body-rate", type=float, default=50.0, metavar="KB", help="KB per second (50)")
-    limits.add_argument(
-        "--keep-alive", type=float, default=5.0, metavar="S", help="seconds an idle kept-alive connection stays (5)"
-    )
-    limits.add_argument(
-        "--max-connections",
-        type=int,
-        default=1000,
-        metavar="N",
-        help="open connections per worker; beyond, the one waiting longest for its headers is closed (1000)",
-    )
-    limits.add_argument(
-        "--max-in-flight", type=int, default=64, metavar="N", help="requests answered at once per worker; then 503 (64)"
-    )
-    limits.add_argument(
-        "--key-failures",
-        type=int,
-        default=10,
-        metavar="N",
-        help="unknown API keys from one address per --key-window before it gets 429 (10)",
-    )
-    limits.add_argument("--key-window", type=float, default=60.0, metavar="S", help="seconds (60)")
+    for flag, kind, default, metavar, text in LIMIT_OPTIONS:
+        limits.add_argument(flag, type=kind, default=default, metavar=metavar, help=f"{text} ({default:g})")
     limits.add_argument(
         "--audit-log", metavar="FILE", default=None, help="the log of writes (default: audit.log beside the keys file)"
     )
@@ -177,12 +159,10 @@ def cmd_serve(args) -> int:
     for path in filter(None, (args.tls_cert, args.tls_key, args.styles, args.style_model)):
         if not os.path.exists(path):
             return _fail(f"{path}: no such file or folder")
-    for option in ("header_timeout", "body_timeout", "min_body_rate", "keep_alive", "key_window"):
-        if not getattr(args, option) > 0:
-            return _fail(f"--{option.replace('_', '-')} must be more than 0")
-    for option in ("max_connections", "max_in_flight", "key_failures"):
-        if getattr(args, option) < 1:
-            return _fail(f"--{option.replace('_', '-')} must be at least 1")
+    for flag, kind, *_ in LIMIT_OPTIONS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if not (value >= 1 if kind is int else value > 0):
+            return _fail(f"{flag} must be {'at least 1' if kind is int else 'more than 0'}")
     if args.model is not None and not os.path.isfile(args.model):
         return _fail(f"model file not found: {args.model}")
     from facenet_keras.identity.gallery import FaceGallery

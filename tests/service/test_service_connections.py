@@ -5,15 +5,11 @@ and a body sent too slowly is answered 408 and its connection closed."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 
-import httpx
 import pytest
-from service_helpers import REPO, free_port, wait_ready
+from service_helpers import server_env, serving
 
 HEADER_TIMEOUT_S = 5.0
 MAX_CONNECTIONS = 20
@@ -23,34 +19,11 @@ MAX_CONNECTIONS = 20
 def limited_server(tmp_path_factory):
     """A server with small limits: 5 s for headers, 1 s (+1 s per KB) for a body, 20 connections."""
     folder = tmp_path_factory.mktemp("limited")
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        TF_CPP_MIN_LOG_LEVEL="2",
-        XDG_DATA_HOME=str(folder / "data"),
-    )
-    port = free_port()
-    log = open(folder / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "facenet_keras.cli", "serve", "--port", str(port)]
-        + ["--gallery", str(folder / "g.sqlite"), "--keys", str(folder / "keys.json")]
-        + ["--header-timeout", str(HEADER_TIMEOUT_S), "--body-timeout", "1", "--min-body-rate", "1"]
-        + ["--max-connections", str(MAX_CONNECTIONS)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
-            wait_ready(c.get, proc=proc, log=folder / "server.log")  # a quiet server: timings are the limits'
-        yield port, folder / "server.log"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    env = server_env(folder)
+    limits = ["--header-timeout", str(HEADER_TIMEOUT_S), "--body-timeout", "1", "--min-body-rate", "1"]
+    args = ["--gallery", str(folder / "g.sqlite"), "--keys", str(folder / "keys.json")]
+    with serving(folder, env, args + limits + ["--max-connections", str(MAX_CONNECTIONS)]) as port:
+        yield port, folder / "server.log"  # a quiet server (models loaded): timings are the limits'
 
 
 def connect(port: int) -> socket.socket:
