@@ -62,7 +62,7 @@ ERROR_RESPONSES: dict[int | str, dict] = {
         (429, "too many unknown API keys from this address lately (see Retry-After)"),
         (500, "internal error"),
         (501, "not available in this installation"),
-        (503, "not ready, or timed out"),
+        (503, "not ready, timed out, or busy (see Retry-After)"),
     ]
 }
 
