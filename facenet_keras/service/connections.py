@@ -132,6 +132,10 @@ class GuardedH11Protocol(H11Protocol):
         if self.cycle is not cycle:  # a request's headers are complete
             self._headers_done()
 
+    def handle_websocket_upgrade(self, event) -> None:
+        self._headers_done()  # the request's headers are complete; the connection is the WebSocket's now
+        super().handle_websocket_upgrade(event)
+
     def _wait_for_headers(self) -> None:
         self._headers_done()
         self._header_timer = self.loop.call_later(self.limits.header_timeout_s, self._close, self)
