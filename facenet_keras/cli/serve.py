@@ -14,16 +14,22 @@ from . import EXIT_BAD_INPUT, EXIT_OK, emit, gallery_option
 # Gallery URL schemes whose store several processes can share (a server, not a file).
 SHARED_SCHEMES = ("postgresql", "postgres", "milvus")
 
-# serve's limits on slow and idle clients and on key guessing: (flag, type, default, metavar, help)
+# serve's limits on slow and idle clients and on key guessing: (flag, Settings field, metavar, help);
+# their defaults are the Settings' own
 LIMIT_OPTIONS = [
-    ("--header-timeout", float, 10.0, "S", "seconds to send a request's headers"),
-    ("--body-timeout", float, 30.0, "S", "seconds to send a body, plus 1 s per --min-body-rate KB received; then 408"),
-    ("--min-body-rate", float, 50.0, "KB", "KB per second"),
-    ("--keep-alive", float, 5.0, "S", "seconds an idle kept-alive connection stays open"),
-    ("--max-connections", int, 1000, "N", "open connections per worker; beyond, the one waiting longest is closed"),
-    ("--max-in-flight", int, 64, "N", "requests answered at once per worker; beyond, 503"),
-    ("--key-failures", int, 10, "N", "unknown API keys from one address per --key-window; beyond, 429"),
-    ("--key-window", float, 60.0, "S", "seconds"),
+    ("--header-timeout", "header_timeout_s", "S", "seconds to send a request's headers"),
+    ("--body-timeout", "body_timeout_s", "S", "seconds to send a body, plus 1 s per --min-body-rate bytes; then 408"),
+    ("--min-body-rate", "min_body_rate", "B", "bytes per second"),
+    ("--keep-alive", "keep_alive_s", "S", "seconds an idle kept-alive connection stays open"),
+    (
+        "--max-connections",
+        "max_connections",
+        "N",
+        "open connections per worker; beyond, the one waiting longest is closed",
+    ),
+    ("--max-in-flight", "max_in_flight", "N", "requests answered at once per worker; beyond, 503"),
+    ("--key-failures", "key_failures", "N", "unknown API keys from one address per --key-window; beyond, 429"),
+    ("--key-window", "key_window_s", "S", "seconds"),
 ]
 
 
@@ -74,8 +80,14 @@ def register(sub) -> None:
         help="how long the encoder waits for other requests' faces to fill a batch (default 5)",
     )
     limits = p.add_argument_group("slow clients, keys and audit (see docs/deploy.md)")
-    for flag, kind, default, metavar, text in LIMIT_OPTIONS:
-        limits.add_argument(flag, type=kind, default=default, metavar=metavar, help=f"{text} ({default:g})")
+    from facenet_keras.service.settings import Settings  # light: no FastAPI
+
+    defaults = Settings()
+    for flag, field, metavar, text in LIMIT_OPTIONS:
+        default = getattr(defaults, field)
+        limits.add_argument(
+            flag, type=type(default), default=default, dest=field, metavar=metavar, help=f"{text} ({default:g})"
+        )
     limits.add_argument(
         "--audit-log", metavar="FILE", default=None, help="the log of writes (default: audit.log beside the keys file)"
     )
@@ -159,10 +171,10 @@ def cmd_serve(args) -> int:
     for path in filter(None, (args.tls_cert, args.tls_key, args.styles, args.style_model)):
         if not os.path.exists(path):
             return _fail(f"{path}: no such file or folder")
-    for flag, kind, *_ in LIMIT_OPTIONS:
-        value = getattr(args, flag[2:].replace("-", "_"))
-        if not (value >= 1 if kind is int else value > 0):
-            return _fail(f"{flag} must be {'at least 1' if kind is int else 'more than 0'}")
+    for flag, field, *_ in LIMIT_OPTIONS:
+        value = getattr(args, field)
+        if not (value >= 1 if isinstance(value, int) else value > 0):
+            return _fail(f"{flag} must be {'at least 1' if isinstance(value, int) else 'more than 0'}")
     if args.model is not None and not os.path.isfile(args.model):
         return _fail(f"model file not found: {args.model}")
     from facenet_keras.identity.gallery import FaceGallery
@@ -183,22 +195,15 @@ def cmd_serve(args) -> int:
         cors_origins=list(args.cors_origin),
         batch_wait_ms=args.batch_wait_ms,
         log_level=args.log_level,
-        header_timeout_s=args.header_timeout,
-        body_timeout_s=args.body_timeout,
-        min_body_rate=int(args.min_body_rate * 1000),
-        keep_alive_s=args.keep_alive,
-        max_connections=args.max_connections,
-        max_in_flight=args.max_in_flight,
-        key_failures=args.key_failures,
-        key_window_s=args.key_window,
         audit_log=args.audit_log,
+        **{field: getattr(args, field) for _, field, *_ in LIMIT_OPTIONS},
     )
     from facenet_keras.service.connections import PROTOCOL, protocol_for, raise_open_file_limit
 
-    room, backlog = raise_open_file_limit(args.max_connections)
-    if room < args.max_connections:
+    room, backlog = raise_open_file_limit(settings.max_connections)
+    if room < settings.max_connections:
         print(
-            f"note: the open-file limit (ulimit -n) holds {room} connections, not {args.max_connections}",
+            f"note: the open-file limit (ulimit -n) holds {room} connections, not {settings.max_connections}",
             file=sys.stderr,
         )
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.tls_cert:
@@ -216,7 +221,7 @@ def cmd_serve(args) -> int:
         ssl_keyfile=args.tls_key,
         log_level=args.log_level,
         access_log=False,  # our own access log names no person
-        timeout_keep_alive=args.keep_alive,
+        timeout_keep_alive=settings.keep_alive_s,
         backlog=backlog,
     )
     if args.workers == 1:

@@ -20,7 +20,7 @@ def limited_server(tmp_path_factory):
     """A server with small limits: 5 s for headers, 1 s (+1 s per KB) for a body, 20 connections."""
     folder = tmp_path_factory.mktemp("limited")
     env = server_env(folder)
-    limits = ["--header-timeout", str(HEADER_TIMEOUT_S), "--body-timeout", "1", "--min-body-rate", "1"]
+    limits = ["--header-timeout", str(HEADER_TIMEOUT_S), "--body-timeout", "1", "--min-body-rate", "1000"]
     args = ["--gallery", str(folder / "g.sqlite"), "--keys", str(folder / "keys.json")]
     with serving(folder, env, args + limits + ["--max-connections", str(MAX_CONNECTIONS)]) as port:
         yield port, folder / "server.log"  # a quiet server (models loaded): timings are the limits'
