@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
 
 from . import EXIT_BAD_INPUT, EXIT_OK, emit, gallery_option, profile_option
 
 # Gallery URL schemes whose store several processes can share (a server, not a file).
 SHARED_SCHEMES = ("postgresql", "postgres", "milvus")
+
+# serve's limits on slow and idle clients and on key guessing: (flag, Settings field, metavar, help);
+# their defaults are the Settings' own
+LIMIT_OPTIONS = [
+    ("--header-timeout", "header_timeout_s", "S", "seconds to send a request's headers"),
+    ("--body-timeout", "body_timeout_s", "S", "seconds to send a body, plus 1 s per --min-body-rate bytes; then 408"),
+    ("--min-body-rate", "min_body_rate", "B", "bytes per second"),
+    ("--keep-alive", "keep_alive_s", "S", "seconds an idle kept-alive connection stays open"),
+    (
+        "--max-connections",
+        "max_connections",
+        "N",
+        "open connections per worker; beyond, the one waiting longest is closed",
+    ),
+    ("--max-in-flight", "max_in_flight", "N", "requests answered at once per worker; beyond, 503"),
+    ("--key-failures", "key_failures", "N", "unknown API keys from one address per --key-window; beyond, 429"),
+    ("--key-window", "key_window_s", "S", "seconds"),
+]
 
 
 def register(sub) -> None:
@@ -72,6 +93,18 @@ def register(sub) -> None:
         type=float,
         default=5.0,
         help="how long the encoder waits for other requests' faces to fill a batch (default 5)",
+    )
+    limits = p.add_argument_group("slow clients, keys and audit (see docs/deploy.md)")
+    from facenet_keras.service.settings import Settings  # light: no FastAPI
+
+    defaults = Settings()
+    for flag, field, metavar, text in LIMIT_OPTIONS:
+        default = getattr(defaults, field)
+        limits.add_argument(
+            flag, type=type(default), default=default, dest=field, metavar=metavar, help=f"{text} ({default:g})"
+        )
+    limits.add_argument(
+        "--audit-log", metavar="FILE", default=None, help="the log of writes (default: audit.log beside the keys file)"
     )
     p.add_argument("--styles", metavar="FOLDER", help="style images offered as built-in styles")
     p.add_argument(
@@ -180,6 +213,10 @@ def cmd_serve(args) -> int:
     for path in filter(None, (args.tls_cert, args.tls_key, args.styles, args.style_model)):
         if not os.path.exists(path):
             return _fail(f"{path}: no such file or folder")
+    for flag, field, *_ in LIMIT_OPTIONS:
+        value = getattr(args, field)
+        if not (value >= 1 if isinstance(value, int) else value > 0):
+            return _fail(f"{flag} must be {'at least 1' if isinstance(value, int) else 'more than 0'}")
     from facenet_keras.faces.profiles import Profile
     from facenet_keras.identity.rules import encoder_for
 
@@ -210,7 +247,17 @@ def cmd_serve(args) -> int:
         cors_origins=list(args.cors_origin),
         batch_wait_ms=args.batch_wait_ms,
         log_level=args.log_level,
+        audit_log=args.audit_log,
+        **{field: getattr(args, field) for _, field, *_ in LIMIT_OPTIONS},
     )
+    from facenet_keras.service.connections import PROTOCOL, protocol_for, raise_open_file_limit
+
+    room, backlog = raise_open_file_limit(settings.max_connections)
+    if room < settings.max_connections:
+        print(
+            f"note: the open-file limit (ulimit -n) holds {room} connections, not {settings.max_connections}",
+            file=sys.stderr,
+        )
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.tls_cert:
         print(
             "note: serving plain http beyond this machine; browsers give the camera only to https pages "
@@ -225,13 +272,15 @@ def cmd_serve(args) -> int:
         ssl_certfile=args.tls_cert,
         ssl_keyfile=args.tls_key,
         log_level=args.log_level,
-        access_log=False,
-    )  # our own access log names no person
+        access_log=False,  # our own access log names no person
+        timeout_keep_alive=settings.keep_alive_s,
+        backlog=backlog,
+    )
     if args.workers == 1:
         configure_logging(args.log_level)
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings), http=protocol_for(settings), **common)  # header deadline, connection cap
     else:
-        os.environ[SETTINGS_ENV] = settings.to_env()
+        os.environ[SETTINGS_ENV] = settings.to_env()  # each worker's app and connection limits
         import inspect
 
         # uvicorn's supervisor kills a worker that does not answer its ping in 5 s; a worker importing
@@ -239,8 +288,34 @@ def cmd_serve(args) -> int:
         # killed and restarted over and over: give it a minute.
         if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
             common["timeout_worker_healthcheck"] = 60
-        uvicorn.run("facenet_keras.service.app:create_app_from_env", factory=True, workers=args.workers, **common)
+        with _shared_metrics_dir():
+            uvicorn.run(
+                "facenet_keras.service.app:create_app_from_env",
+                factory=True,
+                workers=args.workers,
+                http=PROTOCOL,
+                **common,
+            )
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _shared_metrics_dir():
+    """A private (0700) temporary folder where every worker writes its metrics, so that a scrape of
+    any worker sums them all (prometheus_client's multiprocess mode); removed when the server stops.
+    One the user set in $PROMETHEUS_MULTIPROC_DIR is used as it is, and kept."""
+    from facenet_keras.service.metrics import MULTIPROC_ENV
+
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="facenet-keras-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _store(args):

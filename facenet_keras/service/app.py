@@ -5,9 +5,11 @@ and ``/healthz``, ``/readyz``, ``/metrics``. Every ``/v1`` endpoint needs an API
 names (read < write < admin, see :mod:`.auth` and :mod:`.deps`). Uploads are limited in bytes (by
 :mod:`.guard`, before any parsing, after the key is checked from the headers) and in decoded pixels
 (from the headers, per photo, per request and for the worker as a whole: :mod:`.budget`); each
-request has a time limit. Errors are JSON with a code and a message (:mod:`.errors`). Photos,
-embeddings, names and keys are never logged: the access log names the route template, the status
-and the time only. The endpoints are in :mod:`.routes`, one router per area.
+request has a time limit; slow and idle clients meet the limits of :mod:`.connections`; failed
+keys are throttled per address (:mod:`.throttle`) and writes audited (:mod:`.audit`). Errors are
+JSON with a code and a message (:mod:`.errors`). Photos, embeddings, names and keys are never
+logged: the access log names the route template, the status and the time only. The endpoints are
+in :mod:`.routes`, one router per area.
 """
 
 from __future__ import annotations
@@ -20,17 +22,21 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from facenet_keras.faces.profiles import get_profile
+from facenet_keras.service.audit import Audit, AuditLog
 from facenet_keras.service.auth import KeyStore, load_secret
 from facenet_keras.service.budget import PixelBudget
+from facenet_keras.service.connections import InFlightLimit
 from facenet_keras.service.engine import Engine
 from facenet_keras.service.errors import ERROR_RESPONSES
 from facenet_keras.service.errors import install as install_errors
 from facenet_keras.service.guard import Guard
 from facenet_keras.service.jobs import JobStore
 from facenet_keras.service.keygate import KeyGate
+from facenet_keras.service.logthrottle import throttle
 from facenet_keras.service.metrics import Metrics
 from facenet_keras.service.routes import docs, faces, gallery, keys, library, liveness, pages, styles
 from facenet_keras.service.settings import SETTINGS_ENV, Settings, configure_logging
+from facenet_keras.service.throttle import FailureThrottle
 
 __all__ = ["Settings", "create_app", "create_app_from_env", "configure_logging", "SETTINGS_ENV"]
 
@@ -56,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     keystore = KeyStore(settings.keys)
     state_dir = keystore.path.parent
     metrics = Metrics()
+    throttle()  # floods of junk requests and per-connection errors collapse in the log
+    audit = AuditLog(settings.audit_log or state_dir / "audit.log")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -83,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.jobs.close()
         engine.close()
+        audit.close()
 
     app = FastAPI(
         title="facenet-keras",
@@ -94,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings, app.state.keystore, app.state.metrics = settings, keystore, metrics
+    app.state.key_throttle = FailureThrottle(settings.key_failures, settings.key_window_s)
     install_errors(app)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -106,8 +116,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
     areas = (faces, liveness, gallery, library, styles, keys)
-    gate = KeyGate([route for area in (pages, *areas) for route in area.router.routes], keystore)
+    routes = [route for area in (pages, *areas) for route in area.router.routes]
+    gate = KeyGate(routes, keystore, throttle=app.state.key_throttle)
     app.add_middleware(Guard, settings=settings, metrics=metrics, gate=gate)
+    app.add_middleware(Audit, log=audit)  # outside the guard: it audits what the key gate refuses too
+    app.add_middleware(InFlightLimit, limit=settings.max_in_flight)  # outermost
 
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

@@ -45,14 +45,21 @@ header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API ke
 
 def require(scope: str):
     """The dependency that admits a request only with a known key of ``scope`` or above (401 / 403);
-    tagged with its scope, which the guard reads to refuse a request before its body is read."""
+    tagged with its scope, which the guard reads to refuse a request before its body is read; an
+    address with too many unknown keys lately is refused first (429). It notes the scope needed
+    and the key's id on the request, for the audit log (:mod:`.audit`)."""
 
     def check(
         request: Request,
         b: HTTPAuthorizationCredentials | None = Security(bearer),
         h: str | None = Security(header),
     ) -> ApiKey:
-        return check_key(request.app.state.keystore, h or (b.credentials if b is not None else None), scope)
+        request.state.key_scope_needed = scope
+        address = request.client.host if request.client else ""
+        key = h or (b.credentials if b is not None else None)
+        found = check_key(request.app.state.keystore, key, scope, request.app.state.key_throttle, address)
+        request.state.key_id = found.id
+        return found
 
     check.key_scope = scope  # type: ignore[attr-defined]
     return check

@@ -59,9 +59,10 @@ ERROR_RESPONSES: dict[int | str, dict] = {
         (404, "not found"),
         (413, "upload too large"),
         (422, "invalid input (bad image, no face, bad field)"),
+        (429, "too many unknown API keys from this address lately (see Retry-After)"),
         (500, "internal error"),
         (501, "not available in this installation"),
-        (503, "not ready, or timed out"),
+        (503, "not ready, timed out, or busy (see Retry-After)"),
     ]
 }
 
@@ -78,6 +79,7 @@ _STATUS_CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     413: "too_large",
+    408: "timeout",
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "too_many_requests",

@@ -1,7 +1,7 @@
 """The outermost ASGI layer of the service: the API key checked from the headers (:mod:`.keygate`),
-then the request body's size limit (read and bounded before anything parses it), the time limit,
-metrics, the access log (route templates only, never a name or a photo) and the safety headers of
-every answer."""
+then the request body's size limit (read and bounded before anything parses it) and its read
+deadline, the time limit, metrics, the access log (route templates only, never a name or a photo;
+junk requests on their own throttled logger) and the safety headers of every answer."""
 
 from __future__ import annotations
 
@@ -12,17 +12,19 @@ import time
 
 from facenet_keras.service.errors import error_response
 from facenet_keras.service.keygate import KeyGate
-from facenet_keras.service.metrics import Metrics
+from facenet_keras.service.logthrottle import JUNK_LOG
+from facenet_keras.service.metrics import OTHER, Metrics, request_labels
 from facenet_keras.service.settings import Settings
 
 __all__ = ["Guard"]
 
 access_log = logging.getLogger("facenet_keras.service.access")
+junk_log = logging.getLogger(JUNK_LOG)
 
 
 class Guard:
-    """Outermost ASGI layer: key from the headers, body size limit, time limit, metrics, access log,
-    safety headers."""
+    """Outermost ASGI layer: key from the headers, body size limit and deadline, time limit, metrics,
+    access log, safety headers."""
 
     def __init__(self, app, settings: Settings, metrics: Metrics, gate: KeyGate | None = None):
         self.app, self.settings, self.metrics, self.gate = app, settings, metrics, gate
@@ -57,7 +59,17 @@ class Guard:
             body, more = bytearray(), True
             if scope.get("method") in ("POST", "PUT", "PATCH"):
                 while more:  # read (and bound) the whole body before anything parses it
-                    message = await receive()
+                    try:
+                        message = await asyncio.wait_for(receive(), self._body_time_left(t0, len(body)))
+                    except asyncio.TimeoutError:  # a body sent too slowly: refused, and the connection closed
+                        return await self._error(
+                            send_wrapper,
+                            408,
+                            "timeout",
+                            f"the request body arrived slower than the limit ({self.settings.body_timeout_s:g} s "
+                            f"plus 1 s per {self.settings.min_body_rate:,} bytes)",
+                            {"Connection": "close"},
+                        )
                     if message["type"] == "http.disconnect":
                         return
                     body += message.get("body", b"")
@@ -86,13 +98,16 @@ class Guard:
                         f"the request took longer than {self.settings.request_timeout_s:g} s",
                     )
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or (
-                "/static" if scope["path"].startswith("/static/") else "(unmatched)"
-            )
+            method, template = request_labels(scope)
             seconds = time.perf_counter() - t0
-            self.metrics.observe_request(scope.get("method", ""), template, state["status"], seconds)
-            access_log.info("%s %s %d %.1f ms", scope.get("method", ""), template, state["status"], seconds * 1e3)
+            self.metrics.observe_request(method, template, state["status"], seconds)
+            log = junk_log if OTHER in (method, template) else access_log
+            log.info("%s %s %d %.1f ms", method, template, state["status"], seconds * 1e3)
+
+    def _body_time_left(self, t0: float, received: int) -> float:
+        """Seconds until the body's deadline: body_timeout_s after the start, 1 s more per min_body_rate bytes."""
+        s = self.settings
+        return max(0.0, t0 + s.body_timeout_s + received / max(1, s.min_body_rate) - time.perf_counter())
 
     @staticmethod
     async def _error(send, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:

@@ -12,6 +12,7 @@ from starlette.routing import Match
 
 from facenet_keras.service.auth import SCOPES, ApiKey, KeyStore, allows
 from facenet_keras.service.errors import ServiceError
+from facenet_keras.service.throttle import FailureThrottle
 
 __all__ = ["KeyGate", "check_key", "key_from_headers"]
 
@@ -28,12 +29,25 @@ def key_from_headers(authorization: str | None, api_key: str | None) -> str | No
     return credentials.strip() or None
 
 
-def check_key(keystore: KeyStore, key: str | None, needed: str) -> ApiKey:
-    """The stored key ``key`` is, when it may call an endpoint of scope ``needed``; else the 401 / 403."""
+def check_key(
+    keystore: KeyStore, key: str | None, needed: str, throttle: FailureThrottle | None = None, address: str = ""
+) -> ApiKey:
+    """The stored key ``key`` is, when it may call an endpoint of scope ``needed``; else the 401 / 403,
+    or 429 for an address with too many unknown keys lately (``throttle``, which counts this one)."""
+    wait = throttle.retry_after(address) if throttle is not None else 0
+    if wait:
+        raise ServiceError(
+            429,
+            "too_many_requests",
+            f"too many unknown API keys from this address: try again in {wait} s",
+            {"Retry-After": str(wait)},
+        )
     if not key:
         raise ServiceError(401, "unauthorized", _NO_KEY, {"WWW-Authenticate": "Bearer"})
     found = keystore.check(key)
     if found is None:
+        if throttle is not None:
+            throttle.failed(address)
         raise ServiceError(401, "unauthorized", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
     if not allows(found.scope, needed):
         raise ServiceError(
@@ -47,8 +61,8 @@ class KeyGate:
     request to one of them. The routes are the API routers' own (their paths whole, their router's
     dependencies included), as they are included in the app."""
 
-    def __init__(self, routes, keystore: KeyStore):
-        self.routes, self.keystore = list(routes), keystore
+    def __init__(self, routes, keystore: KeyStore, throttle: FailureThrottle | None = None):
+        self.routes, self.keystore, self.throttle = list(routes), keystore, throttle
         self._needs = {id(route): _scope_needed(getattr(route, "dependant", None)) for route in self.routes}
 
     def refusal(self, scope) -> ServiceError | None:
@@ -56,7 +70,7 @@ class KeyGate:
         (no such route, a route without a key, or a good key). A refused request's route is recorded
         in ``scope["route"]``, as the router would, so the access log names its template."""
         for route in self.routes:
-            match, _ = route.matches(scope)
+            match, child = route.matches(scope)
             if match == Match.FULL:
                 break
         else:
@@ -64,15 +78,20 @@ class KeyGate:
         needed = self._needs[id(route)]
         if needed is None:
             return None
+        state = scope.setdefault("state", {})
+        state["key_scope_needed"] = needed  # for the audit log of writes, refused ones included
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         key = key_from_headers(
             headers.get(b"authorization", b"").decode("latin-1") or None,
             headers.get(b"x-api-key", b"").decode("latin-1") or None,
         )
         try:
-            check_key(self.keystore, key, needed)
+            address = (scope.get("client") or ("",))[0]
+            check_key(self.keystore, key, needed, self.throttle, address)
         except ServiceError as refused:
-            scope["route"] = route
+            scope.update(child, route=route)
+            found = self.keystore.check(key) if refused.status == 403 else None
+            state["key_id"] = found.id if found is not None else None
             return refused
         return None
 

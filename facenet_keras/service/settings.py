@@ -42,6 +42,17 @@ class Settings:
     max_stylize_size: int = 512
     max_stylize_steps: int = 1000
     log_level: str = "info"
+    # slow and idle clients (see docs/deploy.md)
+    header_timeout_s: float = 10.0  # from a connection's accept to its request's last header
+    body_timeout_s: float = 30.0  # for a request body, plus 1 s per min_body_rate bytes received
+    min_body_rate: int = 50_000  # bytes per second
+    keep_alive_s: float = 5.0  # how long an idle kept-alive connection stays open
+    max_connections: int = 1000  # open at once; beyond, the one waiting longest for its headers is closed
+    max_in_flight: int = 64  # requests being answered at once; beyond, 503 (the probes always answer)
+    # keys and audit
+    key_failures: int = 10  # failed key attempts from one address in key_window_s, then 429
+    key_window_s: float = 60.0
+    audit_log: str | None = None  # writes' audit log (None: audit.log beside the keys file)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the service needs the [service] extra")
 pytest.importorskip("httpx", reason="the service tests need httpx")
 
-from service_helpers import REPO, free_port, wait_ready  # noqa: E402
+from service_helpers import REPO, server_env, serving, wait_ready  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -61,15 +61,9 @@ def client(settings):
 def live_server(tmp_path_factory, shared_data):
     """``facenet-keras serve`` in a subprocess on a free loopback port, with its own gallery and keys:
     (base URL, {scope: key}, log file)."""
-    import httpx
 
     folder = tmp_path_factory.mktemp("live")
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        TF_CPP_MIN_LOG_LEVEL="2",
-        XDG_DATA_HOME=str(folder / "data"),
-    )
+    env = server_env(folder)
     cli = [sys.executable, "-m", "facenet_keras.cli"]
     made = {}
     for scope in ("read", "write"):
@@ -83,39 +77,9 @@ def live_server(tmp_path_factory, shared_data):
         import json
 
         made[scope] = json.loads(out.stdout)["key"]
-    port = free_port()
-    log = open(folder / "server.log", "w")
-    proc = subprocess.Popen(
-        cli
-        + [
-            "serve",
-            "--port",
-            str(port),
-            "--gallery",
-            str(folder / "gallery.sqlite"),
-            "--keys",
-            str(folder / "keys.json"),
-            "--styles",
-            str(shared_data / "style" / "style"),
-            "--log-level",
-            "info",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as c:
-            wait_ready(c.get, proc=proc, log=folder / "server.log")
-        yield base, made, folder / "server.log"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    args = ["--gallery", str(folder / "gallery.sqlite"), "--keys", str(folder / "keys.json")]
+    with serving(folder, env, args + ["--styles", str(shared_data / "style" / "style"), "--log-level", "info"]) as port:
+        yield f"http://127.0.0.1:{port}", made, folder / "server.log"
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +182,40 @@ def index_faces(
             shutil.copyfile(shared_data / "faces" / person / f"{n}.png", folder / person / f"{n}.png")
     with FaceGallery(gallery) as g, open_library(library) as lib:
         return index_folder(folder, lib, g, detector=detector, progress=False)
+
+
+def server_env(folder: Path) -> dict:
+    """The environment of a ``facenet-keras`` subprocess: this checkout first, its user data in ``folder``."""
+    return dict(
+        os.environ,
+        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        XDG_DATA_HOME=str(folder / "data"),
+    )
+
+
+@contextlib.contextmanager
+def serving(folder: Path, env: dict, args: list[str]):
+    """``facenet-keras serve --port PORT *args`` in a subprocess (its log in ``folder/server.log``),
+    once ready (models loaded); yields the port, and stops it after."""
+    import httpx
+
+    port = free_port()
+    log = open(folder / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facenet_keras.cli", "serve", "--port", str(port), *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+            wait_ready(c.get, proc=proc, log=folder / "server.log")
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

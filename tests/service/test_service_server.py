@@ -205,14 +205,21 @@ def test_two_workers_share_one_postgresql_gallery(pg, tmp_path, shared_data):
             )
             assert r.status_code == 201, r.text
             seen: dict[str, set] = {}
+            recognised = 0
             for _ in range(5):
                 for a in answers(
                     "POST", "/v1/recognize", 8, files={"photo": ("f.png", frame)}, headers=auth(made["read"])
                 ):
                     assert a.status_code == 200, a.text
                     seen.setdefault(a.headers["x-worker"], set()).add(a.json()["faces"][0]["identity"])
+                    recognised += 1
                 if len(seen) == 2:
                     break
+            # /metrics from either worker counts both workers' requests (prometheus_client's multiprocess mode)
+            line = 'facenet_requests_total{method="POST",route="/v1/recognize",status="200"}'
+            for m in answers("GET", "/metrics", 4, headers=auth(made["read"])):
+                counts = [float(x.split()[-1]) for x in m.text.splitlines() if x.startswith(line)]
+                assert counts == [recognised], (m.headers["x-worker"], counts, recognised)
         assert seen.keys() == ready and all(names == {LIN} for names in seen.values()), seen
     finally:
         proc.terminate()

@@ -1,15 +1,17 @@
 """The web page at ``/`` (its static files are mounted by the app) and the probes: ``/healthz``,
-``/readyz`` and ``/metrics``."""
+``/readyz`` and ``/metrics``. The first two are coroutines with no blocking dependency, so they are
+answered on the event loop even when every worker thread is busy with heavy requests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse, PlainTextResponse, Response
 
-from facenet_keras.service.deps import READ, EngineDep
+from facenet_keras.service.deps import READ, ready_engine
 from facenet_keras.service.errors import ERROR_RESPONSES
+from facenet_keras.service.metrics import CONTENT_TYPE
 
 __all__ = ["router", "STATIC"]
 
@@ -28,7 +30,7 @@ def page():
 
 
 @router.get("/healthz", tags=["probes"], summary="the process answers")
-def healthz() -> dict:
+async def healthz() -> dict:
     return {"status": "ok"}
 
 
@@ -38,10 +40,11 @@ def healthz() -> dict:
     summary="the models are loaded (503 until then); 'liveness': its landmark model too",
     responses={503: ERROR_RESPONSES[503]},
 )
-def readyz(e: EngineDep) -> dict:
-    """Ready or not, and nothing about the gallery: anyone may ask, with no key."""
-    liveness = e.liveness_ready.is_set() and not e.liveness_failure
-    return {"ready": True, "liveness": liveness}
+async def readyz(request: Request) -> dict:
+    """Ready or not, and nothing about the gallery: anyone may ask, with no key (and no gallery query,
+    which would block the event loop)."""
+    e = ready_engine(request)
+    return {"ready": True, "liveness": e.liveness_ready.is_set() and not e.liveness_failure}
 
 
 @router.get(
@@ -52,4 +55,4 @@ def readyz(e: EngineDep) -> dict:
     summary="requests, latency and encoder batch sizes (Prometheus text format)",
 )
 def prometheus(request: Request):
-    return PlainTextResponse(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
