@@ -23,7 +23,8 @@ import nbclient
 import nbformat
 import pytest
 from bounded_waits import load_factor
-from conftest import _find_shared_data
+
+from facenet_keras.demo import shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -56,7 +57,7 @@ def kernel_env(tmp_path_factory):
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     env = dict(os.environ, FACENET_KERAS_FAST="1", TF_CPP_MIN_LOG_LEVEL="2")
-    data = _find_shared_data()  # the kernel uses exactly the data the shared_data fixture finds
+    data = shared_data()  # the kernel uses exactly the data the shared_data fixture finds
     if data is None:
         env["FACENET_KERAS_NO_SHARED_DATA"] = "1"
     else:
