@@ -708,12 +708,9 @@ class ProfilePipeline(FacePipeline):
 def part_chips(encoder: str, image: np.ndarray, faces) -> np.ndarray:
     """A profile part's own chips of ``faces`` of ``image``: ``dlib``, dlib's 150 px chip from dlib's 5
     points; ``sface``, the 112 px ArcFace chip from MTCNN's 5 points."""
-    faces = list(faces)
     if encoder == "dlib":
         return face_chips(image, faces, 150, "dlib")
-    if not faces:
-        return np.zeros((0, _alignment.ARCFACE_SIZE, _alignment.ARCFACE_SIZE, 3), np.uint8)
-    return _alignment.arcface_chips(image, np.stack([np.asarray(f.landmarks, np.float64) for f in faces]))
+    return face_chips(image, faces, _alignment.ARCFACE_SIZE, "arcface")
 
 
 def _arcface_chip_id() -> str:
