@@ -8,8 +8,8 @@ The default is average linkage cut at a threshold derived from the profile's cal
 number of faces (:func:`clustering_threshold`): the 1:1 threshold is not a clustering threshold,
 because each of N faces meets N - 1 others, so the cut tightens as N grows; but only until the
 strangers it lets in balance the face's own photos it leaves out, so it does not over-split large
-sets. How far is each profile's own constant (:attr:`Calibration.balance`), chosen on half of the
-development identities and judged on the other half (``benchmarks/clustering_held_out.py``,
+sets. Where it stops is each profile's own constant (:attr:`Calibration.balance`), chosen on half of
+the development identities and judged on the other half (``benchmarks/clustering_held_out.py``,
 protocol in :mod:`facenet_keras.evaluation.held_out`); methods compared in
 ``benchmarks/clustering.py``.
 
@@ -95,8 +95,8 @@ class Calibration:
 ENCODER_CALIBRATION = Calibration()
 # The accurate profile's fused distances (faces/profiles.py), measured the same way on the same
 # photos (benchmarks/clustering_held_out.py prints it): 1% of impostor pairs within 2.278. Its
-# genuine and impostor distances lie further apart than dlib's, so a missed own photo costs more than
-# a stranger let in: balance 1 is its best worst case on half A (20, dlib's, was 0.012 lower there).
+# genuine and impostor distances lie further apart than dlib's, so a tighter cut costs it few of a
+# person's own photos: balance 1 is its best worst case on half A (20, dlib's, was 0.012 lower).
 ACCURATE_CALIBRATION = Calibration(
     threshold=2.2778, far=1e-2, impostor_std=0.1472, genuine_mean=1.3885, genuine_std=0.2542, balance=1.0
 )
