@@ -235,6 +235,20 @@ MUTATIONS = [
         "(bias + shift)",
         ("tests/test_onnx_encoder.py", "-k", "synthetic_graph_matches"),
     ),
+    Mutation(
+        "clustering cuts every profile with the fast profile's balance",
+        "facenet_keras/library/clustering.py",
+        "    balance = cal.balance if balance is None else float(balance)\n",
+        "    balance = ENCODER_CALIBRATION.balance if balance is None else float(balance)\n",
+        ("tests/test_library_clustering.py", "-k", "own_balance"),
+    ),
+    Mutation(
+        "the clustering cut stays at the 1:1 threshold whatever the number of faces",
+        "facenet_keras/library/clustering.py",
+        "    if excess(hi) <= 0:\n",
+        "    if True:\n",
+        ("tests/test_clustering_held_out.py",),
+    ),
 ]
 
 

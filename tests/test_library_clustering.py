@@ -95,7 +95,7 @@ def test_cut_balances_strangers_within_against_own_photos_beyond():
     for n in (100, 807, 6893):
         t = C.clustering_threshold(n)
         strangers = (n - 1) * cal.false_accepts(t)
-        assert strangers == pytest.approx(C.BALANCE * cal.false_rejects(t), rel=1e-3)
+        assert strangers == pytest.approx(20.0 * cal.false_rejects(t), rel=1e-3)
     # more faces: more strangers within any cut, so the cut tightens and lets in more of them
     # per face (but fewer per pair)
     lo, hi = C.clustering_threshold(100), C.clustering_threshold(6893)
@@ -191,3 +191,17 @@ def test_each_profile_clusters_with_its_own_calibration():
     assert C.calibration_for(embedding_space_id()) is C.ENCODER_CALIBRATION
     assert C.calibration_for(None) is C.ENCODER_CALIBRATION
     assert C.clustering_threshold(500, C.ACCURATE_CALIBRATION) > 3 * C.clustering_threshold(500)
+
+
+def test_each_profile_cuts_with_its_own_balance():
+    """The balance is the profile's (chosen per profile on half A of the held-out benchmark): the
+    accurate profile's cut lets in as many strangers per face as 1 x its missed own photos, the fast
+    profile's 20 x, and an explicit balance overrides either."""
+    for cal, balance in ((C.ACCURATE_CALIBRATION, 1.0), (C.ENCODER_CALIBRATION, 20.0)):
+        assert cal.balance == balance
+        for n in (100, 807, 6893, 100_000):
+            t = C.clustering_threshold(n, cal)
+            assert (n - 1) * cal.false_accepts(t) == pytest.approx(balance * cal.false_rejects(t), rel=1e-3)
+    acc = C.ACCURATE_CALIBRATION
+    assert C.clustering_threshold(807, acc) == pytest.approx(1.994, abs=1e-3)
+    assert C.clustering_threshold(807, acc, balance=20) == pytest.approx(2.070, abs=1e-3)

@@ -8,8 +8,10 @@ The default is average linkage cut at a threshold derived from the profile's cal
 number of faces (:func:`clustering_threshold`): the 1:1 threshold is not a clustering threshold,
 because each of N faces meets N - 1 others, so the cut tightens as N grows; but only until the
 strangers it lets in balance the face's own photos it leaves out, so it does not over-split large
-sets. Chosen on half of the development identities and judged on the other half in
-``benchmarks/clustering_held_out.py``; methods compared in ``benchmarks/clustering.py``.
+sets. Where it stops is each profile's own constant (:attr:`Calibration.balance`), chosen on half of
+the development identities and judged on the other half (``benchmarks/clustering_held_out.py``,
+protocol in :mod:`facenet_keras.evaluation.held_out`); methods compared in
+``benchmarks/clustering.py``.
 
 Scale: below :data:`DENSE_MAX` faces the full distance matrix is used (exact); above it, only the
 k nearest neighbours of each face (a sparse graph, found with identity.search's index in chunks),
@@ -31,7 +33,6 @@ __all__ = [
     "calibration_for",
     "METHODS",
     "DEFAULT_METHOD",
-    "BALANCE",
     "clustering_threshold",
     "knn",
     "cluster",
@@ -47,14 +48,16 @@ UNCLUSTERED = -1
 class Calibration:
     """A profile's distances, each kind modelled as a normal law: other people's (impostor) pairs,
     of which ``threshold`` accepts a fraction ``far``, with spread ``impostor_std``; and one
-    person's (genuine) pairs, mean ``genuine_mean``, spread ``genuine_std``.
+    person's (genuine) pairs, mean ``genuine_mean``, spread ``genuine_std``. ``balance``: the
+    clustering cut's constant for this profile (:func:`clustering_threshold`).
 
     Defaults, dlib ResNet with the default pipeline (the fast profile): 0.6 is the 10-fold threshold
     on both development sets (docs/performance.md, "How the default threshold was chosen"), where
     it accepts about 1% of impostor pairs; the impostor spread is 0.091 on LFW fold 1 and 0.095 on
     faces/ (all pairs of the main face per photo); a normal law fits LFW's tail to within 0.01 down
     to 1e-5. Genuine pairs: every same-person pair of faces/ and lfw-dev together (1,435), mean
-    0.394, spread 0.087 (benchmarks/clustering_held_out.py prints them for each profile).
+    0.394, spread 0.087 (benchmarks/clustering_held_out.py prints them for each profile). Balance
+    20: the best worst-case BCubed F on half A of the held-out benchmark for this profile.
     """
 
     threshold: float = 0.6
@@ -62,6 +65,7 @@ class Calibration:
     impostor_std: float = 0.093
     genuine_mean: float = 0.394
     genuine_std: float = 0.087
+    balance: float = 20.0
 
     @property
     def impostor_mean(self) -> float:
@@ -90,9 +94,11 @@ class Calibration:
 
 ENCODER_CALIBRATION = Calibration()
 # The accurate profile's fused distances (faces/profiles.py), measured the same way on the same
-# photos (benchmarks/clustering_held_out.py prints it): 1% of impostor pairs within 2.278.
+# photos (benchmarks/clustering_held_out.py prints it): 1% of impostor pairs within 2.278. Its
+# genuine and impostor distances lie further apart than dlib's, so a tighter cut costs it few of a
+# person's own photos: balance 1 is its best worst case on half A (20, dlib's, was 0.012 lower).
 ACCURATE_CALIBRATION = Calibration(
-    threshold=2.2778, far=1e-2, impostor_std=0.1472, genuine_mean=1.3885, genuine_std=0.2542
+    threshold=2.2778, far=1e-2, impostor_std=0.1472, genuine_mean=1.3885, genuine_std=0.2542, balance=1.0
 )
 
 
@@ -105,27 +111,24 @@ def calibration_for(space_id: str | None) -> Calibration:
     return ACCURATE_CALIBRATION if profile is not None and profile.name == "accurate" else ENCODER_CALIBRATION
 
 
-# The cut sits where the strangers a face meets within it, (N - 1) x FAR(cut), are BALANCE times
-# the share of its own other photos beyond it, FRR(cut). Chosen on half of the development
-# identities (benchmarks/clustering_held_out.py), the same for every profile.
-BALANCE = 20.0
-
-
 def clustering_threshold(
-    n_faces: int, calibration: Calibration = ENCODER_CALIBRATION, balance: float = BALANCE
+    n_faces: int, calibration: Calibration = ENCODER_CALIBRATION, balance: float | None = None
 ) -> float:
     """The average-linkage cut for ``n_faces`` faces: where the other people's faces a face meets
-    within it, (N - 1) x FAR, balance ``balance`` x the share of its own other photos left beyond
-    it, FRR; never above the 1:1 threshold.
+    within it, (N - 1) x FAR, balance ``balance`` (default: the profile's own,
+    ``calibration.balance``) x the share of its own other photos left beyond it, FRR; never above
+    the 1:1 threshold.
 
     More faces bring more strangers within any cut, so the cut tightens as N grows, but only as
     far as the profile's own genuine distances allow: a cut that held the strangers per face at a
     quarter whatever N over-split at 6,893 faces (cut 0.447, BCubed recall 0.846). Default
-    calibration: 100 faces -> 0.571, 807 -> 0.536, 6,893 -> 0.499, 100k -> 0.454; below 20, 0.6."""
+    calibration (fast): 100 faces -> 0.571, 807 -> 0.536, 6,893 -> 0.499, 100k -> 0.454; below 20,
+    0.6. Accurate: 100 -> 2.047, 807 -> 1.994, 6,893 -> 1.943, 100k -> 1.882."""
     from scipy.optimize import brentq
 
     n = max(2, int(n_faces))
     cal = calibration
+    balance = cal.balance if balance is None else float(balance)
     lo, hi = min(cal.genuine_mean, cal.threshold), cal.threshold
 
     def excess(t: float) -> float:

@@ -69,7 +69,7 @@ def run_clustering(
         "threshold": round(float(tau), 4),
         "method": method,
         "threshold_rule": (
-            f"strangers within the cut balance {clustering.BALANCE:g} x own photos beyond it, N = {len(ids)} faces"
+            f"strangers within the cut balance {calibration.balance:g} x own photos beyond it, N = {len(ids)} faces"
             if threshold is None
             else "given"
         ),
