@@ -135,7 +135,7 @@ MUTATIONS = [
     Mutation(
         "serve answers a gallery of another space",
         "facenet_keras/cli/serve.py",
-        "        check_gallery_space(g, encoder_for(g, args.model))",
+        "        check_gallery_space(g, encoder)",
         "        pass",
         (DOORS, "-k", "another_space"),
     ),

@@ -95,14 +95,22 @@ def load_image(source, max_size: int | None = None, *, max_pixels: int = MAX_PIX
 
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bicubic resize of a float RGB image (H, W, 3) -> (height, width, 3), values kept in [0, 1]."""
+    """Bicubic resize of a float RGB image (H, W, 3) -> (height, width, 3), values kept in [0, 1].
+    A uint8 image gives what its :func:`to_float_rgb` would, read a channel at a time, so a large
+    photo is never copied whole as floats."""
     if image.shape[:2] == (height, width):
-        return image.astype(np.float32)
+        return to_float_rgb(image) if image.dtype == np.uint8 else image.astype(np.float32)
     channels = [
-        Image.fromarray(image[..., c].astype(np.float32), mode="F").resize((width, height), Image.BICUBIC)
+        Image.fromarray(_float_channel(image, c), mode="F").resize((width, height), Image.BICUBIC)
         for c in range(image.shape[-1])
     ]
     return np.stack([np.asarray(c) for c in channels], axis=-1).clip(0, 1).astype(np.float32)
+
+
+def _float_channel(image: np.ndarray, c: int) -> np.ndarray:
+    """Channel ``c`` as float32, a uint8 one scaled to [0, 1] as :func:`to_float_rgb` scales it."""
+    channel = image[..., c].astype(np.float32)
+    return channel / 255.0 if image.dtype == np.uint8 else channel
 
 
 def scaled_shape(shape: tuple[int, int], longest: int) -> tuple[int, int]:

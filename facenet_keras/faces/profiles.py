@@ -65,6 +65,18 @@ class Part:
 
         return load_sface()
 
+    def check_installed(self) -> None:
+        """Raise ``MissingWeightsError`` (naming the pip command) when the package this encoder's
+        weights are converted from is not installed; nothing is loaded or converted."""
+        if self.encoder == "dlib":
+            from facenet_keras.weights import dlib_resnet_dat_path
+
+            dlib_resnet_dat_path()
+        else:
+            from facenet_keras.models.sface import sface_onnx_path
+
+            sface_onnx_path()
+
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
@@ -99,6 +111,12 @@ class Profile:
     def space_prefix(self) -> str:
         """How this profile's embedding space ids begin (the rest hashes its parts and scales)."""
         return f"profile-{self.name}:"
+
+    def check_installed(self) -> None:
+        """Refuse a profile whose weights are not all installed (``MissingWeightsError``, one line
+        naming the pip command) before any of its encoders is loaded or converted."""
+        for part in self.parts:
+            part.check_installed()
 
     def unscaled(self) -> Profile:
         """The same encoders with every scale 1 (what ``--fit`` measures the scales on)."""

@@ -17,7 +17,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from facenet_keras.service.auth import ApiKey, allows
 from facenet_keras.service.engine import Engine
 from facenet_keras.service.errors import ServiceError
-from facenet_keras.service.keygate import check_key
+from facenet_keras.service.keygate import VERDICT, Verdict, check_key
 from facenet_keras.service.settings import Settings
 
 __all__ = [
@@ -46,8 +46,9 @@ header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API ke
 def require(scope: str):
     """The dependency that admits a request only with a known key of ``scope`` or above (401 / 403);
     tagged with its scope, which the guard reads to refuse a request before its body is read; an
-    address with too many unknown keys lately is refused first (429). It notes the scope needed
-    and the key's id on the request, for the audit log (:mod:`.audit`)."""
+    address with too many unknown keys lately is refused first (429). A key the app's own gate
+    admitted for this scope or above (:class:`.keygate.Verdict`) is not judged again; any other is.
+    It notes the scope needed and the key's id on the request, for the audit log (:mod:`.audit`)."""
 
     def check(
         request: Request,
@@ -55,9 +56,14 @@ def require(scope: str):
         h: str | None = Security(header),
     ) -> ApiKey:
         request.state.key_scope_needed = scope
-        address = request.client.host if request.client else ""
-        key = h or (b.credentials if b is not None else None)
-        found = check_key(request.app.state.keystore, key, scope, request.app.state.key_throttle, address)
+        keystore = request.app.state.keystore
+        verdict = getattr(request.state, VERDICT, None)
+        if isinstance(verdict, Verdict) and verdict.keystore is keystore and allows(verdict.needed, scope):
+            found = verdict.key
+        else:
+            address = request.client.host if request.client else ""
+            key = h or (b.credentials if b is not None else None)
+            found = check_key(keystore, key, scope, request.app.state.key_throttle, address)
         request.state.key_id = found.id
         return found
 

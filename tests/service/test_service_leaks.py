@@ -5,6 +5,7 @@ OpenAPI document says what the server does (a 405's ``Allow``, 409, a boolean is
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -80,6 +81,97 @@ def test_jobs_a_restart_left_unfinished_are_marked_failed(tmp_path):
 
 
 # ------------------------------------------------------------------ what read keys and probes learn
+def test_a_style_job_keeps_only_its_small_inputs_counted_until_it_ends(tmp_path, service_dir, keys, monkeypatch):
+    """While a style job waits its turn it holds no decoded upload, only the small copies it works
+    on, counted in the worker's pixel budget; when it ends the budget is back to zero."""
+    import gc
+    import threading
+    import weakref
+    from contextlib import asynccontextmanager
+
+    import matplotlib.cbook
+    import numpy as np
+    from fastapi.testclient import TestClient
+    from PIL import Image
+    from service_helpers import png_bytes, wait_job
+    from skimage import data
+
+    from facenet_keras.service import engine as engine_module
+    from facenet_keras.service.app import Settings, create_app
+    from facenet_keras.service.budget import PixelBudget
+
+    decoded: list = []  # weak references to every image the worker decodes
+    real = engine_module.load_image
+    monkeypatch.setattr(
+        engine_module, "load_image", lambda d, **kw: decoded.append(weakref.ref(a := real(d, **kw))) or a
+    )
+    settings = Settings(
+        gallery=str(tmp_path / "g.sqlite"), keys=str(service_dir / "keys.json"), jobs=str(tmp_path / "j")
+    )
+    app = create_app(settings)
+
+    @asynccontextmanager
+    async def no_face_models(app):  # a style job needs none
+        app.state.engine = engine_module.Engine(settings.gallery, budget=PixelBudget(50_000_000, 1.0))
+        app.state.engine.ready.set()
+        app.state.jobs = JobStore(settings.jobs)
+        yield
+        app.state.jobs.close()
+        app.state.engine.close()
+
+    app.router.lifespan_context = no_face_models
+    grace = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    release = threading.Event()
+    with TestClient(app) as c:
+        budget = app.state.engine.budget
+        busy = app.state.jobs.submit("stylize", lambda report: release.wait(120) and PNG, owner="other")
+        r = c.post(
+            "/v1/stylize",
+            data={"size": "64", "steps": "2"},
+            files={"content": ("grace.png", png_bytes(grace)), "style": ("astronaut.png", png_bytes(data.astronaut()))},
+            headers=auth(keys["write"]),
+        )
+        assert r.status_code == 202 and r.json()["status"] == "queued", r.text
+        gc.collect()
+        assert len(decoded) == 2 and all(ref() is None for ref in decoded)  # the uploads went with the request
+        assert budget.in_flight == (64 * 55 + 64 * 64) * 4  # two float copies at 64 px, 4 decoded pixels each
+        release.set()
+        _finished(app.state.jobs, busy, "other")
+        job = wait_job(c, r.json(), auth(keys["write"]), ("vgg19",))
+        assert job["status"] == "done", job
+        assert budget.in_flight == 0  # given back before the job is marked done
+        png = Image.open(io.BytesIO(c.get(job["result"], headers=auth(keys["write"])).content))
+        assert png.size == (55, 64)
+
+
+def test_a_style_jobs_small_inputs_are_what_its_method_makes_of_the_full_images():
+    """The copies a job keeps, made from the decoded uint8 images a channel at a time, are exactly
+    what each method's own first step makes of the whole image as floats (so the job's answer does
+    not change), and the method leaves them as they are."""
+    import numpy as np
+    from skimage import data
+
+    from facenet_keras.service.routes.styles import job_inputs
+    from style_transfer.fast import STYLE_SIZE, prepare_style
+    from style_transfer.images import load_image, resize
+
+    content, style = data.coffee(), data.astronaut()[:, 40:]  # 400x600 and 512x472: crops and shrinks
+    full = load_image(content), load_image(style)
+    for method, own_model, expected_style in [
+        ("optimize", False, load_image(full[1], 96)),
+        ("fast", False, prepare_style(full[1])),
+        ("fast", True, resize(full[1], STYLE_SIZE, STYLE_SIZE)),
+    ]:
+        small = job_inputs(method, content, style, size=96, own_model=own_model)
+        assert small[0].dtype == np.float32 and max(small[0].shape) == 96
+        np.testing.assert_array_equal(small[0], load_image(full[0], 96))
+        np.testing.assert_array_equal(small[1], expected_style)
+        np.testing.assert_array_equal(load_image(small[0], 96), small[0])  # taken as they are
+        again = load_image(small[1], 96) if method == "optimize" else prepare_style(small[1])
+        np.testing.assert_array_equal(again, small[1])
+    assert job_inputs("fast", content, None, size=96, own_model=False)[1] is None  # a preset: no style
+
+
 def test_readyz_says_ready_and_nothing_about_the_gallery(client):
     body = client.get("/readyz").json()
     assert set(body) == {"ready", "liveness"} and body["ready"] is True

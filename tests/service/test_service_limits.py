@@ -268,6 +268,87 @@ def test_writes_are_audited_in_a_private_file(app_settings, keys):
         assert key not in text and key.partition(".")[2] not in text
 
 
+@contextmanager
+def counted_lookups(monkeypatch):
+    """Every lookup of a presented key in a keys file, counted (the list fills as they happen)."""
+    from facenet_keras.service.auth import KeyStore
+
+    looked, check = [], KeyStore.check
+    monkeypatch.setattr(KeyStore, "check", lambda self, key: looked.append(key) or check(self, key))
+    yield looked
+
+
+def test_a_request_is_judged_once(app_settings, keys, monkeypatch):
+    """The key gate hands the key it admitted to the endpoint's dependency: one lookup and one
+    throttle count per request, the answers and the audit line's key id as before."""
+    from facenet_keras.service.auth import KeyStore
+
+    ids = {k.scope: k.id for k in KeyStore(app_settings.keys).list() if k.label.startswith("test")}
+    with bare_client(app_settings) as c, counted_lookups(monkeypatch) as looked:
+        for method, path, key, status in [
+            ("DELETE", "/v1/people/Ada", keys["write"], 503),  # admitted (no models here: not ready)
+            ("GET", "/v1/people", keys["admin"], 503),
+            ("DELETE", "/v1/people/Ada", keys["read"], 403),
+            ("DELETE", "/v1/people/Ada", "fk_0000.guess", 401),
+        ]:
+            looked.clear()
+            r = c.request(method, path, headers=auth(key))
+            assert (r.status_code, looked) == (status, [key]), (method, path, status)
+        assert r.headers["www-authenticate"] == "Bearer" and r.json()["error"]["code"] == "unauthorized"
+        throttle = c.app.state.key_throttle
+        assert throttle._table["testclient"][1] == 1  # the unknown key counted once
+    lines = [json.loads(line) for line in open(app_settings.audit_log)]
+    assert [(r["action"], r["key"], r["status"]) for r in lines] == [
+        ("remove", ids["write"], 503),
+        ("remove", ids["read"], 403),
+        ("remove", None, 401),
+    ]
+
+
+def test_the_dependency_judges_every_key_the_gate_did_not(tmp_path, keys, service_dir, monkeypatch):
+    """An app built without the gate (or a request the gate did not see) still has each key judged
+    by the endpoint's own dependency, and a value in the request's state that is not the app's
+    gate's verdict is ignored."""
+    from fastapi import FastAPI, Request
+    from fastapi.testclient import TestClient
+
+    from facenet_keras.service.auth import KeyStore
+    from facenet_keras.service.deps import WRITE
+    from facenet_keras.service.errors import install
+    from facenet_keras.service.keygate import VERDICT, Verdict
+    from facenet_keras.service.throttle import FailureThrottle
+
+    store = KeyStore(service_dir / "keys.json")
+    app = FastAPI()
+    app.state.keystore, app.state.key_throttle = store, FailureThrottle(100, 60)
+    install(app)
+
+    @app.get("/w")
+    def written(key=WRITE):  # the key the dependency admitted
+        return {"key": key.id}
+
+    forged: list = [None]
+
+    @app.middleware("http")
+    async def plant(request: Request, call_next):  # what a client cannot do, done from inside
+        if forged[0] is not None:
+            request.scope.setdefault("state", {})[VERDICT] = forged[0]
+        return await call_next(request)
+
+    write_id = next(k.id for k in store.list() if k.label == "test write")
+    other_store = KeyStore(tmp_path / "other.json")
+    admitted_elsewhere = Verdict(next(k for k in store.list() if k.label == "test admin"), "admin", other_store)
+    with TestClient(app) as c, counted_lookups(monkeypatch) as looked:
+        for verdict in (None, "admin", admitted_elsewhere):
+            forged[0] = verdict
+            assert c.get("/w").status_code == 401
+            assert c.get("/w", headers=auth("fk_0000.guess")).status_code == 401
+            assert c.get("/w", headers=auth(keys["read"])).status_code == 403
+            looked.clear()
+            r = c.get("/w", headers=auth(keys["write"]))
+            assert (r.status_code, r.json(), looked) == (200, {"key": write_id}, [keys["write"]])
+
+
 def test_the_audit_log_rotates_and_every_file_stays_private(tmp_path):
     from facenet_keras.service.audit import AuditLog
 

@@ -5,6 +5,7 @@ job) and ``/v1/jobs/{id}`` (its progress and PNG). The one place facenet_keras u
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -110,25 +111,73 @@ def stylize(
         files = style_files(settings)
         if style_name not in files:
             raise ServiceError(404, "not_found", f"no built-in style {style_name!r} (GET /v1/styles lists them)")
-        style_img = e.load_image(files[style_name].read_bytes(), name=style_name)
-    style_model = settings.style_model
+        data = files[style_name].read_bytes()
+        e.hold(math.prod(e.image_size(data, style_name)))
+        style_img = e.load_image(data, name=style_name)
+    # the job keeps only the small copies it works on, counted in the budget until it ends: the
+    # decoded uploads (up to the per-request limit) go when this request returns
+    inputs = job_inputs(method, content_img, style_img, size=size, own_model=settings.style_model is not None)
+    del content_img, style_img
+    held = sum(a.nbytes for a in inputs if a is not None) // 3  # in decoded (uint8 RGB) pixels
+    if not e.budget.acquire(held):
+        raise ServiceError(
+            503, "busy", "the server is decoding its limit of pixels; try again shortly", {"Retry-After": "2"}
+        )
+    work = style_job(method, *inputs, preset=preset, size=size, steps=steps, style_model=settings.style_model)
+
+    def counted(report) -> bytes:
+        try:
+            return work(report)
+        finally:
+            e.budget.release(held)
+
+    try:
+        job_id = request.app.state.jobs.submit("stylize", counted, owner=key.id)
+    except OverflowError as exc:
+        e.budget.release(held)
+        raise ServiceError(503, "busy", str(exc), {"Retry-After": "30"}) from None
+    return job_view(request, job_id, key)
+
+
+def job_inputs(method: str, content, style, *, size: int, own_model: bool) -> tuple:
+    """The small float copies of the decoded (uint8) images that a style job works on, each made by
+    the function its method applies first (from uint8 a channel at a time), so that the job gives
+    what it would from the full images: the content at ``size`` on its long side; the style at
+    ``size`` on its long side for the optimiser (whose coarser scales are then cut from that copy),
+    Magenta's 256 px centre square for method 'fast', 256 x 256 for a user's own model; None without
+    a style (a preset)."""
+    from style_transfer.images import resize, resize_longest
+
+    small_content = resize_longest(content, size)
+    if style is None:
+        return small_content, None
+    if method == "optimize":
+        return small_content, resize_longest(style, size)
+    from style_transfer.fast import STYLE_SIZE, prepare_style
+
+    return small_content, resize(style, STYLE_SIZE, STYLE_SIZE) if own_model else prepare_style(style)
+
+
+def style_job(method: str, content, style, *, preset, size: int, steps: int, style_model):
+    """The job's work, ``work(report) -> PNG bytes``, holding only ``content`` and ``style`` (see
+    :func:`job_inputs`); style_transfer is imported in it, lazily (the one place facenet_keras uses it)."""
 
     def work(report) -> bytes:
         from PIL import Image
 
-        import style_transfer  # the one place facenet_keras uses style_transfer, lazily
+        import style_transfer
         from style_transfer.images import to_uint8
 
         if method == "fast" and style_model is not None:  # the user's own SavedModel
-            out = style_transfer.fast_stylize(content_img, style_img, style_model, size=size)
+            out = style_transfer.fast_stylize(content, style, style_model, size=size)
         elif method == "fast" and preset is not None:  # Magenta's networks, offline
-            out = style_transfer.stylize_preset(content_img, preset, size=size)
+            out = style_transfer.stylize_preset(content, preset, size=size)
         elif method == "fast":
-            out = style_transfer.stylize_fast(content_img, style_img, size=size)
+            out = style_transfer.stylize_fast(content, style, size=size)
         else:
             out = style_transfer.stylize(
-                content_img,
-                style_img,
+                content,
+                style,
                 size=size,
                 steps=steps,
                 progress=False,
@@ -138,11 +187,7 @@ def stylize(
         Image.fromarray(to_uint8(out)).save(buf, format="PNG")
         return buf.getvalue()
 
-    try:
-        job_id = request.app.state.jobs.submit("stylize", work, owner=key.id)
-    except OverflowError as exc:
-        raise ServiceError(503, "busy", str(exc), {"Retry-After": "30"}) from None
-    return job_view(request, job_id, key)
+    return work
 
 
 def job_view(request: Request, job_id: str, key: ApiKey) -> dict:
