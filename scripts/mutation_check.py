@@ -249,6 +249,13 @@ MUTATIONS = [
         "    if True:\n",
         ("tests/test_clustering_held_out.py",),
     ),
+    Mutation(
+        "a model layer uses a TensorFlow op instead of keras.ops",
+        "facenet_keras/models/layers.py",
+        "        return inputs * self.gamma + self.beta\n",
+        "        import tensorflow as tf\n\n        return tf.nn.bias_add(inputs * self.gamma, self.beta)\n",
+        ("tests/test_backends.py",),
+    ),
 ]
 
 
