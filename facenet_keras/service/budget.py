@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 
 from facenet_keras.service.errors import ServiceError
 
-__all__ = ["PixelBudget", "BudgetedRoute", "budgeted", "hold"]
+__all__ = ["PixelBudget", "BudgetedRoute", "budgeted", "hold", "take"]
 
 # What the running endpoint holds: [(budget, pixels), ...]; None outside a budgeted endpoint.
 _held: ContextVar[list[tuple[PixelBudget, int]] | None] = ContextVar("pixels_held", default=None)
@@ -70,6 +70,13 @@ def hold(budget: PixelBudget, pixels: int, request_limit: int) -> None:
             "too_large",
             f"this request would decode {total:,} pixels, more than the server's limit of {limit:,} per request",
         )
+    take(budget, pixels)
+    held.append((budget, pixels))
+
+
+def take(budget: PixelBudget, pixels: int) -> None:
+    """Acquire ``pixels`` of ``budget`` for the caller to release, or 503 with Retry-After when it
+    stays full (:func:`hold` uses it; so does work that outlives its request, e.g. a queued job)."""
     if not budget.acquire(pixels):
         raise ServiceError(
             503,
@@ -77,7 +84,6 @@ def hold(budget: PixelBudget, pixels: int, request_limit: int) -> None:
             f"the server is decoding its limit of {budget.capacity:,} pixels for other requests; try again shortly",
             {"Retry-After": str(max(1, math.ceil(budget.wait_s)))},
         )
-    held.append((budget, pixels))
 
 
 def budgeted(endpoint):

@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 
 from facenet_keras.service.auth import ApiKey
-from facenet_keras.service.budget import BudgetedRoute
+from facenet_keras.service.budget import BudgetedRoute, take
 from facenet_keras.service.deps import READ, EngineDep, ReadKey, SettingsDep, WriteKey, photo_of, photos_of
 from facenet_keras.service.errors import ServiceError
 from facenet_keras.service.schemas import JobOut, StylesOut
@@ -119,10 +119,7 @@ def stylize(
     inputs = job_inputs(method, content_img, style_img, size=size, own_model=settings.style_model is not None)
     del content_img, style_img
     held = sum(a.nbytes for a in inputs if a is not None) // 3  # in decoded (uint8 RGB) pixels
-    if not e.budget.acquire(held):
-        raise ServiceError(
-            503, "busy", "the server is decoding its limit of pixels; try again shortly", {"Retry-After": "2"}
-        )
+    take(e.budget, held)
     work = style_job(method, *inputs, preset=preset, size=size, steps=steps, style_model=settings.style_model)
 
     def counted(report) -> bytes:
