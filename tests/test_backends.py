@@ -22,7 +22,8 @@ import pytest
 
 from facenet_keras.weights import MissingWeightsError
 
-REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 
 CHILD = textwrap.dedent(
     """
@@ -31,73 +32,56 @@ CHILD = textwrap.dedent(
     import numpy as np
     import keras
     assert keras.backend.backend() == "jax", keras.backend.backend()
+    sys.path.insert(0, sys.argv[3])
+    from test_backends import pieces
+
+    # under jax.jit every value is a tracer: an op of another backend cannot take it
+    np.savez(sys.argv[2], **pieces(dict(np.load(sys.argv[1])), lambda fn, *a: np.asarray(jax.jit(fn)(*a))))
+    """
+)
+
+
+def pieces(inputs: dict, run) -> dict:
+    """Every piece on the inputs, on the running backend; ``run(fn, *arrays)`` calls ``fn`` (the JAX
+    side traces it with ``jax.jit``) and gives a numpy array."""
+    import keras
+
     from facenet_keras.models.dlib_resnet import dlib_resnet
     from facenet_keras.models.nn4_small2 import nn4_small2
     from facenet_keras.models.sface import sface
     from facenet_keras.training.losses import TripletLoss, mined_triplet_loss, triplet_loss
     from facenet_keras.training.siamese import PairFeatures
 
-    def traced(fn, *args):
-        # under jax.jit every value is a tracer: an op of another backend cannot take it
-        return np.asarray(jax.jit(fn)(*args))
-
-    inputs = dict(np.load(sys.argv[1]))
-    out = {}
-    out["dlib"] = traced(lambda x: dlib_resnet()(x, training=False), inputs["dlib_chips"])
-    out["sface"] = traced(lambda x: sface()(x, training=False), inputs["sface_chips"])
+    out = {
+        "dlib": run(lambda x: dlib_resnet()(x, training=False), inputs["dlib_chips"]),
+        "sface": run(lambda x: sface()(x, training=False), inputs["sface_chips"]),
+    }
     nn4 = nn4_small2()
     nn4.set_weights([inputs[f"nn4_{i}"] for i in range(int(inputs["nn4_count"]))])
-    out["nn4"] = traced(lambda x: nn4(x, training=False), inputs["nn4_chips"])
+    out["nn4"] = run(lambda x: nn4(x, training=False), inputs["nn4_chips"])
     e, labels = inputs["embeddings"], inputs["labels"]
-    triplets = np.stack([e[0:4], e[4:8], e[8:12]], axis=1)
-    out["triplet_loss"] = traced(lambda t: triplet_loss(None, t, alpha=0.2), triplets)
+    a, p, n = e[0:4], e[4:8], e[8:12]
+    out["triplet_loss"] = run(lambda t: triplet_loss(None, t, alpha=0.2), np.stack([a, p, n], axis=1))
+    out["triplet_layer"] = run(lambda *t: TripletLoss(alpha=0.2)(list(t)), a, p, n)
 
-    def triplet_layer(a, p, n):
+    def layer_loss(*t):
         layer = TripletLoss(alpha=0.2)
-        return layer([a, p, n]), layer.losses[0]
+        layer(list(t))
+        return layer.losses[0]
 
-    distances, loss = jax.jit(triplet_layer)(e[0:4], e[4:8], e[8:12])
-    out["triplet_layer"], out["triplet_layer_loss"] = np.asarray(distances), np.asarray(loss)
-    for strategy in ("hard", "semi-hard"):
-        out[f"mined_{strategy}"] = traced(
-            lambda x, s=strategy: keras.ops.stack(mined_triplet_loss(labels, x, strategy=s)), e
-        ).astype(np.float64)
+    out["triplet_layer_loss"] = run(layer_loss, a, p, n)
+    for strategy in ("hard", "semi-hard"):  # (loss, active terms)
+        mined = run(lambda x, s=strategy: keras.ops.stack(mined_triplet_loss(labels, x, strategy=s)), e)
+        out[f"mined_{strategy}"] = mined.astype(np.float64)
     for kind in ("abs", "chi2"):
-        out[f"pair_{kind}"] = traced(lambda a, b, k=kind: PairFeatures(k)([a, b]), e[:6], e[6:])
-    np.savez(sys.argv[2], **out)
-    """
-)
-
-
-def _tensorflow_side(inputs: dict) -> dict:
-    """The same pieces on this process's backend (TensorFlow)."""
-    import keras
-
-    from facenet_keras.models.dlib_resnet import dlib_resnet
-    from facenet_keras.models.sface import sface
-    from facenet_keras.training.losses import TripletLoss, mined_triplet_loss, triplet_loss
-    from facenet_keras.training.siamese import PairFeatures
-
-    assert keras.backend.backend() == "tensorflow"
-    out = {
-        "dlib": np.asarray(dlib_resnet()(inputs["dlib_chips"], training=False)),
-        "sface": np.asarray(sface()(inputs["sface_chips"], training=False)),
-    }
-    e, labels = inputs["embeddings"], inputs["labels"]
-    triplet = np.stack([e[0:4], e[4:8], e[8:12]], axis=1)
-    out["triplet_loss"] = np.asarray(triplet_loss(None, triplet, alpha=0.2))
-    layer = TripletLoss(alpha=0.2)
-    out["triplet_layer"] = np.asarray(layer([e[0:4], e[4:8], e[8:12]]))
-    out["triplet_layer_loss"] = np.asarray(layer.losses[0])
-    for strategy in ("hard", "semi-hard"):
-        out[f"mined_{strategy}"] = np.array([float(v) for v in mined_triplet_loss(labels, e, strategy=strategy)])
-    for kind in ("abs", "chi2"):
-        out[f"pair_{kind}"] = np.asarray(PairFeatures(kind)([e[:6], e[6:]]))
+        out[f"pair_{kind}"] = run(lambda x, y, k=kind: PairFeatures(k)([x, y]), e[:6], e[6:])
     return out
 
 
 def test_models_and_losses_give_tensorflows_numbers_on_jax(tmp_path):
     pytest.importorskip("jax", reason="jax is in the test extra: run `make install-test`")
+    import keras
+
     from facenet_keras.models.nn4_small2 import nn4_small2
     from facenet_keras.models.sface import sface_onnx_path
 
@@ -119,13 +103,13 @@ def test_models_and_losses_give_tensorflows_numbers_on_jax(tmp_path):
         "labels": np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]),
         **{f"nn4_{i}": w for i, w in enumerate(weights)},
     }
-    expected = _tensorflow_side(inputs)  # first, so the converted weights are cached for the child
-    expected["nn4"] = np.asarray(nn4(inputs["nn4_chips"], training=False))
+    assert keras.backend.backend() == "tensorflow"
+    expected = pieces(inputs, lambda fn, *a: np.asarray(fn(*a)))  # first: the child reads the converted weights
     np.savez(tmp_path / "in.npz", **inputs)
     (tmp_path / "child.py").write_text(CHILD)
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, str(tmp_path / "child.py"), str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+        [sys.executable, str(tmp_path / "child.py"), str(tmp_path / "in.npz"), str(tmp_path / "out.npz"), str(HERE)],
         env=env,
         capture_output=True,
         text=True,
